@@ -1,0 +1,224 @@
+"""Encode and decode navseal frames on the host.
+
+``encode_frame`` builds through the construct definition (``schema.Frame``). ``decode_frame``
+checks in the order docs/protocol.md fixes (every implementation reports the same error for the
+same bytes), then parses the payload: position batches through the fast path generated from the
+construct definition, everything else through construct itself. Every failure is a ``DecodeError``
+with a stable ``code``; nothing else escapes on any input.
+"""
+
+from __future__ import annotations
+
+import hmac as _hmac
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+from construct import ConstructError, Container, ListContainer
+from construct.core import EnumIntegerString
+
+from . import fastpath, schema
+from .schema import (
+    HEADER_SIZE,
+    MAC_SIZE,
+    MAGIC,
+    MAX_PAYLOAD,
+    MAX_RECORDS_PER_BATCH,
+    MIN_FRAME,
+    MSG_NAMES,
+    MSG_TYPES,
+    PAYLOADS,
+    RECORD_SIZE,
+    RESERVED_FLAGS,
+    VERSION,
+    mac8,
+)
+
+KeySource = Union[bytes, None, Callable[[int], Union[bytes, None]]]
+
+ERROR_CODES = (
+    "truncated",
+    "bad_magic",
+    "unsupported_version",
+    "oversize",
+    "trailing_bytes",
+    "bad_crc",
+    "unknown_type",
+    "bad_flags",
+    "bad_mac",
+    "bad_payload",
+)
+
+
+class DecodeError(ValueError):
+    """A frame was refused. ``code`` is one of ERROR_CODES; ``seal_id`` is set once readable."""
+
+    def __init__(self, code: str, detail: str, seal_id: int | None = None):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.seal_id = seal_id
+
+
+class EncodeError(ValueError):
+    """A message could not be built (a field out of range, a string too long, ...)."""
+
+
+@dataclass
+class Frame:
+    version: int
+    type: str
+    flags: int
+    seal_id: int
+    boot: int
+    seq: int
+    time: int
+    length: int
+    payload: dict
+    mac: bytes
+    crc: int
+    mac_ok: bool | None = None
+
+    def to_json(self) -> dict:
+        out = {
+            "version": self.version,
+            "type": self.type,
+            "flags": self.flags,
+            "seal_id": self.seal_id,
+            "boot": self.boot,
+            "seq": self.seq,
+            "time": self.time,
+            "length": self.length,
+            "payload": self.payload,
+            "mac": self.mac.hex(),
+            "crc": f"{self.crc:08x}",
+        }
+        if self.mac_ok is not None:
+            out["mac_ok"] = self.mac_ok
+        return out
+
+
+# The 21-byte header as struct reads it, derived from schema.Header plus the u16 length prefix.
+_HEADER = struct.Struct(
+    ">" + f"{len(MAGIC)}s" + fastpath.struct_format(schema.Struct(*schema.Header.subcons[1:]))[1:] + "H"
+)
+assert _HEADER.size == HEADER_SIZE, "schema.Header and HEADER_SIZE disagree"  # import-time sanity
+_RECORD_STRUCT, _decode_record = fastpath.generate_tuple_decoder(schema.PositionRecord, "decode_record")
+assert _RECORD_STRUCT.size == RECORD_SIZE
+_RECORDS_HEAD = struct.Struct(fastpath.struct_format(schema.Struct(*schema.Records.subcons[:2])) + "B")
+
+
+def to_plain(obj: Any) -> Any:
+    """construct's Containers -> plain JSON-ready values (enum names as str, bytes as hex)."""
+    if isinstance(obj, Container) or isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, (ListContainer, list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, EnumIntegerString):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    return obj
+
+
+def _resolve_key(key: KeySource, seal_id: int) -> bytes | None:
+    if callable(key):
+        return key(seal_id)
+    return key
+
+
+def _decode_records_fast(payload: memoryview) -> dict:
+    if len(payload) < _RECORDS_HEAD.size:
+        raise ValueError("RECORDS payload shorter than its 9-byte head")
+    first_rseq, base_time, count = _RECORDS_HEAD.unpack_from(payload)
+    if count > MAX_RECORDS_PER_BATCH:
+        raise ValueError(f"count {count} over {MAX_RECORDS_PER_BATCH}")
+    if len(payload) != _RECORDS_HEAD.size + count * RECORD_SIZE:
+        raise ValueError(f"{count} records need {9 + count * RECORD_SIZE} bytes, got {len(payload)}")
+    records = [_decode_record(t) for t in _RECORD_STRUCT.iter_unpack(payload[_RECORDS_HEAD.size :])]
+    return {"first_rseq": first_rseq, "base_time": base_time, "count": count, "records": records}
+
+
+def parse_payload(type_name: str, payload: bytes, *, fast: bool = True) -> dict:
+    """Parse one payload; ValueError/ConstructError on anything that is not exactly valid."""
+    if fast and type_name == "RECORDS":
+        return _decode_records_fast(memoryview(payload))
+    return to_plain(PAYLOADS[type_name].parse(payload))
+
+
+def decode_frame(data: bytes, key: KeySource = None, *, fast: bool = True) -> Frame:
+    """Decode and verify one frame. ``key``: bytes, None (MAC not checked), or seal_id -> key."""
+    n = len(data)
+    if n < MIN_FRAME:
+        raise DecodeError("truncated", f"{n} bytes, a frame has at least {MIN_FRAME}")
+    magic, version, type_code, flags, seal_id, boot, seq, time, length = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DecodeError("bad_magic", f"starts with {bytes(data[:2]).hex()}, expected {MAGIC.hex()}")
+    if version != VERSION:
+        raise DecodeError("unsupported_version", f"version {version}, this decoder speaks {VERSION}", seal_id)
+    if length > MAX_PAYLOAD:
+        raise DecodeError("oversize", f"payload length {length} over {MAX_PAYLOAD}", seal_id)
+    expected = MIN_FRAME + length
+    if n < expected:
+        raise DecodeError("truncated", f"{n} bytes, header announces {expected}", seal_id)
+    if n > expected:
+        raise DecodeError("trailing_bytes", f"{n - expected} bytes after the frame", seal_id)
+    signed_end = HEADER_SIZE + length
+    crc = int.from_bytes(data[signed_end + MAC_SIZE :], "big")
+    computed = zlib.crc32(data[: signed_end + MAC_SIZE])  # same function as schema.crc32 (crcmod)
+    if crc != computed:
+        raise DecodeError("bad_crc", f"crc {crc:08x}, computed {computed:08x}", seal_id)
+    type_name = MSG_NAMES.get(type_code)
+    if type_name is None:
+        raise DecodeError("unknown_type", f"message type 0x{type_code:02x}", seal_id)
+    if flags & RESERVED_FLAGS:
+        raise DecodeError("bad_flags", f"reserved flag bits set: 0x{flags:02x}", seal_id)
+    mac = bytes(data[signed_end : signed_end + MAC_SIZE])
+    mac_ok = None
+    k = _resolve_key(key, seal_id)
+    if k is not None:
+        if not _hmac.compare_digest(mac, mac8(k, bytes(data[:signed_end]))):
+            raise DecodeError("bad_mac", "MAC does not match the seal's key", seal_id)
+        mac_ok = True
+    try:
+        payload = parse_payload(type_name, bytes(data[HEADER_SIZE:signed_end]), fast=fast)
+    except (ConstructError, ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError("bad_payload", f"{type_name}: {_one_line(exc)}", seal_id) from None
+    return Frame(version, type_name, flags, seal_id, boot, seq, time, length, payload, mac, crc, mac_ok)
+
+
+def encode_frame(
+    type_name: str,
+    *,
+    seal_id: int,
+    boot: int,
+    seq: int,
+    time: int,
+    payload: dict,
+    key: bytes,
+    flags: int = 0,
+    version: int = VERSION,
+) -> bytes:
+    """Build one frame (MAC and CRC computed) through the construct definition."""
+    if type_name not in MSG_TYPES:
+        raise EncodeError(f"unknown message type {type_name!r}")
+    body = {
+        "magic": MAGIC,
+        "version": version,
+        "type": type_name,
+        "flags": flags,
+        "seal_id": seal_id,
+        "boot": boot,
+        "seq": seq,
+        "time": time,
+        "payload": payload,
+    }
+    try:
+        return schema.Frame.build({"body": {"value": body}, "mac": None, "crc": None}, key=key)
+    except (ConstructError, ValueError, TypeError, KeyError, struct.error) as exc:
+        raise EncodeError(f"{type_name}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
