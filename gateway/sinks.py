@@ -241,29 +241,30 @@ class MqttSink(Sink):
         self._client.loop_stop()
 
 
-def build_sink(spec: Mapping[str, Any], *, default_mqtt: Mapping[str, Any] | None = None) -> Sink:
-    """A sink from one config table: {"type": "jsonl"|"webhook"|"mqtt", "name": ..., ...}."""
-    kind = spec.get("type")
-    name = spec.get("name") or kind
+def build_sink(spec: Any, *, mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883,
+               mqtt_username: str | None = None, mqtt_password: str | None = None,
+               client_id_prefix: str = "navseal-gateway") -> Sink:
+    """A sink from one `[[sinks]]` table (navseal.gateway.config.SinkConfig or a plain mapping).
+    The MQTT sink publishes on the gateway's broker with its own client id."""
+    get = spec.get if isinstance(spec, Mapping) else (lambda key, default=None: getattr(spec, key, default))
+    kind = get("type")
+    name = get("name") or kind
+    timeout = float(get("timeout_s", 10.0) or 10.0)
     if kind == "jsonl":
-        return JsonLinesSink(name, spec.get("path", "-"), fsync=spec.get("fsync", True))
+        return JsonLinesSink(name, get("path") or "-")
     if kind == "webhook":
-        if "url" not in spec:
+        if not get("url"):
             raise ValueError(f"sink {name}: webhook needs url")
-        return WebhookSink(
-            name, spec["url"], timeout_s=spec.get("timeout_s", 10.0), headers=spec.get("headers")
-        )
+        return WebhookSink(name, get("url"), timeout_s=timeout, headers=get("headers"))
     if kind == "mqtt":
-        broker = dict(default_mqtt or {})
-        broker.update({k: v for k, v in spec.items() if k in ("host", "port", "username", "password")})
         return MqttSink(
             name,
-            broker.get("host", "127.0.0.1"),
-            int(broker.get("port", 1883)),
-            spec.get("topic", "navseal/events"),
-            client_id=spec.get("client_id", f"navseal-sink-{name}"),
-            username=broker.get("username"),
-            password=broker.get("password"),
-            timeout_s=spec.get("timeout_s", 10.0),
+            mqtt_host,
+            int(mqtt_port),
+            get("topic") or "navseal/events",
+            client_id=f"{client_id_prefix}-sink-{name}",
+            username=mqtt_username,
+            password=mqtt_password,
+            timeout_s=timeout,
         )
     raise ValueError(f"sink {name!r}: unknown type {kind!r} (jsonl, webhook, mqtt)")

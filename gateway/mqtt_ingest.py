@@ -1,0 +1,194 @@
+"""MQTT ingest: seal frames from `<prefix>/+/up`, downlinks to `<prefix>/<seal_id>/down`.
+
+paho-mqtt 2.x, callback API version 2, MQTT v5. The durability choices, and why:
+- **Fixed client id, clean_start False, a session expiry**: the broker keeps our subscription and
+  queues QoS 1 frames while the gateway is down (restart, upgrade, crash) and delivers them when it
+  returns.
+- **Manual PUBACK** (`manual_ack=True`): a frame is acknowledged to the broker only after the
+  pipeline has committed it (or refused it for good). A gateway killed between receipt and commit
+  gets the frame again from its session: no record lost even if the seal were not to re-send.
+- **Order**: paho calls `on_message` from one network thread in arrival order, and the runner
+  processes a single FIFO queue, so each seal's frames are handled in the order the broker sent
+  them. (With a shared subscription the broker may hand one seal's frames to different instances;
+  the pipeline's (boot, seq) window and the seal's stop-and-wait journal keep that safe.)
+- **Shared subscription** (`shared_group`): `$share/<group>/<prefix>/+/up`, so several gateway
+  instances (each with its own client id) split the seals' load.
+- **Reconnect**: paho's loop thread reconnects with capped backoff; we subscribe again in every
+  `on_connect` (harmless when the session kept it, needed when the broker lost it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+log = logging.getLogger("navseal.gateway.mqtt")
+
+# Ack callback handed along with each frame: call it once the frame is committed or refused.
+Ack = Callable[[], None]
+Submit = Callable[[bytes, str, Callable[[bytes], None], Ack], None]
+
+
+@dataclass
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "navseal-gateway"
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = "seals"
+    shared_group: str | None = None
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    # MQTT v5 Receive Maximum: unacknowledged QoS 1 frames the broker may have in flight to us.
+    receive_maximum: int = 1000
+
+    @classmethod
+    def from_mapping(cls, table: dict) -> "MqttSettings":
+        known = {k: v for k, v in table.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def subscription(self) -> str:
+        topic = f"{self.topic_prefix}/+/up"
+        return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
+
+
+@dataclass
+class MqttStats:
+    received: int = 0
+    bad_topic: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    downlinks: int = 0
+    paused_dropped: int = 0
+
+
+class MqttIngest:
+    def __init__(self, settings: MqttSettings, submit: Submit) -> None:
+        self.settings = settings
+        self._submit = submit
+        self.stats = MqttStats()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._accepting = True
+        self._prefix_parts = settings.topic_prefix.split("/")
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password)
+        client.max_inflight_messages_set(settings.receive_maximum)
+        client.max_queued_messages_set(0)  # downlinks queue while disconnected; bounded by seals
+        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self.client = client
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        self.client.connect_async(
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def pause(self) -> None:
+        """Stop handing frames to the pipeline (graceful shutdown). Frames that still arrive are
+        not acknowledged, so the broker keeps them in our session for the next start."""
+        self._accepting = False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._accepting = False
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    # -- downlink ----------------------------------------------------------------------------------
+    def downlink_topic(self, seal_id: int) -> str:
+        return f"{self.settings.topic_prefix}/{seal_id}/down"
+
+    def publish_downlink(self, seal_id: int, frame: bytes) -> mqtt.MQTTMessageInfo:
+        self.stats.downlinks += 1
+        return self.client.publish(self.downlink_topic(seal_id), frame, qos=1)
+
+    # -- paho callbacks (network thread) ------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt: connect refused by %s:%d: %s", self.settings.host, self.settings.port, reason_code)
+            return
+        self.stats.connects += 1
+        self.connected.set()
+        log.info(
+            "mqtt: connected to %s:%d as %s (session present: %s)",
+            self.settings.host, self.settings.port, self.settings.client_id, flags.session_present,
+        )
+        client.subscribe(self.settings.subscription, options=SubscribeOptions(qos=1))
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("mqtt: subscription to %s refused: %s", self.settings.subscription, failed)
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        self.stats.disconnects += 1
+        if self._accepting:
+            log.warning("mqtt: disconnected (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if not self._accepting:
+            self.stats.paused_dropped += 1
+            return  # not acked: stays in the broker session
+        mid, qos = message.mid, message.qos
+
+        def ack() -> None:
+            if qos > 0:
+                client.ack(mid, qos)
+
+        seal_id = self._seal_from_topic(message.topic)
+        if seal_id is None:
+            self.stats.bad_topic += 1
+            ack()  # garbage on a topic we matched: refuse for good, nothing to re-read
+            return
+        self.stats.received += 1
+
+        def reply(frame: bytes, _seal=seal_id) -> None:
+            self.publish_downlink(_seal, frame)
+
+        self._submit(message.payload, f"mqtt:{seal_id}", reply, ack)
+
+    def _seal_from_topic(self, topic: str) -> int | None:
+        parts = topic.split("/")
+        n = len(self._prefix_parts)
+        if len(parts) != n + 2 or parts[:n] != self._prefix_parts or parts[-1] != "up":
+            return None
+        try:
+            return int(parts[n])
+        except ValueError:
+            return None
