@@ -279,6 +279,22 @@ class RouteAdapter(Adapter):
         return {"count": len(points), "first": first, "deltas": deltas}
 
 
+def densify_route(points: list[list[int]]) -> list[list[int]]:
+    """Insert evenly spaced points so that no segment needs more than an i16 delta (1e-5 deg).
+
+    Straight lines in latitude/longitude stay the same lines, so the corridor is unchanged.
+    """
+    out: list[list[int]] = []
+    for i, (lat, lon) in enumerate(points):
+        if out:
+            lat0, lon0 = out[-1]
+            steps = max(abs(lat - lat0), abs(lon - lon0)) // 32767 + 1
+            for k in range(1, steps):
+                out.append([lat0 + (lat - lat0) * k // steps, lon0 + (lon - lon0) * k // steps])
+        out.append([lat, lon])
+    return out
+
+
 Route = RouteAdapter(
     Struct(
         "count" / ExprValidator(Int16ub, lambda n, ctx: n <= MAX_ROUTE_POINTS),

@@ -76,7 +76,13 @@ class SerialDeframer:
         self.errors: list[str] = []  # one line per refused body since the last feed()
 
     def feed(self, data: bytes) -> list[bytes]:
-        bodies: list[bytes] = []
+        """Bodies completed by ``data``; refusals are counted in ``stats`` and listed in ``errors``."""
+        return [item for kind, item in self.feed_items(data) if kind == "body"]
+
+    def feed_items(self, data: bytes) -> list[tuple[str, object]]:
+        """Like feed, but keeps bodies and refusals in stream order:
+        ``("body", bytes)`` or ``("error", "overrun" | "cobs_error")``."""
+        bodies: list[tuple[str, object]] = []
         self.errors = []
         start = 0
         while start <= len(data):
@@ -87,6 +93,7 @@ class SerialDeframer:
                     self._discarding = True
                     self._buf.clear()
                     self.stats["overrun"] += 1
+                    bodies.append(("error", "overrun"))
                     self.errors.append(f"overrun: encoded frame longer than {self.max_encoded} bytes")
                 else:
                     self._buf += chunk
@@ -95,10 +102,11 @@ class SerialDeframer:
             # delimiter reached: close the current body
             if not self._discarding and self._buf:
                 try:
-                    bodies.append(cobs_decode(bytes(self._buf)))
+                    bodies.append(("body", cobs_decode(bytes(self._buf))))
                     self.stats["frames"] += 1
                 except CobsError as exc:
                     self.stats["cobs_error"] += 1
+                    bodies.append(("error", "cobs_error"))
                     self.errors.append(f"cobs_error: {exc}")
             self._buf.clear()
             self._discarding = False
