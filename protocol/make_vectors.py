@@ -270,7 +270,8 @@ def serial_streams():
     for pos in range(20, len(damaged) - 1):
         trial = bytearray(damaged)
         trial[pos] ^= 0x10
-        if trial[pos] != 0 and _decode_json(SerialDeframer().feed(bytes(trial))[0], KEY) == {"error": "bad_crc"}:
+        bodies = SerialDeframer().feed(bytes(trial))
+        if len(bodies) == 1 and _decode_json(bodies[0], KEY) == {"error": "bad_crc"}:
             damaged = trial
             break
     yield "serial_damaged_middle_frame", "the middle frame damaged: only it is lost", \
