@@ -1,0 +1,614 @@
+# Store-and-forward journal: every position and event the seal must deliver, on flash, until the
+# gateway's ACK says it is durably stored (docs/protocol.md, ACK.committed_rseq).
+#
+# Layout (see docs/firmware.md, "Core"): a ring of append-only segment files "j<8 digits>.seg".
+#   segment header, 16 bytes: b"NJ\x01\x00", u32 base_rseq, u32 base_time, u8 thin level, u8 0,
+#                             u16 check (low 16 bits of CRC-32 over bytes 0..13)
+#   record, 20 bytes:         u16 kind|rseq offset (bit 15 set: event; bits 0-14: rseq - base_rseq)
+#                             u16 dt (seconds after base_time)
+#                             i32 lat, i32 lon (1e-7 degree, 0x7FFFFFFF = none)
+#                             position: u16 speed, u8 course, u8 fix, u8 hdop, u8 status
+#                             event:    u32 value,               u8 code, u8 status
+#                             u16 check (low 16 bits of CRC-32 over bytes 0..17)
+# Bytes 4..17 of a position record are bytes 2..15 of the protocol's 16-byte RECORDS record, so a
+# batch is built by copying, with only dt rebased.
+#
+# Power cuts: records are appended and flushed one at a time; a cut leaves a short or failing last
+# record, which recovery drops (and rewrites the segment without it, so appends never follow
+# garbage). Segments are only ever replaced whole (write "<seg>.tmp", rename over), so a cut during
+# thinning or repair leaves the old segment intact. The release point (highest committed rseq) is a
+# persist.Counter written before released segments are deleted, and rseq never goes back because
+# next_rseq = max(highest rseq on flash, release point) + 1.
+#
+# When full: the oldest, least-thinned segment (never the one being appended to) is rewritten
+# keeping every event and every k-th position; the count dropped goes into a JOURNAL_OVERFLOW
+# event. If nothing is left to thin, new positions are refused (counted in `refused`) and events
+# are still written: an event is never dropped.
+
+import struct
+from binascii import crc32
+
+from navseal_fw.persist import Counter
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+REC_SIZE = const(20)
+SEG_HDR = const(16)
+WIRE_REC = const(16)
+MAX_BATCH = const(120)
+_EVENT = const(0x8000)
+_OFF_MASK = const(0x7FFF)
+_NO_THIN = const(255)
+EVENT_JOURNAL_OVERFLOW = const(8)
+_SEG_MAGIC = b"NJ\x01\x00"
+
+KIND_NONE = const(0)
+KIND_RECORDS = const(1)
+KIND_EVENT = const(2)
+
+
+def _check16(buf, n):
+    return crc32(buf[0:n]) & 0xFFFF
+
+
+class Journal:
+    def __init__(self, hal, capacity=100000, seg_records=1023, thin_keep=2, prefix="j"):
+        if seg_records < 2 or seg_records > _OFF_MASK:
+            raise ValueError("seg_records out of range")
+        if capacity < 2 * seg_records:
+            raise ValueError("capacity must hold at least two segments")
+        self._hal = hal
+        self.capacity = capacity
+        self.seg_records = seg_records
+        self.thin_keep = thin_keep
+        self._prefix = prefix
+        self._acked_ctr = Counter(hal, prefix + "ack")
+        # Preallocated buffers: one flash record, one batch of wire records.
+        self._rec = bytearray(REC_SIZE)
+        self._hdr = bytearray(SEG_HDR)
+        self.batch = bytearray(MAX_BATCH * WIRE_REC)
+        # Segment table, oldest first (parallel lists of small ints: no per-segment objects).
+        self._segno = []
+        self._base_rseq = []
+        self._base_time = []
+        self._last = []
+        self._count = []
+        self._thin = []
+        self._head = None  # open file of the last segment
+        self.acked = 0
+        self.next_rseq = 1
+        self.pending = 0
+        self.stored = 0
+        self.thinned = 0  # positions dropped by thinning, total since boot
+        self.refused = 0  # positions refused because nothing was left to thin
+        self.corrupt = 0  # records skipped because their check failed (flash damage)
+        self.repaired = 0  # segments rewritten at recovery (torn tail)
+        # Read cursor: first record with rseq > acked, as (segment index, byte offset).
+        self._cur_i = -1
+        self._cur_off = 0
+        # Last peek: what the caller got.
+        self.b_kind = KIND_NONE
+        self.b_first = 0
+        self.b_last = 0
+        self.b_count = 0
+        self.b_base_time = 0
+        self.ev_time = 0
+        self.ev_code = 0
+        self.ev_lat = 0
+        self.ev_lon = 0
+        self.ev_status = 0
+        self.ev_value = 0
+
+    # ---- names and headers --------------------------------------------------------------------
+
+    def _name(self, segno):
+        return "%s%08d.seg" % (self._prefix, segno)
+
+    def _read_header(self, name):
+        try:
+            f = self._hal.open(name, "rb")
+        except OSError:
+            return None
+        try:
+            n = f.readinto(self._hdr)
+        finally:
+            f.close()
+        h = self._hdr
+        if n != SEG_HDR or h[0:4] != _SEG_MAGIC:
+            return None
+        if struct.unpack(">H", h[14:16])[0] != _check16(h, 14):
+            return None
+        base_rseq, base_time, thin = struct.unpack(">IIB", h[4:13])
+        return base_rseq, base_time, thin
+
+    def _pack_header(self, base_rseq, base_time, thin):
+        h = self._hdr
+        h[0:4] = _SEG_MAGIC
+        struct.pack_into(">IIBB", h, 4, base_rseq, base_time, thin, 0)
+        struct.pack_into(">H", h, 14, _check16(h, 14))
+        return h
+
+    def _valid_rec(self):
+        r = self._rec
+        return struct.unpack(">H", r[18:20])[0] == _check16(r, 18)
+
+    # ---- recovery -----------------------------------------------------------------------------
+
+    def recover(self):
+        # Rebuild the segment table from flash. Cost: one header and one record per closed segment,
+        # plus a full scan of the last segment (and of any segment whose tail looks wrong).
+        self.close()
+        self.acked = self._acked_ctr.load()
+        segnos = []
+        plen = len(self._prefix)
+        for name in self._hal.listdir():
+            if not name.startswith(self._prefix):
+                continue
+            if name.endswith(".tmp"):
+                self._hal.remove(name)  # an interrupted rewrite; its original is intact
+            elif name.endswith(".seg"):
+                try:
+                    segnos.append(int(name[plen:-4]))
+                except ValueError:
+                    pass
+        segnos.sort()
+        del self._segno[:], self._base_rseq[:], self._base_time[:], self._last[:]
+        del self._count[:], self._thin[:]
+        self.stored = 0
+        top = self.acked
+        last_i = len(segnos) - 1
+        for i in range(len(segnos)):
+            segno = segnos[i]
+            name = self._name(segno)
+            hdr = self._read_header(name)
+            if hdr is None:
+                self._hal.remove(name)  # torn while being created: it holds no record
+                continue
+            base_rseq, base_time, thin = hdr
+            size = self._hal.size(name)
+            whole = (size - SEG_HDR) // REC_SIZE
+            last_rseq = -1
+            count = whole
+            if i != last_i and (size - SEG_HDR) % REC_SIZE == 0 and whole > 0:
+                last_rseq = self._read_rec_rseq(name, base_rseq, SEG_HDR + (whole - 1) * REC_SIZE)
+            if last_rseq < 0:
+                count, last_rseq = self._scan(name, base_rseq, top)
+                if count != whole or (size - SEG_HDR) % REC_SIZE:
+                    if count:
+                        self._copy(segno, base_rseq, base_time, thin, -1, 0, 0, 1)
+                    self.repaired += 1
+            if count == 0 or (self._last and base_rseq <= self._last[-1]):
+                # Empty, or the leftover of a merge cut before its sources were removed: the
+                # merged segment before it already holds what was to be kept of it.
+                self._hal.remove(name)
+                continue
+            self._segno.append(segno)
+            self._base_rseq.append(base_rseq)
+            self._base_time.append(base_time)
+            self._last.append(last_rseq)
+            self._count.append(count)
+            self._thin.append(thin)
+            self.stored += count
+            if last_rseq > top:
+                top = last_rseq
+        self.next_rseq = top + 1
+        self._drop_released()
+        self._count_pending()
+        self._cur_i = -1
+        return self.pending
+
+    def _read_rec_rseq(self, name, base_rseq, off):
+        f = self._hal.open(name, "rb")
+        try:
+            f.seek(off)
+            n = f.readinto(self._rec)
+        finally:
+            f.close()
+        if n != REC_SIZE or not self._valid_rec():
+            return -1
+        return base_rseq + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK)
+
+    def _scan(self, name, base_rseq, after):
+        # Count the valid prefix of a segment: records whose check passes and whose rseq rises.
+        count = 0
+        last = -1
+        f = self._hal.open(name, "rb")
+        try:
+            f.seek(SEG_HDR)
+            while f.readinto(self._rec) == REC_SIZE and self._valid_rec():
+                rseq = base_rseq + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK)
+                if rseq <= last:
+                    break
+                last = rseq
+                count += 1
+        finally:
+            f.close()
+        return count, last
+
+    def _count_pending(self):
+        pending = 0
+        for i in range(len(self._segno)):
+            if self._base_rseq[i] > self.acked:
+                pending += self._count[i]
+            elif self._last[i] > self.acked:
+                pending += self._count_after(i, self.acked)
+        self.pending = pending
+
+    def _count_after(self, i, after):
+        n = 0
+        f = self._hal.open(self._name(self._segno[i]), "rb")
+        try:
+            f.seek(SEG_HDR)
+            base = self._base_rseq[i]
+            while f.readinto(self._rec) == REC_SIZE:
+                if base + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK) > after:
+                    n += 1
+        finally:
+            f.close()
+        return n
+
+    def close(self):
+        if self._head is not None:
+            self._head.close()
+            self._head = None
+
+    # ---- appending ----------------------------------------------------------------------------
+
+    def append_position(self, t, lat, lon, speed, course, fix, hdop, status):
+        # -> rseq of the new record, or 0 when refused (full of events, nothing left to thin).
+        if self.stored >= self.capacity and not self._make_room(t, lat, lon, status):
+            self.refused += 1
+            return 0
+        r = self._rec
+        struct.pack_into(">iiHBBBB", r, 4, lat, lon, speed, course, fix, hdop, status)
+        return self._append(t, 0)
+
+    def append_event(self, t, code, lat, lon, status, value):
+        # -> rseq. Never refused for lack of room (an event is never dropped).
+        if self.stored >= self.capacity:
+            self._make_room(t, lat, lon, status)
+        self._pack_event(code, lat, lon, status, value)
+        return self._append(t, _EVENT)
+
+    def _pack_event(self, code, lat, lon, status, value):
+        struct.pack_into(">iiIBB", self._rec, 4, lat, lon, value & 0xFFFFFFFF, code, status)
+
+    def _append(self, t, kind):
+        rseq = self.next_rseq
+        n = len(self._segno)
+        if self._head is None and n:
+            self._open_head()
+        if (
+            self._head is None
+            or self._count[n - 1] >= self.seg_records
+            or t < self._base_time[n - 1]
+            or t - self._base_time[n - 1] > 0xFFFF
+            or rseq - self._base_rseq[n - 1] > _OFF_MASK
+        ):
+            self._new_segment(rseq, t)
+            n = len(self._segno)
+        r = self._rec
+        struct.pack_into(">HH", r, 0, kind | (rseq - self._base_rseq[n - 1]), t - self._base_time[n - 1])
+        struct.pack_into(">H", r, 18, _check16(r, 18))
+        self._head.write(r)
+        self._head.flush()
+        self._last[n - 1] = rseq
+        self._count[n - 1] += 1
+        self.stored += 1
+        self.pending += 1
+        self.next_rseq = rseq + 1
+        return rseq
+
+    def _new_segment(self, base_rseq, t):
+        self.close()
+        segno = self._segno[-1] + 1 if self._segno else 1
+        f = self._hal.open(self._name(segno), "wb")
+        try:
+            f.write(self._pack_header(base_rseq, t, 0))
+            f.flush()
+        except Exception:
+            f.close()
+            raise
+        self._segno.append(segno)
+        self._base_rseq.append(base_rseq)
+        self._base_time.append(t)
+        self._last.append(base_rseq - 1)
+        self._count.append(0)
+        self._thin.append(0)
+        self._head = f
+
+    def _open_head(self):
+        # After recovery the last segment is clean (repaired) and can take appends again.
+        if self._head is None and self._segno:
+            self._head = self._hal.open(self._name(self._segno[-1]), "ab")
+
+    # ---- thinning -----------------------------------------------------------------------------
+
+    def _make_room(self, t, lat, lon, status):
+        # Thin segments until there is room for one record (plus the overflow event). Returns
+        # False if nothing could be thinned.
+        # Free a chunk (an eighth of the capacity), not one record: each pass costs a segment
+        # rewrite and an overflow event, so passes must be rare.
+        goal = self.capacity - 2 - self.capacity // 8
+        dropped = 0
+        while self.stored > goal:
+            i = self._pick_thin()
+            if i < 0:
+                break
+            dropped += self._thin_segment(i)
+        if dropped:
+            self.thinned += dropped
+            self._pack_event(EVENT_JOURNAL_OVERFLOW, lat, lon, status, dropped)
+            self._append(t, _EVENT)
+        return self.stored < self.capacity
+
+    def _pick_thin(self):
+        # Oldest segment with the lowest thin level, never the head (it is being appended to).
+        best = -1
+        for i in range(len(self._segno) - 1):
+            if self._thin[i] == _NO_THIN:
+                continue
+            if best < 0 or self._thin[i] < self._thin[best]:
+                best = i
+        return best
+
+    def _thin_segment(self, i):
+        # Thin segment i together with the segments after it (never the head) as long as the
+        # result fits one segment's rseq and time range: merging keeps thinned segments from
+        # each pinning one position forever, and keeps the file count down.
+        head = len(self._segno) - 1
+        e = i + 1
+        total = self._count[i]
+        while (e < head and total + self._count[e] <= self.seg_records * self.thin_keep
+               and self._last[e] - self._base_rseq[i] <= _OFF_MASK
+               and self._base_time[e] >= self._base_time[i]):
+            total += self._count[e]
+            e += 1
+        before = 0
+        level = 0
+        for k in range(i, e):
+            before += self._count[k]
+            if self._thin[k] != _NO_THIN and self._thin[k] > level:
+                level = self._thin[k]
+        kept = self._rewrite(i, e, self.acked, self.thin_keep, level + 1 if level < 254 else 254)
+        if kept < 0:  # times did not fit one segment: thin this one alone
+            e = i + 1
+            before = self._count[i]
+            kept = self._rewrite(i, e, self.acked, self.thin_keep, level + 1 if level < 254 else 254)
+        dropped = before - kept
+        # The merged file now holds everything of i..e-1: the others go (a cut here leaves
+        # leftovers whose rseq overlap the merged file; recovery removes them).
+        for k in range(e - 1, i, -1):
+            self._hal.remove(self._name(self._segno[k]))
+            self._forget(k)
+        if kept == 0:
+            self._hal.remove(self._name(self._segno[i]))
+            self._forget(i)
+        else:
+            self._count[i] = kept
+            if dropped == 0 and e == i + 1:
+                self._thin[i] = _NO_THIN  # only events (or one position) left here
+        self.stored -= dropped
+        self._cur_i = -1
+        self._count_pending()
+        return dropped
+
+    def _rewrite(self, i, e, drop_upto, keep_every, level):
+        # Copy the valid records of segments i..e-1 into "<seg i>.tmp" rebased on segment i,
+        # keeping every event and every keep_every-th position, dropping records with
+        # rseq <= drop_upto; then rename over segment i. Returns the records kept, or -1 (tmp
+        # removed, nothing changed) if a record's time does not fit segment i's base.
+        base_rseq = self._base_rseq[i]
+        base_time = self._base_time[i]
+        kept = self._copy(self._segno[i], base_rseq, base_time, level, i, e, drop_upto, keep_every)
+        if kept >= 0:
+            self._thin[i] = level
+            self._last[i] = self._last[e - 1]
+        return kept
+
+    def _copy(self, segno, base_rseq, base_time, level, i, e, drop_upto, keep_every):
+        name = self._name(segno)
+        tmp = name[:-4] + ".tmp"
+        r = self._rec
+        kept = 0
+        pos_index = 0
+        ok = True
+        dst = self._hal.open(tmp, "wb")
+        try:
+            dst.write(self._pack_header(base_rseq, base_time, level))
+            for k in range(i, e):
+                src_name = self._name(self._segno[k]) if k >= 0 else name
+                sb_rseq = self._base_rseq[k] if k >= 0 else base_rseq
+                sb_time = self._base_time[k] if k >= 0 else base_time
+                src = self._hal.open(src_name, "rb")
+                try:
+                    src.seek(SEG_HDR)
+                    last = -1
+                    while src.readinto(r) == REC_SIZE and self._valid_rec():
+                        word, dt = struct.unpack(">HH", r[0:4])
+                        rseq = sb_rseq + (word & _OFF_MASK)
+                        if rseq <= last:
+                            break
+                        last = rseq
+                        if rseq <= drop_upto:
+                            continue
+                        if not word & _EVENT:
+                            keep = pos_index % keep_every == 0
+                            pos_index += 1
+                            if not keep:
+                                continue
+                        dt = sb_time + dt - base_time
+                        if dt < 0 or dt > 0xFFFF:
+                            ok = False
+                            break
+                        struct.pack_into(">HH", r, 0, (word & _EVENT) | (rseq - base_rseq), dt)
+                        struct.pack_into(">H", r, 18, _check16(r, 18))
+                        dst.write(r)
+                        kept += 1
+                finally:
+                    src.close()
+                if not ok:
+                    break
+            dst.flush()
+        finally:
+            dst.close()
+        if not ok:
+            self._hal.remove(tmp)
+            return -1
+        self._hal.rename(tmp, name)
+        return kept
+
+    def _forget(self, i):
+        for lst in (self._segno, self._base_rseq, self._base_time, self._last, self._count, self._thin):
+            lst.pop(i)
+
+    # ---- sending and release ------------------------------------------------------------------
+
+    def _find_cursor(self):
+        if self._cur_i >= 0:
+            return True
+        for i in range(len(self._segno)):
+            if self._last[i] <= self.acked:
+                continue
+            if self._base_rseq[i] > self.acked:
+                self._cur_i = i
+                self._cur_off = SEG_HDR
+                return True
+            f = self._hal.open(self._name(self._segno[i]), "rb")
+            try:
+                off = SEG_HDR
+                f.seek(off)
+                base = self._base_rseq[i]
+                while f.readinto(self._rec) == REC_SIZE:
+                    if base + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK) > self.acked:
+                        self._cur_i = i
+                        self._cur_off = off
+                        return True
+                    off += REC_SIZE
+            finally:
+                f.close()
+        return False
+
+    def peek(self, max_count=MAX_BATCH):
+        # Describe the next thing to send, starting at the first unreleased record:
+        #   KIND_EVENT: one event in ev_* and b_first == b_last == its rseq;
+        #   KIND_RECORDS: b_count positions with consecutive rseq from b_first, as 16-byte wire
+        #                 records in self.batch[0:16*b_count], times relative to b_base_time;
+        #   KIND_NONE: nothing pending.
+        # A batch stops at an event, at a gap in rseq (thinning), at max_count and where dt would
+        # not fit in a u16.
+        self.b_kind = KIND_NONE
+        self.b_count = 0
+        if self.pending == 0 or not self._find_cursor():
+            return KIND_NONE
+        if max_count > MAX_BATCH:
+            max_count = MAX_BATCH
+        i = self._cur_i
+        off = self._cur_off
+        r = self._rec
+        f = None
+        prev = 0
+        try:
+            while i < len(self._segno):
+                if f is None:
+                    f = self._hal.open(self._name(self._segno[i]), "rb")
+                    f.seek(off)
+                if f.readinto(r) != REC_SIZE:
+                    f.close()
+                    f = None
+                    i += 1
+                    off = SEG_HDR
+                    continue
+                off += REC_SIZE
+                if not self._valid_rec():
+                    self.corrupt += 1
+                    continue
+                word = struct.unpack(">H", r[0:2])[0]
+                rseq = self._base_rseq[i] + (word & _OFF_MASK)
+                if rseq <= self.acked:
+                    continue
+                t = self._base_time[i] + struct.unpack(">H", r[2:4])[0]
+                if word & _EVENT:
+                    if self.b_count:
+                        break
+                    self.b_kind = KIND_EVENT
+                    self.b_first = self.b_last = rseq
+                    self.ev_time = t
+                    self.ev_lat, self.ev_lon, self.ev_value, self.ev_code, self.ev_status = \
+                        struct.unpack(">iiIBB", r[4:18])
+                    return KIND_EVENT
+                if self.b_count:
+                    dt = t - self.b_base_time
+                    if rseq != prev + 1 or dt < 0 or dt > 0xFFFF:
+                        break
+                else:
+                    self.b_first = rseq
+                    self.b_base_time = t
+                    dt = 0
+                o = self.b_count * WIRE_REC
+                struct.pack_into(">H", self.batch, o, dt)
+                self.batch[o + 2:o + WIRE_REC] = r[4:18]
+                self.b_count += 1
+                self.b_last = rseq
+                prev = rseq
+                if self.b_count >= max_count:
+                    break
+        finally:
+            if f is not None:
+                f.close()
+        if self.b_count:
+            self.b_kind = KIND_RECORDS
+        return self.b_kind
+
+    def release(self, committed):
+        # The gateway committed every record up to `committed` that was sent. Returns the number
+        # of records released.
+        if committed >= self.next_rseq:
+            committed = self.next_rseq - 1
+        if committed <= self.acked:
+            return 0
+        released = 0
+        for i in range(len(self._segno)):
+            if self._last[i] <= self.acked:
+                continue
+            if self._base_rseq[i] > self.acked and self._last[i] <= committed:
+                released += self._count[i]
+            else:
+                released += self._count_between(i, self.acked, committed)
+            if self._last[i] > committed:
+                break
+        self._acked_ctr.save(committed)
+        self.acked = committed
+        self.pending -= released
+        self._cur_i = -1
+        self._drop_released()
+        return released
+
+    def _count_between(self, i, lo, hi):
+        n = 0
+        f = self._hal.open(self._name(self._segno[i]), "rb")
+        try:
+            f.seek(SEG_HDR)
+            base = self._base_rseq[i]
+            while f.readinto(self._rec) == REC_SIZE:
+                rseq = base + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK)
+                if rseq > hi:
+                    break
+                if rseq > lo:
+                    n += 1
+        finally:
+            f.close()
+        return n
+
+    def _drop_released(self):
+        # Delete whole segments the gateway has committed. The head stays (it is being appended
+        # to) unless it is full.
+        while len(self._segno) > 1 and self._last[0] <= self.acked:
+            self._hal.remove(self._name(self._segno[0]))
+            self.stored -= self._count[0]
+            self._forget(0)
+            self._cur_i = -1
