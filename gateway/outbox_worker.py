@@ -32,9 +32,11 @@ log = logging.getLogger("navseal.gateway.outbox")
 class OutboxSource(Protocol):
     """What the worker needs from the store (see docs/team/GW2-needs.md)."""
 
-    def outbox_fetch(self, sink: str, limit: int) -> Sequence[tuple[int, dict[str, Any]]]: ...
+    def outbox_fetch(self, sink: str, limit: int) -> Sequence[Any]:
+        """Rows past the sink's cursor, oldest first: objects with `outbox_id` and `event`
+        (gateway.store.OutboxItem) or (outbox_id, event) tuples."""
 
-    def outbox_mark_delivered(self, sink: str, upto_outbox_id: int) -> None: ...
+    def outbox_mark_delivered(self, sink: str, upto_outbox_id: int, now: float | None = None) -> None: ...
 
     def outbox_depth(self, sink: str) -> int: ...
 
@@ -67,6 +69,12 @@ class SinkStats:
     last_delivered_at: float | None = None
     # Fact-to-forward latency of delivered events (seconds), for the metrics summary.
     forward_latency: list[float] = field(default_factory=list)
+
+
+def _row(item: Any) -> tuple[int, dict[str, Any]]:
+    if isinstance(item, tuple):
+        return item
+    return item.outbox_id, item.event
 
 
 class OutboxWorker:
@@ -152,7 +160,7 @@ class OutboxWorker:
                 self._wake.clear()
 
     def _deliver_once(self, source: OutboxSource) -> int | None:
-        rows = source.outbox_fetch(self.sink.name, self.batch_size)
+        rows = [_row(item) for item in source.outbox_fetch(self.sink.name, self.batch_size)]
         with self._depth_lock:
             self._depth_cache = source.outbox_depth(self.sink.name) if rows else 0
         if not rows:
@@ -169,10 +177,14 @@ class OutboxWorker:
                     self.sink.name, exc, self._depth_cache, delay,
                 )
             self.stats.last_error = str(exc)
+            note = getattr(source, "outbox_note_failure", None)
+            if note is not None:  # durable, visible in `status` and after a restart
+                now = self.clock()
+                note(self.sink.name, str(exc), now + delay, now)
             self._sleep(delay)
             return None
-        source.outbox_mark_delivered(self.sink.name, rows[-1][0])
         now = self.clock()
+        source.outbox_mark_delivered(self.sink.name, rows[-1][0], now)
         if self.backoff.failures:
             log.info("sink %s: delivering again after %d failure(s)", self.sink.name, self.backoff.failures)
         self.backoff.reset()

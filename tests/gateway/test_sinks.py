@@ -31,7 +31,7 @@ class MemoryOutbox:
             done = self.cursor.get(sink, 0)
             return [row for row in self.rows if row[0] > done][:limit]
 
-    def outbox_mark_delivered(self, sink, upto):
+    def outbox_mark_delivered(self, sink, upto, now=None):
         with self.lock:
             self.cursor[sink] = upto
 
