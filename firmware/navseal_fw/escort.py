@@ -1,0 +1,255 @@
+# The escort state machine (sans-I/O): INACTIVE <-> ACTIVE by authenticated commands, the escort
+# data the seal must carry, the replay window for downlink frames, alarm latches, and the optional
+# seal-side corridor check. It decides; seal.py turns its answers into frames and journal events.
+#
+# Persisted (persist.Store, atomic) in three small files so that the frequent writes stay small:
+#   "escort": state and escort data including the route (written on ACTIVATE/DEACTIVATE)
+#   "latch":  latched alarms and the route-deviation flag (written when they change)
+#   "dlseq":  (boot, seq) of the last accepted command (written on every accepted command)
+# A reboot therefore cannot clear a latched alarm, re-open a replay window, or forget the escort.
+
+import struct
+from math import cos, sqrt
+
+from navseal_fw.persist import Store
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+INACTIVE = const(0)
+ACTIVE = const(1)
+
+# COMMAND_RESULT.result (docs/protocol.md)
+OK = const(0)
+LOCK_OPEN = const(1)
+WRONG_STATE = const(2)
+MISMATCH = const(3)
+BAD_PARAMS = const(4)
+REPLAYED = const(5)
+UNSUPPORTED = const(6)
+
+# STATE.alarms bits
+ALARM_CABLE_CUT = const(1)
+ALARM_HOUSING_OPENED = const(2)
+ALARM_GNSS_LOST = const(4)
+ALARM_LOW_BATTERY = const(8)
+ALARM_JOURNAL_OVERFLOW = const(16)
+ALARM_ROUTE_DEVIATION = const(32)
+_LATCHED = const(3)  # the bits that only a new activation clears
+
+MAX_ROUTE = const(400)
+# Metres per 1e-5 degree of latitude (and of longitude at the equator): 111,319.49 m / degree.
+_M_PER_E5 = 1.1131949
+# Back inside the corridor only below 90 % of its half-width, so a truck driving along the
+# edge does not produce a stream of DEVIATION/RETURNED pairs.
+_RETURN_PCT = const(90)
+
+
+class Escort:
+    def __init__(self, hal, seal_id):
+        self.seal_id = seal_id
+        self._escort_store = Store(hal, "escort")
+        self._latch_store = Store(hal, "latch")
+        self._dl_store = Store(hal, "dlseq")
+        self.state = INACTIVE
+        self.escort_id = 0
+        self.last_escort_id = 0
+        self.declaration = ""
+        self.vehicle = ""
+        self.dest_office_code = ""
+        self.dest_office_name = ""
+        self.period_start = 0
+        self.period_end = 0
+        self.corridor_m = 0
+        self.route = b""  # route points, i32 lat_e5, i32 lon_e5 each (8 bytes a point)
+        self.latched = 0  # ALARM_CABLE_CUT | ALARM_HOUSING_OPENED while latched
+        self.deviated = False
+        self.dl_boot = -1  # last accepted downlink (boot, seq); -1: none yet
+        self.dl_seq = -1
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def load(self):
+        raw = self._escort_store.load()
+        if raw is not None:
+            self._unpack(raw)
+        raw = self._latch_store.load()
+        if raw is not None and len(raw) == 2:
+            self.latched = raw[0] & _LATCHED
+            self.deviated = bool(raw[1])
+        raw = self._dl_store.load()
+        if raw is not None and len(raw) == 6:
+            self.dl_boot, self.dl_seq = struct.unpack(">HI", raw)
+
+    def _pack(self):
+        parts = [struct.pack(">BIIIIHH", self.state, self.escort_id, self.last_escort_id,
+                             self.period_start, self.period_end, self.corridor_m,
+                             len(self.route) // 8)]
+        for s in (self.declaration, self.vehicle, self.dest_office_code, self.dest_office_name):
+            b = s.encode()
+            parts.append(bytes((len(b),)) + b)
+        parts.append(self.route)
+        return b"".join(parts)
+
+    def _unpack(self, raw):
+        (self.state, self.escort_id, self.last_escort_id, self.period_start, self.period_end,
+         self.corridor_m, n) = struct.unpack(">BIIIIHH", raw[0:21])
+        o = 21
+        strs = []
+        for _ in range(4):
+            ln = raw[o]
+            strs.append(bytes(raw[o + 1:o + 1 + ln]).decode())
+            o += 1 + ln
+        self.declaration, self.vehicle, self.dest_office_code, self.dest_office_name = strs
+        self.route = bytes(raw[o:o + 8 * n])
+
+    def _save_escort(self):
+        self._escort_store.save(self._pack())
+
+    def _save_latch(self):
+        self._latch_store.save(bytes((self.latched, 1 if self.deviated else 0)))
+
+    # ---- replay window ------------------------------------------------------------------------
+
+    def fresh(self, boot, seq):
+        # A downlink frame is new only if its (boot, seq) is above the last accepted one.
+        return boot > self.dl_boot or (boot == self.dl_boot and seq > self.dl_seq)
+
+    def accept(self, boot, seq, persist=True):
+        # Move the window. Commands persist it (a reboot must not re-open it); ACKs only move it
+        # in RAM: a replayed ACK cannot release anything because it must name the frame in flight.
+        self.dl_boot = boot
+        self.dl_seq = seq
+        if persist:
+            self._dl_store.save(struct.pack(">HI", boot, seq))
+
+    # ---- commands -----------------------------------------------------------------------------
+
+    def activate(self, lock_intact, escort_id, seal_number, declaration, vehicle, dest_code,
+                 dest_name, period_start, period_end, corridor_m, route):
+        # route: bytes of i32 lat_e5, i32 lon_e5 pairs (8 bytes a point).
+        if self.state == ACTIVE:
+            if escort_id == self.escort_id:
+                return OK  # the gateway repeats a command whose result it did not get
+            return WRONG_STATE
+        if seal_number != self.seal_id:
+            return MISMATCH
+        if escort_id == 0 or len(route) % 8 or len(route) > 8 * MAX_ROUTE:
+            return BAD_PARAMS
+        if not lock_intact:
+            return LOCK_OPEN
+        self.state = ACTIVE
+        self.escort_id = escort_id
+        self.declaration = declaration
+        self.vehicle = vehicle
+        self.dest_office_code = dest_code
+        self.dest_office_name = dest_name
+        self.period_start = period_start
+        self.period_end = period_end
+        self.corridor_m = corridor_m
+        self.route = bytes(route)
+        self._save_escort()
+        if self.latched or self.deviated:
+            self.latched = 0
+            self.deviated = False
+            self._save_latch()
+        return OK
+
+    def deactivate(self, escort_id, seal_number, declaration, vehicle):
+        if self.state != ACTIVE:
+            if escort_id == self.last_escort_id and escort_id:
+                return OK  # repeated after a lost result
+            return WRONG_STATE
+        if (seal_number != self.seal_id or escort_id != self.escort_id
+                or declaration != self.declaration or vehicle != self.vehicle):
+            return MISMATCH
+        self.last_escort_id = self.escort_id
+        self.state = INACTIVE
+        self.escort_id = 0
+        self.route = b""
+        self._save_escort()
+        # Latches stay as they were until the next activation, so a STATE right after
+        # deactivation still says whether the escort ended clean.
+        return OK
+
+    # ---- alarms -------------------------------------------------------------------------------
+
+    def lock_opened(self, cable, housing):
+        # A debounced opening edge. Returns the alarm bits newly latched (0 while INACTIVE:
+        # opening an unarmed seal is its normal use).
+        if self.state != ACTIVE:
+            return 0
+        new = (ALARM_CABLE_CUT if cable else 0) | (ALARM_HOUSING_OPENED if housing else 0)
+        new &= ~self.latched
+        if new:
+            self.latched |= new
+            self._save_latch()
+        return new
+
+    # ---- corridor -----------------------------------------------------------------------------
+
+    def route_points(self):
+        return len(self.route) // 8
+
+    def distance_m(self, lat_e7, lon_e7):
+        # Distance from a position to the route polyline, metres (flat-earth projection around
+        # the position: good to well under 1 % over a corridor's few kilometres). Coordinates
+        # are differenced as integers first so single-precision floats (ESP32) stay exact
+        # enough. -1 without a route.
+        n = len(self.route) // 8
+        if n == 0:
+            return -1
+        la_e5 = lat_e7 / 100.0
+        kx = _M_PER_E5 * cos(la_e5 * 1.7453292519943295e-7)  # radians of 1e-5 degree
+        ky = _M_PER_E5
+        r = self.route
+        plat = lat_e7 // 100
+        plon = lon_e7 // 100
+        fy = (lat_e7 - plat * 100) / 100.0  # sub-e5 remainder of the position
+        fx = (lon_e7 - plon * 100) / 100.0
+        best = -1.0
+        ax = ay = 0.0
+        for k in range(n):
+            lat, lon = struct.unpack_from(">ii", r, 8 * k)
+            bx = ((lon - plon) - fx) * kx
+            by = ((lat - plat) - fy) * ky
+            if k == 0:
+                d2 = bx * bx + by * by
+            else:
+                dx = bx - ax
+                dy = by - ay
+                ll = dx * dx + dy * dy
+                t = 0.0 if ll == 0 else -(ax * dx + ay * dy) / ll
+                if t < 0.0:
+                    t = 0.0
+                elif t > 1.0:
+                    t = 1.0
+                cx = ax + t * dx
+                cy = ay + t * dy
+                d2 = cx * cx + cy * cy
+            if best < 0 or d2 < best:
+                best = d2
+            ax = bx
+            ay = by
+        return int(sqrt(best))
+
+    def route_check(self, lat_e7, lon_e7):
+        # -> (event, distance_m): event 11 ROUTE_DEVIATION, 12 ROUTE_RETURNED or 0.
+        if self.state != ACTIVE or self.corridor_m == 0 or len(self.route) < 8:
+            return 0, -1
+        d = self.distance_m(lat_e7, lon_e7)
+        if not self.deviated and d > self.corridor_m:
+            self.deviated = True
+            self._save_latch()
+            return 11, d
+        if self.deviated and d * 100 < self.corridor_m * _RETURN_PCT:
+            self.deviated = False
+            self._save_latch()
+            return 12, d
+        return 0, d
+
+    def alarms(self):
+        return self.latched | (ALARM_ROUTE_DEVIATION if self.deviated else 0)
