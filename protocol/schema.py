@@ -82,6 +82,9 @@ def test_key(seal_id: int) -> bytes:
     return hashlib.sha256(b"navseal test key " + str(seal_id).encode()).digest()
 
 
+test_key.__test__ = False  # not a pytest test, though its name starts with "test"
+
+
 def strict_enum(subcon, **mapping):
     """An Enum that refuses values it does not name (construct's Enum passes them through)."""
     return ExprValidator(Enum(subcon, **mapping), lambda obj, ctx: obj in mapping)
