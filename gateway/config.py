@@ -81,6 +81,8 @@ class GatewayConfig:
     route_confirm_fixes: int = 2
     # Densify route segments longer than this before sending (the wire's i16 deltas reach ~36 km).
     route_max_segment_m: float = 30_000.0
+    # Clause 10: ACTIVATED needs a fix taken after the seal was armed; allow this much clock slack.
+    activation_fix_max_age_s: float = 300.0
     low_battery_pct: int = 20  # LOW_BATTERY below this (records' status byte or the seal's event)
     low_battery_clear_pct: int = 30  # re-armed once the battery is back above this
 

@@ -11,13 +11,47 @@ Thread-safety: every public method takes one lock, so drivers may call from seve
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import threading
+import time as _time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from navseal.protocol import DecodeError, EncodeError, decode_frame, encode_frame
+from navseal.protocol import NO_RSEQ, UPLINK_TYPES
+from navseal.protocol.schema import densify_route
+
+from . import events as ev
 from .config import GatewayConfig
-from .store import Store
+from .geo import route_from_geojson, route_from_gpx, to_wire_route
+from .rules import EscortRules
+from .store import (
+    CMD_ACKED,
+    CMD_FAILED,
+    CMD_QUEUED,
+    CMD_SENT,
+    ESCORT_ACTIVE,
+    ESCORT_ARMED,
+    ESCORT_DEACTIVATION_REQUESTED,
+    ESCORT_REQUESTED,
+    MONITORED_STATUSES,
+    RECORD_FIX,
+    Store,
+    StoreError,
+    StoreTx,
+)
+
+log = logging.getLogger("navseal.gateway.pipeline")
 
 Clock = Callable[[], float]
+
+# Protocol string limits (docs/protocol.md, ACTIVATE/DEACTIVATE): bytes of UTF-8.
+_STR_LIMITS = {"declaration": 40, "vehicle": 16, "dest_office_code": 16, "dest_office_name": 64}
+_MAX_ROUTE_POINTS = 400
+_U32 = 0xFFFFFFFF
 
 
 class CommandError(ValueError):
@@ -54,8 +88,44 @@ class ActivationRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ActivationRequest":
         """From JSON (HTTP API / CLI): same field names; `route` may be [[lat, lon], ...], a GeoJSON
-        object, or GPX text. Raises CommandError("bad_request") with the field named."""
-        raise NotImplementedError
+        object (LineString/Feature/FeatureCollection), or GPX text. Times may be Unix seconds or
+        RFC 3339 strings. Raises CommandError("bad_request") naming the field."""
+        if not isinstance(data, dict):
+            raise CommandError("bad_request", "activation request must be a JSON object")
+        missing = [k for k in ("seal_id", "declaration", "vehicle", "departure_office_code",
+                               "departure_office_name", "dest_office_code", "dest_office_name",
+                               "period_start", "period_end") if data.get(k) in (None, "")]
+        if missing:
+            raise CommandError("bad_request", f"activation request: missing {', '.join(missing)}")
+        unknown = set(data) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise CommandError("bad_request", f"activation request: unknown fields {sorted(unknown)}")
+        route = data.get("route")
+        try:
+            if isinstance(route, dict):
+                route = route_from_geojson(route)
+            elif isinstance(route, str):
+                route = route_from_gpx(route) if route.lstrip().startswith("<") else route_from_geojson(route)
+        except ValueError as exc:
+            raise CommandError("bad_request", f"route: {exc}") from None
+        try:
+            return cls(
+                seal_id=_int(data["seal_id"], "seal_id"),
+                declaration=str(data["declaration"]),
+                vehicle=str(data["vehicle"]),
+                departure_office_code=str(data["departure_office_code"]),
+                departure_office_name=str(data["departure_office_name"]),
+                dest_office_code=str(data["dest_office_code"]),
+                dest_office_name=str(data["dest_office_name"]),
+                period_start=_time_value(data["period_start"], "period_start"),
+                period_end=_time_value(data["period_end"], "period_end"),
+                route=route,
+                corridor_m=_int(data.get("corridor_m", 0) or 0, "corridor_m"),
+            )
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, CommandError):
+                raise
+            raise CommandError("bad_request", f"activation request: {exc}") from None
 
 
 @dataclass
@@ -78,60 +148,772 @@ class IngestResult:
         return self.result in ("accepted", "duplicate")
 
 
+class Histogram:
+    """Prometheus-style cumulative histogram (bucket upper bounds in seconds) plus sum/count."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = tuple(buckets) + (math.inf,)
+        self.counts = [0] * len(self.buckets)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.sum += value
+        self.count += 1
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[i] += 1
+                break
+
+    def snapshot(self) -> dict[str, Any]:
+        cumulative, running = [], 0
+        for bound, n in zip(self.buckets, self.counts):
+            running += n
+            cumulative.append((bound, running))
+        return {"buckets": cumulative, "sum": self.sum, "count": self.count}
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str, seal_id: int | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.seal_id = seal_id
+
+
+@dataclass
+class _Work:
+    """One frame in flight inside a transaction; turned into an IngestResult after commit."""
+
+    raw: bytes
+    source: str
+    t0: float
+    result: IngestResult
+    ack: dict[str, Any] | None = None  # ACK payload; encoded after commit
+    ack_seq: int | None = None
+    key: bytes | None = None
+    frame_boot: int = 0
+    frame_seq: int = 0
+    commands: list[tuple[int, bytes]] = field(default_factory=list)
+
+
 class Pipeline:
     """See the module docstring. Construct once per process (or per store) and share it."""
 
     def __init__(self, store: Store, config: GatewayConfig | None = None, clock: Clock | None = None) -> None:
-        raise NotImplementedError
+        self.store = store
+        self.config = config or GatewayConfig()
+        self.clock: Clock = clock or _time.time
+        self._lock = threading.RLock()
+        self._keys: dict[int, bytes] = {}
+        # Metrics (read by the drivers; see metrics()).
+        self.frames: Counter[tuple[str, str]] = Counter()  # (result, reason or "") -> frames
+        self.events_by_kind: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        self.alarm_latency = Histogram((1, 5, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 24 * 3600))
+        self.ingest_time = Histogram((0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0))
+        self.last_tick_events: list[dict[str, Any]] = []
+        # Called (no arguments, from the caller's thread) when a command creates an earlier deadline,
+        # so a driver sleeping until next_deadline() can wake up and tick.
+        self.wakeup: Callable[[], None] | None = None
 
-    # --- ingest ---
+    # ------------------------------------------------------------------------------------------
+    # ingest
+    # ------------------------------------------------------------------------------------------
     def handle_uplink(self, raw: bytes, source: str = "") -> IngestResult:
         """One frame in; never raises. The ACK (if any) is in `result.downlink`, built after commit."""
-        raise NotImplementedError
+        return self.handle_uplinks([(raw, source)])[0]
 
     def handle_uplinks(self, items: Sequence[tuple[bytes, str]]) -> list[IngestResult]:
         """Several frames in ONE transaction (one savepoint each), results in input order; ACKs
         are built only after the single commit. Faster than frame by frame (one fsync)."""
-        raise NotImplementedError
+        with self._lock:
+            works: list[_Work] = []
+            pending: list[_Work] = []
+            for raw, source in items:
+                w = _Work(raw=bytes(raw) if not isinstance(raw, bytes) else raw, source=source,
+                          t0=_time.perf_counter(), result=IngestResult("rejected"))
+                works.append(w)
+                try:
+                    self._precheck(w)
+                    pending.append(w)
+                except _Reject as rej:
+                    self._rejected(w, rej)
+                except Exception as exc:  # a bug must not take the ingest down
+                    log.exception("internal error before commit: seal=%s source=%s", w.result.seal_id, source)
+                    self._rejected(w, _Reject("internal_error", repr(exc), w.result.seal_id), logged=True)
+            if pending:
+                self._commit_batch(pending)
+            for w in works:
+                self._account(w)
+            return [w.result for w in works]
 
-    # --- time ---
-    def tick(self, now: float | None = None) -> list[tuple[int, bytes]]:
-        """Run the timed rules (SIGNAL_LOST, TRANSIT_OVERDUE, DEACTIVATION_OVERDUE) and command
-        retries at `now` (default: the clock). Returns downlink frames to send (seal_id, bytes).
-        New events go to the outbox; `last_tick_events` holds them for the caller's logs."""
-        raise NotImplementedError
+    def _precheck(self, w: _Work) -> None:
+        """CRC, decode, authenticate: everything that needs no transaction."""
+        raw = w.raw
+        try:
+            frame = decode_frame(raw, self._key_for)
+        except DecodeError as exc:
+            if exc.code == "bad_mac" and exc.seal_id is not None and self._reload_key(exc.seal_id):
+                try:
+                    frame = decode_frame(raw, self._key_for)  # the key was replaced meanwhile
+                except DecodeError as exc2:
+                    raise _Reject(exc2.code, exc2.detail, exc2.seal_id) from None
+            else:
+                raise _Reject(exc.code, exc.detail, exc.seal_id) from None
+        w.result.seal_id = frame.seal_id
+        w.result.frame_type = frame.type
+        if frame.mac_ok is not True:
+            raise _Reject("unknown_seal", f"seal {frame.seal_id} is not provisioned", frame.seal_id)
+        if frame.type not in UPLINK_TYPES:
+            raise _Reject("wrong_direction", f"{frame.type} is a downlink message", frame.seal_id)
+        w.key = self._keys[frame.seal_id]
+        w.frame = frame  # type: ignore[attr-defined]
 
-    def next_deadline(self) -> float | None:
-        """The earliest time at which `tick` has something to do (None: nothing pending)."""
-        raise NotImplementedError
+    def _commit_batch(self, pending: list[_Work]) -> None:
+        done: list[_Work] = []
+        try:
+            with self.store.transaction() as tx:
+                for w in pending:
+                    try:
+                        with tx.savepoint():
+                            self._process(tx, w)
+                        done.append(w)
+                    except _Reject as rej:
+                        self._rejected(w, rej)
+                    except StoreError:
+                        raise
+                    except Exception as exc:
+                        log.exception("internal error processing frame: seal=%s source=%s hex=%s",
+                                      w.result.seal_id, w.source, self._excerpt(w.raw))
+                        self._rejected(w, _Reject("internal_error", repr(exc), w.result.seal_id), logged=True)
+        except Exception as exc:  # the commit failed: nothing of this batch is stored, so no ACK
+            log.error("store commit failed, %d frame(s) not acknowledged: %s", len(pending), exc)
+            for w in done:
+                w.result = IngestResult("rejected", "store_error", w.result.seal_id, w.result.frame_type)
+                w.ack = None
+                w.commands = []
+            return
+        # Committed: now (and only now) the ACKs may be built and released.
+        for w in done:
+            if w.ack is not None:
+                w.result.downlink.append((w.result.seal_id, self._encode(
+                    "ACK", w.result.seal_id, w.ack_seq, w.ack, w.key)))
+            w.result.downlink.extend(w.commands)
 
-    # --- commands (CLI / HTTP API) ---
+    def _process(self, tx: StoreTx, w: _Work) -> None:
+        frame = w.frame  # type: ignore[attr-defined]
+        now = self.clock()
+        seal_id = frame.seal_id
+        seal = tx.get_seal(seal_id)
+        if seal is None:  # deleted between precheck and now
+            raise _Reject("unknown_seal", f"seal {seal_id} is not provisioned", seal_id)
+        r = w.result
+        last = (seal["last_boot"], seal["last_seq"]) if seal["last_boot"] is not None else None
+        if last is not None and (frame.boot, frame.seq) <= last:
+            seen = tx.get_uplink(seal_id, frame.boot, frame.seq)
+            if seen is None or seen["type"] != frame.type:
+                raise _Reject("replayed", f"(boot {frame.boot}, seq {frame.seq}) is not after "
+                                          f"the last accepted {last}", seal_id)
+            # A redelivery (MQTT QoS 1) or a retransmission after a lost ACK: same message, already
+            # committed. Answer with the same ACK content; change nothing.
+            r.result = "duplicate"
+            tx.update_seal(seal_id, last_seen_at=max(now, seal["last_seen_at"] or 0), last_source=w.source)
+            w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": seen["ack_rseq"]}
+            w.ack_seq = tx.next_downlink_seq(seal_id)
+            return
+
+        escort = tx.open_escort_for_seal(seal_id)
+        rules = EscortRules(escort, self.config, now) if escort else None
+        seal_updates: dict[str, Any] = {"last_seen_at": now, "last_source": w.source,
+                                        "last_boot": frame.boot, "last_seq": frame.seq}
+        if rules is not None:
+            rules.heard()
+        ack_rseq = NO_RSEQ
+        other_events: list[dict[str, Any]] = []
+        p = frame.payload
+        if frame.type == "RECORDS":
+            ack_rseq = self._records(tx, w, frame, now, rules, seal_updates, other_events)
+        elif frame.type == "EVENT":
+            ack_rseq = p["rseq"]
+            self._seal_event(tx, w, frame, now, rules, seal_updates)
+        elif frame.type == "STATE":
+            seal_updates["last_state"] = json.dumps(p, separators=(",", ":"))
+            if p.get("battery_pct") not in (None, 255):
+                seal_updates["last_battery_pct"] = p["battery_pct"]
+            lock = p.get("lock") or {}
+            seal_updates["last_cable_intact"] = int(bool(lock.get("cable_intact")))
+            seal_updates["last_housing_closed"] = int(bool(lock.get("housing_closed")))
+            if p.get("fix_time") and p.get("lat") is not None:
+                if p["fix_time"] >= (seal["last_fix_time"] or 0):
+                    seal_updates.update(last_fix_time=p["fix_time"], last_lat=p["lat"], last_lon=p["lon"])
+            if rules is not None:
+                self._reconcile_state(tx, rules, p, frame)
+                rules.state_report(p, frame.time)
+        elif frame.type == "HELLO":
+            seal_updates["last_hello"] = json.dumps({**p, "boot": frame.boot}, separators=(",", ":"))
+        elif frame.type == "COMMAND_RESULT":
+            self._command_result(tx, w, frame, now, rules)
+
+        if rules is not None:
+            changes = rules.finish()
+            if changes:
+                tx.update_escort(rules.id, **changes)
+        escort_id = rules.id if rules is not None else None
+        new_events = (rules.events if rules is not None else []) + other_events
+        if new_events:
+            emitted = ev.iso(self.clock())
+            for e in new_events:
+                e["emitted_at"] = emitted
+            r.events = tx.insert_events(new_events, [escort_id] * len(new_events), now)
+        tx.update_seal(seal_id, **seal_updates)
+        tx.insert_uplink({"seal_id": seal_id, "boot": frame.boot, "seq": frame.seq, "type": frame.type,
+                          "crc": frame.crc, "received_at": now, "source": w.source,
+                          "escort_id": escort_id, "ack_rseq": ack_rseq})
+        r.result = "accepted"
+        w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": ack_rseq}
+        w.ack_seq = tx.next_downlink_seq(seal_id)
+        # The seal is listening right now: send its due command (stop-and-wait, oldest first).
+        w.commands = self._due_commands(tx, seal_id, now, w.key)
+
+    def _records(self, tx: StoreTx, w: _Work, frame: Any, now: float, rules: EscortRules | None,
+                 seal_updates: dict[str, Any], out_events: list[dict[str, Any]]) -> int:
+        p = frame.payload
+        count = p["count"]
+        if count == 0:
+            return NO_RSEQ
+        first = p["first_rseq"]
+        last_rseq = first + count - 1
+        if last_rseq > _U32 - 1:
+            raise _Reject("bad_payload", f"rseq run {first}..{last_rseq} past the u32 range", frame.seal_id)
+        existing = tx.existing_rseqs(frame.seal_id, first, last_rseq)
+        escort_id = rules.id if rules is not None and rules.monitored else None
+        rows = []
+        base = p["base_time"]
+        for i, rec in enumerate(p["records"]):
+            rseq = first + i
+            if rseq in existing:
+                continue
+            fix = rec["fix"]
+            status = rec["status"]
+            rows.append({
+                "seal_id": frame.seal_id, "rseq": rseq, "escort_id": escort_id, "kind": RECORD_FIX,
+                "time": base + rec["dt"], "lat": rec["lat"], "lon": rec["lon"], "speed": rec["speed"],
+                "course": rec["course"], "fix_quality": fix["quality"], "satellites": fix["satellites"],
+                "hdop": rec["hdop"], "cable_intact": int(bool(status["cable_intact"])),
+                "housing_closed": int(bool(status["housing_closed"])), "battery_pct": status["battery_pct"],
+                "value": None, "received_at": now,
+            })
+        w.result.records_committed = len(rows)
+        w.result.records_duplicate = count - len(rows)
+        if not rows:
+            return last_rseq
+        tx.insert_records(rows)
+        # Track state for the seal (last fix, lock, battery) from the newest record.
+        newest = rows[-1]
+        seal_updates.update(last_cable_intact=newest["cable_intact"],
+                            last_housing_closed=newest["housing_closed"])
+        if newest["battery_pct"] is not None:
+            seal_updates["last_battery_pct"] = newest["battery_pct"]
+        fixes = [row for row in rows if row["fix_quality"] and row["lat"] is not None and row["lon"] is not None]
+        if fixes:
+            f = fixes[-1]
+            seal_updates.update(last_fix_time=f["time"], last_lat=f["lat"], last_lon=f["lon"])
+        if rules is not None:
+            for row in rows:
+                rules.fix(row)
+            if rules.monitored and fixes:
+                positions = [{
+                    "rseq": row["rseq"], "time": ev.iso(row["time"]), "lat": row["lat"] / 1e7,
+                    "lon": row["lon"] / 1e7, "speed_kmh": row["speed"] / 10,
+                    "course_deg": None if row["course"] == 255 else row["course"] * 2,
+                    "fix_quality": row["fix_quality"], "satellites": row["satellites"],
+                    "hdop": None if row["hdop"] == 255 else row["hdop"] / 10,
+                    "cable_intact": bool(row["cable_intact"]), "housing_closed": bool(row["housing_closed"]),
+                    "battery_pct": row["battery_pct"],
+                } for row in fixes]
+                f = fixes[-1]
+                out_events.append(ev.make_event(
+                    "POSITION", seal_id=frame.seal_id, fact=f"rseq:{rows[0]['rseq']}-{rows[-1]['rseq']}",
+                    escort=rules.escort, occurred_at=f["time"], known_at=now, emitted_at=now,
+                    position=ev.position(f["lat"], f["lon"], f["time"]),
+                    details={"first_rseq": rows[0]["rseq"], "last_rseq": rows[-1]["rseq"],
+                             "count": len(positions), "positions": positions}))
+        return last_rseq
+
+    def _seal_event(self, tx: StoreTx, w: _Work, frame: Any, now: float, rules: EscortRules | None,
+                    seal_updates: dict[str, Any]) -> None:
+        p = frame.payload
+        if tx.existing_rseqs(frame.seal_id, p["rseq"], p["rseq"]):
+            w.result.records_duplicate = 1
+            return
+        status = p["status"]
+        escort_id = rules.id if rules is not None and rules.monitored else None
+        tx.insert_records([{
+            "seal_id": frame.seal_id, "rseq": p["rseq"], "escort_id": escort_id, "kind": p["code"],
+            "time": p["time"], "lat": p["lat"], "lon": p["lon"], "speed": None, "course": None,
+            "fix_quality": None, "satellites": None, "hdop": None,
+            "cable_intact": int(bool(status["cable_intact"])), "housing_closed": int(bool(status["housing_closed"])),
+            "battery_pct": status["battery_pct"], "value": p["value"], "received_at": now,
+        }])
+        w.result.records_committed = 1
+        seal_updates.update(last_cable_intact=int(bool(status["cable_intact"])),
+                            last_housing_closed=int(bool(status["housing_closed"])))
+        if rules is not None:
+            rules.seal_event(p)
+
+    # ------------------------------------------------------------------------------------------
+    # commands
+    # ------------------------------------------------------------------------------------------
+    def _command_result(self, tx: StoreTx, w: _Work, frame: Any, now: float, rules: EscortRules | None) -> None:
+        p = frame.payload
+        ref = [p["cmd_boot"], p["cmd_seq"]]
+        command = None
+        for c in tx.open_commands(frame.seal_id):
+            if ref in json.loads(c["sent_seqs"]):
+                command = c
+                break
+        if command is None:
+            self.counters["command_results_unmatched"] += 1
+            log.info("seal %s: COMMAND_RESULT for (boot %s, seq %s) %s matches no open command",
+                     frame.seal_id, p["cmd_boot"], p["cmd_seq"], p["result"])
+            return
+        result = p["result"]
+        ctype = command["type"]
+        payload = json.loads(command["payload"])
+        ok = result == "OK"
+        # Idempotent outcomes: the seal already did what we asked (an earlier transmission got
+        # through but its result was lost).
+        if result in ("WRONG_STATE", "REPLAYED"):
+            if ctype == "ACTIVATE" and p["state"] == "ACTIVE" and p["escort_id"] == payload["escort_id"]:
+                ok = True
+            elif ctype == "DEACTIVATE" and p["state"] == "INACTIVE":
+                ok = True
+        if result == "REPLAYED" and not ok:
+            # The seal saw a (boot, seq) it considers old: send again with a fresh seq at once.
+            tx.update_command(command["command_id"], next_attempt_at=now, result=result, result_at=now)
+            return
+        tx.update_command(command["command_id"], status=CMD_ACKED if ok else CMD_FAILED,
+                          result=result, result_at=now,
+                          error=None if ok else f"seal answered {result}")
+        self.counters["commands_acked" if ok else "commands_failed"] += 1
+        if rules is None or command["escort_id"] != rules.id:
+            return
+        if ctype == "ACTIVATE":
+            if ok:
+                rules.activation_confirmed(frame.time)
+            else:
+                rules.activation_failed(result, frame.time, {"command_id": command["command_id"]})
+        elif ctype == "DEACTIVATE":
+            if ok:
+                seal = tx.get_seal(frame.seal_id) or {}
+                lock = {"cable_intact": _maybe_bool(seal.get("last_cable_intact")),
+                        "housing_closed": _maybe_bool(seal.get("last_housing_closed"))}
+                rules.deactivated(frame.time, lock, ev.position(seal.get("last_lat"), seal.get("last_lon"),
+                                                               seal.get("last_fix_time")))
+            else:
+                log.error("seal %s refused DEACTIVATE of escort %s: %s", frame.seal_id, rules.id, result)
+
+    def _reconcile_state(self, tx: StoreTx, rules: EscortRules, p: dict[str, Any], frame: Any) -> None:
+        """A STATE showing the seal already did what an open command asked (its result was lost)."""
+        if rules.status == ESCORT_REQUESTED and p["state"] == "ACTIVE" and p["escort_id"] == rules.id:
+            self._close_commands(tx, rules.id, "ACTIVATE")
+            rules.activation_confirmed(frame.time)
+        elif rules.status == ESCORT_DEACTIVATION_REQUESTED and p["state"] == "INACTIVE":
+            if self._close_commands(tx, rules.id, "DEACTIVATE"):
+                lock = p.get("lock") or {}
+                rules.deactivated(frame.time, lock, ev.position(p.get("lat"), p.get("lon"), p.get("fix_time") or None))
+
+    def _close_commands(self, tx: StoreTx, escort_id: int, ctype: str) -> bool:
+        closed = False
+        for c in tx.commands_for_escort(escort_id):
+            if c["type"] == ctype and c["status"] in (CMD_QUEUED, CMD_SENT):
+                tx.update_command(c["command_id"], status=CMD_ACKED, result="STATE", result_at=self.clock())
+                self.counters["commands_acked"] += 1
+                closed = True
+        return closed
+
+    def _due_commands(self, tx: StoreTx, seal_id: int, now: float, key: bytes) -> list[tuple[int, bytes]]:
+        """Send the seal's oldest open command if it is due (stop-and-wait per seal)."""
+        commands = tx.open_commands(seal_id)
+        if not commands:
+            return []
+        c = commands[0]
+        if c["status"] == CMD_SENT and (c["next_attempt_at"] or 0) > now:
+            return []
+        seq = tx.next_downlink_seq(seal_id)
+        epoch = self.config.command_epoch
+        attempts = c["attempts"] + 1
+        sent = json.loads(c["sent_seqs"])
+        sent.append([epoch, seq])
+        backoff = min(self.config.command_retry_initial_s * 2 ** (attempts - 1), self.config.command_retry_max_s)
+        frame = self._encode(c["type"], seal_id, seq, json.loads(c["payload"]), key,
+                             flags=1 if attempts > 1 else 0)
+        tx.update_command(c["command_id"], status=CMD_SENT, attempts=attempts, sent_at=now,
+                          next_attempt_at=now + backoff, boot=epoch, seq=seq,
+                          sent_seqs=json.dumps(sent[-50:]))
+        self.counters["commands_sent"] += 1
+        return [(seal_id, frame)]
+
     def provision_seal(self, seal_id: int, key: bytes) -> None:
         """Register a seal and its 32-byte key (or replace the key)."""
-        raise NotImplementedError
+        with self._lock:
+            try:
+                self.store.provision_seal(int(seal_id), bytes(key), self.clock())
+            except StoreError as exc:
+                raise CommandError("bad_request", str(exc)) from None
+            self._keys.pop(int(seal_id), None)
 
-    def request_activation(self, request: ActivationRequest) -> dict[str, Any]:
+    def request_activation(self, request: ActivationRequest | dict[str, Any]) -> dict[str, Any]:
         """Create the escort and queue ACTIVATE for the seal. Returns the escort (status dict).
         Raises CommandError."""
-        raise NotImplementedError
+        if isinstance(request, dict):
+            request = ActivationRequest.from_dict(request)
+        rq = request
+        _check_u32(rq.seal_id, "seal_id")
+        for name, limit in _STR_LIMITS.items():
+            value = getattr(rq, name).strip()
+            if not value:
+                raise CommandError("bad_request", f"{name} is empty")
+            if len(value.encode()) > limit:
+                raise CommandError("bad_request", f"{name} is {len(value.encode())} bytes of UTF-8, at most {limit}")
+        for name in ("departure_office_code", "departure_office_name"):
+            if not getattr(rq, name).strip():
+                raise CommandError("bad_request", f"{name} is empty")
+        if not (0 <= rq.period_start < rq.period_end <= _U32):
+            raise CommandError("bad_request", "transit period: need 0 <= period_start < period_end (Unix s)")
+        if not (0 <= rq.corridor_m <= 0xFFFF):
+            raise CommandError("bad_request", "corridor_m must be 0..65535 metres")
+        wire_route: list[list[int]] = []
+        if rq.route:
+            try:
+                wire_route = densify_route(to_wire_route(rq.route))
+            except (TypeError, ValueError, IndexError) as exc:
+                raise CommandError("bad_request", f"route: {exc}") from None
+            if len(wire_route) > _MAX_ROUTE_POINTS:
+                raise CommandError("bad_request", f"route has {len(wire_route)} points after densifying "
+                                                  f"long segments; the seal takes at most {_MAX_ROUTE_POINTS}: "
+                                                  f"simplify it")
+        if rq.corridor_m and not wire_route:
+            raise CommandError("bad_request", "corridor_m given without a route")
+        with self._lock:
+            now = self.clock()
+            with self.store.transaction() as tx:
+                seal = tx.get_seal(rq.seal_id)
+                if seal is None:
+                    raise CommandError("unknown_seal", f"seal {rq.seal_id} is not provisioned")
+                busy = tx.open_escort_for_seal(rq.seal_id)
+                if busy is not None:
+                    raise CommandError("busy", f"seal {rq.seal_id} already has escort {busy['escort_id']} "
+                                               f"({busy['status']}, declaration {busy['declaration']}); "
+                                               f"deactivate it first")
+                route_deg = [[lat / 1e5, lon / 1e5] for lat, lon in wire_route] if wire_route else None
+                escort_id = tx.insert_escort({
+                    "seal_id": rq.seal_id, "declaration": rq.declaration.strip(), "vehicle": rq.vehicle.strip(),
+                    "departure_office_code": rq.departure_office_code.strip(),
+                    "departure_office_name": rq.departure_office_name.strip(),
+                    "dest_office_code": rq.dest_office_code.strip(),
+                    "dest_office_name": rq.dest_office_name.strip(),
+                    "period_start": rq.period_start, "period_end": rq.period_end,
+                    "route": json.dumps(route_deg) if route_deg else None, "corridor_m": rq.corridor_m,
+                    "status": ESCORT_REQUESTED, "requested_at": now,
+                })
+                if escort_id > _U32:
+                    raise CommandError("bad_request", "escort id space exhausted")
+                payload = {
+                    "escort_id": escort_id, "seal_number": rq.seal_id,
+                    "declaration": rq.declaration.strip(), "vehicle": rq.vehicle.strip(),
+                    "dest_office_code": rq.dest_office_code.strip(), "dest_office_name": rq.dest_office_name.strip(),
+                    "period_start": int(rq.period_start), "period_end": int(math.ceil(rq.period_end)),
+                    "corridor_m": rq.corridor_m, "route": wire_route,
+                }
+                self._check_encodes("ACTIVATE", rq.seal_id, payload)
+                tx.insert_command({"seal_id": rq.seal_id, "escort_id": escort_id, "type": "ACTIVATE",
+                                   "payload": json.dumps(payload, ensure_ascii=False), "status": CMD_QUEUED,
+                                   "created_at": now, "next_attempt_at": now})
+                escort = tx.get_escort(escort_id)
+            self.counters["activations_requested"] += 1
+        self._wake()
+        return self._escort_view(escort)
 
     def request_deactivation(self, seal_id: int, declaration: str, vehicle: str) -> dict[str, Any]:
         """Clause 13: queue DEACTIVATE if seal, declaration and vehicle match the seal's escort;
         emits DEACTIVATION_REQUESTED and starts the one-hour deadline. Raises CommandError."""
-        raise NotImplementedError
+        declaration = (declaration or "").strip()
+        vehicle = (vehicle or "").strip()
+        if not declaration or not vehicle:
+            raise CommandError("bad_request", "deactivation needs seal number, declaration and vehicle (clause 13)")
+        with self._lock:
+            now = self.clock()
+            with self.store.transaction() as tx:
+                if tx.get_seal(int(seal_id)) is None:
+                    raise CommandError("unknown_seal", f"seal {seal_id} is not provisioned")
+                escort = tx.open_escort_for_seal(int(seal_id))
+                if escort is None:
+                    latest = tx.latest_escort_for_seal(int(seal_id))
+                    tail = f"; its latest escort {latest['escort_id']} is {latest['status']}" if latest else ""
+                    raise CommandError("not_found", f"seal {seal_id} has no open escort{tail}")
+                mismatched = []
+                if escort["declaration"] != declaration:
+                    mismatched.append(f"declaration {declaration!r} (escort has {escort['declaration']!r})")
+                if escort["vehicle"] != vehicle:
+                    mismatched.append(f"vehicle {vehicle!r} (escort has {escort['vehicle']!r})")
+                if mismatched:
+                    raise CommandError("mismatch", f"DEACTIVATE refused: seal {seal_id} escort "
+                                                   f"{escort['escort_id']} does not match: " + "; ".join(mismatched))
+                if escort["status"] == ESCORT_DEACTIVATION_REQUESTED:
+                    return self._escort_view(escort)  # asked twice: same request, nothing new
+                if escort["status"] not in (ESCORT_ARMED, ESCORT_ACTIVE):
+                    raise CommandError("not_active", f"escort {escort['escort_id']} of seal {seal_id} is "
+                                                     f"{escort['status']}: the seal has not confirmed activation yet")
+                rules = EscortRules(escort, self.config, now)
+                rules.deactivation_requested()
+                tx.update_escort(rules.id, **rules.finish())
+                for e in rules.events:
+                    e["emitted_at"] = ev.iso(now)
+                new = tx.insert_events(rules.events, [rules.id] * len(rules.events), now)
+                payload = {"escort_id": escort["escort_id"], "seal_number": int(seal_id),
+                           "declaration": escort["declaration"], "vehicle": escort["vehicle"]}
+                tx.insert_command({"seal_id": int(seal_id), "escort_id": escort["escort_id"],
+                                   "type": "DEACTIVATE", "payload": json.dumps(payload, ensure_ascii=False),
+                                   "status": CMD_QUEUED, "created_at": now, "next_attempt_at": now})
+                escort = tx.get_escort(escort["escort_id"])
+            self._count_events(new)
+        self._wake()
+        return self._escort_view(escort)
 
+    # ------------------------------------------------------------------------------------------
+    # time
+    # ------------------------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> list[tuple[int, bytes]]:
+        """Run the timed rules (SIGNAL_LOST, TRANSIT_OVERDUE, DEACTIVATION_OVERDUE) and command
+        retries at `now` (default: the clock). Returns downlink frames to send (seal_id, bytes).
+        New events go to the outbox; `last_tick_events` holds them for the caller's logs."""
+        with self._lock:
+            now = self.clock() if now is None else now
+            out: list[tuple[int, bytes]] = []
+            new: list[dict[str, Any]] = []
+            try:
+                with self.store.transaction() as tx:
+                    for escort in tx.escorts_with_status(MONITORED_STATUSES):
+                        seal = tx.get_seal(escort["seal_id"]) or {}
+                        rules = EscortRules(escort, self.config, now)
+                        rules.tick(now, seal.get("last_seen_at") or escort.get("confirmed_at"))
+                        changes = rules.finish()
+                        if changes:
+                            tx.update_escort(rules.id, **changes)
+                        if rules.events:
+                            new += tx.insert_events(rules.events, [rules.id] * len(rules.events), now)
+                    seals_done: set[int] = set()
+                    for c in tx.open_commands():
+                        sid = c["seal_id"]
+                        if sid in seals_done:
+                            continue
+                        seals_done.add(sid)
+                        seal = tx.get_seal(sid) or {}
+                        if (seal.get("last_seen_at") or -math.inf) < now - self.config.online_window_s:
+                            continue  # offline: sent when it next calls in
+                        out += self._due_commands(tx, sid, now, bytes(seal["key"]))
+            except Exception:
+                log.exception("tick failed at %s; nothing of it was committed", now)
+                self.counters["tick_errors"] += 1
+                return []
+            self._count_events(new)
+            self.last_tick_events = new
+            return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which `tick` has something to do (None: nothing pending)."""
+        with self._lock:
+            times: list[float] = []
+            with self.store.transaction() as tx:
+                for escort in tx.escorts_with_status(MONITORED_STATUSES):
+                    seal = tx.get_seal(escort["seal_id"]) or {}
+                    rules = EscortRules(escort, self.config, 0.0)
+                    times += rules.deadlines(seal.get("last_seen_at") or escort.get("confirmed_at"))
+                seen: set[int] = set()
+                for c in tx.open_commands():
+                    if c["seal_id"] in seen:
+                        continue
+                    seen.add(c["seal_id"])
+                    seal = tx.get_seal(c["seal_id"]) or {}
+                    last_seen = seal.get("last_seen_at")
+                    if last_seen is None:
+                        continue
+                    due = c["next_attempt_at"] or c["created_at"]
+                    # Only worth waking for while the seal still counts as online.
+                    if due <= last_seen + self.config.online_window_s:
+                        times.append(due)
+            # A deadline exactly at t is acted on by tick(t') for t' > t (rules use strict ">").
+            return min(times) if times else None
+
+    # ------------------------------------------------------------------------------------------
+    # status, metrics, retention
+    # ------------------------------------------------------------------------------------------
     def status(self, *, seal_id: int | None = None, escort_id: int | None = None,
                declaration: str | None = None, vehicle: str | None = None) -> list[dict[str, Any]]:
         """Escorts matching the filters (all open escorts when none is given), each with its seal's
         last seen time, last position and open commands."""
-        raise NotImplementedError
+        with self._lock, self.store.transaction() as tx:
+            if seal_id is None and escort_id is None and declaration is None and vehicle is None:
+                escorts = tx.escorts_with_status(
+                    (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED))
+            else:
+                escorts = tx.find_escorts(seal_id=seal_id, escort_id=escort_id,
+                                          declaration=declaration, vehicle=vehicle)
+            out = []
+            for e in escorts:
+                view = self._escort_view(e)
+                seal = tx.get_seal(e["seal_id"]) or {}
+                view["seal"] = {
+                    "last_seen_at": ev.iso(seal.get("last_seen_at")),
+                    "online": bool(seal.get("last_seen_at")) and
+                    seal["last_seen_at"] >= self.clock() - self.config.online_window_s,
+                    "last_position": ev.position(seal.get("last_lat"), seal.get("last_lon"), seal.get("last_fix_time")),
+                    "cable_intact": _maybe_bool(seal.get("last_cable_intact")),
+                    "housing_closed": _maybe_bool(seal.get("last_housing_closed")),
+                    "battery_pct": seal.get("last_battery_pct"),
+                }
+                view["commands"] = [{
+                    "command_id": c["command_id"], "type": c["type"], "status": c["status"],
+                    "attempts": c["attempts"], "seq": c["seq"], "result": c["result"], "error": c["error"],
+                    "created_at": ev.iso(c["created_at"]), "next_attempt_at": ev.iso(c["next_attempt_at"]),
+                } for c in tx.commands_for_escort(e["escort_id"])]
+                out.append(view)
+            return out
 
-    # --- metrics for the drivers (Prometheus) ---
     def metrics(self) -> dict[str, Any]:
-        """Snapshot: frames {(result, reason): n}, records, events {kind: n}, commands {...},
-        alarm latency and ingest time histograms. See docs/events.md#metrics."""
-        raise NotImplementedError
+        """Snapshot for the drivers' Prometheus endpoint:
+        frames {(result, reason): n} (reason "" when accepted/duplicate), events {kind: n},
+        counters {records_committed, records_duplicate, acks_sent, commands_sent, commands_acked,
+        commands_failed, command_results_unmatched, tick_errors, ...}, alarm_latency_s and
+        ingest_s histograms ({"buckets": [(le, cumulative)], "sum", "count"})."""
+        with self._lock:
+            return {
+                "frames": dict(self.frames),
+                "events": dict(self.events_by_kind),
+                "counters": dict(self.counters),
+                "alarm_latency_s": self.alarm_latency.snapshot(),
+                "ingest_s": self.ingest_time.snapshot(),
+            }
 
     def purge(self, now: float | None = None) -> dict[str, int]:
         """Retention purge (clause 18.3) at `now`; counts of deleted rows per table."""
-        raise NotImplementedError
+        with self._lock:
+            now = self.clock() if now is None else now
+            report = self.store.purge(now, retention_years=self.config.retention_years,
+                                      utc_offset_h=self.config.retention_utc_offset_h)
+            return report.as_dict()
+
+    # ------------------------------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------------------------------
+    def _key_for(self, seal_id: int) -> bytes | None:
+        key = self._keys.get(seal_id)
+        if key is None:
+            key = self.store.seal_key(seal_id)
+            if key is not None:
+                self._keys[seal_id] = key
+        return key
+
+    def _reload_key(self, seal_id: int) -> bool:
+        """After a bad MAC: was our cached key stale (replaced by another process)?"""
+        cached = self._keys.pop(seal_id, None)
+        fresh = self._key_for(seal_id)
+        return cached is not None and fresh is not None and fresh != cached
+
+    def _encode(self, type_name: str, seal_id: int, seq: int, payload: dict[str, Any], key: bytes,
+                flags: int = 0) -> bytes:
+        return encode_frame(type_name, seal_id=seal_id, boot=self.config.command_epoch, seq=seq,
+                            time=int(self.clock()) & _U32, payload=payload, key=key, flags=flags)
+
+    def _check_encodes(self, type_name: str, seal_id: int, payload: dict[str, Any]) -> None:
+        try:
+            encode_frame(type_name, seal_id=seal_id, boot=0, seq=0, time=0, payload=payload, key=bytes(32))
+        except EncodeError as exc:
+            raise CommandError("bad_request", f"{type_name} cannot be encoded: {exc}") from None
+
+    def _excerpt(self, raw: bytes) -> str:
+        n = self.config.hex_excerpt_bytes
+        text = raw[:n].hex()
+        return text + (f"...(+{len(raw) - n} bytes)" if len(raw) > n else "")
+
+    def _rejected(self, w: _Work, rej: _Reject, logged: bool = False) -> None:
+        w.result = IngestResult("rejected", rej.reason, rej.seal_id if rej.seal_id is not None else w.result.seal_id,
+                                w.result.frame_type)
+        w.ack = None
+        w.commands = []
+        if not logged:
+            log.warning("refused frame: reason=%s seal=%s source=%s len=%d detail=%s hex=%s",
+                        rej.reason, w.result.seal_id, w.source, len(w.raw), rej.detail, self._excerpt(w.raw))
+
+    def _account(self, w: _Work) -> None:
+        r = w.result
+        r.ingest_s = _time.perf_counter() - w.t0
+        self.frames[(r.result, r.reason or "")] += 1
+        self.ingest_time.observe(r.ingest_s)
+        self.counters["records_committed"] += r.records_committed
+        self.counters["records_duplicate"] += r.records_duplicate
+        if r.downlink and r.result != "rejected":
+            self.counters["acks_sent"] += 1
+        self._count_events(r.events)
+
+    def _count_events(self, events: list[dict[str, Any]]) -> None:
+        for e in events:
+            self.events_by_kind[e["kind"]] += 1
+            if e.get("alarm") and e.get("occurred_at"):
+                self.alarm_latency.observe(max(0.0, ev.parse_iso(e["emitted_at"]) - ev.parse_iso(e["occurred_at"])))
+
+    def _wake(self) -> None:
+        if self.wakeup is not None:
+            try:
+                self.wakeup()
+            except Exception:
+                log.exception("wakeup callback failed")
+
+    def _escort_view(self, e: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "escort_id": e["escort_id"], "seal_id": e["seal_id"], "status": e["status"],
+            "declaration": e["declaration"], "vehicle": e["vehicle"],
+            "departure_office": {"code": e["departure_office_code"], "name": e["departure_office_name"]},
+            "destination_office": {"code": e["dest_office_code"], "name": e["dest_office_name"]},
+            "period_start": ev.iso(e["period_start"]), "period_end": ev.iso(e["period_end"]),
+            "corridor_m": e["corridor_m"],
+            "route_points": len(json.loads(e["route"])) if e["route"] else 0,
+            "requested_at": ev.iso(e["requested_at"]), "confirmed_at": ev.iso(e["confirmed_at"]),
+            "activated_at": ev.iso(e["activated_at"]), "failed_at": ev.iso(e["failed_at"]),
+            "failure_reason": e["failure_reason"],
+            "deactivation_requested_at": ev.iso(e["deactivation_requested_at"]),
+            "deactivated_at": ev.iso(e["deactivated_at"]),
+            "clean": None if e["clean"] is None else bool(e["clean"]),
+            "rule_state": json.loads(e["rule_state"] or "{}"),
+        }
+
+
+def _maybe_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise CommandError("bad_request", f"{name} must be an integer")
+    try:
+        return int(value)
+    except ValueError:
+        raise CommandError("bad_request", f"{name} must be an integer, got {value!r}") from None
+
+
+def _time_value(value: Any, name: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return ev.parse_iso(value)
+        except ValueError:
+            pass
+    raise CommandError("bad_request", f"{name} must be Unix seconds or an RFC 3339 time, got {value!r}")
+
+
+def _check_u32(value: int, name: str) -> None:
+    if not (0 < value <= _U32):
+        raise CommandError("bad_request", f"{name} must be 1..{_U32}")

@@ -1,0 +1,343 @@
+"""The escort rules: clause 3.8 non-routine situations, clause 10 activation, clauses 11/13/14 deadlines.
+
+Pure decisions on one escort: the pipeline hands an `EscortRules` the escort row (with its persisted
+rule memory, `rule_state`), the facts of one frame or one tick, and the current time; the rules
+change the escort and collect operator events. No I/O and no clock of their own, so three hours or
+five years pass in a test in microseconds.
+
+Rule memory (JSON in escorts.rule_state), all optional:
+    armed_seal_time      seal clock when the seal confirmed ACTIVATE (first fix must not be older)
+    opening, housing     an opening alarm is active (latched until the seal reports LOCK_RESTORED)
+    n_opening, n_housing, n_deviation, n_battery   episode counters (stable event ids)
+    lost_since           gateway time the seal was last heard before SIGNAL_LOST; None when not lost
+    outside              consecutive fixes outside the corridor; deviation  a deviation is active
+    deviation_since, deviation_max_m
+    low_battery          a LOW_BATTERY episode is active
+    transit_overdue, deactivation_overdue    emitted once
+    non_routine          kinds of non-routine situations seen during the escort (clause 13)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import events as ev
+from .config import GatewayConfig
+from .geo import Route
+from .store import (
+    ESCORT_ACTIVE,
+    ESCORT_ARMED,
+    ESCORT_DEACTIVATED,
+    ESCORT_DEACTIVATION_REQUESTED,
+    ESCORT_FAILED,
+    ESCORT_REQUESTED,
+)
+
+_ROUTE_CACHE: dict[tuple[int, str], Route] = {}
+
+
+def route_of(escort: dict[str, Any]) -> Route | None:
+    """The escort's route as a `Route` (cached per escort: building the index is not free)."""
+    text = escort.get("route")
+    if not text or not escort.get("corridor_m"):
+        return None
+    key = (escort["escort_id"], text)
+    route = _ROUTE_CACHE.get(key)
+    if route is None:
+        if len(_ROUTE_CACHE) > 10_000:
+            _ROUTE_CACHE.clear()
+        route = _ROUTE_CACHE[key] = Route(json.loads(text))
+    return route
+
+
+class EscortRules:
+    """One escort, one unit of work. Read `changes` (columns to write) and `events` afterwards."""
+
+    def __init__(self, escort: dict[str, Any], config: GatewayConfig, known_at: float) -> None:
+        self.escort = dict(escort)
+        self.state: dict[str, Any] = json.loads(escort.get("rule_state") or "{}")
+        self._state_before = json.dumps(self.state, sort_keys=True)
+        self.config = config
+        self.known_at = known_at
+        self.changes: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+
+    # -- helpers --
+    @property
+    def id(self) -> int:
+        return int(self.escort["escort_id"])
+
+    @property
+    def seal_id(self) -> int:
+        return int(self.escort["seal_id"])
+
+    @property
+    def status(self) -> str:
+        return self.escort["status"]
+
+    def _set(self, **columns: Any) -> None:
+        self.escort.update(columns)
+        self.changes.update(columns)
+
+    def emit(self, kind: str, fact: str, occurred_at: float, *, position: dict | None = None,
+             details: dict | None = None) -> None:
+        self.events.append(ev.make_event(
+            kind, seal_id=self.seal_id, fact=f"escort:{self.id}:{fact}", escort=self.escort,
+            occurred_at=occurred_at, known_at=self.known_at, emitted_at=self.known_at,
+            position=position, details=details))
+        if kind in ev.NON_ROUTINE_KINDS:
+            seen = self.state.setdefault("non_routine", [])
+            if kind not in seen:
+                seen.append(kind)
+
+    def _episode(self, counter: str) -> int:
+        self.state[counter] = int(self.state.get(counter, 0)) + 1
+        return self.state[counter]
+
+    def finish(self) -> dict[str, Any]:
+        """Columns to write (rule_state included when it changed)."""
+        text = json.dumps(self.state, sort_keys=True)
+        if text != self._state_before:
+            self.changes["rule_state"] = text
+        return self.changes
+
+    @property
+    def monitored(self) -> bool:
+        return self.status in (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED)
+
+    # -- commands --
+    def activation_confirmed(self, seal_time: float) -> None:
+        """The seal answered ACTIVATE with OK (or showed it is active with our escort id)."""
+        if self.status != ESCORT_REQUESTED:
+            return
+        self._set(status=ESCORT_ARMED, confirmed_at=self.known_at)
+        self.state["armed_seal_time"] = seal_time
+
+    def activation_failed(self, reason: str, seal_time: float, detail: dict | None = None,
+                          position: dict | None = None) -> None:
+        if self.status not in (ESCORT_REQUESTED, ESCORT_ARMED):
+            return
+        self._set(status=ESCORT_FAILED, failed_at=self.known_at, failure_reason=reason)
+        self.emit("ACTIVATION_FAILED", "activation_failed", seal_time, position=position,
+                  details={"reason": reason, **(detail or {})})
+
+    def deactivation_requested(self) -> None:
+        self._set(status=ESCORT_DEACTIVATION_REQUESTED, deactivation_requested_at=self.known_at)
+        self.emit("DEACTIVATION_REQUESTED", "deactivation_requested", self.known_at, details={
+            "requested_at": ev.iso(self.known_at),
+            "deadline": ev.iso(self.known_at + self.config.deactivation_deadline_s)})
+
+    def deactivated(self, seal_time: float, lock: dict[str, Any] | None, position: dict | None) -> None:
+        """Clause 13: clean needs seal integrity and no non-routine situation during the escort."""
+        if self.status != ESCORT_DEACTIVATION_REQUESTED:
+            return
+        reasons: list[str] = []
+        for kind in self.state.get("non_routine", []):
+            reasons.append(f"non-routine situation during escort: {kind}")
+        if lock is not None:
+            if lock.get("cable_intact") is False:
+                reasons.append("cable loop not intact at deactivation")
+            if lock.get("housing_closed") is False:
+                reasons.append("housing not closed at deactivation")
+        if self.state.get("opening") or self.state.get("housing"):
+            reasons.append("an opening alarm was still active")
+        clean = not reasons
+        requested = self.escort.get("deactivation_requested_at")
+        self._set(status=ESCORT_DEACTIVATED, deactivated_at=self.known_at, clean=1 if clean else 0)
+        self.emit("DEACTIVATED", "deactivated", seal_time, position=position, details={
+            "clean": clean,
+            "reasons": reasons,
+            "non_routine": list(self.state.get("non_routine", [])),
+            "requested_at": ev.iso(requested),
+            "within_deadline": requested is None
+            or self.known_at - requested <= self.config.deactivation_deadline_s,
+        })
+
+    # -- facts from the seal --
+    def heard(self) -> None:
+        """Any authenticated frame from the seal: ends a signal loss (SIGNAL_RESTORED with the gap)."""
+        lost_since = self.state.get("lost_since")
+        if lost_since is None:
+            return
+        self.state["lost_since"] = None
+        self.emit("SIGNAL_RESTORED", f"restored:{lost_since}", self.known_at, details={
+            "last_seen_at": ev.iso(lost_since),
+            "gap_s": round(self.known_at - lost_since, 3),
+        })
+
+    def fix(self, rec: dict[str, Any]) -> None:
+        """One position record (record row: rseq, time, lat, lon, fix_quality, lock, battery)."""
+        has_fix = rec.get("fix_quality") and rec.get("lat") is not None and rec.get("lon") is not None
+        pos = ev.position(rec.get("lat"), rec.get("lon"), rec["time"]) if has_fix else None
+        lock = {"cable_intact": _bool(rec.get("cable_intact")), "housing_closed": _bool(rec.get("housing_closed"))}
+        if self.status == ESCORT_ARMED and has_fix:
+            self._first_fix(rec["time"], lock, pos, source=f"record rseq {rec['rseq']}")
+        if not self.monitored:
+            return
+        self.lock_status(lock, rec["time"], pos, source=f"record rseq {rec['rseq']}")
+        self.battery(rec.get("battery_pct"), rec["time"], pos)
+        if has_fix and self.status in (ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED):
+            self._corridor(rec, pos)
+
+    def state_report(self, payload: dict[str, Any], seal_time: float) -> None:
+        """A STATE frame: first fix for activation, lock status, battery."""
+        lock = payload.get("lock") or {}
+        has_fix = payload.get("fix_time") and payload.get("lat") is not None and payload.get("lon") is not None
+        pos = ev.position(payload.get("lat"), payload.get("lon"), payload.get("fix_time")) if has_fix else None
+        if self.status == ESCORT_ARMED and has_fix:
+            self._first_fix(payload["fix_time"], lock, pos, source="STATE")
+        if not self.monitored:
+            return
+        self.lock_status(lock, seal_time, pos, source="STATE")
+        battery = payload.get("battery_pct")
+        self.battery(None if battery == 255 else battery, seal_time, pos)
+
+    def seal_event(self, event: dict[str, Any]) -> None:
+        """An EVENT frame (journal event): openings, lock restored, low battery."""
+        if not self.monitored:
+            return
+        code = event["code"]
+        pos = ev.position(event.get("lat"), event.get("lon"), event.get("time"))
+        when = event["time"]
+        source = f"seal event {code} rseq {event['rseq']}"
+        if code == "CABLE_CUT":
+            self._opening("opening", "UNAUTHORIZED_OPENING", when, pos, source, event.get("status"))
+        elif code == "HOUSING_OPENED":
+            self._opening("housing", "HOUSING_OPENED", when, pos, source, event.get("status"))
+        elif code == "LOCK_RESTORED":
+            self.state["opening"] = False
+            self.state["housing"] = False
+        elif code == "LOW_BATTERY":
+            self.battery(int(event.get("value", 0)), when, pos, force=True)
+        # GNSS_*, ROUTE_* (the gateway's own corridor check is authoritative), REBOOT, ... are
+        # stored in the track and visible there; they raise no operator event of their own.
+
+    def lock_status(self, lock: dict[str, Any], when: float, pos: dict | None, source: str) -> None:
+        """The lock bits of a record or STATE: an opening the seal's EVENT has not told us yet."""
+        if lock.get("cable_intact") is False:
+            self._opening("opening", "UNAUTHORIZED_OPENING", when, pos, source, lock)
+        if lock.get("housing_closed") is False:
+            self._opening("housing", "HOUSING_OPENED", when, pos, source, lock)
+
+    def battery(self, pct: int | None, when: float, pos: dict | None, force: bool = False) -> None:
+        if pct is None:
+            return
+        if self.state.get("low_battery"):
+            if pct >= self.config.low_battery_clear_pct and not force:
+                self.state["low_battery"] = False
+            return
+        if force or pct < self.config.low_battery_pct:
+            self.state["low_battery"] = True
+            n = self._episode("n_battery")
+            self.emit("LOW_BATTERY", f"battery:{n}", when, position=pos,
+                      details={"battery_pct": pct, "threshold_pct": self.config.low_battery_pct})
+
+    # -- timed rules --
+    def tick(self, now: float, last_seen: float | None) -> None:
+        if not self.monitored:
+            return
+        if last_seen is not None and self.state.get("lost_since") is None:
+            if now - last_seen > self.config.signal_lost_after_s:
+                self.state["lost_since"] = last_seen
+                self.emit("SIGNAL_LOST", f"lost:{last_seen}", last_seen + self.config.signal_lost_after_s,
+                          position=self.state.get("last_position"), details={
+                              "last_seen_at": ev.iso(last_seen),
+                              "silent_for_s": round(now - last_seen, 3),
+                              "threshold_s": self.config.signal_lost_after_s})
+        if (self.status in (ESCORT_ARMED, ESCORT_ACTIVE) and not self.state.get("transit_overdue")
+                and now > float(self.escort["period_end"])):
+            self.state["transit_overdue"] = True
+            self.emit("TRANSIT_OVERDUE", "transit_overdue", float(self.escort["period_end"]),
+                      position=self.state.get("last_position"),
+                      details={"period_end": ev.iso(float(self.escort["period_end"]))})
+        if self.status == ESCORT_DEACTIVATION_REQUESTED and not self.state.get("deactivation_overdue"):
+            deadline = float(self.escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s
+            if now > deadline:
+                self.state["deactivation_overdue"] = True
+                self.emit("DEACTIVATION_OVERDUE", "deactivation_overdue", deadline,
+                          position=self.state.get("last_position"), details={
+                              "requested_at": ev.iso(self.escort["deactivation_requested_at"]),
+                              "deadline": ev.iso(deadline)})
+
+    def deadlines(self, last_seen: float | None) -> list[float]:
+        """Times at which `tick` would emit something for this escort."""
+        out: list[float] = []
+        if not self.monitored:
+            return out
+        if last_seen is not None and self.state.get("lost_since") is None:
+            out.append(last_seen + self.config.signal_lost_after_s)
+        if self.status in (ESCORT_ARMED, ESCORT_ACTIVE) and not self.state.get("transit_overdue"):
+            out.append(float(self.escort["period_end"]))
+        if self.status == ESCORT_DEACTIVATION_REQUESTED and not self.state.get("deactivation_overdue"):
+            out.append(float(self.escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s)
+        return out
+
+    # -- internals --
+    def _first_fix(self, fix_time: float, lock: dict[str, Any], pos: dict | None, source: str) -> None:
+        """Clause 10: ACTIVATED once the confirmed seal sends a fix with the lock intact."""
+        armed = float(self.state.get("armed_seal_time") or 0)
+        if fix_time < armed - self.config.activation_fix_max_age_s:
+            return  # a fix from before the seal was armed (old journal record) does not count
+        intact = lock.get("cable_intact") is True and lock.get("housing_closed") is True
+        if not intact:
+            self.activation_failed("lock_not_intact_at_first_fix", fix_time,
+                                   {"lock": lock, "source": source}, position=pos)
+            return
+        self._set(status=ESCORT_ACTIVE, activated_at=self.known_at)
+        self.state["last_position"] = pos
+        self.emit("ACTIVATED", "activated", fix_time, position=pos, details={
+            "confirmed_at": ev.iso(self.escort.get("confirmed_at")),
+            "lock": lock,
+            "source": source,
+            "route_points": len(json.loads(self.escort["route"])) if self.escort.get("route") else 0,
+            "corridor_m": self.escort.get("corridor_m", 0),
+            "period_end": ev.iso(float(self.escort["period_end"])),
+        })
+
+    def _opening(self, flag: str, kind: str, when: float, pos: dict | None, source: str,
+                 lock: dict | None) -> None:
+        if self.state.get(flag):
+            return  # latched: one alarm per episode, however many frames repeat it
+        self.state[flag] = True
+        n = self._episode(f"n_{flag}")
+        self.emit(kind, f"{flag}:{n}", when, position=pos or self.state.get("last_position"),
+                  details={"source": source, "lock": lock})
+
+    def _corridor(self, rec: dict[str, Any], pos: dict) -> None:
+        self.state["last_position"] = pos
+        route = route_of(self.escort)
+        if route is None:
+            return
+        corridor = float(self.escort["corridor_m"])
+        distance = route.distance_m(rec["lat"] / 1e7, rec["lon"] / 1e7)
+        if not self.state.get("deviation"):
+            if distance > corridor:
+                self.state["outside"] = int(self.state.get("outside", 0)) + 1
+                if self.state["outside"] == 1:
+                    self.state["outside_first"] = {"time": rec["time"], "distance_m": round(distance, 1),
+                                                   "rseq": rec["rseq"], "position": pos}
+                if self.state["outside"] >= self.config.route_confirm_fixes:
+                    first = self.state["outside_first"]
+                    self.state.update(deviation=True, outside=0, deviation_since=first["time"],
+                                      deviation_max_m=round(distance, 1))
+                    n = self._episode("n_deviation")
+                    self.emit("ROUTE_DEVIATION", f"deviation:{n}", first["time"], position=first["position"],
+                              details={"distance_m": first["distance_m"], "corridor_m": corridor,
+                                       "rseq": first["rseq"], "confirmed_by_rseq": rec["rseq"]})
+            else:
+                self.state["outside"] = 0
+            return
+        self.state["deviation_max_m"] = max(float(self.state.get("deviation_max_m", 0)), round(distance, 1))
+        back_within = corridor - min(self.config.route_hysteresis_m, corridor / 2)
+        if distance <= back_within:
+            n = int(self.state.get("n_deviation", 0))
+            self.emit("ROUTE_RETURNED", f"returned:{n}", rec["time"], position=pos, details={
+                "distance_m": round(distance, 1), "corridor_m": corridor,
+                "deviation_since": ev.iso(self.state.get("deviation_since")),
+                "max_distance_m": self.state.get("deviation_max_m"), "rseq": rec["rseq"]})
+            self.state.update(deviation=False, outside=0)
+
+
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
