@@ -77,6 +77,7 @@ class Metrics:
         self._histograms: dict[str, dict[Labels, Histogram]] = {}
         self._help: dict[str, str] = {}
         self._gauges: list[tuple[str, str, Callable[[], Iterable[tuple[Labels, float]]]]] = []
+        self._collectors: list[Callable[[], str]] = []
 
     def describe(self, name: str, help_text: str) -> None:
         self._help[name] = help_text
@@ -103,6 +104,10 @@ class Metrics:
             return [(_labels(**labels), value) for labels, value in read()]
 
         self._gauges.append((name, help_text, wrapped))
+
+    def collector(self, render: Callable[[], str]) -> None:
+        """Register a callable returning ready exposition text (metrics kept by another module)."""
+        self._collectors.append(render)
 
     def counter_value(self, name: str, **labels: object) -> float:
         with self._lock:
@@ -146,4 +151,29 @@ class Metrics:
             lines.append(f"# TYPE {name} gauge")
             for labels, value in samples:
                 lines.append(f"{name}{_fmt_labels(labels)} {_fmt_value(value)}")
+        for render in self._collectors:
+            try:
+                text = render()
+            except Exception as exc:  # noqa: BLE001 - a broken collector must not break the scrape
+                lines.append(f"# collector unavailable: {exc!r}")
+                continue
+            if text:
+                lines.append(text.rstrip("\n"))
         return "\n".join(lines) + "\n"
+
+
+def render_counter(name: str, help_text: str, samples: Iterable[tuple[dict, float]]) -> str:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+    for labels, value in samples:
+        lines.append(f"{name}{_fmt_labels(_labels(**labels))} {_fmt_value(value)}")
+    return "\n".join(lines)
+
+
+def render_histogram_snapshot(name: str, help_text: str, snapshot: dict) -> str:
+    """A snapshot {"buckets": [(le, cumulative)], "sum", "count"} in exposition format."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+    for bound, cumulative in snapshot["buckets"]:
+        lines.append(f'{name}_bucket{{le="{_fmt_value(bound)}"}} {cumulative}')
+    lines.append(f"{name}_sum {_fmt_value(snapshot['sum'])}")
+    lines.append(f"{name}_count {snapshot['count']}")
+    return "\n".join(lines)
