@@ -1,0 +1,175 @@
+"""Serial framing for the seal's UART link: COBS bodies separated by 0x00 (docs/protocol.md).
+
+This layer knows nothing about frames (the codec judges the bodies); the codec knows nothing
+about COBS.
+
+    wire = cobs_frame(frame)            # COBS(frame) + b"\\x00", ready for uart.write()
+    d = Deframer(on_body, on_error)     # callbacks: on_body(memoryview), on_error(code)
+    d.feed(uart_bytes)                  # any chunking; never raises on any input
+    d.frames, d.overrun, d.cobs_error, d.empty   # counters
+
+`on_body` gets a memoryview into the deframer's own buffer: decode it (or copy it) before
+returning, the next body overwrites it. `on_error` gets "overrun" (an encoded frame longer
+than MAX_ENCODED: dropped without storing more of it, up to the next delimiter) or
+"cobs_error" (a body that does not COBS-decode). Empty bodies (flush delimiters) are only
+counted. One MAX_ENCODED buffer per deframer, allocated once; COBS is decoded in place.
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):  # type: ignore[no-redef]
+        return x
+
+
+MAX_FRAME = const(2081)
+# COBS adds one code byte per 254 data bytes plus one; anything longer cannot be a frame.
+MAX_ENCODED = const(2090)  # MAX_FRAME + MAX_FRAME // 254 + 1
+
+OVERRUN = "overrun"
+COBS_ERROR = "cobs_error"
+
+
+class CobsError(ValueError):
+    pass
+
+
+def cobs_encode_into(data, out):
+    """COBS-encode `data` into the bytearray `out` (len(data) + len(data)//254 + 1 bytes at
+    most); return the encoded length. No delimiter is written."""
+    n = len(data)
+    code_at = 0
+    o = 1
+    code = 1
+    for i in range(n):
+        b = data[i]
+        if b == 0:
+            out[code_at] = code
+            code_at = o
+            o += 1
+            code = 1
+        else:
+            out[o] = b
+            o += 1
+            code += 1
+            if code == 255:
+                out[code_at] = code
+                code_at = o
+                o += 1
+                code = 1
+    out[code_at] = code
+    return o
+
+
+def cobs_encode(data):
+    out = bytearray(len(data) + len(data) // 254 + 1)
+    n = cobs_encode_into(data, out)
+    return bytes(memoryview(out)[:n])
+
+
+def cobs_frame(frame):
+    """One frame as it goes on the wire: COBS body plus the 0x00 delimiter."""
+    out = bytearray(len(frame) + len(frame) // 254 + 2)
+    n = cobs_encode_into(frame, out)
+    out[n] = 0
+    return bytes(memoryview(out)[: n + 1])
+
+
+def cobs_decode_in_place(buf, n):
+    """Decode the COBS body buf[0:n] in place; return the decoded length or raise CobsError.
+
+    The output never runs ahead of the input, so one buffer does."""
+    i = 0
+    o = 0
+    while i < n:
+        code = buf[i]
+        if code == 0:
+            raise CobsError("zero byte in body")
+        end = i + code
+        if end > n:
+            raise CobsError("block runs past the end")
+        i += 1
+        while i < end:
+            b = buf[i]
+            if b == 0:
+                raise CobsError("zero byte in block")
+            buf[o] = b
+            o += 1
+            i += 1
+        if code < 255 and i < n:
+            buf[o] = 0
+            o += 1
+    return o
+
+
+def cobs_decode(data):
+    buf = bytearray(data)
+    n = cobs_decode_in_place(buf, len(buf))
+    return bytes(memoryview(buf)[:n])
+
+
+class Deframer:
+    """Raw serial bytes in, decoded bodies out through callbacks (see module docstring)."""
+
+    def __init__(self, on_body, on_error=None, max_encoded=MAX_ENCODED):
+        self.on_body = on_body
+        self.on_error = on_error
+        self.max_encoded = max_encoded
+        self._buf = bytearray(max_encoded)
+        self._mv = memoryview(self._buf)
+        self._n = 0
+        self._discarding = False
+        self.frames = 0
+        self.overrun = 0
+        self.cobs_error = 0
+        self.empty = 0
+
+    @property
+    def pending(self):
+        """Bytes held for a body whose delimiter has not arrived yet."""
+        return self._n
+
+    def feed(self, data):
+        if not isinstance(data, bytes):
+            data = bytes(data)  # MicroPython's memoryview has no find()
+        n = len(data)
+        src = memoryview(data)
+        start = 0
+        while start <= n:
+            end = data.find(b"\x00", start)
+            stop = n if end < 0 else end
+            k = stop - start
+            if k and not self._discarding:
+                if self._n + k > self.max_encoded:
+                    self._discarding = True
+                    self._n = 0
+                    self.overrun += 1
+                    if self.on_error is not None:
+                        self.on_error(OVERRUN)
+                else:
+                    self._mv[self._n : self._n + k] = src[start:stop]
+                    self._n += k
+            if end < 0:
+                return
+            self._close()
+            start = end + 1
+
+    def _close(self):
+        n = self._n
+        self._n = 0
+        if self._discarding:
+            self._discarding = False
+            return
+        if not n:
+            self.empty += 1
+            return
+        try:
+            m = cobs_decode_in_place(self._buf, n)
+        except CobsError:
+            self.cobs_error += 1
+            if self.on_error is not None:
+                self.on_error(COBS_ERROR)
+            return
+        self.frames += 1
+        self.on_body(self._mv[:m])
