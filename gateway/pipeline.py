@@ -384,7 +384,7 @@ class Pipeline:
             return NO_RSEQ
         first = p["first_rseq"]
         last_rseq = first + count - 1
-        if last_rseq > _U32 - 1:
+        if last_rseq > _U32:  # the run would wrap the u32 counter: no seal can have sent that
             raise _Reject("bad_payload", f"rseq run {first}..{last_rseq} past the u32 range", frame.seal_id)
         existing = tx.existing_rseqs(frame.seal_id, first, last_rseq)
         escort_id = rules.id if rules is not None and rules.monitored else None

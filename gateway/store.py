@@ -218,12 +218,13 @@ class Store(abc.ABC):
 # --------------------------------------------------------------------------------------------
 
 
-def _add_years(day: dt.date, years: int) -> dt.date:
-    """Same month and day `years` later; 29 February becomes 1 March (the later, safer choice)."""
+def _add_years(day: dt.date, years: int, *, leap_day_to_march: bool) -> dt.date:
+    """Same month and day `years` later. 29 February into a common year becomes 1 March or, as the
+    civil-law rule for periods has it (no such date: the last day of that month), 28 February."""
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February into a common year
-        return dt.date(day.year + years, 3, 1)
+        return dt.date(day.year + years, 3, 1) if leap_day_to_march else dt.date(day.year + years, 2, 28)
 
 
 def retention_end(deactivated_at: float, *, years: int = 5, utc_offset_h: float = 5.0) -> float:
@@ -237,8 +238,8 @@ def retention_end(deactivated_at: float, *, years: int = 5, utc_offset_h: float 
     """
     offset = dt.timedelta(hours=utc_offset_h)
     local_day = (dt.datetime.fromtimestamp(deactivated_at, dt.timezone.utc) + offset).date()
-    a = _add_years(local_day + dt.timedelta(days=1), years)
-    b = _add_years(local_day, years) + dt.timedelta(days=1)
+    a = _add_years(local_day + dt.timedelta(days=1), years, leap_day_to_march=True)
+    b = _add_years(local_day, years, leap_day_to_march=False) + dt.timedelta(days=1)
     end_day = max(a, b)
     local_midnight = dt.datetime.combine(end_day, dt.time(0), tzinfo=dt.timezone.utc) - offset
     return local_midnight.timestamp()

@@ -1,0 +1,90 @@
+"""Retention (clause 18.3): five years counted from the day after deactivation; purge only that.
+
+All in virtual time: an escort is driven through the real pipeline (activation, track, alarms,
+deactivation), then the clock jumps years ahead."""
+
+import datetime as dt
+
+import pytest
+from gw1_support import FakeSeal, activate, make_pipeline
+
+from navseal.gateway.store import retention_end
+
+KZ = dt.timezone(dt.timedelta(hours=5))
+
+
+def ts(y, m, d, hh=0, mm=0, ss=0, tz=KZ):
+    return dt.datetime(y, m, d, hh, mm, ss, tzinfo=tz).timestamp()
+
+
+@pytest.mark.parametrize("deactivated, first_purge", [
+    # ordinary day: kept through 2031-03-10 (local), purgeable from 2031-03-11 00:00 local
+    (ts(2026, 3, 10, 14, 0), ts(2031, 3, 11)),
+    # one second before local midnight is still that day
+    (ts(2026, 3, 10, 23, 59, 59), ts(2031, 3, 11)),
+    # 19:30 UTC on 10 March is already 11 March in Kazakhstan (UTC+5)
+    (dt.datetime(2026, 3, 10, 19, 30, tzinfo=dt.timezone.utc).timestamp(), ts(2031, 3, 12)),
+    # deactivated on a leap day: the period starts 1 March 2028 -> ends with 28 Feb / 1 Mar 2033
+    (ts(2028, 2, 29, 12), ts(2033, 3, 1)),
+    # deactivated 28 Feb of a leap year: the period starts on 29 Feb 2028; the later reading wins
+    (ts(2028, 2, 28, 12), ts(2033, 3, 1)),
+    # deactivated 28 Feb 2027: day after is 1 March 2027 -> 1 March 2032 (not 29 Feb 2032)
+    (ts(2027, 2, 28, 12), ts(2032, 3, 1)),
+    # last day of the year
+    (ts(2026, 12, 31, 8), ts(2032, 1, 1)),
+])
+def test_retention_end_date_arithmetic(deactivated, first_purge):
+    assert retention_end(deactivated) == first_purge
+
+
+def test_purge_deletes_only_escorts_past_retention(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    old, young, open_ = FakeSeal(11), FakeSeal(12), FakeSeal(13)
+
+    def run_escort(seal, deactivate=True):
+        e = activate(pipeline, seal, clock)
+        for i in range(3):
+            pipeline.handle_uplink(seal.records(clock.advance(600), [(43.2 + i / 100, 76.9)] * 5), "t")
+        pipeline.handle_uplink(seal.event(clock.advance(10), "HOUSING_OPENED", status={
+            "cable_intact": True, "housing_closed": False, "battery_pct": 70}), "t")
+        if deactivate:
+            pipeline.request_deactivation(seal.seal_id, e["declaration"], e["vehicle"])
+            (cmd,) = [b for _, b in pipeline.tick(clock.advance(1))]
+            pipeline.handle_uplink(seal.command_result(clock.advance(5), cmd), "t")
+        return pipeline.status(escort_id=e["escort_id"])[0]
+
+    e_old = run_escort(old)
+    clock.advance(400 * 86400)  # a year later
+    e_young = run_escort(young)
+    e_open = run_escort(open_, deactivate=False)
+    # Records of a seal with no escort (an idle seal's heartbeat track) are not escort data.
+    idle = FakeSeal(14)
+    pipeline.provision_seal(14, idle.key)
+    pipeline.handle_uplink(idle.records(clock.advance(5), [(43.0, 76.0)]), "t")
+    before = store.counts()
+    assert e_old["status"] == e_young["status"] == "deactivated" and e_open["status"] == "active"
+
+    end_old = retention_end(store._read("SELECT deactivated_at FROM escorts WHERE escort_id = ?",
+                                        (e_old["escort_id"],))[0]["deactivated_at"])
+    # One second before the end: nothing goes.
+    assert sum(pipeline.purge(end_old - 1).values()) == 0
+    assert store.counts() == before
+    report = pipeline.purge(end_old)
+    assert report["escorts"] == 1 and report["records"] == 3 * 5 + 2 and report["events"] > 0
+    assert report["commands"] == 2
+    after = store.counts()
+    assert after["escorts"] == before["escorts"] - 1
+    assert after["records"] == before["records"] - report["records"]
+    assert pipeline.status(escort_id=e_old["escort_id"]) == []
+    assert store.records(11) == []
+    assert store.events(escort_id=e_old["escort_id"]) == []
+    # Everything else is intact.
+    assert {e["escort_id"] for e in pipeline.status(seal_id=12) + pipeline.status(seal_id=13)} == {
+        e_young["escort_id"], e_open["escort_id"]}
+    assert len(store.records(14)) == 1
+    assert store.seal_key(11) is not None  # the seal itself is not escort data
+    # Twenty years on: the young one goes too, the open escort never does.
+    report = pipeline.purge(clock.t + 20 * 366 * 86400)
+    assert report["escorts"] == 1
+    assert [e["status"] for e in pipeline.status(seal_id=13)] == ["active"]
+    assert len(store.records(13)) > 0 and len(store.records(14)) == 1
