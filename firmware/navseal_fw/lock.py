@@ -64,7 +64,7 @@ class DebouncedInput:
         self.closed_level = 1 if closed_level else 0
         self.closed = bool(closed)
         self.glitches = 0
-        self._away_ms = 0  # integrated time away from the debounced state
+        self._away = 0  # integrated time away from the debounced state, in half-milliseconds
         self._last_ms = None  # time of the previous sample
         self._last_away = False
 
@@ -83,17 +83,18 @@ class DebouncedInput:
                 if dt < 0:
                     dt = 0
         # The level seen at the previous sample is taken to have held until now.
+        # Half-millisecond units: time away counts double, time back drains at half speed.
         if self._last_away:
-            self._away_ms += dt
-        elif self._away_ms:
-            self._away_ms -= dt // 2 if dt > 1 else dt
-            if self._away_ms <= 0:
-                self._away_ms = 0
+            self._away += 2 * dt
+        elif self._away:
+            self._away -= dt
+            if self._away <= 0:
+                self._away = 0
                 self.glitches += 1
         self._last_away = away
-        if away and self._away_ms >= self.debounce_ms:
+        if away and self._away >= 2 * self.debounce_ms:
             self.closed = raw_closed
-            self._away_ms = 0
+            self._away = 0
             self._last_away = False
             return CLOSED if raw_closed else OPENED
         return NO_CHANGE
