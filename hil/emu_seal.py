@@ -1,0 +1,253 @@
+"""One emulated seal in its own process: the real firmware core behind two serial lines.
+
+    python -m navseal.hil.emu_seal --link /dev/pts/5 --stim /dev/pts/6 --state-dir DIR \
+        --seal-id 1001 --key HEX [--journal-capacity 16 --journal-seg-records 4]
+
+``--link`` is the seal's data link (COBS frames, docs/protocol.md "Serial framing"); ``--stim``
+is the bench-control line (hil/benchctl.py, docs/hil.md). Both are opened by name with pyserial,
+as the bench opens /dev/ttyUSB0: every byte crosses a real tty. ``--state-dir`` is the seal's
+flash (the firmware's DesktopHal); it outlives the process, so SIGKILL is a real power cut.
+
+The loop owns all I/O and time; the core (navseal_fw.seal.SealCore, through core_adapter) only
+gets bytes, levels and milliseconds. It waits in select() until input arrives or the core's next
+deadline, never in a sleep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import signal
+import sys
+import time
+
+from navseal.protocol.serial import SerialDeframer, encode_serial
+
+from . import benchctl
+from .core_adapter import SealDriver
+from .frames import summarize
+
+_LOCK_SETTLE_S = 2.0  # a LOCK reply waits at most this long for the debounced inputs
+_MIN_WAIT_S = 0.002  # never spin: even a core that is due "now" gets a short select
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def make_hal(state_dir: str):
+    """The firmware's DesktopHal with one addition: a power cut armed after N flash bytes."""
+    from navseal_fw.hal_desktop import DesktopHal
+
+    class BenchHal(DesktopHal):
+        cut_budget = -1  # bytes still allowed before the power dies; -1: not armed
+
+        def open(self, name, mode="rb"):
+            f = super().open(name, mode)
+            if "w" in mode or "a" in mode:
+                return _CuttingFile(f, self)
+            return f
+
+    return BenchHal(state_dir)
+
+
+class _CuttingFile:
+    """A flash file whose writes count against the HAL's cut budget; when it runs out the
+    process dies by SIGKILL with exactly the allowed bytes on disk, as a real power cut."""
+
+    def __init__(self, f, hal) -> None:
+        self._f = f
+        self._hal = hal
+
+    def write(self, buf) -> int:
+        budget = self._hal.cut_budget
+        if budget < 0 or len(buf) < budget:
+            if budget >= 0:
+                self._hal.cut_budget = budget - len(buf)
+            return self._f.write(buf)
+        self._f.write(bytes(buf[:budget]))
+        self._f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise SystemExit(137)  # not reached
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+class Runner:
+    def __init__(self, args) -> None:
+        import serial  # pyserial
+
+        self.args = args
+        self.key = bytes.fromhex(args.key)
+        self.link = serial.Serial(args.link, args.baud, timeout=0)
+        self.stim = serial.Serial(args.stim, args.baud, timeout=0)
+        # Power-on: UART FIFOs start empty; whatever the bench sent while we were off is gone.
+        self.link.reset_input_buffer()
+        self.stim.reset_input_buffer()
+        self.deframer = SerialDeframer()
+        self.lines = benchctl.LineSplitter()
+        self.hal = make_hal(args.state_dir)
+        self.hal.cause = args.reset_cause
+        self.pending_lock: tuple[float, bool, bool] | None = None
+        self.seal: SealDriver | None = None
+
+    # ---- output ------------------------------------------------------------------------------
+
+    def ctl(self, line: bytes) -> None:
+        self.stim.write(line)
+
+    def log(self, text: str) -> None:
+        self.ctl(benchctl.format_log(text))
+
+    def send_frame(self, frame: bytes) -> bool:
+        self.link.write(encode_serial(frame))
+        self.log("tx " + summarize(frame))
+        return True
+
+    # ---- boot --------------------------------------------------------------------------------
+
+    def boot(self) -> None:
+        options = {
+            "journal_capacity": self.args.journal_capacity,
+            "journal_seg_records": self.args.journal_seg_records,
+        }
+        self.seal = SealDriver(self.hal, self.args.seal_id, self.key, self.send_frame, options)
+        self.log(f"boot: reset cause {self.hal.cause}, state dir {self.args.state_dir}")
+        self.seal.start(now_ms())
+        self.ctl(benchctl.format_ready(self.args.seal_id, self.seal.boot, self.seal.fw))
+
+    # ---- input -------------------------------------------------------------------------------
+
+    def on_link_bytes(self, data: bytes) -> None:
+        assert self.seal is not None
+        for kind, item in self.deframer.feed_items(data):
+            if kind != "body":
+                self.log(f"rx serial framing error: {item}")
+                continue
+            before = self.seal.counters()
+            self.seal.downlink(item, now_ms())
+            self.log("rx " + summarize(item, self.key) + " -> " + diff_counters(before, self.seal.counters()))
+
+    def on_control_bytes(self, data: bytes) -> None:
+        for line in self.lines.feed(data):
+            try:
+                cmd = benchctl.parse_command(line)
+            except benchctl.ControlProtocolError as exc:
+                verb = line.split(b" ", 1)[0].decode("ascii", "replace")[:16]
+                self.ctl(benchctl.format_reply(False, verb, str(exc)))
+                continue
+            self.handle(cmd)
+
+    def handle(self, cmd: benchctl.Command) -> None:
+        assert self.seal is not None
+        v, a = cmd.verb, cmd.args
+        if v == "PING":
+            self.ctl(benchctl.format_reply(True, v, a[0]))
+        elif v == "NMEA":
+            self.seal.feed_gnss((a[0] + "\r\n").encode("ascii"), now_ms())
+            self.ctl(benchctl.format_reply(True, v))
+        elif v == "LOCK":
+            cable, housing = benchctl.LEVELS[a[0]], benchctl.LEVELS[a[1]]
+            self.hal.cable_closed, self.hal.housing_closed = cable, housing
+            self.seal.lock_changed(now_ms())
+            self.pending_lock = (time.monotonic() + _LOCK_SETTLE_S, cable, housing)
+        elif v == "BATT":
+            self.hal.battery = None if a[0] == "unknown" else int(a[0])
+            self.ctl(benchctl.format_reply(True, v, a[0]))
+        elif v == "REBOOT":
+            self.ctl(benchctl.format_reply(True, v))
+            self.seal.close()
+            self.hal.cause = 2  # SOFT
+            self.deframer = SerialDeframer()
+            self.boot()
+        elif v == "CUTWRITE":
+            self.hal.cut_budget = int(a[0])
+            self.ctl(benchctl.format_reply(True, v, a[0]))
+        elif v == "STATUS":
+            st = self.seal.status()
+            self.ctl(benchctl.format_reply(True, v, " ".join(f"{k}={val}" for k, val in st.items())))
+        elif v == "FEATURES":
+            feats = ["gnss", "lock", "battery", "reboot", "write_cut"]
+            if self.args.journal_capacity <= 256:
+                feats.append("small_journal")
+            self.ctl(benchctl.format_reply(True, v, " ".join(feats)))
+
+    def check_lock_reply(self) -> None:
+        assert self.seal is not None
+        if self.pending_lock is None:
+            return
+        deadline, cable, housing = self.pending_lock
+        words = f"{benchctl.level_word(cable)} {benchctl.level_word(housing)}"
+        if self.seal.lock_settled(cable, housing):
+            self.pending_lock = None
+            self.ctl(benchctl.format_reply(True, "LOCK", words))
+        elif time.monotonic() > deadline:
+            self.pending_lock = None
+            self.ctl(benchctl.format_reply(False, "LOCK", f"inputs did not settle at {words}"))
+
+    # ---- loop --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.boot()
+        assert self.seal is not None
+        while True:
+            wait = (self.seal.next_deadline_ms() - now_ms()) / 1000.0
+            if self.pending_lock is not None:
+                wait = min(wait, 0.01)
+            wait = min(max(wait, _MIN_WAIT_S), 1.0)
+            ready, _, _ = select.select([self.link, self.stim], [], [], wait)
+            if self.link in ready:
+                data = self.link.read(self.link.in_waiting or 1)
+                if data:
+                    self.on_link_bytes(data)
+            if self.stim in ready:
+                data = self.stim.read(self.stim.in_waiting or 1)
+                if data:
+                    self.on_control_bytes(data)
+            self.seal.poll(now_ms())
+            self.check_lock_reply()
+
+
+def diff_counters(before: tuple, after: tuple) -> str:
+    names = ("accepted", "errors", "not_mine", "replayed", "rejected", "ack_ignored")
+    out = []
+    for name, b, a in zip(names, before, after):
+        if isinstance(a, dict):
+            out += [f"{k}" for k in a if a[k] != b.get(k, 0)]
+        elif a != b:
+            out.append(name)
+    return ",".join(out) or "no effect"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m navseal.hil.emu_seal", description=__doc__.split("\n")[0])
+    p.add_argument("--link", required=True, help="serial port for the data link (COBS frames)")
+    p.add_argument("--stim", required=True, help="serial port for the bench-control line")
+    p.add_argument("--state-dir", required=True, help="directory standing for the seal's flash")
+    p.add_argument("--seal-id", type=int, required=True)
+    p.add_argument("--key", required=True, help="the seal's 32-byte key, hex")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--journal-capacity", type=int, default=100000)
+    p.add_argument("--journal-seg-records", type=int, default=1023)
+    p.add_argument("--reset-cause", type=int, default=0, help="reported in HELLO (0 POWER_ON)")
+    args = p.parse_args(argv)
+    if len(bytes.fromhex(args.key)) != 32:
+        p.error("--key must be 32 bytes of hex")
+    runner = Runner(args)
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
