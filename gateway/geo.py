@@ -39,6 +39,8 @@ def ecef(lat_deg: float, lon_deg: float) -> tuple[float, float, float]:
 class Route:
     """A polyline of (lat, lon) degrees; `distance_m(lat, lon)` is the distance to it in metres."""
 
+    PIECE_M = 5_000.0
+
     def __init__(self, points: Sequence[Sequence[float]]) -> None:
         if not points:
             raise ValueError("a route needs at least one point")
@@ -46,12 +48,23 @@ class Route:
         for lat, lon in self.points:
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 raise ValueError(f"route point ({lat}, {lon}) out of range")
-        self._xyz = [ecef(lat, lon) for lat, lon in self.points]
+        # The wire route's segments are straight lines in latitude/longitude (docs/protocol.md,
+        # densify_route). A long one is not a straight line in space (on a 36 km east-west segment
+        # at 43 N the two differ by up to ~24 m), so split it into pieces of at most PIECE_M along
+        # the lat/lon line; between piece ends line and chord then differ by < 0.5 m.
+        pieces = [self.points[0]]
+        for (lat0, lon0), (lat1, lon1) in zip(self.points, self.points[1:]):
+            approx = math.hypot((lat1 - lat0) * 111_000, (lon1 - lon0) * 111_000 * math.cos(math.radians(lat0)))
+            n = max(1, math.ceil(approx / self.PIECE_M))
+            for k in range(1, n + 1):
+                pieces.append((lat0 + (lat1 - lat0) * k / n, lon0 + (lon1 - lon0) * k / n))
+        self._pieces = pieces
+        self._xyz = [ecef(lat, lon) for lat, lon in pieces]
         self._grid: dict[tuple[int, int], list[int]] = {}
-        nseg = max(len(self.points) - 1, 1)
+        nseg = max(len(pieces) - 1, 1)
         for i in range(nseg):
-            a = self.points[i]
-            b = self.points[min(i + 1, len(self.points) - 1)]
+            a = pieces[i]
+            b = pieces[min(i + 1, len(pieces) - 1)]
             for key in _cells(min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1])):
                 self._grid.setdefault(key, []).append(i)
         self._nseg = nseg

@@ -725,6 +725,7 @@ class Pipeline:
     def next_deadline(self) -> float | None:
         """The earliest time at which `tick` has something to do (None: nothing pending)."""
         with self._lock:
+            now = self.clock()
             times: list[float] = []
             with self.store.transaction() as tx:
                 for escort in tx.escorts_with_status(MONITORED_STATUSES):
@@ -741,8 +742,9 @@ class Pipeline:
                     if last_seen is None:
                         continue
                     due = c["next_attempt_at"] or c["created_at"]
-                    # Only worth waking for while the seal still counts as online.
-                    if due <= last_seen + self.config.online_window_s:
+                    # Only worth waking for while the seal counts as online (tick sends only then);
+                    # an offline seal gets its command in the answer to its next frame.
+                    if max(due, now) <= last_seen + self.config.online_window_s:
                         times.append(due)
             # A deadline exactly at t is acted on by tick(t') for t' > t (rules use strict ">").
             return min(times) if times else None
