@@ -1,0 +1,201 @@
+"""Check a run against its scenario's expectations.
+
+Input: the operator events in the order the sink delivered them (repeats included: a repeat is
+how a duplicate would show), per-seal facts from the run (`SealFacts`) and the scenario. Output:
+one `Outcome` per expectation, each saying what was expected and what happened, so a failure
+message can be read without the scenario file open.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .scenario import EventExpectation, Scenario, format_duration
+
+
+@dataclass
+class SealFacts:
+    """What the run knows about one seal at its end (from the seal and the gateway's store)."""
+
+    seal_id: int
+    state: str
+    journal_pending: int
+    last_rseq: int  # highest journal sequence number the seal has written
+    stored_rseqs: int  # distinct records (positions and seal events) the gateway committed
+    thinned: int  # positions dropped by journal thinning (reported by JOURNAL_OVERFLOW)
+    refused: int  # positions the journal refused when full (lost without an rseq)
+    rejected_commands: int
+
+
+@dataclass
+class Outcome:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.outcomes.append(Outcome(name, ok, detail))
+
+
+def _ts(text: str | None) -> float | None:
+    if text is None:
+        return None
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _get(event: dict[str, Any], dotted: str) -> Any:
+    value: Any = event
+    for part in dotted.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return _MISSING
+    return value
+
+
+_MISSING = object()
+
+
+def _matches(event: dict[str, Any], ex: EventExpectation, start: float) -> bool:
+    if event.get("kind") != ex.kind:
+        return False
+    if ex.seal is not None and event.get("seal_id") != ex.seal:
+        return False
+    for path, want in ex.fields.items():
+        if _get(event, path) != want:
+            return False
+    occurred = _ts(event.get("occurred_at"))
+    if ex.after is not None and (occurred is None or occurred < start + ex.after):
+        return False
+    if ex.before is not None and (occurred is None or occurred > start + ex.before):
+        return False
+    return True
+
+
+def check(scenario: Scenario, events: list[dict[str, Any]], facts: dict[int, SealFacts]) -> Report:
+    exp = scenario.expect
+    report = Report()
+    start = scenario.start
+    unique: dict[str, dict[str, Any]] = {}
+    for e in events:
+        unique.setdefault(e["event_id"], e)
+    distinct = list(unique.values())
+
+    for ex in exp.events:
+        hits = [e for e in distinct if _matches(e, ex, start)]
+        n = len(hits)
+        if ex.count is not None:
+            ok, want = n == ex.count, f"exactly {ex.count}"
+        else:
+            lo = ex.min if ex.min is not None else 0
+            hi = ex.max
+            ok = n >= lo and (hi is None or n <= hi)
+            want = f"{lo}..{hi}" if hi is not None else f"at least {lo}"
+        window = ""
+        if ex.after is not None or ex.before is not None:
+            window = f" occurring in [{format_duration(ex.after or 0)}, " \
+                     f"{format_duration(ex.before) if ex.before is not None else 'end'}]"
+        detail = f"want {want}{window}, got {n}"
+        if not ok:
+            same_kind = [e for e in distinct if e["kind"] == ex.kind]
+            if same_kind and n != len(same_kind):
+                detail += f" ({len(same_kind)} {ex.kind} in all, e.g. " \
+                          f"seal {same_kind[0]['seal_id']} at {same_kind[0]['occurred_at']} " \
+                          f"details {same_kind[0].get('details')})"
+        if ok and ex.emitted_within is not None:
+            late = [e for e in hits if (_ts(e["emitted_at"]) or 0) - (_ts(e["occurred_at"]) or 0) > ex.emitted_within]
+            if late:
+                ok = False
+                detail += f"; {len(late)} emitted more than {format_duration(ex.emitted_within)} after the fact " \
+                          f"(first: occurred {late[0]['occurred_at']}, emitted {late[0]['emitted_at']})"
+        report.add(ex.describe(), ok, detail)
+
+    for order in exp.order:
+        seq = [e["kind"] for e in distinct if order.seal is None or e["seal_id"] == order.seal]
+        pos = 0
+        for kind in seq:
+            if pos < len(order.kinds) and kind == order.kinds[pos]:
+                pos += 1
+        ok = pos == len(order.kinds)
+        who = f" seal {order.seal}" if order.seal is not None else ""
+        seen = [k for k in seq if k != "POSITION"]
+        detail = "in order" if ok else f"stuck before {order.kinds[pos]!r} (non-POSITION kinds seen: {seen})"
+        report.add(f"expect.order[{order.index}]{who} {' -> '.join(order.kinds)}", ok, detail)
+
+    for kind in exp.absent:
+        hits = [e for e in distinct if e["kind"] == kind]
+        detail = "none" if not hits else f"{len(hits)}, first seal {hits[0]['seal_id']} at {hits[0]['occurred_at']}"
+        report.add(f"expect.absent {kind}", not hits, detail)
+
+    if exp.no_duplicate_events:
+        repeats = Counter(e["event_id"] for e in events)
+        dup_ids = [i for i, n in repeats.items() if n > 1]
+        # A fact re-derived under a new id would slip past the id check: compare the facts too.
+        facts_seen = Counter(
+            (e["kind"], e["seal_id"], e.get("occurred_at"), str(e.get("details")))
+            for e in distinct if e["kind"] != "POSITION")
+        dup_facts = [k for k, n in facts_seen.items() if n > 1]
+        ok = not dup_ids and not dup_facts
+        detail = f"{len(events)} events delivered, {len(distinct)} distinct"
+        if dup_ids:
+            detail += f"; {len(dup_ids)} event_id(s) delivered more than once"
+        if dup_facts:
+            detail += f"; same fact under different ids: {dup_facts[:3]}"
+        report.add("expect.no_duplicate_events", ok, detail)
+
+    if exp.no_lost_records:
+        problems = []
+        for f in facts.values():
+            missing = f.last_rseq - f.stored_rseqs - f.thinned
+            if f.journal_pending:
+                problems.append(f"seal {f.seal_id}: {f.journal_pending} record(s) still unacknowledged at the end")
+            if missing > 0:
+                problems.append(f"seal {f.seal_id}: {missing} of {f.last_rseq} record(s) neither stored nor "
+                                f"reported thinned ({f.stored_rseqs} stored, {f.thinned} thinned)")
+            if f.refused:
+                problems.append(f"seal {f.seal_id}: {f.refused} position(s) refused by a full journal")
+        summary = ", ".join(f"seal {f.seal_id}: {f.stored_rseqs} stored + {f.thinned} thinned of {f.last_rseq}"
+                            for f in facts.values())
+        report.add("expect.no_lost_records", not problems, "; ".join(problems) or summary)
+
+    if exp.schema_valid:
+        try:
+            from navseal.gateway import events as gw_events
+
+            gw_events.validate(distinct)
+            report.add("expect.schema_valid", True, f"{len(distinct)} events valid against the event schema")
+        except ImportError as exc:  # jsonschema is a test dependency, not a runtime one
+            report.add("expect.schema_valid", True, f"skipped: {exc}")
+        except Exception as exc:  # jsonschema.ValidationError
+            report.add("expect.schema_valid", False, " ".join(str(exc).split())[:300])
+
+    for s in exp.seals:
+        f = facts.get(s.seal)
+        problems = []
+        if f is None:
+            problems.append("no facts")
+        else:
+            if s.state is not None and f.state != s.state:
+                problems.append(f"state {f.state}, want {s.state}")
+            if s.journal_pending is not None and f.journal_pending != s.journal_pending:
+                problems.append(f"journal_pending {f.journal_pending}, want {s.journal_pending}")
+            if s.min_rejected_commands is not None and f.rejected_commands < s.min_rejected_commands:
+                problems.append(f"rejected commands {f.rejected_commands}, want at least {s.min_rejected_commands}")
+        report.add(f"expect.seals[{s.index}] seal {s.seal}", not problems, "; ".join(problems) or "as expected")
+    return report
