@@ -19,7 +19,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):  # type: ignore[no-redef]
+    def const(x):  # type: ignore[no-redef,misc]  # stub's signature is generic
         return x
 
 
@@ -173,3 +173,47 @@ class Deframer:
             return
         self.frames += 1
         self.on_body(self._mv[:m])
+
+
+class SerialLink:
+    """The serial link: frames over a byte stream (a UART, a pty, an in-memory fake) with the
+    framing above. Same shape as link_mqtt.MqttLink for the core and main.py:
+
+        link = SerialLink(uart, on_frame)   # on_frame(bytes): a complete body from the wire
+        link.send(frame) -> True            # COBS + delimiter written
+        link.poll(now_ms)                   # drains stream.read(); never raises on bad bytes
+        link.next_deadline_ms()             # None: no timer of its own (the caller polls)
+
+    A serial line has no connection to come or go, so it is always `connected`. Bodies are
+    copied before on_frame sees them (the caller may keep them).
+    """
+
+    def __init__(self, stream, on_frame, on_error=None):
+        self.stream = stream
+        self.connected = True
+        self._on_frame = on_frame
+        self.deframer = Deframer(self._body, on_error)
+        self.sent = 0
+        self.received = 0
+        # flush delimiter: whatever partial frame the far end holds is dropped, not merged
+        self._primed = False
+
+    def _body(self, body):
+        self.received += 1
+        self._on_frame(bytes(body))
+
+    def send(self, frame, now_ms=None):
+        if not self._primed:
+            self.stream.write(b"\x00")
+            self._primed = True
+        self.stream.write(cobs_frame(frame))
+        self.sent += 1
+        return True
+
+    def poll(self, now_ms=None):
+        data = self.stream.read()
+        if data:
+            self.deframer.feed(data)
+
+    def next_deadline_ms(self):
+        return None

@@ -50,18 +50,19 @@ import struct
 import hashlib
 
 try:
-    from binascii import crc32
+    from binascii import crc32 as _crc32
 except ImportError:  # a MicroPython port built without binascii.crc32
     try:
-        from zlib import crc32  # type: ignore[assignment]  # CPython only
+        # CPython only (always has binascii.crc32 anyway); hidden from the MicroPython stubs
+        _crc32 = __import__("zlib").crc32
     except ImportError:
-        crc32 = None  # type: ignore[assignment]
+        _crc32 = None  # type: ignore[assignment]  # _crc32_py below then does the work
 
 try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):  # type: ignore[no-redef]
+    def const(x):  # type: ignore[no-redef,misc]  # stub's signature is generic
         return x
 
 
@@ -198,9 +199,9 @@ def _crc32_py(data):
 
 def crc(data):
     """CRC-32/ISO-HDLC of a bytes-like object (check value of b"123456789": 0xCBF43926)."""
-    if crc32 is None:
+    if _crc32 is None:
         return _crc32_py(data)
-    return crc32(data) & 0xFFFFFFFF
+    return _crc32(data) & 0xFFFFFFFF
 
 
 def is_known_type(t):

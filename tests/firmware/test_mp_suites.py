@@ -30,7 +30,7 @@ def _data_copies():
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_cpython(module, capsys):
+def test_cpython(module, capsys, tmp_path):
     if "nmea" in module and not NMEA.is_dir():
         pytest.skip(f"NMEA captures not found at {NMEA}")
     sys.path.insert(0, str(MP_DIR))
@@ -38,6 +38,7 @@ def test_cpython(module, capsys):
         mpunit = importlib.import_module("mpunit")
         mpunit.VECTORS = str(VECTORS)
         mpunit.NMEA = str(NMEA)
+        mpunit.TMP = str(tmp_path)
         failures = mpunit.run([module])
     finally:
         sys.path.remove(str(MP_DIR))
@@ -55,6 +56,8 @@ def test_micropython(module):
     code = (
         "import sys\n"
         "sys.path.insert(0, '/t')\n"
+        "import os\n"
+        "try:\n    os.mkdir('/tmp')\nexcept OSError:\n    pass\n"
         "assert sys.implementation.name == 'micropython'\n"
         "import mpunit\n"
         f"sys.exit(1 if mpunit.run([{module!r}]) else 0)\n"

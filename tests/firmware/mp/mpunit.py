@@ -6,11 +6,12 @@
 #   mpunit.run(["mpt_codec", "mpt_nmea"])   # prints one line per test, returns failures
 #
 # Paths of shared test data, set by whoever starts the run (pytest wrapper or MicroPython
-# runner): VECTORS (protocol/vectors) and NMEA (the receiver captures).
+# runner): VECTORS (protocol/vectors), NMEA (the receiver captures), TMP (scratch).
 import sys
 
 VECTORS = "/vectors"
 NMEA = "/nmea"
+TMP = "/tmp"  # a writable scratch directory
 
 
 def _tests(mod):

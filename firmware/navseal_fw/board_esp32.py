@@ -1,0 +1,228 @@
+"""Board HAL for an ESP32-S3 seal (ESP32-S3-WROOM-1 N16R8 class module), MicroPython >= 1.24.
+
+The same duck-typed interface as hal.MemHal (see hal.py): ticks_ms, unix, set_unix, open,
+rename, remove, listdir, size, gnss_read, lock_levels, battery_pct, reset_cause; plus the
+board-only parts main.py uses: the watchdog, the serial bench UART and the network.
+
+Pin map (docs/firmware.md has the same table and the reasoning):
+    GNSS      UART1  TX GPIO17 -> receiver RX, RX GPIO18 <- receiver TX, 9600 8N1
+              GPIO8  GNSS power enable (high = on), GPIO9 PPS (not used yet)
+    cable     GPIO10 input, pull-up; the loop shorts it to GND: 0 = loop closed
+    housing   GPIO11 input, pull-up; normally-closed microswitch to GND: 0 = housing closed
+    battery   GPIO1  ADC1 channel 0 through a 100k/100k divider (ADC1: ADC2 is unusable
+              while Wi-Fi runs), 11 dB attenuation, read_uv() is factory-calibrated
+    modem     UART2  TX GPIO4, RX GPIO5, 115200; GPIO6 PWRKEY (LTE Cat-1, e.g. SIMCom A7670E),
+              brought up as a PPP interface (network.PPP)
+    bench     UART0  TX GPIO43, RX GPIO44 (the USB-serial bridge): COBS frames for HIL tests
+    LED       GPIO38 status
+Avoided on purpose: GPIO0/3/45/46 (strapping), GPIO19/20 (native USB), GPIO26-37 (flash and
+octal PSRAM on R8 modules).
+
+Constructor arguments let a test hand in fakes for `machine`, `os` and `time`, so this file is
+exercised under CPython and the WebAssembly MicroPython too (tests/firmware/mp/mpt_board.py).
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):  # type: ignore[no-redef,misc]  # stub's signature is generic
+        return x
+
+
+PIN_GNSS_TX = const(17)
+PIN_GNSS_RX = const(18)
+PIN_GNSS_EN = const(8)
+PIN_CABLE = const(10)
+PIN_HOUSING = const(11)
+PIN_BATTERY = const(1)
+PIN_MODEM_TX = const(4)
+PIN_MODEM_RX = const(5)
+PIN_MODEM_PWRKEY = const(6)
+PIN_LED = const(38)
+PIN_BENCH_TX = const(43)
+PIN_BENCH_RX = const(44)
+GNSS_UART = const(1)
+MODEM_UART = const(2)
+BENCH_UART = const(0)
+GNSS_BAUD = const(9600)
+MODEM_BAUD = const(115200)
+BENCH_BAUD = const(115200)
+BATTERY_DIVIDER = const(2)  # 100k/100k
+WDT_TIMEOUT_MS = const(30000)
+FLASH_DIR = "/data"  # littlefs; the seal's files live here, flat
+_EPOCH_2000 = const(946684800)  # Unix seconds of 2000-01-01, MicroPython's old epoch
+_TICKS_PERIOD = const(0x40000000)
+
+# Li-ion open-circuit voltage (mV) to charge (%), piecewise linear. Under load the reading is
+# lower, so the battery is sampled between modem transmissions.
+_BATTERY_CURVE = ((3300, 0), (3500, 5), (3600, 10), (3700, 25), (3750, 40), (3800, 55),
+                  (3850, 65), (3950, 80), (4050, 90), (4200, 100))
+
+
+def battery_percent(mv):
+    """Cell millivolts to 0..100 %, integer maths."""
+    if mv <= _BATTERY_CURVE[0][0]:
+        return 0
+    for i in range(1, len(_BATTERY_CURVE)):
+        v1, p1 = _BATTERY_CURVE[i]
+        if mv <= v1:
+            v0, p0 = _BATTERY_CURVE[i - 1]
+            return p0 + (mv - v0) * (p1 - p0) // (v1 - v0)
+    return 100
+
+
+class Board:
+    """ESP32-S3 seal board: pins, UARTs, ADC, RTC, littlefs files, watchdog."""
+
+    def __init__(self, machine=None, os_mod=None, time_mod=None, flash_dir=FLASH_DIR):
+        if machine is None:
+            import machine  # type: ignore[no-redef]
+        if os_mod is None:
+            import os as os_mod  # type: ignore[no-redef]
+        if time_mod is None:
+            import time as time_mod  # type: ignore[no-redef]
+        self._m = machine
+        self._os = os_mod
+        self._time = time_mod
+        self._dir = flash_dir
+        try:
+            os_mod.mkdir(flash_dir)
+        except OSError:
+            pass  # exists
+        Pin = machine.Pin
+        self.gnss_en = Pin(PIN_GNSS_EN, Pin.OUT, value=1)
+        self.cable = Pin(PIN_CABLE, Pin.IN, Pin.PULL_UP)
+        self.housing = Pin(PIN_HOUSING, Pin.IN, Pin.PULL_UP)
+        self.led = Pin(PIN_LED, Pin.OUT, value=0)
+        # rxbuf: 1 s of NMEA at 9600 baud is 960 bytes; main.py drains it every 100 ms.
+        self.gnss_uart = machine.UART(GNSS_UART, baudrate=GNSS_BAUD, tx=PIN_GNSS_TX,
+                                      rx=PIN_GNSS_RX, rxbuf=2048, timeout=0)
+        self.adc = machine.ADC(Pin(PIN_BATTERY), atten=machine.ADC.ATTN_11DB)
+        self.rtc = machine.RTC()
+        self.wdt = None
+        # time.time()'s epoch: 1970 on current ports, 2000 on old ESP32 builds.
+        self._epoch = 0 if time_mod.gmtime(0)[0] == 1970 else _EPOCH_2000
+        # ticks_ms() wraps every 2**30 ms (12.4 days); an escort may last longer, so the core
+        # gets a clock that never wraps (it must be read more often than every 6 days: it is).
+        self._ms = 0
+        self._last_ticks = time_mod.ticks_ms()
+        self._cause = self._map_reset_cause(machine.reset_cause())
+
+    # ---- clock ---------------------------------------------------------------------------
+
+    def ticks_ms(self):
+        now = self._time.ticks_ms()
+        self._ms += self._time.ticks_diff(now, self._last_ticks)
+        self._last_ticks = now
+        return self._ms
+
+    def unix(self):
+        return self._time.time() + self._epoch
+
+    def set_unix(self, t):
+        tm = self._time.gmtime(t - self._epoch)
+        # RTC.datetime wants (year, month, day, weekday, hours, minutes, seconds, subseconds)
+        self.rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+    # ---- flash (littlefs: rename replaces atomically) ------------------------------------
+
+    def _path(self, name):
+        if "/" in name:
+            raise ValueError("flat names only")
+        return self._dir + "/" + name
+
+    def open(self, name, mode="rb"):
+        return open(self._path(name), mode)
+
+    def rename(self, old, new):
+        self._os.rename(self._path(old), self._path(new))
+
+    def remove(self, name):
+        self._os.remove(self._path(name))
+
+    def listdir(self):
+        return self._os.listdir(self._dir)
+
+    def size(self, name):
+        return self._os.stat(self._path(name))[6]
+
+    # ---- inputs --------------------------------------------------------------------------
+
+    def gnss_read(self):
+        if not self.gnss_uart.any():
+            return None
+        return self.gnss_uart.read()
+
+    def lock_levels(self):
+        # Pull-ups, contacts to GND: a closed loop / closed housing reads 0.
+        return (self.cable.value() == 0, self.housing.value() == 0)
+
+    def battery_pct(self):
+        try:
+            uv = self.adc.read_uv()
+        except (AttributeError, OSError):
+            return None
+        return battery_percent(uv * BATTERY_DIVIDER // 1000)
+
+    def reset_cause(self):
+        return self._cause
+
+    def _map_reset_cause(self, cause):
+        # machine constants -> protocol HELLO.reset_cause. The ESP32 port reports a brownout
+        # as a power-on reset, so BROWNOUT (3) cannot be told apart here.
+        m = self._m
+        if cause == m.PWRON_RESET:
+            return 0
+        if cause == m.WDT_RESET:
+            return 1
+        if cause == m.SOFT_RESET:
+            return 2
+        if cause == m.DEEPSLEEP_RESET:
+            return 4
+        return 255  # HARD_RESET (reset pin) and anything new
+
+    # ---- board-only: watchdog, bench UART, network ----------------------------------------
+
+    def wdt_start(self, timeout_ms=WDT_TIMEOUT_MS):
+        """Once started the watchdog cannot be stopped: main.py feeds it from its loop."""
+        self.wdt = self._m.WDT(timeout=timeout_ms)
+
+    def wdt_feed(self):
+        if self.wdt is not None:
+            self.wdt.feed()
+
+    def bench_uart(self):
+        return self._m.UART(BENCH_UART, baudrate=BENCH_BAUD, tx=PIN_BENCH_TX, rx=PIN_BENCH_RX,
+                            rxbuf=4096, timeout=0)
+
+    def modem_power_on(self):
+        # SIMCom PWRKEY: pull low for ~1 s to switch on (through an NPN: high here = low there).
+        key = self._m.Pin(PIN_MODEM_PWRKEY, self._m.Pin.OUT, value=0)
+        key.value(1)
+        self._time.sleep_ms(1100)
+        key.value(0)
+
+    def network_up(self, wifi_ssid=None, wifi_password=None, apn=None):
+        """Bring up the IP link: Wi-Fi (bench and depot) if an SSID is given, else the LTE modem
+        as PPP. Returns the network interface; the caller waits for isconnected()."""
+        import network
+
+        if wifi_ssid:
+            wlan = network.WLAN(network.WLAN.IF_STA)
+            wlan.active(True)
+            wlan.connect(wifi_ssid, wifi_password)
+            return wlan
+        self.modem_power_on()
+        uart = self._m.UART(MODEM_UART, baudrate=MODEM_BAUD, tx=PIN_MODEM_TX, rx=PIN_MODEM_RX,
+                            rxbuf=4096, timeout=100)
+        # Dial: AT+CGDCONT=1,"IP","<apn>" then ATD*99#; after CONNECT the UART carries PPP.
+        for cmd in (b"AT\r", b'AT+CGDCONT=1,"IP","' + (apn or "internet").encode() + b'"\r',
+                    b"ATD*99#\r"):
+            uart.write(cmd)
+            self._time.sleep_ms(500)
+            uart.read()
+        ppp = network.PPP(uart)
+        ppp.active(True)
+        ppp.connect()
+        return ppp

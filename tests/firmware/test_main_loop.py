@@ -1,0 +1,52 @@
+"""firmware/main.py's asyncio loop drives SealCore: under CPython and the real MicroPython."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from mp_helper import REPO, require_mp, run_mp
+
+MP_DIR = Path(__file__).resolve().parent / "mp"
+
+
+def _load_main():
+    spec = importlib.util.spec_from_file_location("navseal_main", REPO / "firmware" / "main.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_main_loop_cpython():
+    sys.path.insert(0, str(MP_DIR))
+    try:
+        import mpt_main
+
+        types = asyncio.run(mpt_main.check(_load_main()))
+    finally:
+        sys.path.remove(str(MP_DIR))
+    assert types[0] == 0x01
+
+
+@pytest.mark.micropython
+def test_main_loop_micropython():
+    require_mp()
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, '/t')\n"
+        "import mpt_main, main\n"
+        "from mpmem import Peak\n"
+        "peak = Peak()\n"
+        "types = await mpt_main.check(main, peak)\n"
+        "peak.sample_live()\n"
+        "peak.report()\n"
+        "print('TYPES', types)\n"
+    )
+    res = run_mp(code, copies=[(MP_DIR, "/t"), (REPO / "firmware" / "main.py", "/lib/main.py")],
+                 use_async=True)
+    assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+    assert "TYPES [1" in res.stdout
