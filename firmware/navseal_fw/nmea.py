@@ -47,11 +47,12 @@ Parser attributes:
                      position); 0 if none yet. Cold-starting receivers may report 1980 or
                      other bogus dates here: sanity-check before setting a clock from it.
     counters (ints, only ever increase):
-    sentences        checksum-correct sentences (supported or not)
-    clean_sentences  supported sentences parsed without error
-    crc_fails        '*hh' present but wrong, or not hex, or garbage after it
-    unknown          checksum-correct but talker or type not handled (GSV, ZDA, $P..., SD..)
-    bad_fields       supported sentence whose fields did not parse (e.g. minutes >= 60)
+    sentences        supported sentences (talker and type below) with a correct checksum
+    clean_sentences  ... of those, parsed without error
+    bad_fields       ... of those, fields that did not parse (e.g. minutes >= 60)
+    crc_fails        supported sentences whose '*hh' is wrong, not hex, or followed by garbage
+    unknown          sentences of other talkers or types (GSV, ZDA, $P..., SD...): skipped
+                     before the checksum, so ignored traffic costs almost no CPU
     too_long         sentence longer than LINE_MAX bytes, dropped up to its end
     partial          sentence cut short: no '*hh' before the line (or the next '$') ended
     noise            bytes outside any sentence (binary noise, comments, NULs)
@@ -80,6 +81,7 @@ NO_POS = const(0x7FFFFFFF)
 LINE_MAX = const(120)
 
 _TALKERS = (b"GP", b"GL", b"GA", b"GB", b"BD", b"GN")
+_HEX = b"0123456789ABCDEFabcdef"
 _POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000)
 
 
@@ -317,27 +319,24 @@ class NmeaParser:
         if star < 0:
             self.partial += 1
             return
+        # Type first: sentences we do not use (GSV, ZDA, proprietary ...: often most of the
+        # traffic) cost neither a checksum loop nor a split.
+        parser = None
+        if star >= 6 and line[6] == 0x2C and line[1:3] in _TALKERS:  # "$ttSSS,"
+            parser = self._parsers.get(line[3:6])
+        if parser is None:
+            self.unknown += 1
+            return
         cs = 0
         for k in range(1, star):
             cs ^= line[k]
         hh = line[star + 1 :]
-        if len(hh) != 2 or hh[0] not in b"0123456789ABCDEFabcdef" or hh[1] not in b"0123456789ABCDEFabcdef":
-            self.crc_fails += 1
-            return
-        if int(hh, 16) != cs:
+        if len(hh) != 2 or hh[0] not in _HEX or hh[1] not in _HEX or int(hh, 16) != cs:
             self.crc_fails += 1
             return
         self.sentences += 1
-        fields = line[1:star].split(b",")
-        head = fields[0]
-        parser = None
-        if len(head) == 5 and head[:2] in _TALKERS:
-            parser = self._parsers.get(head[2:])
-        if parser is None:
-            self.unknown += 1
-            return
         try:
-            parser(fields)
+            parser(line[1:star].split(b","))
         except (ValueError, IndexError):
             self.bad_fields += 1
             return

@@ -24,9 +24,9 @@ def _load_main():
 def test_main_loop_cpython():
     sys.path.insert(0, str(MP_DIR))
     try:
-        import mpt_main
+        import main_check
 
-        types = asyncio.run(mpt_main.check(_load_main()))
+        types = asyncio.run(main_check.check(_load_main()))
     finally:
         sys.path.remove(str(MP_DIR))
     assert types[0] == 0x01
@@ -38,10 +38,10 @@ def test_main_loop_micropython():
     code = (
         "import sys\n"
         "sys.path.insert(0, '/t')\n"
-        "import mpt_main, main\n"
+        "import main_check, main\n"
         "from mpmem import Peak\n"
         "peak = Peak()\n"
-        "types = await mpt_main.check(main, peak)\n"
+        "types = await main_check.check(main, peak)\n"
         "peak.sample_live()\n"
         "peak.report()\n"
         "print('TYPES', types)\n"
