@@ -9,6 +9,7 @@ same id; the store keeps the first copy, and every re-send is byte-identical.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -53,17 +54,32 @@ SCHEMA_PATH = Path(__file__).with_name("schema") / "event.schema.json"
 
 
 def iso(ts: float | None) -> str | None:
-    """Unix seconds -> RFC 3339 UTC ('Z'); whole seconds print without a fraction."""
+    """Unix seconds -> RFC 3339 UTC ('Z'); whole seconds print without a fraction, others with ms."""
     if ts is None:
         return None
-    moment = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
-    if float(ts).is_integer():
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    whole = int(ts // 1)
+    day, sec = divmod(whole, 86400)
+    text = f"{_day(day)}T{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+    if ts == whole:
+        return text + "Z"
+    return text + f".{min(999, int(round((ts - whole) * 1000))):03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(day: int) -> str:
+    # Formatting is on the hot path (one per position record): the date part is cached per day.
+    return (_EPOCH + _dt.timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+_EPOCH = _dt.date(1970, 1, 1)
 
 
 def parse_iso(text: str) -> float:
-    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """RFC 3339 -> Unix seconds; a time without a zone is taken as UTC."""
+    moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.timestamp()
 
 
 def event_id(seal_id: int, kind: str, fact: str) -> str:

@@ -20,6 +20,7 @@ Rule memory (JSON in escorts.rule_state), all optional:
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from . import events as ev
@@ -62,6 +63,7 @@ class EscortRules:
         self.known_at = known_at
         self.changes: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
+        self._last_fix: dict[str, Any] | None = None
 
     # -- helpers --
     @property
@@ -97,6 +99,8 @@ class EscortRules:
 
     def finish(self) -> dict[str, Any]:
         """Columns to write (rule_state included when it changed)."""
+        if self._last_fix is not None:
+            self.state["last_position"] = self._pos(self._last_fix)
         text = json.dumps(self.state, sort_keys=True)
         if text != self._state_before:
             self.changes["rule_state"] = text
@@ -168,17 +172,26 @@ class EscortRules:
 
     def fix(self, rec: dict[str, Any]) -> None:
         """One position record (record row: rseq, time, lat, lon, fix_quality, lock, battery)."""
-        has_fix = rec.get("fix_quality") and rec.get("lat") is not None and rec.get("lon") is not None
-        pos = ev.position(rec.get("lat"), rec.get("lon"), rec["time"]) if has_fix else None
-        lock = {"cable_intact": _bool(rec.get("cable_intact")), "housing_closed": _bool(rec.get("housing_closed"))}
+        has_fix = bool(rec.get("fix_quality")) and rec.get("lat") is not None and rec.get("lon") is not None
+        cable, housing = rec.get("cable_intact"), rec.get("housing_closed")
         if self.status == ESCORT_ARMED and has_fix:
-            self._first_fix(rec["time"], lock, pos, source=f"record rseq {rec['rseq']}")
+            lock = {"cable_intact": _bool(cable), "housing_closed": _bool(housing)}
+            self._first_fix(rec["time"], lock, self._pos(rec), source=f"record rseq {rec['rseq']}")
         if not self.monitored:
             return
-        self.lock_status(lock, rec["time"], pos, source=f"record rseq {rec['rseq']}")
-        self.battery(rec.get("battery_pct"), rec["time"], pos)
+        if cable == 0 or housing == 0:  # the common case (both intact) costs nothing more
+            lock = {"cable_intact": _bool(cable), "housing_closed": _bool(housing)}
+            self.lock_status(lock, rec["time"], self._pos(rec) if has_fix else None,
+                             source=f"record rseq {rec['rseq']}")
+        battery = rec.get("battery_pct")
+        if battery is not None and (battery < self.config.low_battery_pct or self.state.get("low_battery")):
+            self.battery(battery, rec["time"], self._pos(rec) if has_fix else None)
         if has_fix and self.status in (ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED):
-            self._corridor(rec, pos)
+            self._corridor(rec)
+
+    @staticmethod
+    def _pos(rec: dict[str, Any]) -> dict[str, Any] | None:
+        return ev.position(rec.get("lat"), rec.get("lon"), rec["time"])
 
     def state_report(self, payload: dict[str, Any], seal_time: float) -> None:
         """A STATE frame: first fix for activation, lock status, battery."""
@@ -301,18 +314,35 @@ class EscortRules:
             return  # latched: one alarm per episode, however many frames repeat it
         self.state[flag] = True
         n = self._episode(f"n_{flag}")
-        self.emit(kind, f"{flag}:{n}", when, position=pos or self.state.get("last_position"),
+        if pos is None:
+            pos = self._pos(self._last_fix) if self._last_fix else self.state.get("last_position")
+        self.emit(kind, f"{flag}:{n}", when, position=pos,
                   details={"source": source, "lock": lock})
 
-    def _corridor(self, rec: dict[str, Any], pos: dict) -> None:
-        self.state["last_position"] = pos
+    def _corridor(self, rec: dict[str, Any]) -> None:
+        self._last_fix = rec
         route = route_of(self.escort)
         if route is None:
             return
         corridor = float(self.escort["corridor_m"])
-        distance = route.distance_m(rec["lat"] / 1e7, rec["lon"] / 1e7)
-        if not self.state.get("deviation"):
+        back_within = corridor - min(self.config.route_hysteresis_m, corridor / 2)
+        lat, lon = rec["lat"] / 1e7, rec["lon"] / 1e7
+        deviating = bool(self.state.get("deviation"))
+        # Triangle inequality: a fix that moved `moved` metres from a reference fix at distance d
+        # is within d + moved of the route. While that bound stays inside the corridor (and no
+        # deviation is open) nothing can change, so the exact distance is not needed: most fixes
+        # of a vehicle on its route skip the geometry.
+        ref = self.state.get("corridor_ref")
+        if ref is not None and not deviating:
+            moved = _approx_m(ref[0], ref[1], lat, lon) * 1.01 + 1.0
+            if ref[2] + moved <= back_within:
+                self.state["outside"] = 0
+                return
+        distance = route.distance_m(lat, lon)
+        self.state["corridor_ref"] = [lat, lon, round(distance, 1)]
+        if not deviating:
             if distance > corridor:
+                pos = self._pos(rec)
                 self.state["outside"] = int(self.state.get("outside", 0)) + 1
                 if self.state["outside"] == 1:
                     self.state["outside_first"] = {"time": rec["time"], "distance_m": round(distance, 1),
@@ -329,14 +359,19 @@ class EscortRules:
                 self.state["outside"] = 0
             return
         self.state["deviation_max_m"] = max(float(self.state.get("deviation_max_m", 0)), round(distance, 1))
-        back_within = corridor - min(self.config.route_hysteresis_m, corridor / 2)
         if distance <= back_within:
             n = int(self.state.get("n_deviation", 0))
-            self.emit("ROUTE_RETURNED", f"returned:{n}", rec["time"], position=pos, details={
+            self.emit("ROUTE_RETURNED", f"returned:{n}", rec["time"], position=self._pos(rec), details={
                 "distance_m": round(distance, 1), "corridor_m": corridor,
                 "deviation_since": ev.iso(self.state.get("deviation_since")),
                 "max_distance_m": self.state.get("deviation_max_m"), "rseq": rec["rseq"]})
             self.state.update(deviation=False, outside=0)
+
+
+def _approx_m(lat0: float, lon0: float, lat1: float, lon1: float) -> float:
+    """Equirectangular distance, slightly generous (the caller adds 1 % and 1 m): a bound only."""
+    mean = math.radians((lat0 + lat1) / 2)
+    return math.hypot((lat1 - lat0) * 111_700.0, (lon1 - lon0) * 111_700.0 * math.cos(mean))
 
 
 def _bool(value: Any) -> bool | None:
