@@ -73,7 +73,7 @@ class _MemFile:
         n = min(len(buf), len(data) - self._pos)
         if n <= 0:
             return 0
-        buf[0:n] = data[self._pos:self._pos + n]
+        buf[0:n] = memoryview(data)[self._pos:self._pos + n]
         self._pos += n
         return n
 
@@ -98,7 +98,10 @@ class _MemFile:
         if self._pos > len(data):
             data.extend(bytes(self._pos - len(data)))
         end = self._pos + allowed
-        data[self._pos:end] = buf[0:allowed]
+        if self._pos == len(data) and allowed == n:
+            data.extend(buf)  # appending: no slice copy (journal records, persisted files)
+        else:
+            data[self._pos:end] = memoryview(buf)[0:allowed]
         self._pos = end
         self._flash.bytes_written += allowed
         if allowed < n:

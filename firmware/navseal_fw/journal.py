@@ -69,8 +69,11 @@ class Journal:
         self._acked_ctr = Counter(hal, prefix + "ack")
         # Preallocated buffers: one flash record, one batch of wire records.
         self._rec = bytearray(REC_SIZE)
+        self._rec_body = memoryview(self._rec)[0:18]  # what the check covers
+        self._rec_wire = memoryview(self._rec)[4:18]  # what a RECORDS record copies
         self._hdr = bytearray(SEG_HDR)
         self.batch = bytearray(MAX_BATCH * WIRE_REC)
+        self._batch_mv = memoryview(self.batch)
         # Segment table, oldest first (parallel lists of small ints: no per-segment objects).
         self._segno = []
         self._base_rseq = []
@@ -132,9 +135,19 @@ class Journal:
         struct.pack_into(">H", h, 14, _check16(h, 14))
         return h
 
+    # The per-record helpers below index bytes instead of slicing and unpacking: a recovery scan
+    # or a batch touches every record, and on MicroPython each slice is a heap allocation.
     def _valid_rec(self):
         r = self._rec
-        return struct.unpack(">H", r[18:20])[0] == _check16(r, 18)
+        return (r[18] << 8 | r[19]) == crc32(self._rec_body) & 0xFFFF
+
+    def _word(self):
+        return self._rec[0] << 8 | self._rec[1]
+
+    def _seal_rec(self):
+        c = crc32(self._rec_body) & 0xFFFF
+        self._rec[18] = c >> 8
+        self._rec[19] = c & 0xFF
 
     # ---- recovery -----------------------------------------------------------------------------
 
@@ -210,7 +223,7 @@ class Journal:
             f.close()
         if n != REC_SIZE or not self._valid_rec():
             return -1
-        return base_rseq + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK)
+        return base_rseq + (self._word() & _OFF_MASK)
 
     def _scan(self, name, base_rseq, after):
         # Count the valid prefix of a segment: records whose check passes and whose rseq rises.
@@ -220,7 +233,7 @@ class Journal:
         try:
             f.seek(SEG_HDR)
             while f.readinto(self._rec) == REC_SIZE and self._valid_rec():
-                rseq = base_rseq + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK)
+                rseq = base_rseq + (self._word() & _OFF_MASK)
                 if rseq <= last:
                     break
                 last = rseq
@@ -245,7 +258,7 @@ class Journal:
             f.seek(SEG_HDR)
             base = self._base_rseq[i]
             while f.readinto(self._rec) == REC_SIZE:
-                if base + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK) > after:
+                if base + (self._word() & _OFF_MASK) > after:
                     n += 1
         finally:
             f.close()
@@ -293,7 +306,7 @@ class Journal:
             n = len(self._segno)
         r = self._rec
         struct.pack_into(">HH", r, 0, kind | (rseq - self._base_rseq[n - 1]), t - self._base_time[n - 1])
-        struct.pack_into(">H", r, 18, _check16(r, 18))
+        self._seal_rec()
         self._head.write(r)
         self._head.flush()
         self._last[n - 1] = rseq
@@ -424,12 +437,14 @@ class Journal:
                 src_name = self._name(self._segno[k]) if k >= 0 else name
                 sb_rseq = self._base_rseq[k] if k >= 0 else base_rseq
                 sb_time = self._base_time[k] if k >= 0 else base_time
+                shift = sb_time - base_time  # once per source: times are long ints on MicroPython
                 src = self._hal.open(src_name, "rb")
                 try:
                     src.seek(SEG_HDR)
                     last = -1
                     while src.readinto(r) == REC_SIZE and self._valid_rec():
-                        word, dt = struct.unpack(">HH", r[0:4])
+                        word = r[0] << 8 | r[1]
+                        dt = r[2] << 8 | r[3]
                         rseq = sb_rseq + (word & _OFF_MASK)
                         if rseq <= last:
                             break
@@ -441,12 +456,12 @@ class Journal:
                             pos_index += 1
                             if not keep:
                                 continue
-                        dt = sb_time + dt - base_time
+                        dt += shift
                         if dt < 0 or dt > 0xFFFF:
                             ok = False
                             break
                         struct.pack_into(">HH", r, 0, (word & _EVENT) | (rseq - base_rseq), dt)
-                        struct.pack_into(">H", r, 18, _check16(r, 18))
+                        self._seal_rec()
                         dst.write(r)
                         kept += 1
                 finally:
@@ -484,7 +499,7 @@ class Journal:
                 f.seek(off)
                 base = self._base_rseq[i]
                 while f.readinto(self._rec) == REC_SIZE:
-                    if base + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK) > self.acked:
+                    if base + (self._word() & _OFF_MASK) > self.acked:
                         self._cur_i = i
                         self._cur_off = off
                         return True
@@ -527,11 +542,11 @@ class Journal:
                 if not self._valid_rec():
                     self.corrupt += 1
                     continue
-                word = struct.unpack(">H", r[0:2])[0]
+                word = self._word()
                 rseq = self._base_rseq[i] + (word & _OFF_MASK)
                 if rseq <= self.acked:
                     continue
-                t = self._base_time[i] + struct.unpack(">H", r[2:4])[0]
+                t = self._base_time[i] + (r[2] << 8 | r[3])
                 if word & _EVENT:
                     if self.b_count:
                         break
@@ -551,7 +566,7 @@ class Journal:
                     dt = 0
                 o = self.b_count * WIRE_REC
                 struct.pack_into(">H", self.batch, o, dt)
-                self.batch[o + 2:o + WIRE_REC] = r[4:18]
+                self._batch_mv[o + 2:o + WIRE_REC] = self._rec_wire
                 self.b_count += 1
                 self.b_last = rseq
                 prev = rseq
@@ -595,7 +610,7 @@ class Journal:
             f.seek(SEG_HDR)
             base = self._base_rseq[i]
             while f.readinto(self._rec) == REC_SIZE:
-                rseq = base + (struct.unpack(">H", self._rec[0:2])[0] & _OFF_MASK)
+                rseq = base + (self._word() & _OFF_MASK)
                 if rseq > hi:
                     break
                 if rseq > lo:

@@ -1,0 +1,577 @@
+# SealCore: the sans-I/O core of one seal. Bytes, readings and time in; frames and deadlines out.
+#
+#   core = SealCore(config, hal, send)       # send(frame_bytes) -> True if the link took it
+#   core.start(now_ms)                       # boot: counter, recovery, HELLO, REBOOT event
+#   core.feed_gnss(uart_bytes, now_ms)       # NMEA from the receiver, any chunking
+#   core.poll(now_ms)                        # samples lock inputs and battery via the HAL,
+#                                            # runs every timer, sends what is due
+#   core.on_downlink(frame_bytes, now_ms)    # a frame from the gateway (ACK or command)
+#   core.on_link(up, now_ms)                 # the link came or went
+#   core.next_deadline_ms()                  # when poll() next has something to do
+#
+# No module-level state and no I/O of its own: thousands of SealCores run in one CPython process
+# in the simulator, each with its own HAL (MemHal or DesktopHal). The board's main.py reads the
+# UART and calls these methods from a small asyncio loop.
+#
+# Delivery: every position and event goes through the journal (flash) and is released only by an
+# ACK whose committed_rseq covers it. One journal frame is in flight at a time (stop-and-wait, as
+# docs/protocol.md requires for the cumulative ACK); it is re-sent after ack_timeout_s, doubling
+# up to RETRY_CAP_S. HELLO, STATE and COMMAND_RESULT are not journaled: STATE repeats by itself
+# and the gateway repeats a command until it sees its result.
+
+import struct
+from binascii import unhexlify
+from binascii import crc32
+from math import cos, sqrt
+
+from navseal_fw import codec
+from navseal_fw import escort as E
+from navseal_fw import journal as J
+from navseal_fw.lock import CABLE_CLOSED, CABLE_OPENED, HOUSING_CLOSED, HOUSING_OPENED, LockInputs
+from navseal_fw.nmea import NO_POS, NmeaParser
+from navseal_fw.persist import Counter, Store
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+FW_VERSION = (0, 1, 0)
+
+# Event codes (docs/protocol.md, EVENT)
+EV_CABLE_CUT = const(1)
+EV_HOUSING_OPENED = const(2)
+EV_LOCK_RESTORED = const(3)
+EV_GNSS_LOST = const(4)
+EV_GNSS_REGAINED = const(5)
+EV_GNSS_JUMP = const(6)
+EV_LOW_BATTERY = const(7)
+EV_JOURNAL_OVERFLOW = const(8)
+EV_REBOOT = const(9)
+EV_COMMAND_REJECTED = const(10)
+EV_ROUTE_DEVIATION = const(11)
+EV_ROUTE_RETURNED = const(12)
+
+# COMMAND_REJECTED reasons
+REJ_BAD_MAC = const(1)
+REJ_REPLAYED = const(2)
+REJ_WRONG_TYPE = const(3)
+REJ_BAD_PAYLOAD = const(4)
+
+FLAG_RETRANSMIT = const(1)
+FLAG_MORE = const(2)
+NO_COMMIT = const(0xFFFFFFFF)
+
+RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
+# While a tamper input is away from its debounced state it is sampled this often; otherwise
+# LOCK_IDLE_MS (the board also wakes on a pin interrupt).
+LOCK_SAMPLE_MS = const(10)
+LOCK_IDLE_MS = const(1000)
+BATTERY_SAMPLE_MS = const(60000)
+LOW_BATTERY_HYST = const(5)  # back to normal only at low + 5 %
+MOVING_DECI_KMH = const(50)  # 5 km/h: below this the vehicle counts as stopped
+# Forged commands are journaled (they are evidence) but at most this many an hour, so a radio
+# spraying garbage cannot fill the journal with events that may never be thinned.
+MAX_REJECTED_PER_HOUR = const(20)
+CLOCK_SANE = 1600000000  # a GNSS or RTC time before 2020-09 is a cold-start artefact
+
+# Defaults, one place (docs/firmware.md "Core" lists them). Config file keys are the same names.
+DEFAULTS = {
+    "seal_id": 0,
+    "key": "",
+    "report_moving_s": 30,
+    "report_stopped_s": 300,
+    "report_inactive_s": 3600,
+    "heartbeat_s": 900,
+    "batch_max": 60,
+    "gnss_lost_s": 300,
+    "low_battery_pct": 15,
+    "jump_speed_kmh": 250,
+    "ack_timeout_s": 30,
+    "debounce_ms": 50,
+    "journal_capacity": 100000,
+    "journal_seg_records": 1023,
+    "thin_keep": 2,
+}
+# The CONFIG command's fields, in wire order (docs/protocol.md, 0x84 CONFIG).
+CONFIG_FIELDS = ("report_moving_s", "report_stopped_s", "report_inactive_s", "heartbeat_s",
+                 "batch_max", "gnss_lost_s", "low_battery_pct", "jump_speed_kmh", "ack_timeout_s")
+CONFIG_FILE = "navseal.json"
+
+
+class Config:
+    # Provisioning: seal id, key and intervals, from a JSON file on flash written by
+    # `navseal provision`; CONFIG commands override the intervals (persisted in "cfg").
+
+    def __init__(self, values=None):
+        for k in DEFAULTS:
+            setattr(self, k, DEFAULTS[k])
+        self.key_bytes = b""
+        self.file_crc = 0
+        if values:
+            self.update(values)
+
+    def update(self, values):
+        for k in values:
+            if k in DEFAULTS:
+                setattr(self, k, values[k])
+        if isinstance(self.key, (bytes, bytearray)):
+            self.key_bytes = bytes(self.key)
+        elif self.key:
+            self.key_bytes = unhexlify(self.key)
+        if self.key_bytes and len(self.key_bytes) != 32:
+            raise ValueError("key must be 32 bytes")
+
+    @classmethod
+    def load(cls, hal, name=CONFIG_FILE):
+        import json
+
+        f = hal.open(name, "rb")
+        try:
+            raw = f.read()
+        finally:
+            f.close()
+        cfg = cls(json.loads(raw))
+        cfg.file_crc = crc32(raw) & 0xFFFFFFFF
+        if not cfg.seal_id or not cfg.key_bytes:
+            raise ValueError("config needs seal_id and key")
+        return cfg
+
+
+def distance_m(lat1, lon1, lat2, lon2):
+    # Metres between two positions in 1e-7 degree (flat-earth; exact enough up to ~100 km,
+    # which is all a jump check needs). Integer differences first for single-precision floats.
+    dy = (lat2 - lat1) * 0.011131949
+    dx = (lon2 - lon1) * 0.011131949 * cos((lat1 + lat2) * 8.726646259971648e-10)
+    return sqrt(dx * dx + dy * dy)
+
+
+class SealCore:
+    def __init__(self, config, hal, send):
+        self.cfg = config
+        self.hal = hal
+        self._send = send
+        self.seal_id = config.seal_id
+        self.codec = codec.Codec(config.seal_id, config.key_bytes)
+        self.journal = J.Journal(hal, capacity=config.journal_capacity,
+                                 seg_records=config.journal_seg_records, thin_keep=config.thin_keep)
+        self.escort = E.Escort(hal, config.seal_id)
+        self.gnss = NmeaParser()
+        self.lock = LockInputs(config.debounce_ms)
+        self._boot_ctr = Counter(hal, "boot")
+        self._cfg_store = Store(hal, "cfg")
+        self.boot = 0
+        self.seq = 0
+        self.link_up = True
+        # position state (last accepted fix)
+        self.lat = NO_POS
+        self.lon = NO_POS
+        self.fix_time = 0
+        self.speed = 0
+        self.course_u8 = 255
+        self.fix_u8 = 0
+        self.hdop_u8 = 255
+        self._have_fix = False
+        self._last_fix_ms = 0
+        self._jump_lat = NO_POS  # a fix that jumped: accepted once the next one agrees with it
+        self._jump_lon = NO_POS
+        self._jump_time = 0
+        self.gnss_lost = False
+        self.battery = None
+        self.low_battery = False
+        self.overflow_flag = False
+        self._thinned_seen = 0
+        # timers (ms on the caller's clock)
+        self._now = 0
+        self._next_report = 0
+        self._next_heartbeat = 0
+        self._next_battery = 0
+        self._next_lock = 0
+        self._first_position = False  # send a position at the next fix (after activation)
+        # journal frame in flight
+        self._inflight = False
+        self._if_first_seq = 0
+        self._if_last_seq = 0
+        self._if_last_rseq = 0
+        self._if_deadline = 0
+        self._retry_ms = 0
+        # counters (ints, only ever increase): refusals by reason, for metrics and tests
+        self.rx_ok = 0
+        self.rx_errors = {}
+        self.rx_not_mine = 0
+        self.rx_replayed = 0
+        self.rx_rejected = 0
+        self.acks_ignored = 0
+        self.retransmits = 0
+        self.tx_frames = 0
+        self.tx_failed = 0
+        self._rej_hour_start = 0
+        self._rej_in_hour = 0
+        self.results = []  # last few COMMAND_RESULT codes (for tests and the emulator's log)
+
+    # ---- boot -------------------------------------------------------------------------------
+
+    def start(self, now_ms):
+        self._now = now_ms
+        raw = self._cfg_store.load()
+        if raw is not None and len(raw) == 16:
+            self._apply_config_bytes(raw)
+        self.boot = (self._boot_ctr.load() + 1) & 0xFFFF
+        self._boot_ctr.save(self.boot)
+        self.seq = 0
+        self.escort.load()
+        self.journal.recover()
+        self._thinned_seen = 0
+        cause = self.hal.reset_cause()
+        self._sample_battery()
+        self._out(self.codec.hello(self.boot, self._next_seq(), self.hal.unix(), FW_VERSION[0],
+                                   FW_VERSION[1], FW_VERSION[2], cause & 0xFF, self.cfg.file_crc,
+                                   self.journal.pending))
+        self._event(EV_REBOOT, cause)
+        self._last_fix_ms = now_ms
+        self._next_report = now_ms
+        self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
+        self._next_battery = now_ms + BATTERY_SAMPLE_MS
+        self._send_state()
+        self._pump()
+
+    # ---- inputs -----------------------------------------------------------------------------
+
+    def feed_gnss(self, data, now_ms):
+        self._now = now_ms
+        if self.gnss.feed(data):
+            self._on_fix(self.gnss.fix)
+        utc = self.gnss.utc
+        if utc > CLOCK_SANE:
+            t = self.hal.unix()
+            if t < CLOCK_SANE or t - utc > 2 or utc - t > 2:
+                self.hal.set_unix(utc)
+
+    def _on_fix(self, f):
+        if self._have_fix and f.time > self.fix_time:
+            dt = f.time - self.fix_time
+            d = distance_m(self.lat, self.lon, f.lat_e7, f.lon_e7)
+            if d * 36 > self.cfg.jump_speed_kmh * dt * 10:  # d/dt m/s * 3.6 > km/h bound
+                agrees = False
+                if self._jump_time and f.time > self._jump_time:
+                    d2 = distance_m(self._jump_lat, self._jump_lon, f.lat_e7, f.lon_e7)
+                    agrees = d2 * 36 <= self.cfg.jump_speed_kmh * (f.time - self._jump_time) * 10
+                if not agrees:
+                    if not self._jump_time:
+                        self._event(EV_GNSS_JUMP, int(d))
+                    self._jump_lat = f.lat_e7
+                    self._jump_lon = f.lon_e7
+                    self._jump_time = f.time
+                    return
+                # Two fixes agree on the new place: the receiver was right, we move there.
+        self._jump_time = 0
+        self._have_fix = True
+        self.lat = f.lat_e7
+        self.lon = f.lon_e7
+        self.fix_time = f.time
+        self.speed = f.speed if f.speed < 0xFFFF else 0xFFFF
+        self.course_u8 = f.course_u8()
+        self.fix_u8 = f.fix_u8()
+        self.hdop_u8 = f.hdop_u8()
+        self._last_fix_ms = self._now
+        if self.gnss_lost:
+            self.gnss_lost = False
+            self._event(EV_GNSS_REGAINED, 0)
+        code, d = self.escort.route_check(self.lat, self.lon)
+        if code:
+            self._event(code, d if d > 0 else 0)
+        if self._first_position:
+            self._first_position = False
+            self._record_position()
+            self._pump()
+
+    def poll(self, now_ms):
+        self._now = now_ms
+        if now_ms >= self._next_lock:
+            self._sample_lock()
+        if not self.gnss_lost and now_ms - self._last_fix_ms >= self.cfg.gnss_lost_s * 1000:
+            self.gnss_lost = True
+            self._event(EV_GNSS_LOST, (now_ms - self._last_fix_ms) // 1000)
+        if now_ms >= self._next_report:
+            if self._have_fix and not self.gnss_lost:
+                self._record_position()
+            self._next_report = now_ms + self._interval() * 1000
+        if now_ms >= self._next_battery:
+            self._next_battery = now_ms + BATTERY_SAMPLE_MS
+            self._sample_battery()
+        if self.journal.thinned != self._thinned_seen:
+            self._thinned_seen = self.journal.thinned
+            self.overflow_flag = True
+        if now_ms >= self._next_heartbeat:
+            self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
+            self._send_state()
+        self._pump()
+
+    def _interval(self):
+        if self.escort.state != E.ACTIVE:
+            return self.cfg.report_inactive_s
+        if self.speed >= MOVING_DECI_KMH:
+            return self.cfg.report_moving_s
+        return self.cfg.report_stopped_s
+
+    def _sample_lock(self):
+        cable, housing = self.hal.lock_levels()
+        ev = self.lock.update(1 if cable else 0, 1 if housing else 0, self._now)
+        if ev & (CABLE_OPENED | HOUSING_OPENED):
+            new = self.escort.lock_opened(ev & CABLE_OPENED, ev & HOUSING_OPENED)
+            if new & E.ALARM_CABLE_CUT:
+                self._event(EV_CABLE_CUT, 0)
+            if new & E.ALARM_HOUSING_OPENED:
+                self._event(EV_HOUSING_OPENED, 0)
+        if ev & (CABLE_CLOSED | HOUSING_CLOSED) and self.escort.latched:
+            self._event(EV_LOCK_RESTORED, self.lock.bits())
+        unsettled = bool(cable) != self.lock.cable.closed or bool(housing) != self.lock.housing.closed
+        self._next_lock = self._now + (LOCK_SAMPLE_MS if unsettled else LOCK_IDLE_MS)
+
+    def _sample_battery(self):
+        pct = self.hal.battery_pct()
+        self.battery = pct
+        if pct is None:
+            return
+        if not self.low_battery and pct < self.cfg.low_battery_pct:
+            self.low_battery = True
+            self._event(EV_LOW_BATTERY, pct)
+        elif self.low_battery and pct >= self.cfg.low_battery_pct + LOW_BATTERY_HYST:
+            self.low_battery = False
+
+    # ---- journal ----------------------------------------------------------------------------
+
+    def status_byte(self):
+        b = self.battery
+        return self.lock.bits() | (63 if b is None else (b if b <= 100 else 100) // 2)
+
+    def alarms(self):
+        a = self.escort.alarms()
+        if self.gnss_lost:
+            a |= E.ALARM_GNSS_LOST
+        if self.low_battery:
+            a |= E.ALARM_LOW_BATTERY
+        if self.overflow_flag:
+            a |= E.ALARM_JOURNAL_OVERFLOW
+        return a
+
+    def _record_position(self):
+        self.journal.append_position(self.fix_time or self.hal.unix(), self.lat, self.lon,
+                                     self.speed, self.course_u8, self.fix_u8, self.hdop_u8,
+                                     self.status_byte())
+
+    def _event(self, code, value):
+        self.journal.append_event(self.hal.unix(), code, self.lat, self.lon, self.status_byte(),
+                                  value)
+
+    def _pump(self):
+        # Send the next journal frame if none is in flight; retransmit one whose ACK is late.
+        if not self.link_up:
+            return
+        if self._inflight:
+            if self._now < self._if_deadline:
+                return
+            self.retransmits += 1
+            self._send_journal(FLAG_RETRANSMIT)
+            self._retry_ms *= 2
+            if self._retry_ms > RETRY_CAP_S * 1000:
+                self._retry_ms = RETRY_CAP_S * 1000
+            self._if_deadline = self._now + self._retry_ms
+            return
+        if self.journal.pending == 0:
+            return
+        first = self.seq
+        if self._send_journal(0):
+            self._inflight = True
+            self._if_first_seq = first
+            self._retry_ms = self.cfg.ack_timeout_s * 1000
+            self._if_deadline = self._now + self._retry_ms
+
+    def _send_journal(self, flags):
+        j = self.journal
+        kind = j.peek(self.cfg.batch_max)
+        if kind == J.KIND_NONE:
+            self._inflight = False
+            return False
+        more = FLAG_MORE if j.pending > (j.b_last - j.b_first + 1) else 0
+        seq = self._next_seq()
+        if kind == J.KIND_EVENT:
+            frame = self.codec.event(self.boot, seq, self.hal.unix(), j.b_first, j.ev_time,
+                                     j.ev_code, j.ev_lat, j.ev_lon, j.ev_status, j.ev_value,
+                                     flags | more)
+        else:
+            frame = self.codec.records(self.boot, seq, self.hal.unix(), j.b_first, j.b_base_time,
+                                       j.b_count, j.batch, flags | more)
+        self._out(frame)
+        self._if_last_seq = seq
+        self._if_last_rseq = j.b_last
+        return True
+
+    # ---- frames -----------------------------------------------------------------------------
+
+    def _next_seq(self):
+        s = self.seq
+        self.seq = (s + 1) & 0xFFFFFFFF
+        return s
+
+    def _out(self, frame):
+        self.tx_frames += 1
+        if self._send(frame) is False:
+            self.tx_failed += 1
+
+    def _send_state(self):
+        e = self.escort
+        b = self.battery
+        self._out(self.codec.state(self.boot, self._next_seq(), self.hal.unix(), e.state,
+                                   e.escort_id, self.alarms(), 255 if b is None else b,
+                                   self.journal.pending, self.journal.capacity, self.fix_time,
+                                   self.lat, self.lon, self.lock.bits()))
+
+    def _result(self, boot, seq, mtype, result):
+        self.results.append(result)
+        if len(self.results) > 8:
+            self.results.pop(0)
+        e = self.escort
+        self._out(self.codec.command_result(self.boot, self._next_seq(), self.hal.unix(), boot,
+                                            seq, mtype, result, e.state, e.escort_id))
+
+    def on_link(self, up, now_ms):
+        self._now = now_ms
+        self.link_up = up
+        if up:
+            # Tell the gateway where we stand (HELLO and heartbeats may have gone nowhere), and
+            # re-send what was in flight now rather than after the backed-off timeout.
+            self._send_state()
+            if self._inflight:
+                self._if_deadline = now_ms
+                self._retry_ms = self.cfg.ack_timeout_s * 1000 // 2
+            self._pump()
+
+    def on_downlink(self, data, now_ms):
+        self._now = now_ms
+        try:
+            fr = self.codec.decode(data)
+        except codec.CodecError as e:
+            self._count_error(e.code)
+            # A frame that fails only its MAC and names this seal is a forgery (or a key
+            # mix-up): evidence, so it is journaled. Frames for other seals are just counted.
+            if e.code == codec.ERR_BAD_MAC and struct.unpack_from(">I", data, 5)[0] == self.seal_id:
+                self._reject(REJ_BAD_MAC)
+            self._pump()
+            return
+        if fr.seal_id != self.seal_id:
+            self.rx_not_mine += 1
+            return
+        t = fr.type
+        if not codec.is_downlink(t):
+            self._reject(REJ_WRONG_TYPE)  # an uplink frame reflected at us
+            return
+        if not self.escort.fresh(fr.boot, fr.seq):
+            self.rx_replayed += 1
+            if t != codec.ACK:
+                self._result(fr.boot, fr.seq, t, E.REPLAYED)
+            return
+        try:
+            p = codec.parse_payload(t, fr.payload)
+        except codec.CodecError as e:
+            self._count_error(e.code)
+            self.escort.accept(fr.boot, fr.seq, t != codec.ACK)
+            self._reject(REJ_BAD_PAYLOAD)
+            if t != codec.ACK:
+                self._result(fr.boot, fr.seq, t, E.BAD_PARAMS)
+            return
+        self.rx_ok += 1
+        if t == codec.ACK:
+            self.escort.accept(fr.boot, fr.seq, False)
+            self._on_ack(p)
+        else:
+            self.escort.accept(fr.boot, fr.seq, True)
+            self._command(fr, p)
+        self._pump()
+
+    def _on_ack(self, p):
+        acked_boot, acked_seq, committed = p
+        if not self._inflight or acked_boot != self.boot or not (
+                self._if_first_seq <= acked_seq <= self._if_last_seq):
+            self.acks_ignored += 1  # an ACK for HELLO/STATE/RESULT, or a late duplicate
+            return
+        if committed != NO_COMMIT:
+            self.journal.release(committed if committed < self._if_last_rseq else self._if_last_rseq)
+        self._inflight = False
+
+    def _command(self, fr, p):
+        t = fr.type
+        e = self.escort
+        if t == codec.ACTIVATE:
+            (escort_id, seal_number, decl, vehicle, dcode, dname, pstart, pend, corridor,
+             route) = p
+            was = e.state
+            r = e.activate(self.lock.intact(), escort_id, seal_number, decl, vehicle, dcode, dname,
+                           pstart, pend, corridor, route)
+            self._result(fr.boot, fr.seq, t, r)
+            if r == E.OK and was != E.ACTIVE:
+                self.overflow_flag = False
+                self._send_state()
+                # Clause 10: the gateway reports ACTIVATED on the first fix with the lock intact.
+                if self._have_fix and not self.gnss_lost:
+                    self._record_position()
+                else:
+                    self._first_position = True
+                self._next_report = self._now + self._interval() * 1000
+        elif t == codec.DEACTIVATE:
+            escort_id, seal_number, decl, vehicle = p
+            r = e.deactivate(escort_id, seal_number, decl, vehicle)
+            self._result(fr.boot, fr.seq, t, r)
+            if r == E.OK:
+                self._send_state()
+        elif t == codec.CONFIG:
+            raw = struct.pack(">HHHHBHBHH", *p)
+            if not 1 <= p[4] <= J.MAX_BATCH or min(p[0], p[1], p[2], p[3], p[8]) == 0:
+                self._result(fr.boot, fr.seq, t, E.BAD_PARAMS)
+                return
+            self._cfg_store.save(raw)
+            self._apply_config_bytes(raw)
+            self._result(fr.boot, fr.seq, t, E.OK)
+        elif t == codec.TIME:
+            self.hal.set_unix(p[0])
+            self._result(fr.boot, fr.seq, t, E.OK)
+        else:
+            self._result(fr.boot, fr.seq, t, E.UNSUPPORTED)
+
+    def _apply_config_bytes(self, raw):
+        vals = struct.unpack(">HHHHBHBHH", raw)
+        for i in range(len(CONFIG_FIELDS)):
+            setattr(self.cfg, CONFIG_FIELDS[i], vals[i])
+
+    def _count_error(self, code):
+        self.rx_errors[code] = self.rx_errors.get(code, 0) + 1
+
+    def _reject(self, reason):
+        self.rx_rejected += 1
+        now_s = self._now // 1000
+        if now_s - self._rej_hour_start >= 3600:
+            self._rej_hour_start = now_s
+            self._rej_in_hour = 0
+        if self._rej_in_hour < MAX_REJECTED_PER_HOUR:
+            self._rej_in_hour += 1
+            self._event(EV_COMMAND_REJECTED, reason)
+
+    # ---- timers -----------------------------------------------------------------------------
+
+    def next_deadline_ms(self):
+        d = self._next_lock
+        for t in (self._next_report, self._next_heartbeat, self._next_battery):
+            if t < d:
+                d = t
+        if not self.gnss_lost:
+            t = self._last_fix_ms + self.cfg.gnss_lost_s * 1000
+            if t < d:
+                d = t
+        if self.link_up:
+            if self._inflight:
+                if self._if_deadline < d:
+                    d = self._if_deadline
+            elif self.journal.pending:
+                d = self._now
+        return d
