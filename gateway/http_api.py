@@ -129,7 +129,7 @@ class HttpApi:
             "status": "ok" if not problems else "degraded",
             "problems": problems,
             "queue": svc.runner.queue_length(),
-            "outbox_depth": {w.sink.name: w.depth() for w in svc.workers},
+            "outbox_depth": {w.sink.name: svc.store.outbox_depth(w.sink.name) for w in svc.workers},
         }
         return (200 if not problems else 503), body
 

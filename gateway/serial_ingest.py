@@ -88,7 +88,7 @@ class SerialPortReader:
                 self.stats.downlinks_dropped += 1
                 log.warning("serial %s: downlink write failed: %s", self.port, exc)
                 return False
-        self.stats.downlinks += 1
+            self.stats.downlinks += 1
         return True
 
     # -- loop --------------------------------------------------------------------------------------
@@ -130,17 +130,21 @@ class SerialPortReader:
                 data = port.read(max(1, min(waiting, self.READ_SIZE)) if waiting else 1)
                 if data and port.in_waiting:
                     data += port.read(min(port.in_waiting, self.READ_SIZE))
-            except (serial.SerialException, OSError, TypeError) as exc:
-                # TypeError: pyserial on a vanished pty sometimes fails inside select().
+            except Exception as exc:  # noqa: BLE001 - SerialException, OSError, termios.error, ...
+                # Whatever a vanished device makes pyserial raise, the answer is the same: close,
+                # reopen with backoff. The thread must never die with the port marked open.
                 self.stats.disconnects += 1
-                log.warning("serial %s: port lost (%s); reopening", self.port, exc)
+                log.warning("serial %s: port lost (%s: %s); reopening", self.port, type(exc).__name__, exc)
                 return
             if not data:
                 continue
             self.stats.bytes_in += len(data)
             for frame in self.deframer.feed(data):
                 self.stats.frames += 1
-                self._submit(frame, self.source, self.write_frame)
+                try:
+                    self._submit(frame, self.source, self.write_frame)
+                except Exception:  # noqa: BLE001 - a consumer bug must not stop the port
+                    log.exception("serial %s: submit failed", self.port)
 
     def _close(self) -> None:
         self.connected.clear()

@@ -425,7 +425,7 @@ class GatewayService:
         m.describe("navseal_sink_delivered_total", "Events delivered, by sink")
         m.describe("navseal_downlinks_total", "Downlink frames handed to a transport")
         m.gauge("navseal_outbox_depth", "Events in the outbox not yet delivered, by sink",
-                lambda: [({"sink": w.sink.name}, w.depth()) for w in self.workers])
+                lambda: [({"sink": w.sink.name}, self.store.outbox_depth(w.sink.name)) for w in self.workers])
         m.gauge("navseal_sink_failures", "Delivery failures since start, by sink",
                 lambda: [({"sink": w.sink.name}, w.stats.failures) for w in self.workers])
         m.gauge("navseal_ingest_queue_length", "Frames received and waiting for the pipeline",

@@ -103,6 +103,9 @@ def test_frames_in_and_downlink_back_on_the_same_port(seal_pty):
         assert decode_frame(received[2][0], KEY).payload["journal_pending"] == 3
         replies = seal_pty.read_frames(timeout=5, count=3)
         assert replies == [b"ACK:" + f[:8] for f in (first, second, third)]
+        deadline = time.monotonic() + 5  # the counter moves just after the bytes left
+        while reader.stats.downlinks < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert reader.stats.downlinks == 3
     finally:
         reader.stop()
