@@ -3,6 +3,7 @@
 import pytest
 from gw1_support import FakeSeal, activate, activation_request, downlinks_of, lock_status, make_pipeline
 
+import json
 import math
 
 from navseal.gateway import events as ev
@@ -287,3 +288,43 @@ def test_bad_activation_requests_are_refused_with_the_field_named(gw):
     escort = pipeline.request_activation({**activation_request(1001, t0=clock.t), "corridor_m": 2000,
                                           "route": {"type": "LineString", "coordinates": [[76.9, 43.2], [79.9, 43.2]]}})
     assert escort["route_points"] > 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_corridor_shortcut_gives_the_same_events_as_measuring_every_fix(tmp_path, seed):
+    """The rules skip the geometry while a fix provably stays inside; compare with a reference
+    state machine that measures every fix (random walk weaving across the corridor edge)."""
+    import random
+
+    rnd = random.Random(seed)
+    corridor, hysteresis, confirm = 800, 100, 2
+    pipeline, store, clock = make_pipeline(tmp_path, route_hysteresis_m=hysteresis, route_confirm_fixes=confirm)
+    seal = FakeSeal(1001)
+    route_pts = [(43.0, 77.0), (43.3, 77.2), (43.5, 77.1), (43.9, 77.6)]
+    activate(pipeline, seal, clock, pos=(43.0, 77.0), route=route_pts, corridor_m=corridor)
+    # The same polyline the gateway checks against: the densified wire route, in degrees.
+    route = geo.Route(json.loads(store._read("SELECT route FROM escorts")[0]["route"]))
+    lat, lon, off = 43.0, 77.0, 0.0
+    fixes = []
+    for i in range(1500):
+        lat += 0.0004
+        lon = 77.0 + (lat - 43.0) * (0.2 / 0.3) if lat < 43.3 else 77.2 - (lat - 43.3) * 0.5
+        off = max(-2500.0, min(2500.0, off + rnd.gauss(0, 120)))
+        fixes.append((min(lat, 43.49), lon + off / 81_000))
+    # reference
+    expected, deviating, outside = [], False, 0
+    for f in fixes:
+        d = route.distance_m(*f)
+        if not deviating:
+            outside = outside + 1 if d > corridor else 0
+            if outside >= confirm:
+                deviating, outside = True, 0
+                expected.append("ROUTE_DEVIATION")
+        elif d <= corridor - hysteresis:
+            deviating = False
+            expected.append("ROUTE_RETURNED")
+    got = []
+    for i in range(0, len(fixes), 60):
+        res = pipeline.handle_uplink(seal.records(clock.advance(600), fixes[i:i + 60]), "t")
+        got += [k for k in kinds(res) if k.startswith("ROUTE_")]
+    assert len(expected) >= 4 and got == expected
