@@ -71,6 +71,8 @@ class GatewayConfig:
 
     # --- rules (clause numbers of Order No. 407) ---
     signal_lost_after_s: float = 3 * HOUR  # clause 3.8: signal lost for more than 3 hours
+    # After a (re)start, SIGNAL_LOST waits this long so the broker's backlog is ingested first.
+    startup_grace_s: float = 120.0
     deactivation_deadline_s: float = 1 * HOUR  # clause 14: deactivate within one hour
     notify_deadline_s: float = 1 * HOUR  # clause 11: offices told within one hour (latency target)
     retention_years: int = 5  # clause 18.3: five years from the day after deactivation

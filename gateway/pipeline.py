@@ -213,6 +213,10 @@ class Pipeline:
         self.alarm_latency = Histogram((1, 5, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 24 * 3600))
         self.ingest_time = Histogram((0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0))
         self.last_tick_events: list[dict[str, Any]] = []
+        # SIGNAL_LOST waits until this pipeline has run `startup_grace_s`: after a gateway outage
+        # the broker first delivers what the seals sent meanwhile, and a seal that did send must
+        # not be reported silent because the gateway was.
+        self._started_at = self.clock()
         # Called (no arguments, from the caller's thread) when a command creates an earlier deadline,
         # so a driver sleeping until next_deadline() can wake up and tick.
         self.wakeup: Callable[[], None] | None = None
@@ -695,25 +699,20 @@ class Pipeline:
             new: list[dict[str, Any]] = []
             try:
                 with self.store.transaction() as tx:
-                    for escort in tx.escorts_with_status(MONITORED_STATUSES):
-                        seal = tx.get_seal(escort["seal_id"]) or {}
+                    not_before = self._started_at + self.config.startup_grace_s
+                    for escort in tx.escorts_with_seal(MONITORED_STATUSES):
                         rules = EscortRules(escort, self.config, now)
-                        rules.tick(now, seal.get("last_seen_at") or escort.get("confirmed_at"))
+                        rules.tick(now, escort["seal_last_seen_at"] or escort.get("confirmed_at"),
+                                   signal_not_before=not_before)
                         changes = rules.finish()
                         if changes:
                             tx.update_escort(rules.id, **changes)
                         if rules.events:
                             new += tx.insert_events(rules.events, [rules.id] * len(rules.events), now)
-                    seals_done: set[int] = set()
-                    for c in tx.open_commands():
-                        sid = c["seal_id"]
-                        if sid in seals_done:
-                            continue
-                        seals_done.add(sid)
-                        seal = tx.get_seal(sid) or {}
-                        if (seal.get("last_seen_at") or -math.inf) < now - self.config.online_window_s:
+                    for c in tx.head_commands():
+                        if (c["seal_last_seen_at"] or -math.inf) < now - self.config.online_window_s:
                             continue  # offline: sent when it next calls in
-                        out += self._due_commands(tx, sid, now, bytes(seal["key"]))
+                        out += self._due_commands(tx, c["seal_id"], now, bytes(c["seal_key"]))
             except Exception:
                 log.exception("tick failed at %s; nothing of it was committed", now)
                 self.counters["tick_errors"] += 1
@@ -728,17 +727,13 @@ class Pipeline:
             now = self.clock()
             times: list[float] = []
             with self.store.transaction() as tx:
-                for escort in tx.escorts_with_status(MONITORED_STATUSES):
-                    seal = tx.get_seal(escort["seal_id"]) or {}
+                not_before = self._started_at + self.config.startup_grace_s
+                for escort in tx.escorts_with_seal(MONITORED_STATUSES):
                     rules = EscortRules(escort, self.config, 0.0)
-                    times += rules.deadlines(seal.get("last_seen_at") or escort.get("confirmed_at"))
-                seen: set[int] = set()
-                for c in tx.open_commands():
-                    if c["seal_id"] in seen:
-                        continue
-                    seen.add(c["seal_id"])
-                    seal = tx.get_seal(c["seal_id"]) or {}
-                    last_seen = seal.get("last_seen_at")
+                    times += rules.deadlines(escort["seal_last_seen_at"] or escort.get("confirmed_at"),
+                                             signal_not_before=not_before)
+                for c in tx.head_commands():
+                    last_seen = c["seal_last_seen_at"]
                     if last_seen is None:
                         continue
                     due = c["next_attempt_at"] or c["created_at"]

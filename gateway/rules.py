@@ -247,11 +247,11 @@ class EscortRules:
                       details={"battery_pct": pct, "threshold_pct": self.config.low_battery_pct})
 
     # -- timed rules --
-    def tick(self, now: float, last_seen: float | None) -> None:
+    def tick(self, now: float, last_seen: float | None, signal_not_before: float = 0.0) -> None:
         if not self.monitored:
             return
         if last_seen is not None and self.state.get("lost_since") is None:
-            if now - last_seen > self.config.signal_lost_after_s:
+            if now - last_seen > self.config.signal_lost_after_s and now > signal_not_before:
                 self.state["lost_since"] = last_seen
                 self.emit("SIGNAL_LOST", f"lost:{last_seen}", last_seen + self.config.signal_lost_after_s,
                           position=self.state.get("last_position"), details={
@@ -273,13 +273,13 @@ class EscortRules:
                               "requested_at": ev.iso(self.escort["deactivation_requested_at"]),
                               "deadline": ev.iso(deadline)})
 
-    def deadlines(self, last_seen: float | None) -> list[float]:
+    def deadlines(self, last_seen: float | None, signal_not_before: float = 0.0) -> list[float]:
         """Times at which `tick` would emit something for this escort."""
         out: list[float] = []
         if not self.monitored:
             return out
         if last_seen is not None and self.state.get("lost_since") is None:
-            out.append(last_seen + self.config.signal_lost_after_s)
+            out.append(max(last_seen + self.config.signal_lost_after_s, signal_not_before))
         if self.status in (ESCORT_ARMED, ESCORT_ACTIVE) and not self.state.get("transit_overdue"):
             out.append(float(self.escort["period_end"]))
         if self.status == ESCORT_DEACTIVATION_REQUESTED and not self.state.get("deactivation_overdue"):

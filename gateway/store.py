@@ -125,6 +125,10 @@ class StoreTx(abc.ABC):
     @abc.abstractmethod
     def escorts_with_status(self, statuses: Sequence[str]) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
+    def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        """Escorts in these statuses, each with its seal's `seal_last_seen_at` (one query: timers)."""
+
     # records
     @abc.abstractmethod
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]: ...
@@ -151,6 +155,10 @@ class StoreTx(abc.ABC):
 
     @abc.abstractmethod
     def commands_for_escort(self, escort_id: int) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def head_commands(self) -> list[dict[str, Any]]:
+        """Per seal, its oldest open command, with `seal_last_seen_at` and `seal_key` (timers)."""
 
     @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:
@@ -495,6 +503,12 @@ class _SqliteTx(StoreTx):
         marks = ", ".join("?" for _ in statuses)
         return self._all(f"SELECT * FROM escorts WHERE status IN ({marks}) ORDER BY escort_id", tuple(statuses))
 
+    def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        return self._all(
+            f"SELECT e.*, s.last_seen_at AS seal_last_seen_at FROM escorts e JOIN seals s USING (seal_id) "
+            f"WHERE e.status IN ({marks}) ORDER BY e.escort_id", tuple(statuses))
+
     # records
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]:
         rows = self._c.execute(
@@ -550,6 +564,13 @@ class _SqliteTx(StoreTx):
 
     def commands_for_escort(self, escort_id: int) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM commands WHERE escort_id = ? ORDER BY command_id", (escort_id,))
+
+    def head_commands(self) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT c.*, s.last_seen_at AS seal_last_seen_at, s.key AS seal_key FROM commands c "
+            "JOIN seals s USING (seal_id) WHERE c.command_id IN ("
+            "  SELECT MIN(command_id) FROM commands WHERE status IN ('queued', 'sent') GROUP BY seal_id) "
+            "ORDER BY c.command_id")
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -328,3 +328,20 @@ def test_corridor_shortcut_gives_the_same_events_as_measuring_every_fix(tmp_path
         res = pipeline.handle_uplink(seal.records(clock.advance(600), fixes[i:i + 60]), "t")
         got += [k for k in kinds(res) if k.startswith("ROUTE_")]
     assert len(expected) >= 4 and got == expected
+
+
+def test_a_restarted_gateway_does_not_blame_seals_for_its_own_outage(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    a, b = FakeSeal(1001), FakeSeal(1002)
+    activate(pipeline, a, clock)
+    activate(pipeline, b, clock)
+    store.close()
+    clock.advance(5 * HOUR)  # the gateway was down; seal a kept publishing to the broker meanwhile
+    pipeline, store, _ = make_pipeline(tmp_path, clock)
+    pipeline.tick(clock.t)
+    assert pipeline.last_tick_events == []
+    assert pipeline.next_deadline() == clock.t + 120  # the startup grace
+    # The broker's backlog for seal a arrives; seal b really is silent.
+    pipeline.handle_uplink(a.records(clock.advance(30), [(43.2, 76.9)] * 3), "t")
+    pipeline.tick(clock.advance(91))
+    assert [(e["kind"], e["seal_id"]) for e in pipeline.last_tick_events] == [("SIGNAL_LOST", 1002)]
