@@ -16,7 +16,7 @@ from navseal_fw.persist import Store
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
 INACTIVE = const(0)

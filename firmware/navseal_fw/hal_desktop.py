@@ -98,4 +98,7 @@ class DesktopHal:
 
 
 def _host_ms():
-    return int(time.monotonic() * 1000)
+    ticks = getattr(time, "ticks_ms", None)  # MicroPython's unix port
+    if ticks is not None:
+        return ticks()
+    return int(getattr(time, "monotonic")() * 1000)

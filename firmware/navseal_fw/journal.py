@@ -33,7 +33,7 @@ from navseal_fw.persist import Counter
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
 REC_SIZE = const(20)
@@ -307,8 +307,11 @@ class Journal:
         r = self._rec
         struct.pack_into(">HH", r, 0, kind | (rseq - self._base_rseq[n - 1]), t - self._base_time[n - 1])
         self._seal_rec()
-        self._head.write(r)
-        self._head.flush()
+        head = self._head
+        if head is None:
+            raise OSError(5)  # EIO: the head segment could not be opened
+        head.write(r)
+        head.flush()
         self._last[n - 1] = rseq
         self._count[n - 1] += 1
         self.stored += 1

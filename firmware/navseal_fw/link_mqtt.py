@@ -15,7 +15,7 @@ import struct
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
 _CONNECT = const(0x10)
@@ -110,10 +110,17 @@ class MQTTClient:
 
     # ---- wire helpers -------------------------------------------------------------------------
 
+    def _sock(self):
+        sock = self.sock
+        if sock is None:
+            raise OSError(-1)  # not connected
+        return sock
+
     def _read(self, n):
         out = b""
+        sock = self._sock()
         while len(out) < n:
-            chunk = self.sock.read(n - len(out))
+            chunk = sock.read(n - len(out))
             if chunk is None:
                 continue  # non-blocking socket mid-packet: the rest is on its way
             if not chunk:
@@ -130,7 +137,7 @@ class MQTTClient:
             hdr.append(b | 0x80 if n else b)
             if not n:
                 break
-        self.sock.write(bytes(hdr) + body)
+        self._sock().write(bytes(hdr) + body)
 
     def _recv_len(self):
         n = 0
@@ -219,12 +226,13 @@ class MQTTClient:
     def wait_msg(self):
         # Read one packet (blocking). Returns its type (high nibble form), None if nothing was
         # waiting on a non-blocking socket.
-        first = self.sock.read(1)
+        sock = self._sock()
+        first = sock.read(1)
         if first is None:
             return None
         if first == b"":
             raise OSError(-1)
-        self.sock.setblocking(True)  # the rest of the packet is on its way: wait for it
+        sock.setblocking(True)  # the rest of the packet is on its way: wait for it
         op = first[0]
         n = self._recv_len()
         body = self._read(n) if n else b""
@@ -259,12 +267,13 @@ class MQTTClient:
 
     def check_msg(self):
         # Non-blocking: handle one waiting packet if any.
-        self.sock.setblocking(False)
+        self._sock().setblocking(False)
         try:
             return self.wait_msg()
         finally:
-            if self.sock is not None:
-                self.sock.setblocking(True)
+            sock = self.sock
+            if sock is not None:
+                sock.setblocking(True)
 
 
 class MqttLink:

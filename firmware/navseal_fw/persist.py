@@ -19,7 +19,7 @@ from binascii import crc32
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
 _HDR = const(10)

@@ -34,7 +34,7 @@ from navseal_fw.persist import Counter, Store
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
 FW_VERSION = (0, 1, 0)
@@ -105,8 +105,23 @@ class Config:
     # `navseal provision`; CONFIG commands override the intervals (persisted in "cfg").
 
     def __init__(self, values=None):
-        for k in DEFAULTS:
-            setattr(self, k, DEFAULTS[k])
+        # Spelled out (not a setattr loop) so readers and the type checker see every field.
+        d = DEFAULTS
+        self.seal_id = d["seal_id"]
+        self.key = d["key"]
+        self.report_moving_s = d["report_moving_s"]
+        self.report_stopped_s = d["report_stopped_s"]
+        self.report_inactive_s = d["report_inactive_s"]
+        self.heartbeat_s = d["heartbeat_s"]
+        self.batch_max = d["batch_max"]
+        self.gnss_lost_s = d["gnss_lost_s"]
+        self.low_battery_pct = d["low_battery_pct"]
+        self.jump_speed_kmh = d["jump_speed_kmh"]
+        self.ack_timeout_s = d["ack_timeout_s"]
+        self.debounce_ms = d["debounce_ms"]
+        self.journal_capacity = d["journal_capacity"]
+        self.journal_seg_records = d["journal_seg_records"]
+        self.thin_keep = d["thin_keep"]
         self.key_bytes = b""
         self.file_crc = 0
         if values:
@@ -116,10 +131,11 @@ class Config:
         for k in values:
             if k in DEFAULTS:
                 setattr(self, k, values[k])
-        if isinstance(self.key, (bytes, bytearray)):
-            self.key_bytes = bytes(self.key)
-        elif self.key:
-            self.key_bytes = unhexlify(self.key)
+        key = self.key
+        if isinstance(key, (bytes, bytearray)):
+            self.key_bytes = bytes(key)
+        elif isinstance(key, str) and key:
+            self.key_bytes = unhexlify(key)
         if self.key_bytes and len(self.key_bytes) != 32:
             raise ValueError("key must be 32 bytes")
 
