@@ -74,28 +74,28 @@ def build(board):
 
     settings = _settings(board)
     cfg = Config.load(board)
-    core = None
+    box = []  # type: list  # the core, once built (the link's callbacks need it first)
 
     def on_frame(frame):
-        core.on_downlink(frame, board.ticks_ms())
+        box[0].on_downlink(frame, board.ticks_ms())
 
     def on_state(up):
-        core.on_link(up, board.ticks_ms())
+        box[0].on_link(up, board.ticks_ms())
 
     if settings.get("link", "mqtt") == "serial":
         from navseal_fw.cobs import SerialLink
 
-        link = SerialLink(board.bench_uart(), on_frame)
-    else:
-        from navseal_fw.link_mqtt import MqttLink, tcp_connector
+        serial = SerialLink(board.bench_uart(), on_frame)
+        box.append(SealCore(cfg, board, lambda frame: serial.send(frame, board.ticks_ms())))
+        return box[0], serial
+    from navseal_fw.link_mqtt import MqttLink, tcp_connector
 
-        board.network_up(settings.get("wifi_ssid"), settings.get("wifi_password"),
-                         settings.get("apn"))
-        link = MqttLink(cfg.seal_id, tcp_connector(settings.get("mqtt_host", "127.0.0.1"),
-                                                   settings.get("mqtt_port", 1883)),
-                        on_frame, on_state)
-    core = SealCore(cfg, board, lambda frame: link.send(frame, board.ticks_ms()))
-    return core, link
+    board.network_up(settings.get("wifi_ssid"), settings.get("wifi_password"), settings.get("apn"))
+    mqtt = MqttLink(cfg.seal_id, tcp_connector(settings.get("mqtt_host", "127.0.0.1"),
+                                               settings.get("mqtt_port", 1883)),
+                    on_frame, on_state)
+    box.append(SealCore(cfg, board, lambda frame: mqtt.send(frame, board.ticks_ms())))
+    return box[0], mqtt
 
 
 def main():

@@ -27,9 +27,10 @@ def test_main_loop_cpython():
         import main_check
 
         types = asyncio.run(main_check.check(_load_main()))
+        serial_types = asyncio.run(main_check.check_serial(_load_main()))
     finally:
         sys.path.remove(str(MP_DIR))
-    assert types[0] == 0x01
+    assert types[0] == 0x01 and serial_types[0] == 0x01
 
 
 @pytest.mark.micropython
@@ -42,6 +43,7 @@ def test_main_loop_micropython():
         "from mpmem import Peak\n"
         "peak = Peak()\n"
         "types = await main_check.check(main, peak)\n"
+        "await main_check.check_serial(main)\n"
         "peak.sample_live()\n"
         "peak.report()\n"
         "print('TYPES', types)\n"

@@ -70,3 +70,53 @@ async def check(main_module, peak=None):
     assert C.STATE in types, types
     assert core.gnss.fix.count == 1 and core.gnss.fix.lat_e7 == 432380000
     return types
+
+
+class FakeUart:
+    def __init__(self):
+        self.out = bytearray()
+        self.inbox = bytearray()
+
+    def write(self, b):
+        self.out.extend(b)
+        return len(b)
+
+    def read(self):
+        if not self.inbox:
+            return None
+        data = bytes(self.inbox)
+        self.inbox = bytearray()
+        return data
+
+
+class SerialBoard(RealTimeBoard):
+    def __init__(self):
+        RealTimeBoard.__init__(self)
+        self.uart = FakeUart()
+
+    def bench_uart(self):
+        return self.uart
+
+
+async def check_serial(main_module):
+    """main.build() from a provisioned navseal.json with the serial link, then the loop: COBS
+    frames come out of the bench UART and an ACK/TIME going in is taken."""
+    from binascii import hexlify
+
+    from navseal_fw.cobs import Deframer, cobs_frame
+
+    board = SerialBoard()
+    f = board.open("navseal.json", "wb")
+    f.write(('{"seal_id": %d, "key": "%s", "link": "serial"}' % (SEAL, hexlify(KEY).decode())).encode())
+    f.close()
+    core, link = main_module.build(board)
+    gw = C.Codec(SEAL, KEY)
+    board.uart.inbox.extend(cobs_frame(gw.encode(C.TIME, 0, 1, 1764115200, (1764115300,))))
+    await main_module.run(board, core, link, duration_ms=300)
+    assert board.uart.out[:1] == b"\x00"  # flush delimiter first
+    bodies = []
+    Deframer(lambda b: bodies.append(bytes(b))).feed(bytes(board.uart.out))
+    types = [gw.decode(b).type for b in bodies]
+    assert types[0] == C.HELLO and C.STATE in types, types
+    assert link.received == 1 and core.rx_ok >= 1
+    return types
