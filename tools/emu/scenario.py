@@ -88,6 +88,7 @@ class SealSpec:
     report_moving_s: int = 60
     report_stopped_s: int = 600
     heartbeat_s: int = 1800
+    report_inactive_s: int = 3600
 
 
 @dataclass
@@ -417,7 +418,7 @@ def _seal_settings(t: _Table, base: dict[str, Any]) -> dict[str, Any]:
         if value < 64:
             t.loader.fail(t._where("journal_capacity"), "must be at least 64 records")
         out["journal_capacity"] = value
-    for key in ("report_moving", "report_stopped", "heartbeat"):
+    for key in ("report_moving", "report_stopped", "report_inactive", "heartbeat"):
         if t.has(key):
             value = t.duration(key)
             if not 1 <= value <= 65535:

@@ -14,7 +14,6 @@ session with QoS 1 does exactly that) and hands them over when it is back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -24,32 +23,29 @@ from typing import Any, Callable, TextIO
 from navseal.gateway.config import GatewayConfig
 from navseal.gateway.pipeline import ActivationRequest, CommandError, Pipeline
 from navseal.gateway.store import SqliteStore
-from navseal.protocol import encode_frame
 
 from .clock import VirtualClock
 from .expect import Report, SealFacts, check
 from .routes import load_route
-from .scenario import Action, Scenario
-from .world import BROWNOUT, POWER_ON, SOFT, SealWorld, TruckWorld
+from .runner import SealRunner
+from .scenario import Action, EscortSpec, Scenario
 
 LINK_LATENCY_S = 0.2
 GATEWAY_TICK_SLACK_S = 1.0  # rules fire strictly after a deadline
-DEFAULT_POWER_OFF_S = 60.0
-MAX_POLLS_AT_ONE_INSTANT = 50
 
 
 class SimulationError(RuntimeError):
     pass
 
 
-class Simulator:
+class Simulator(SealRunner):
+    link_latency_s = LINK_LATENCY_S
+
     def __init__(self, scenario: Scenario, *, db_path: str | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  on_action: Callable[[float, str], None] | None = None) -> None:
-        self.scenario = scenario
-        self.clock = VirtualClock(scenario.start)
+        super().__init__(scenario, VirtualClock(scenario.start), on_action=on_action)
         self.on_event = on_event
-        self.on_action = on_action
         self._tmpdir = None
         if db_path is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="navseal-sim-")
@@ -67,32 +63,17 @@ class Simulator:
         self.sinks = list(scenario.sinks)
         self.sinks_down: set[str] = set()
         self.events: list[dict[str, Any]] = []  # as delivered to the first sink (the operator)
-        self.action_log: list[tuple[float, str]] = []
-        self.action_failures: list[tuple[str, str]] = []
         self._tick_at: float | None = None
-        self._escort_ids: dict[int, int] = {}
-        self._forged_seq = 1 << 30
-        # World
-        self.trucks = {tid: TruckWorld(t, scenario, seed=self._seed("truck", i))
-                       for i, (tid, t) in enumerate(sorted(scenario.trucks.items()))}
-        self.seals: dict[int, SealWorld] = {}
         for sid, spec in sorted(scenario.seals.items()):
-            self.seals[sid] = SealWorld(spec, self.trucks[spec.truck], start=scenario.start,
-                                        seed=self._seed("seal", sid), send_uplink=self._uplink)
-            self.seals[sid]._next_poll = None  # type: ignore[attr-defined]
-            self.seals[sid]._polls_now = (0.0, 0)  # type: ignore[attr-defined]
             self.pipeline.provision_seal(sid, spec.key)
-        self.frames_up = 0
-        self.frames_down = 0
-
-    def _seed(self, what: str, n: int) -> int:
-        digest = hashlib.sha256(f"{self.scenario.seed}|{what}|{n}".encode()).digest()
-        return int.from_bytes(digest[:8], "big")
 
     # ------------------------------------------------------------------ gateway
     def _open_gateway(self) -> None:
         self.store = SqliteStore(self.db_path, synchronous="OFF")
         self.pipeline = Pipeline(self.store, self.config, self.clock)
+
+    def _after_action(self) -> None:
+        self._gateway_changed()
 
     def _gateway_changed(self) -> None:
         self._drain_sinks()
@@ -150,80 +131,16 @@ class Simulator:
         self._gateway_changed()
 
     def _send_down(self, seal_id: int, frame: bytes) -> None:
-        self.frames_down += 1
-        seal = self.seals.get(seal_id)
-        if seal is None:
-            return
+        self.clock.call_later(LINK_LATENCY_S, lambda: self.deliver_down(seal_id, frame))
 
-        def deliver() -> None:
-            seal.downlink(frame, self.clock.now)
-            self._schedule_seal(seal)
-
-        self.clock.call_later(LINK_LATENCY_S, deliver)
-
-    # ------------------------------------------------------------------ seals
-    def _schedule_seal(self, seal: SealWorld) -> None:
-        d = seal.next_deadline()
-        if d is None:
-            return
-        now = self.clock.now
-        if d <= now:
-            t_prev, n = seal._polls_now  # type: ignore[attr-defined]
-            n = n + 1 if t_prev == now else 1
-            seal._polls_now = (now, n)  # type: ignore[attr-defined]
-            d = now if n < MAX_POLLS_AT_ONE_INSTANT else now + 1.0
-        pending = seal._next_poll  # type: ignore[attr-defined]
-        if pending is not None and now <= pending <= d:
-            return
-        seal._next_poll = d  # type: ignore[attr-defined]
-        self.clock.call_at(d, lambda: self._poll(seal, d))
-
-    def _poll(self, seal: SealWorld, t: float) -> None:
-        if seal._next_poll != t:  # type: ignore[attr-defined]
-            return
-        seal._next_poll = None  # type: ignore[attr-defined]
-        seal.poll(self.clock.now)
-        self._schedule_seal(seal)
-
-    def _gnss(self, seal: SealWorld) -> None:
-        seal.gnss_epoch(self.clock.now)
-        self._schedule_seal(seal)
-        self.clock.call_later(self.scenario.gnss_interval_s, lambda: self._gnss(seal))
-
-    # ------------------------------------------------------------------ actions
-    def _action_time(self, action: Action) -> float:
-        if "at_km" in action.params:
-            truck = self.trucks[action.params["at_km_truck"]]
-            return truck.driver.time_at_km(action.params["at_km"])
-        return self.scenario.start + action.at
-
-    def _run_action(self, action: Action) -> None:
-        now = self.clock.now
-        self.action_log.append((now, action.do))
-        if self.on_action:
-            self.on_action(now, action.do)
-        handler = getattr(self, f"_do_{action.do}")
-        handler(action, now)
-        for sid in action.seals:
-            self._schedule_seal(self.seals[sid])
-        self._gateway_changed()
-
-    def _each(self, action: Action, fn: Callable[[SealWorld], None]) -> None:
-        for sid in action.seals:
-            fn(self.seals[sid])
-
+    # ------------------------------------------------------------------ gateway-side actions
     def _do_activate(self, action: Action, now: float) -> None:
         esc = self.scenario.escorts[action.params["escort"]]
         route = None
         if esc.corridor_m and esc.route:
             route = load_route(esc.route, self.scenario.path.parent).points
         for sid in esc.seals:
-            req = ActivationRequest(
-                seal_id=sid, declaration=esc.declaration, vehicle=esc.vehicle,
-                departure_office_code=esc.departure.code, departure_office_name=esc.departure.name,
-                dest_office_code=esc.destination.code, dest_office_name=esc.destination.name,
-                period_start=now, period_end=now + esc.transit_period_s, route=route,
-                corridor_m=esc.corridor_m if route else 0)
+            req = activation_request(esc, sid, now, route)
             self._command(action, lambda: self.pipeline.request_activation(req), sid)
 
     def _do_deactivate(self, action: Action, now: float) -> None:
@@ -249,84 +166,12 @@ class Simulator:
             if exc.code != want:
                 self.action_failures.append((action.where(), f"seal {sid}: refused: {exc.code}: {exc.message}"))
 
-    def _do_cable_cut(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: setattr(s.hal, "cable_closed", False))
-
-    def _do_housing_open(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: setattr(s.hal, "housing_closed", False))
-
-    def _do_lock_restored(self, action: Action, now: float) -> None:
-        def restore(s: SealWorld) -> None:
-            s.hal.cable_closed = True
-            s.hal.housing_closed = True
-        self._each(action, restore)
-
-    def _do_coverage_lost(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.set_link(False, now))
-
-    def _do_coverage_restored(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.set_link(True, now))
-
-    def _do_reboot(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.boot(now, SOFT))
-
-    def _do_power_cut(self, action: Action, now: float) -> None:
-        off = action.params.get("duration", DEFAULT_POWER_OFF_S)
-
-        def cut(s: SealWorld) -> None:
-            s.power_off()
-            self.clock.call_later(off, lambda: self._power_on(s, POWER_ON))
-        self._each(action, cut)
-
-    def _do_power_cut_during_write(self, action: Action, now: float) -> None:
-        off = action.params.get("duration", DEFAULT_POWER_OFF_S)
-        after = int(action.params.get("after_bytes", 9))
-
-        def arm(s: SealWorld) -> None:
-            s.arm_power_cut(after)
-            self._await_cut(s, off, now + 24 * 3600)
-        self._each(action, arm)
-
-    def _await_cut(self, seal: SealWorld, off: float, give_up: float) -> None:
-        """Watch for the armed cut to happen (at the seal's next flash write), then power on later."""
-        if not seal.powered:
-            self.clock.call_later(off, lambda: self._power_on(seal, BROWNOUT))
-        elif self.clock.now < give_up:
-            self.clock.call_later(1.0, lambda: self._await_cut(seal, off, give_up))
-
-    def _power_on(self, seal: SealWorld, cause: int) -> None:
-        seal.boot(self.clock.now, cause)
-        self._schedule_seal(seal)
-
-    def _do_gnss_lost(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: setattr(s, "gnss_ok", False))
-
-    def _do_gnss_restored(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: setattr(s, "gnss_ok", True))
-
-    def _do_gnss_jump(self, action: Action, now: float) -> None:
-        self._jump(action, now, ramp=0.0)
-
-    def _do_gnss_spoof(self, action: Action, now: float) -> None:
-        self._jump(action, now, ramp=action.params.get("ramp", 600.0))
-
-    def _jump(self, action: Action, now: float, ramp: float) -> None:
-        dist = float(action.params.get("distance_m", 20000.0))
-        bearing = float(action.params.get("bearing_deg", 90.0))
-        self._each(action, lambda s: s.gnss_jump(now, dist, bearing, ramp))
-        duration = action.params.get("duration")
-        if duration:
-            self.clock.call_later(duration, lambda: self._each(action, lambda s: s.gnss_clear_jump()))
-
-    def _do_battery(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.set_battery(action.params["pct"], now))
-
     def _do_gateway_restart(self, action: Action, now: float) -> None:
         down = action.params.get("down_for", 30.0)
         self.gateway_up = False
         self._tick_at = None
         self.store.close()
-        self.store._c.close()  # the process is gone: its connection with it
+        self.store._c.close()  # the process is gone, and its connection with it
         self.pipeline = None
 
         def up() -> None:
@@ -344,64 +189,11 @@ class Simulator:
     def _do_sink_up(self, action: Action, now: float) -> None:
         self.sinks_down.discard(action.params.get("sink", self.sinks[0]))
 
-    def _do_forged_command(self, action: Action, now: float) -> None:
-        sid = action.params["seal"]
-        seal = self.seals[sid]
-        mode = action.params.get("mode", "wrong_key")
-        command = action.params["command"]
-        if mode == "replay":
-            frame = seal.last_command.get(command)
-            if frame is None:
-                self.action_failures.append((action.where(), f"seal {sid}: no {command} frame seen yet to replay"))
-                return
-        else:
-            esc = None
-            if "escort" in action.params:
-                esc = self.scenario.escorts[action.params["escort"]]
-            else:
-                esc = next((e for e in self.scenario.escorts.values() if sid in e.seals), None)
-            if mode == "wrong_key":
-                key = hashlib.sha256(b"navseal attacker key").digest()
-            else:  # other_seal: a genuine key, but not this seal's
-                other = next((s for s in self.scenario.seals if s != sid), sid + 1)
-                key = self.scenario.seals[other].key if other in self.scenario.seals else hashlib.sha256(b"x").digest()
-            escort_id = self._escort_ids.get(sid, 1)
-            if command == "deactivate":
-                payload = {"escort_id": escort_id, "seal_number": sid,
-                           "declaration": esc.declaration if esc else "X", "vehicle": esc.vehicle if esc else "X"}
-                type_name = "DEACTIVATE"
-            else:
-                payload = {"escort_id": escort_id + 1000, "seal_number": sid, "declaration": "FORGED",
-                           "vehicle": "FORGED", "dest_office_code": "00000", "dest_office_name": "nowhere",
-                           "period_start": int(now), "period_end": int(now) + 3600, "corridor_m": 0, "route": []}
-                type_name = "ACTIVATE"
-            self._forged_seq += 1
-            frame = encode_frame(type_name, seal_id=sid, boot=self.config.command_epoch, seq=self._forged_seq,
-                                 time=int(now), payload=payload, key=key)
-        # The attacker publishes straight on the seal's downlink topic.
-        self.clock.call_later(LINK_LATENCY_S, lambda: (seal.downlink(frame, self.clock.now),
-                                                       self._schedule_seal(seal)))
-
     # ------------------------------------------------------------------ run
     def run(self) -> Report:
-        sc = self.scenario
-        end = sc.start + sc.duration_s
-        for i, seal in enumerate(self.seals.values()):
-            # Seals boot a few seconds apart, as a fleet switched on one by one would.
-            t_boot = sc.start + 0.5 * i
-
-            def boot(s: SealWorld = seal) -> None:
-                s.boot(self.clock.now, POWER_ON)
-                self._schedule_seal(s)
-            self.clock.call_at(t_boot, boot)
-            phase = (self._seed("gnss-phase", seal.id) % 1000) / 1000.0
-            self.clock.call_at(t_boot + phase, lambda s=seal: self._gnss(s))
-        for action in sc.actions:
-            t = self._action_time(action)
-            if t > end:
-                self.action_failures.append((action.where(), "the truck never gets there before the end of the run"))
-                continue
-            self.clock.call_at(t, lambda a=action: self._run_action(a))
+        end = self.scenario.start + self.scenario.duration_s
+        self.start_seals()
+        self.schedule_actions(end)
         self.clock.run_until(end)
         if self.gateway_up:
             self._drain_sinks()
@@ -438,6 +230,16 @@ class Simulator:
                 pass
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
+
+
+def activation_request(esc: EscortSpec, seal_id: int, now: float, route) -> ActivationRequest:
+    """Clause 8 data of a scenario escort, for one of its seals."""
+    return ActivationRequest(
+        seal_id=seal_id, declaration=esc.declaration, vehicle=esc.vehicle,
+        departure_office_code=esc.departure.code, departure_office_name=esc.departure.name,
+        dest_office_code=esc.destination.code, dest_office_name=esc.destination.name,
+        period_start=now, period_end=now + esc.transit_period_s, route=route,
+        corridor_m=esc.corridor_m if route else 0)
 
 
 def event_line(event: dict[str, Any]) -> str:

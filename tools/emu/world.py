@@ -84,7 +84,8 @@ class SealWorld:
         self.config_values = {
             "seal_id": spec.id, "key": spec.key,
             "report_moving_s": spec.report_moving_s, "report_stopped_s": spec.report_stopped_s,
-            "heartbeat_s": spec.heartbeat_s, "journal_capacity": spec.journal_capacity,
+            "heartbeat_s": spec.heartbeat_s, "report_inactive_s": spec.report_inactive_s,
+            "journal_capacity": spec.journal_capacity,
             # A segment is at most an eighth of the journal, so thinning has whole old segments
             # to work on even in the small journals the overflow scenarios use.
             "journal_seg_records": max(8, min(1023, spec.journal_capacity // 8)),
