@@ -200,7 +200,7 @@ class SealCore:
         self._thinned_seen = 0
         # timers (ms on the caller's clock)
         self._now = 0
-        self._next_report = 0
+        self._last_report = 0
         self._next_heartbeat = 0
         self._next_battery = 0
         self._next_lock = 0
@@ -246,7 +246,7 @@ class SealCore:
                                    self.journal.pending))
         self._event(EV_REBOOT, cause)
         self._last_fix_ms = now_ms
-        self._next_report = now_ms
+        self._last_report = now_ms - 3600000  # report at the first fix
         self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
         self._next_battery = now_ms + BATTERY_SAMPLE_MS
         self._send_state()
@@ -300,6 +300,7 @@ class SealCore:
         if self._first_position:
             self._first_position = False
             self._record_position()
+            self._last_report = self._now
             self._pump()
 
     def poll(self, now_ms):
@@ -309,10 +310,14 @@ class SealCore:
         if not self.gnss_lost and now_ms - self._last_fix_ms >= self.cfg.gnss_lost_s * 1000:
             self.gnss_lost = True
             self._event(EV_GNSS_LOST, (now_ms - self._last_fix_ms) // 1000)
-        if now_ms >= self._next_report:
+        # The interval is looked up at every poll, so a vehicle that starts moving reports at the
+        # moving rate from then on rather than after the stopped interval runs out.
+        if now_ms >= self._last_report + self._interval() * 1000:
             if self._have_fix and not self.gnss_lost:
                 self._record_position()
-            self._next_report = now_ms + self._interval() * 1000
+            else:
+                self._first_position = True  # due, but no fix: report at the next one
+            self._last_report = now_ms
         if now_ms >= self._next_battery:
             self._next_battery = now_ms + BATTERY_SAMPLE_MS
             self._sample_battery()
@@ -534,7 +539,7 @@ class SealCore:
                     self._record_position()
                 else:
                     self._first_position = True
-                self._next_report = self._now + self._interval() * 1000
+                self._last_report = self._now
         elif t == codec.DEACTIVATE:
             escort_id, seal_number, decl, vehicle = p
             r = e.deactivate(escort_id, seal_number, decl, vehicle)
@@ -577,7 +582,8 @@ class SealCore:
 
     def next_deadline_ms(self):
         d = self._next_lock
-        for t in (self._next_report, self._next_heartbeat, self._next_battery):
+        for t in (self._last_report + self._interval() * 1000, self._next_heartbeat,
+                  self._next_battery):
             if t < d:
                 d = t
         if not self.gnss_lost:
