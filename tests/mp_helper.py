@@ -8,10 +8,15 @@ The firmware package is copied to /lib/navseal_fw inside the interpreter (as on 
 `copies` adds more host paths (file or directory) as (host, mp_path) pairs. `require_mp()`
 skips the calling test when Node.js or the npm package is missing (run `bash tools/run setup`).
 
-Memory: the WebAssembly build does not cap its heap, so measure with gc.mem_alloc(): the
-MicroPython-side module `mpmem` (tests/micropython/mpmem.py, copied to /lib with
-`with_mpmem=True`, the default) has `Peak` for sampling. `parse_peak(stdout)` reads back the
-line `MP_PEAK <sampled> <live>` that `Peak.report()` prints.
+Memory: the WebAssembly build does not cap its heap, and it frees no garbage while Python
+code runs (gc.collect() inside one run has no effect; collection happens between top-level
+calls from JS). So within one run gc.mem_alloc() counts allocation, not the live heap:
+- for the live heap, pass `steps="EXPR"` (EXPR gives a generator): the runner advances it one
+  step per top-level call, collecting between steps, and prints `MP_HEAP <peak after a step>
+  <peak live> <base> <steps>`; `parse_heap(stdout)` reads it back;
+- `mpmem.Peak` (tests/micropython/mpmem.py, copied to /lib with `with_mpmem=True`, the
+  default) samples gc.mem_alloc() inside a run (allocation totals, or live sizes measured as
+  the difference around creating an object); `parse_peak(stdout)` reads `MP_PEAK a b`.
 
 The pytest fixture `micropython` (import it into a test module: `from mp_helper import
 micropython`) returns run_mp, skipping the test when the interpreter is unavailable.
@@ -55,8 +60,8 @@ def require_mp() -> None:
 def run_mp(code: str | None = None, *, script: str | os.PathLike | None = None,
            copies: list[tuple[str | os.PathLike, str]] = (), heapsize: str = "1m",
            argv: list[str] = (), firmware: bool = True, with_mpmem: bool = True,
-           use_async: bool = False, timeout: float = 120.0, check: bool = False
-           ) -> subprocess.CompletedProcess:
+           use_async: bool = False, steps: str | None = None, timeout: float = 120.0,
+           check: bool = False) -> subprocess.CompletedProcess:
     """Run `code` (or the file `script`) under MicroPython; return the finished process."""
     node = node_binary()
     if node is None:
@@ -66,6 +71,8 @@ def run_mp(code: str | None = None, *, script: str | os.PathLike | None = None,
         cmd.append("--no-firmware")
     if use_async:
         cmd.append("--async")
+    if steps is not None:
+        cmd += ["--steps", steps]
     if with_mpmem:
         cmd += ["--copy", f"{MPMEM}:/lib/mpmem.py"]
     for host, dest in copies:
@@ -83,6 +90,15 @@ def run_mp(code: str | None = None, *, script: str | os.PathLike | None = None,
         raise AssertionError(
             f"MicroPython exited {res.returncode}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}")
     return res
+
+
+def parse_heap(stdout: str) -> tuple[int, int, int, int]:
+    """(peak after a step, peak live, base, steps) from the runner's --steps `MP_HEAP` line."""
+    for line in stdout.splitlines()[::-1]:
+        if line.startswith("MP_HEAP "):
+            a, b, c, d = (int(x) for x in line.split()[1:5])
+            return a, b, c, d
+    raise ValueError("no MP_HEAP line in output")
 
 
 def parse_peak(stdout: str) -> tuple[int, int]:

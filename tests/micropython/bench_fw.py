@@ -1,8 +1,9 @@
 # Figures for the firmware note: time per NMEA fix, codec encode/decode per frame, heap use of
 # the parser/codec/deframer/lock. The same file runs under CPython and MicroPython:
 #   python tests/micropython/bench_fw.py            (with firmware/ on sys.path)
-#   node tests/micropython/runner.mjs --copy tests/micropython/mpmem.py:/lib/mpmem.py \
-#        tests/micropython/bench_fw.py
+#   node tests/micropython/runner.mjs tests/micropython/bench_fw.py
+#   node tests/micropython/runner.mjs --copy tests/micropython/bench_fw.py:/lib/bench_fw.py \
+#        --code "import bench_fw" --steps "bench_fw.busy()"     (live heap, MP_HEAP line)
 # It prints one "FIG name value unit" line per figure.
 import gc
 import sys
@@ -122,6 +123,22 @@ def live_size(make):
     return obj, size
 
 
+def busy(n=300):
+    """All of this helper's parts alive and working, one step per yield: run it with
+    `runner.mjs --steps "bench_fw.busy()"` for the live heap between steps (MP_HEAP line)."""
+    p = NmeaParser()
+    c = C.Codec(1001, KEY)
+    lk = LockInputs()
+    d = Deframer(lambda b: C.parse_ack(c.decode(b).payload))
+    ack = cobs_frame(c.encode(C.ACK, 0, 5, 1764115200, (3, 17, 160)))
+    for i in range(n):
+        p.feed(EPOCH)
+        d.feed(ack)
+        lk.update(i & 1, 1, i)
+        c.event(3, i, 1764115200, 10 + i, 1764115190, 1, 432380000, 769450000, 0x6A, 0)
+        yield
+
+
 def main(n_fix=2000, n_codec=500):
     bench_nmea(n_fix)
     bench_codec(n_codec)
@@ -134,23 +151,8 @@ def main(n_fix=2000, n_codec=500):
         fig("heap_codec", s2, "bytes live (incl. 2081-byte frame buffer)")
         fig("heap_deframer", s3, "bytes live (incl. 2090-byte buffer)")
         fig("heap_lock_inputs", s4, "bytes live")
-        # peak while working: parser + codec + deframer alive, sampled inside a busy loop
-        gc.collect()
-        base = alloc()
-        p = NmeaParser()
-        c = C.Codec(1001, KEY)
-        d = Deframer(lambda b: c.decode(b))
-        ack = cobs_frame(c.encode(C.ACK, 0, 5, 1764115200, (3, 17, 160)))
-        peak = 0
-        for i in range(200):
-            p.feed(EPOCH)
-            d.feed(ack)
-            c.event(3, i, 1764115200, 10 + i, 1764115190, 1, 432380000, 769450000, 0x6A, 0)
-            used = alloc() - base
-            if used > peak:
-                peak = used
-        fig("heap_peak_sampled_my_parts", peak, "bytes (gc.mem_alloc above baseline, garbage included)")
     print("FIG implementation", sys.implementation.name, "")
 
 
-main()
+if __name__ == "__main__":
+    main()

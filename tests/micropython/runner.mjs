@@ -11,6 +11,18 @@
 //                        gc.mem_alloc() instead; see tests/mp_helper.py.)
 //     --async            run the code with runPythonAsync (top-level await allowed)
 //     --argv A           appended to sys.argv inside MicroPython (repeatable)
+//     --steps EXPR       after the code ran, EXPR (a Python expression) must give a generator:
+//                        it is advanced one step per top-level call from here, with a garbage
+//                        collection between calls, and the heap is measured (see below)
+//
+// Heap: this port never frees garbage while Python code runs (its gc_collect only takes effect
+// at the top level, between calls from JS: 1 MB of garbage survives gc.collect() inside one
+// runPython and is gone at the next call). So inside one run gc.mem_alloc() only ever grows and
+// measures allocation, not the live heap. --steps gives the real figures: before each step the
+// heap is collected and sampled (live heap), after it sampled again (live heap plus that step's
+// garbage: what a board heap must hold if it does not collect within a step). It prints
+// "MP_HEAP <peak_after_step> <peak_live> <base> <steps>", peaks in bytes above `base` (the heap
+// after the setup code, collected).
 //
 // stdout/stderr of the Python code go to ours. Exit status: 0 when the code ran to the end,
 // 1 on an uncaught MicroPython exception (its traceback is printed to stderr), 2 on a usage or
@@ -38,6 +50,7 @@ function parseSize(s) {
 const copies = [];
 const argvExtra = [];
 let code = null, script = null, heapsize = 1048576, firmware = true, useAsync = false;
+let steps = null;
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
@@ -52,6 +65,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === "--heapsize") heapsize = parseSize(next());
   else if (a === "--async") useAsync = true;
   else if (a === "--argv") argvExtra.push(next());
+  else if (a === "--steps") steps = next();
   else if (a.startsWith("--")) usage(`unknown option ${a}`);
   else if (script === null) script = a;
   else usage(`unexpected argument ${a}`);
@@ -103,11 +117,34 @@ const prelude = "import sys\n" +
   "if '/lib' not in sys.path: sys.path.append('/lib')\n" +
   argvExtra.map((a) => `sys.argv.append(${JSON.stringify(a)})\n`).join("");
 
+function heapNow(collect) {
+  mp.runPython((collect ? "import gc\ngc.collect()\n" : "import gc\n") + "_mp_heap = gc.mem_alloc()");
+  return mp.globals.get("_mp_heap");
+}
+
+function runSteps(expr) {
+  mp.runPython(`_mp_gen = (${expr})\n_mp_end = object()\n_mp_more = True`);
+  const base = heapNow(true);
+  let peakLive = 0, peakEnd = 0, n = 0;
+  for (;;) {
+    const live = heapNow(true) - base;
+    if (live > peakLive) peakLive = live;
+    // sampled in the same call as the step: a new top-level call may collect first
+    mp.runPython("_mp_more = next(_mp_gen, _mp_end) is not _mp_end\n_mp_heap = gc.mem_alloc()");
+    const end = mp.globals.get("_mp_heap") - base;
+    if (end > peakEnd) peakEnd = end;
+    if (!mp.globals.get("_mp_more")) break;
+    n += 1;
+  }
+  process.stdout.write(`MP_HEAP ${peakEnd} ${peakLive} ${base} ${n}\n`);
+}
+
 let status = 0;
 try {
   mp.runPython(prelude);
   if (useAsync) await mp.runPythonAsync(code);
   else mp.runPython(code);
+  if (steps !== null) runSteps(steps);
 } catch (e) {
   const msg = String(e && e.message !== undefined ? e.message : e);
   const m = /SystemExit:?\s*(\d+)?/.exec(msg);
