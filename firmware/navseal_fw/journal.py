@@ -90,6 +90,12 @@ class Journal:
         self.refused = 0  # positions refused because nothing was left to thin
         self.corrupt = 0  # records skipped because their check failed (flash damage)
         self.repaired = 0  # segments rewritten at recovery (torn tail)
+        self._last_t = 0  # time of the newest record appended
+        self._episode = False  # thinning since the journal was last below half full
+        self._unreported = 0  # positions thinned in this episode not yet in an event
+        self._ov_lat = 0
+        self._ov_lon = 0
+        self._ov_status = 0
         # Read cursor: first record with rseq > acked, as (segment index, byte offset).
         self._cur_i = -1
         self._cur_off = 0
@@ -317,6 +323,7 @@ class Journal:
         self.stored += 1
         self.pending += 1
         self.next_rseq = rseq + 1
+        self._last_t = t
         return rseq
 
     def _new_segment(self, base_rseq, t):
@@ -358,8 +365,18 @@ class Journal:
             dropped += self._thin_segment(i)
         if dropped:
             self.thinned += dropped
-            self._pack_event(EVENT_JOURNAL_OVERFLOW, lat, lon, status, dropped)
-            self._append(t, _EVENT)
+            # One event when an overflow episode starts; later passes of the same episode add up
+            # in RAM and go out as one more event when it ends (see release()), so a long gap
+            # does not fill the journal with overflow events that can never be thinned.
+            if self._episode:
+                self._unreported += dropped
+                self._ov_lat = lat
+                self._ov_lon = lon
+                self._ov_status = status
+            else:
+                self._episode = True
+                self._pack_event(EVENT_JOURNAL_OVERFLOW, lat, lon, status, dropped)
+                self._append(t, _EVENT)
         return self.stored < self.capacity
 
     def _pick_thin(self):
@@ -604,6 +621,13 @@ class Journal:
         self.pending -= released
         self._cur_i = -1
         self._drop_released()
+        if self._episode and self.stored < self.capacity // 2:
+            self._episode = False
+            if self._unreported:
+                self._pack_event(EVENT_JOURNAL_OVERFLOW, self._ov_lat, self._ov_lon,
+                                 self._ov_status, self._unreported)
+                self._unreported = 0
+                self._append(self._last_t, _EVENT)  # time of the newest record: no clock here
         return released
 
     def _count_between(self, i, lo, hi):
