@@ -38,7 +38,8 @@ class SealRunner:
         self._forged_seq = 1 << 30
         self.frames_up = 0
         self.frames_down = 0
-        self.trucks = {tid: TruckWorld(t, scenario, seed=self._seed("truck", i))
+        shared: dict = {}
+        self.trucks = {tid: TruckWorld(t, scenario, seed=self._seed("truck", i), shared=shared)
                        for i, (tid, t) in enumerate(sorted(scenario.trucks.items()))}
         self.seals: dict[int, SealWorld] = {}
         for sid, spec in sorted(scenario.seals.items()):

@@ -74,6 +74,8 @@ class Truck:
     profile: DriveProfile = field(default_factory=DriveProfile)
     gnss: GnssSpec = field(default_factory=GnssSpec)
     nmea_replay: str | None = None  # a recorded NMEA log instead of the route generator
+    time_offset_s: float = 0.0  # fleet mode: this truck is that far into the same drive
+    loop: bool = False  # fleet mode: start the drive again on arrival
 
 
 @dataclass

@@ -33,21 +33,37 @@ SendUplink = Callable[[int, bytes], None]
 
 
 class TruckWorld:
-    """Where a truck is at any time: a planned drive along its route, or a recorded NMEA log."""
+    """Where a truck is at any time: a planned drive along its route, or a recorded NMEA log.
 
-    def __init__(self, spec: Truck, scenario: Scenario, seed: int) -> None:
+    Trucks that share a route and a drive profile share one planned drive (fleet mode: ten
+    thousand trucks are the same drive at different `time_offset_s`), so a fleet costs one plan.
+    """
+
+    def __init__(self, spec: Truck, scenario: Scenario, seed: int,
+                 shared: dict | None = None) -> None:
         self.spec = spec
         self.driver: RouteDriver | None = None
         self.route = None
+        self.start = scenario.start
         if spec.route is not None:
-            route = load_route(spec.route, scenario.path.parent)
-            if spec.reverse:
-                route = route.reversed()
-            self.route = route
-            self.driver = RouteDriver(route, spec.profile, t0=scenario.start, seed=seed)
+            key = (spec.route, spec.reverse, id(spec.profile))
+            cached = shared.get(key) if shared is not None else None
+            if cached is None:
+                route = load_route(spec.route, scenario.path.parent)
+                if spec.reverse:
+                    route = route.reversed()
+                cached = (route, RouteDriver(route, spec.profile, t0=scenario.start, seed=seed), spec.profile)
+                if shared is not None:
+                    shared[key] = cached
+            self.route, self.driver = cached[0], cached[1]
 
     def state(self, now: float) -> DriveState | None:
-        return self.driver.state(now) if self.driver else None
+        if self.driver is None:
+            return None
+        t = now + self.spec.time_offset_s
+        if self.spec.loop and t > self.driver.t_arrive:
+            t = self.start + (t - self.start) % max(self.driver.duration_s, 1.0)
+        return self.driver.state(t)
 
 
 @dataclass
