@@ -58,7 +58,7 @@ def pty_pair():
 def test_seal_over_a_pty_with_line_noise(pty_pair):
     gw_side, seal_side = pty_pair
     hal = MemHal(unix0=T0)
-    cfg = Config({"seal_id": SEAL, "key": key_for(SEAL), "report_moving_s": 5,
+    cfg = Config({"seal_id": SEAL, "key": key_for(SEAL), "report_moving_s": 5, "report_stopped_s": 5,
                   "report_inactive_s": 5, "journal_capacity": 512, "journal_seg_records": 32})
     box = []
     link = SerialLink(seal_side, lambda frame: box[0].on_downlink(frame, hal.now_ms))
