@@ -41,8 +41,11 @@ ALARM_ROUTE_DEVIATION = const(32)
 _LATCHED = const(3)  # the bits that only a new activation clears
 
 MAX_ROUTE = const(400)
-# Metres per 1e-5 degree of latitude (and of longitude at the equator): 111,319.49 m / degree.
-_M_PER_E5 = 1.1131949
+# Metres per 4e-5 degree of latitude: 111,319.49 m / degree.
+_M_PER_UNIT = 4.4527796
+# Route points farther than this (in 4e-5 degree, ~36 km) in either axis are not projected.
+_WIN = const(8192)
+_FAR_M = const(36000)
 # Back inside the corridor only below 90 % of its half-width, so a truck driving along the
 # edge does not produce a stream of DEVIATION/RETURNED pairs.
 _RETURN_PCT = const(90)
@@ -195,46 +198,58 @@ class Escort:
         return len(self.route) // 8
 
     def distance_m(self, lat_e7, lon_e7):
-        # Distance from a position to the route polyline, metres (flat-earth projection around
-        # the position: good to well under 1 % over a corridor's few kilometres). Coordinates
-        # are differenced as integers first so single-precision floats (ESP32) stay exact
-        # enough. -1 without a route.
+        # Distance from a position to the route polyline, metres; -1 without a route.
+        # Integer maths on a flat projection around the position, in units of 4e-5 degree
+        # (4.45 m of latitude): every product stays below 2**30, so MicroPython computes it
+        # in small ints without allocating (floats are heap objects there: a float version cost
+        # 10 KB of garbage per fix for a 30-point route). Resolution a few metres; anything
+        # farther than ~0.33 degree is reported as at least that far (corridors are < 65 km).
         n = len(self.route) // 8
         if n == 0:
             return -1
-        la_e5 = lat_e7 / 100.0
-        kx = _M_PER_E5 * cos(la_e5 * 1.7453292519943295e-7)  # radians of 1e-5 degree
-        ky = _M_PER_E5
+        kx = int(cos(lat_e7 * 1.7453292519943295e-9) * 1024)  # longitude scale, 1/1024
+        py = lat_e7 // 400
+        px = lon_e7 // 400
         r = self.route
-        plat = lat_e7 // 100
-        plon = lon_e7 // 100
-        fy = (lat_e7 - plat * 100) / 100.0  # sub-e5 remainder of the position
-        fx = (lon_e7 - plon * 100) / 100.0
-        best = -1.0
-        ax = ay = 0.0
+        best = -1
+        ax = ay = 0
+        a_far = True
         for k in range(n):
             lat, lon = struct.unpack_from(">ii", r, 8 * k)
-            bx = ((lon - plon) - fx) * kx
-            by = ((lat - plat) - fy) * ky
+            by = lat // 4 - py
+            bx = ((lon // 4 - px) * kx + 512) >> 10  # rounded, not floored: symmetric
+            b_far = by > _WIN or by < -_WIN or bx > _WIN or bx < -_WIN
             if k == 0:
-                d2 = bx * bx + by * by
-            else:
+                if not b_far:
+                    best = by * by + bx * bx
+            elif not (a_far and b_far):
                 dx = bx - ax
                 dy = by - ay
                 ll = dx * dx + dy * dy
-                t = 0.0 if ll == 0 else -(ax * dx + ay * dy) / ll
-                if t < 0.0:
-                    t = 0.0
-                elif t > 1.0:
-                    t = 1.0
-                cx = ax + t * dx
-                cy = ay + t * dy
-                d2 = cx * cx + cy * cy
-            if best < 0 or d2 < best:
-                best = d2
+                num = -(ax * dx + ay * dy)
+                if num <= 0 or ll == 0:
+                    d2 = ax * ax + ay * ay  # nearest to the segment's start
+                elif num >= ll:
+                    d2 = bx * bx + by * by  # nearest to its end
+                else:
+                    # Perpendicular: |a x d| / |d|. Squared in ints while that cannot overflow;
+                    # beyond ~145 km*units it costs one float (such a point is far out anyway).
+                    cross = ax * dy - ay * dx
+                    if cross < 0:
+                        cross = -cross
+                    if cross < 32768:
+                        d2 = cross * cross // ll
+                    else:
+                        q = cross // (int(sqrt(ll)) or 1)
+                        d2 = q * q
+                if best < 0 or d2 < best:
+                    best = d2
             ax = bx
             ay = by
-        return int(sqrt(best))
+            a_far = b_far
+        if best < 0:
+            return _FAR_M
+        return int(sqrt(best) * _M_PER_UNIT)
 
     def route_check(self, lat_e7, lon_e7):
         # -> (event, distance_m): event 11 ROUTE_DEVIATION, 12 ROUTE_RETURNED or 0.

@@ -415,32 +415,88 @@ def run(report=print):
         pass
 
 
-def bench_journal(n=2000, report=print):
-    # Append and recovery times on MemHal (the interpreter's speed, not the flash's).
+def bench_journal_steps(n=2000, report=print):
+    # Append, recovery and send+release times on MemHal (interpreter speed, not flash speed).
+    # A generator so the MicroPython driver can collect garbage between chunks.
     hal = MemHal()
     j = J.Journal(hal, capacity=4 * n, seg_records=1023)
     j.recover()
-    t0 = _us()
-    for i in range(n):
-        j.append_position(T0 + i, LAT0 + i, LON0 + i, 500, 22, 0x49, 9, 0xC0 | 45)
-    append_us = _elapsed_us(t0)
+    append_us = 0
+    for k in range(0, n, 100):
+        t0 = _us()
+        for i in range(k, k + 100):
+            j.append_position(T0 + i, LAT0 + i, LON0 + i, 500, 22, 0x49, 9, 0xC0 | 45)
+        append_us += _elapsed_us(t0)
+        yield
     j.close()
     t0 = _us()
     j2 = J.Journal(hal, capacity=4 * n, seg_records=1023)
     j2.recover()
     recover_us = _elapsed_us(t0)
-    t0 = _us()
+    yield
     k = 0
-    while j2.peek(120):
-        k += j2.b_count
-        j2.release(j2.b_last)
-    drain_us = _elapsed_us(t0)
+    drain_us = 0
+    while True:
+        t0 = _us()
+        got = j2.peek(120)
+        if got:
+            k += j2.b_count
+            j2.release(j2.b_last)
+        drain_us += _elapsed_us(t0)
+        if not got:
+            break
+        yield
     check(k == n, "drained all")
     report("FIGURE journal_append_us %d" % (append_us // n))
     report("FIGURE journal_recover_us_%d %d" % (n, recover_us))
     report("FIGURE journal_send_release_us_per_record %d" % (drain_us // n))
 
 
+def bench_journal(n=2000, report=print):
+    for _ in bench_journal_steps(n, report):
+        pass
+
+
+def bench_fix_steps(n=600, report=print):
+    # Time per GNSS epoch through the whole core: NMEA parse (GGA + RMC), jump and corridor
+    # check against a 30-point route, reporting, journal append, frame encoding and MAC. The
+    # link takes frames and the gateway ACKs each one at once (its decode is not timed).
+    cfg = Config({"seal_id": SEAL, "key": test_key(SEAL), "report_moving_s": 10,
+                  "journal_capacity": 4096, "journal_seg_records": 256})
+    hal = MemHal(unix0=T0)
+    gw = Gateway(SEAL, cfg.key_bytes)
+    outbox = []
+    core = SealCore(cfg, hal, outbox.append)
+    core.start(0)
+    core.on_downlink(gw.activate(hal.unix(), route=route_line(30, 2000), corridor=1000), 0)
+    lat = LAT0
+    lon = LON0
+    total = 0
+    for i in range(n):
+        hal.now_ms += 1000
+        lat += 1000
+        lon += 1000
+        data = nmea_fix(hal.unix(), lat, lon, 496, 45)
+        t0 = _us()
+        core.feed_gnss(data, hal.now_ms)
+        core.poll(hal.now_ms)
+        total += _elapsed_us(t0)
+        while outbox:
+            gw.receive(outbox.pop(0), hal.unix())
+        while gw.out:
+            core.on_downlink(gw.out.pop(0), hal.now_ms)
+        if i % 10 == 9:
+            yield
+    check(core.journal.pending == 0, "bench: all acknowledged")
+    report("FIGURE us_per_fix_core %d" % (total // n))
+
+
+def bench_fix(n=600, report=print):
+    for _ in bench_fix_steps(n, report):
+        pass
+
+
 def main():
     run()
     bench_journal()
+    bench_fix()

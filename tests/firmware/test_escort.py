@@ -111,3 +111,33 @@ def test_corridor_distance_and_events():
     # Beyond the end point the distance is to the end point.
     d_end = e.distance_m(433430000, 769450000)  # 0.005 deg north of the end: ~556 m
     assert 550 <= d_end <= 560
+
+
+def test_corridor_distance_matches_a_float_reference():
+    # The seal's integer distance against plain float geometry on random routes and points
+    # within ~30 km: within a few metres (its unit is 4e-5 degree).
+    import math
+    import random
+
+    rnd = random.Random(7)
+    e = E.Escort(MemHal(), SEAL)
+    worst = 0.0
+    for _ in range(400):
+        pts = [(rnd.randint(4000000, 4800000), rnd.randint(5000000, 8700000))]
+        for _ in range(rnd.randint(1, 8)):
+            pts.append((pts[-1][0] + rnd.randint(-30000, 30000), pts[-1][1] + rnd.randint(-30000, 30000)))
+        e.route = route(*pts)
+        p = (pts[0][0] * 100 + rnd.randint(-2500000, 2500000), pts[0][1] * 100 + rnd.randint(-2500000, 2500000))
+        k = math.cos(math.radians(p[0] / 1e7))
+        xy = [((lo * 100 - p[1]) * k * 0.011131949, (la * 100 - p[0]) * 0.011131949) for la, lo in pts]
+        best = math.hypot(*xy[0])
+        for (ax, ay), (bx, by) in zip(xy, xy[1:]):
+            dx, dy = bx - ax, by - ay
+            t = max(0.0, min(1.0, -(ax * dx + ay * dy) / (dx * dx + dy * dy)))
+            best = min(best, math.hypot(ax + t * dx, ay + t * dy))
+        if best > 30000:
+            continue
+        got = e.distance_m(*p)
+        worst = max(worst, abs(got - best))
+        assert abs(got - best) <= 8 + best * 0.002, (pts, p, got, best)
+    assert worst > 0  # the comparison really ran
