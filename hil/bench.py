@@ -102,6 +102,7 @@ class Bench:
         self.features: set[str] = set()
         self.missing: dict[str, str] = {}
         self.log_lines: list[str] = []
+        self.last_escort = None  # EscortData of the last successful ACTIVATE (steps.activate)
         self._log_lock = threading.Lock()
 
     # ---- features ----------------------------------------------------------------------------

@@ -124,7 +124,7 @@ class EmulatorBench(Bench):
     kind = "emu"
 
     def __init__(self, state_root: str, seal_id: int = 1001, keys: SealKeys | None = None,
-                 journal_capacity: int = 16, journal_seg_records: int = 4) -> None:
+                 journal_capacity: int = 12, journal_seg_records: int = 4) -> None:
         super().__init__(seal_id, keys or SealKeys(), DownlinkCounter())
         self.state_root = state_root
         self.state_dir = os.path.join(state_root, "seal")

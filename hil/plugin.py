@@ -1,0 +1,170 @@
+"""pytest plugin for the navseal HIL bench (entry point ``pytest11: navseal_bench``).
+
+Options (group "navseal bench"):
+    --bench emu|serial        which bench (default emu: the real firmware core in a process
+                              behind pseudo-terminals)
+    --bench-port PATH         serial bench: the seal's data link (/dev/ttyUSB0)
+    --bench-baud N            both serial lines (default 115200)
+    --bench-gnss-port PATH    serial bench: the bench-control line (GNSS feed, lock, reboot)
+    --bench-keys SPEC         'test' (default), 'ID=HEX,...' or a JSON file {"ID": "HEX"}
+    --bench-seal-id N         the seal on the bench (default 1001)
+    --bench-power-on/-off CMD serial bench: power relay commands
+    --bench-lock-cmd CMD      serial bench: lock relay command ('{cable}', '{housing}' -> 1/0)
+    --bench-log-dir DIR       also write each test's bench log to DIR/<test>.log
+Fixtures: ``bench`` (session), ``dut`` (function: a seal in a known state, fast timers).
+Marker: ``@pytest.mark.needs("power", "lock")`` skips, with the bench's reason, what it cannot do.
+Each test's bench transcript (frames both ways, bench-control lines, firmware log) is attached to
+its report as the section "Captured stdout navseal bench" (so ``-o junit_logging=system-out``
+puts it into JUnit XML) and, with --bench-log-dir, named in the JUnit property ``bench_log``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from .bench import Bench
+from .dut import Dut
+from .interfaces import BenchError
+from .resources import FEATURES, SealKeys, SerialPortResource
+
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_runtest_makereport", "bench", "dut"]
+
+_MARK_KEY = pytest.StashKey[tuple]()
+
+# Timers short enough for a bench run (the wire allows 1 s at least); see docs/hil.md.
+FAST_CONFIG = {
+    "report_moving_s": 1, "report_stopped_s": 1, "report_inactive_s": 3600, "heartbeat_s": 1,
+    "batch_max": 120, "gnss_lost_s": 3, "low_battery_pct": 15, "jump_speed_kmh": 250,
+    "ack_timeout_s": 1,
+}
+
+
+_DEFAULTS = {
+    "--bench": "emu", "--bench-port": None, "--bench-baud": 115200, "--bench-gnss-port": None,
+    "--bench-keys": "test", "--bench-seal-id": 1001, "--bench-power-on": None,
+    "--bench-power-off": None, "--bench-lock-cmd": None, "--bench-log-dir": None,
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("navseal bench", "navseal hardware-in-the-loop bench")
+    g.addoption("--bench", choices=("emu", "serial"), default="emu", help="emu (default) or serial")
+    g.addoption("--bench-port", default=None, help="serial bench: the seal's data link port")
+    g.addoption("--bench-baud", type=int, default=115200, help="baud rate of both serial lines")
+    g.addoption("--bench-gnss-port", default=None, help="serial bench: the bench-control port")
+    g.addoption("--bench-keys", default="test", help="'test', 'ID=HEX,...' or a JSON file")
+    g.addoption("--bench-seal-id", type=int, default=1001, help="the seal on the bench")
+    g.addoption("--bench-power-on", default=None, help="serial bench: command that powers the seal")
+    g.addoption("--bench-power-off", default=None, help="serial bench: command that cuts power")
+    g.addoption("--bench-lock-cmd", default=None, help="serial bench: lock relay command template")
+    g.addoption("--bench-log-dir", default=None, help="write each test's bench log here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(*features): skip unless the bench can do all of these (" + ", ".join(sorted(FEATURES)) + ")",
+    )
+
+
+@pytest.fixture(scope="session")
+def bench(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    def opt(name: str):
+        # Defaults also when the options were never registered: loaded from a conftest below
+        # the rootdir (tests/hil/conftest.py), pytest_addoption runs only if that folder was
+        # named on the command line.
+        return request.config.getoption(name, default=_DEFAULTS[name])
+    keys = SealKeys.parse(opt("--bench-keys"))
+    b: Bench
+    if opt("--bench") == "emu":
+        from .emu import EmulatorBench
+
+        b = EmulatorBench(str(tmp_path_factory.mktemp("navseal-emu")), seal_id=opt("--bench-seal-id"), keys=keys)
+    else:
+        from .serial_bench import SerialBench, default_state_file
+
+        if not opt("--bench-port"):
+            raise pytest.UsageError("--bench serial needs --bench-port (e.g. /dev/ttyUSB0)")
+        baud = opt("--bench-baud")
+        ctl = opt("--bench-gnss-port")
+        b = SerialBench(SerialPortResource(opt("--bench-port"), baud), opt("--bench-seal-id"), keys,
+                        control_port=SerialPortResource(ctl, baud) if ctl else None,
+                        power_on=opt("--bench-power-on"), power_off=opt("--bench-power-off"),
+                        lock_cmd=opt("--bench-lock-cmd"), state_file=default_state_file())
+    yield b
+    b.close()
+
+
+def _skip_unless_able(b: Bench, node: pytest.Item) -> None:
+    needed = [f for m in node.iter_markers("needs") for f in m.args]
+    lacking = b.lacking(needed)
+    if lacking:
+        pytest.skip(f"bench '{b.kind}' lacks " + "; ".join(lacking))
+
+
+@pytest.fixture
+def dut(bench: Bench, request: pytest.FixtureRequest):
+    """A seal ready for a scenario: powered, inactive, lock closed, fast timers, journal empty."""
+    _skip_unless_able(bench, request.node)
+    request.node.stash[_MARK_KEY] = (bench, bench.transcript.mark())
+    bench.transcript.add("bench", f"==== {request.node.nodeid}")
+    bench.prepare_test(request.node.nodeid)
+    d = Dut(bench)
+    try:
+        baseline(d)
+        yield d
+    finally:
+        d.close()
+    d.assert_clean()
+
+
+def baseline(d: Dut) -> None:
+    """Known state through the protocol alone, so it works on a board that cannot be wiped:
+    lock closed, fast timers (CONFIG, then a reboot so the new heartbeat is armed: SealCore
+    applies a changed interval only when the running one expires), INACTIVE, journal drained."""
+    b = d.bench
+    if b.lock is not None:
+        b.lock.set_lock(True, True)
+    seq = d.send_command("CONFIG", FAST_CONFIG)
+    res = d.expect("COMMAND_RESULT", cmd_seq=seq, timeout=5)
+    if res.payload["result"] != "OK":
+        raise BenchError(f"seal refused the bench CONFIG: {res.payload['result']}")
+    if res.payload["state"] == "ACTIVE":
+        known = getattr(b, "last_escort", None)
+        if known is None:
+            pytest.skip("seal is ACTIVE with an escort this bench did not start; deactivate it first")
+        seq = d.send_command("DEACTIVATE", known.deactivate(d.seal_id))
+        d.expect("COMMAND_RESULT", cmd_seq=seq, result="OK", timeout=5)
+    if "reboot" in b.features:
+        b.reboot()
+        d.expect("HELLO", timeout=5)
+    elif b.power is not None:
+        b.power.cycle()
+        d.expect("HELLO", timeout=30)
+    # Journal drained: the auto-ACK releases everything; wait for a heartbeat that says so.
+    d.expect("STATE", journal_pending=0, timeout=10)
+    d.skip_to_end()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    rep = outcome.get_result()
+    held = item.stash.get(_MARK_KEY, None)
+    if held is None or rep.when not in ("setup", "call"):
+        return
+    if rep.when == "setup" and rep.passed:
+        return  # the call report carries the whole log
+    b, mark = held
+    text = "\n".join(b.transcript.since(mark)) + "\n"
+    rep.sections.append(("Captured stdout navseal bench", text))
+    log_dir = item.config.getoption("--bench-log-dir", default=None)
+    if log_dir:
+        os.makedirs(log_dir, exist_ok=True)
+        path = os.path.join(log_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid) + ".log")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        rep.user_properties.append(("bench_log", path))

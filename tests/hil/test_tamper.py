@@ -1,0 +1,61 @@
+"""Lock integrity: tamper while ACTIVE is an alarm latched across a power cut; opening an
+INACTIVE seal is its normal use and raises nothing."""
+
+import pytest
+
+from navseal.hil.frames import EscortData
+from navseal.hil.steps import activate
+
+
+@pytest.mark.needs("lock", "power")
+def test_cable_cut_while_active_is_latched_across_a_power_cycle(dut):
+    activate(dut, EscortData(escort_id=8201))
+    dut.bench.lock.set_lock(False, True)
+    ev = dut.expect("EVENT", code="CABLE_CUT", timeout=3)
+    assert ev.payload["status"]["cable_intact"] is False
+    state = dut.expect("STATE", where=lambda f: f.payload["alarms"]["CABLE_CUT"], timeout=3)
+    assert state.payload["state"] == "ACTIVE"
+
+    # Putting the cable back does not clear the alarm: it is evidence.
+    dut.bench.lock.set_lock(True, True)
+    dut.expect("EVENT", code="LOCK_RESTORED", timeout=3)
+    after = dut.expect("STATE", where=lambda f: f.payload["lock"]["cable_intact"], timeout=3)
+    assert after.payload["alarms"]["CABLE_CUT"] is True
+
+    dut.bench.power.cycle()
+    hello = dut.expect("HELLO", timeout=10)
+    assert hello.payload["reset_cause"] == "POWER_ON"
+    booted = dut.expect("STATE", timeout=3)
+    assert booted.boot == hello.boot
+    assert booted.payload["state"] == "ACTIVE" and booted.payload["escort_id"] == 8201
+    assert booted.payload["alarms"]["CABLE_CUT"] is True
+    assert booted.payload["alarms"]["HOUSING_OPENED"] is False
+    # ...and a second cut of a latched cable is not a second alarm event.
+    dut.bench.lock.set_lock(False, True)
+    dut.expect_none("EVENT", code="CABLE_CUT", within=1.5)
+
+
+@pytest.mark.needs("lock")
+def test_housing_opened_while_active_raises_its_own_alarm(dut):
+    activate(dut, EscortData(escort_id=8202))
+    dut.bench.lock.set_lock(True, False)
+    ev = dut.expect("EVENT", code="HOUSING_OPENED", timeout=3)
+    assert ev.payload["status"]["cable_intact"] is True
+    assert ev.payload["status"]["housing_closed"] is False
+    state = dut.expect("STATE", where=lambda f: f.payload["alarms"]["HOUSING_OPENED"], timeout=3)
+    assert state.payload["alarms"]["CABLE_CUT"] is False
+
+
+@pytest.mark.needs("lock")
+def test_opening_while_inactive_is_not_an_alarm(dut):
+    dut.bench.lock.set_lock(False, False)
+    dut.expect_none("EVENT", where=lambda f: f.payload["code"] in ("CABLE_CUT", "HOUSING_OPENED"), within=2.0)
+    state = dut.expect("STATE", where=lambda f: not f.payload["lock"]["cable_intact"], timeout=3)
+    assert state.payload["state"] == "INACTIVE"
+    assert state.payload["alarms"]["CABLE_CUT"] is False and state.payload["alarms"]["HOUSING_OPENED"] is False
+    # Closed again and activated: the earlier opening left nothing behind.
+    dut.bench.lock.set_lock(True, True)
+    res = activate(dut, EscortData(escort_id=8203))
+    assert res.payload["state"] == "ACTIVE"
+    armed = dut.expect("STATE", state="ACTIVE", timeout=3)
+    assert armed.payload["alarms"]["CABLE_CUT"] is False and armed.payload["alarms"]["HOUSING_OPENED"] is False
