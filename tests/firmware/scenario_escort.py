@@ -8,7 +8,7 @@
 # buffering, a cable cut during the gap, a power cut in the middle of a flash write, reboot
 # (latched alarm survives, journal recovered), ACKs withheld (retransmission, nothing released),
 # coverage back (everything delivered in order), deactivation with mismatched data refused,
-# deactivation. The heap is measured from outside (mp_stepper.mjs). Prints "SCENARIO_OK" and one "FIGURE name value" line per measurement.
+# deactivation. The heap is measured from outside (runner.mjs --steps). Prints "SCENARIO_OK" and one "FIGURE name value" line per measurement.
 
 import gc
 import struct
@@ -287,7 +287,7 @@ def route_line(n, step_e5):
 
 def scenario(report=print):
     # A generator: it yields after every step so a driver can sample the heap between steps
-    # (tests/firmware/mp_stepper.mjs: the WebAssembly port collects garbage only then).
+    # (tests/micropython/runner.mjs --steps: the WebAssembly port collects garbage only then).
     key = test_key(SEAL)
     cfg = Config({"seal_id": SEAL, "key": key, "report_moving_s": 10, "report_stopped_s": 60,
                   "report_inactive_s": 600, "heartbeat_s": 300, "batch_max": 40,
@@ -494,6 +494,47 @@ def bench_fix_steps(n=600, report=print):
 def bench_fix(n=600, report=print):
     for _ in bench_fix_steps(n, report):
         pass
+
+
+def footprint_steps(report=print):
+    # The seal core's live heap, apart from the test's own objects: each print happens at the
+    # start of a step, after the WebAssembly port's top-level collection, so gc.mem_alloc() is
+    # the live heap there (meaningful under runner.mjs --steps only).
+    alloc = getattr(gc, "mem_alloc", None)
+
+    def live():
+        return alloc() if alloc else 0
+
+    yield
+    m0 = live()
+    hal = MemHal(unix0=T0)
+    cfg = Config({"seal_id": SEAL, "key": test_key(SEAL), "journal_capacity": 100000,
+                  "journal_seg_records": 1023})
+    gw = Gateway(SEAL, cfg.key_bytes)
+    outbox = []
+    yield
+    m1 = live()
+    report("FIGURE harness_live %d" % (m1 - m0))
+    core = SealCore(cfg, hal, outbox.append)
+    core.start(0)
+    del outbox[:]
+    yield
+    report("FIGURE core_live_after_boot %d (flash image %d)" % (live() - m1, hal.flash.used_bytes()))
+    core.on_downlink(gw.activate(hal.unix(), route=route_line(400, 2000), corridor=1000), 0)
+    del outbox[:]
+    yield
+    report("FIGURE core_live_active_400pt_route %d (flash image %d)"
+           % (live() - m1, hal.flash.used_bytes()))
+    lat = LAT0
+    for i in range(120):
+        hal.now_ms += 1000
+        lat += 1000
+        core.feed_gnss(nmea_fix(hal.unix(), lat, LON0, 400, 0), hal.now_ms)
+        core.poll(hal.now_ms)
+        del outbox[:]  # link down: everything stays in the journal
+        yield
+    report("FIGURE core_live_after_120_fixes_offline %d (flash image %d, pending %d)"
+           % (live() - m1, hal.flash.used_bytes(), core.journal.pending))
 
 
 def main():
