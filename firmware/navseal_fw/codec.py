@@ -5,8 +5,9 @@ vectors in protocol/vectors/ (made from the construct definition) bind the two b
 
 API
 ---
-    c = Codec(seal_id, key)             # key: the seal's 32-byte key (None: MACs not checked,
-                                        # encoding refused)
+    c = Codec(seal_id, key)             # key: the seal's 32-byte key. Without one (None or
+                                        # empty) nothing can be signed, and decode() refuses
+                                        # every frame as bad_mac unless told check_mac=False
     # Encoding: one complete frame (header, payload, MAC, CRC) as bytes. Uplink, for the seal:
     c.hello(boot, seq, time, fw_major, fw_minor, fw_patch, reset_cause, config_hash, pending)
     c.records(boot, seq, time, first_rseq, base_time, count, recs)   # recs: 16*count bytes
@@ -253,7 +254,7 @@ class Codec:
         self.frame = Frame()
         self._ipad = None
         self._opad = None
-        if key is not None:
+        if key:
             self.set_key(key)
 
     def set_key(self, key):
@@ -309,7 +310,9 @@ class Codec:
         if flags & _RESERVED_FLAGS:
             raise CodecError(ERR_BAD_FLAGS)
         mac = mv[signed : signed + MAC_SIZE]
-        if check_mac and self._ipad is not None:
+        if check_mac:
+            if self._ipad is None:
+                raise CodecError(ERR_BAD_MAC, "no key to check it with")
             want = self.mac8(mv[:signed])
             diff = 0
             for i in range(MAC_SIZE):  # no early exit: timing says nothing about the MAC

@@ -89,6 +89,10 @@ def test_decoding_order_of_docs_protocol():
     raises("bad_flags", c.decode, _frame(flags=0x04))
     raises("bad_mac", c.decode, _frame(key=b"\x01" * 32))
     assert c.decode(_frame(key=b"\x01" * 32), False).type == C.TIME  # MAC check skipped
+    keyless = C.Codec(1001, b"")  # a seal without a key accepts nothing, signs nothing
+    raises("bad_mac", keyless.decode, good)
+    assert keyless.decode(good, False).type == C.TIME
+    raises("no_key", keyless.encode, C.TIME, 0, 1, 2, (3,))
     raises("bad_mac", c.decode, _reframe(good[:25] + bytes([good[25] ^ 1]) + good[26:]))
     f = c.decode(_frame(typ=C.TIME, payload=b"\x00\x00\x01"))
     raises("bad_payload", C.parse_payload, f.type, f.payload)
