@@ -341,6 +341,9 @@ class Emulator(SealRunner):
             self.shutdown()
 
     def shutdown(self) -> None:
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
         if self.service is not None:
             self.service.stop()
         self.link.close()
