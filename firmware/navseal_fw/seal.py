@@ -63,7 +63,8 @@ FLAG_RETRANSMIT = const(1)
 FLAG_MORE = const(2)
 NO_COMMIT = const(0xFFFFFFFF)
 
-RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
+RETRY_CAP_S = const(600)
+MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts  # a frame in flight is retried at least every 10 minutes
 # While a tamper input is away from its debounced state it is sampled this often; otherwise
 # LOCK_IDLE_MS (the board also wakes on a pin interrupt).
 LOCK_SAMPLE_MS = const(10)
@@ -190,6 +191,7 @@ class SealCore:
         self.hdop_u8 = 255
         self._have_fix = False
         self._last_fix_ms = 0
+        self._state_due = False  # a STATE to send once the journal is drained
         self._jump_lat = NO_POS  # a fix that jumped: accepted once the next one agrees with it
         self._jump_lon = NO_POS
         self._jump_time = 0
@@ -207,8 +209,7 @@ class SealCore:
         self._first_position = False  # send a position at the next fix (after activation)
         # journal frame in flight
         self._inflight = False
-        self._if_first_seq = 0
-        self._if_last_seq = 0
+        self._if_seqs = []  # seqs of this journal frame's transmissions (first and retries)
         self._if_last_rseq = 0
         self._if_deadline = 0
         self._retry_ms = 0
@@ -336,6 +337,11 @@ class SealCore:
             return self.cfg.report_moving_s
         return self.cfg.report_stopped_s
 
+    def lock_changed(self, now_ms):
+        # A pin-change interrupt (board) or an emulator's input change: sample at the next poll
+        # instead of up to LOCK_IDLE_MS later.
+        self._next_lock = now_ms
+
     def _sample_lock(self):
         cable, housing = self.hal.lock_levels()
         ev = self.lock.update(1 if cable else 0, 1 if housing else 0, self._now)
@@ -401,11 +407,15 @@ class SealCore:
             self._if_deadline = self._now + self._retry_ms
             return
         if self.journal.pending == 0:
+            if self._state_due:
+                # Coverage came back with a backlog: the STATE goes after it, so the gateway
+                # learns of a tamper from the journal's event (true time and place) first.
+                self._state_due = False
+                self._send_state()
             return
-        first = self.seq
+        del self._if_seqs[:]
         if self._send_journal(0):
             self._inflight = True
-            self._if_first_seq = first
             self._retry_ms = self.cfg.ack_timeout_s * 1000
             self._if_deadline = self._now + self._retry_ms
 
@@ -425,7 +435,10 @@ class SealCore:
             frame = self.codec.records(self.boot, seq, self.hal.unix(), j.b_first, j.b_base_time,
                                        j.b_count, j.batch, flags | more)
         self._out(frame)
-        self._if_last_seq = seq
+        seqs = self._if_seqs
+        seqs.append(seq)
+        if len(seqs) > MAX_TX_REMEMBERED:
+            seqs.pop(0)
         self._if_last_rseq = j.b_last
         return True
 
@@ -461,9 +474,13 @@ class SealCore:
         self._now = now_ms
         self.link_up = up
         if up:
-            # Tell the gateway where we stand (HELLO and heartbeats may have gone nowhere), and
-            # re-send what was in flight now rather than after the backed-off timeout.
-            self._send_state()
+            # Tell the gateway where we stand (HELLO and heartbeats may have gone nowhere): at
+            # once if the journal is empty, else once it is drained (see _pump). Re-send what
+            # was in flight now rather than after the backed-off timeout.
+            if self.journal.pending == 0 and not self._inflight:
+                self._send_state()
+            else:
+                self._state_due = True
             if self._inflight:
                 self._if_deadline = now_ms
                 self._retry_ms = self.cfg.ack_timeout_s * 1000 // 2
@@ -513,12 +530,14 @@ class SealCore:
 
     def _on_ack(self, p):
         acked_boot, acked_seq, committed = p
-        if not self._inflight or acked_boot != self.boot or not (
-                self._if_first_seq <= acked_seq <= self._if_last_seq):
+        # Only an ACK of one of this journal frame's own transmissions ends the wait: the
+        # gateway also ACKs STATE and COMMAND_RESULT frames (committed_rseq 0xFFFFFFFF), which
+        # may be sent between a batch and its retransmission.
+        if (not self._inflight or acked_boot != self.boot or committed == NO_COMMIT
+                or acked_seq not in self._if_seqs):
             self.acks_ignored += 1  # an ACK for HELLO/STATE/RESULT, or a late duplicate
             return
-        if committed != NO_COMMIT:
-            self.journal.release(committed if committed < self._if_last_rseq else self._if_last_rseq)
+        self.journal.release(committed if committed < self._if_last_rseq else self._if_last_rseq)
         self._inflight = False
 
     def _command(self, fr, p):
@@ -553,6 +572,13 @@ class SealCore:
                 return
             self._cfg_store.save(raw)
             self._apply_config_bytes(raw)
+            # Re-arm running timers with the new values (the report interval and the GNSS loss
+            # limit are looked up at every poll already).
+            self._next_heartbeat = self._now + self.cfg.heartbeat_s * 1000
+            if self._inflight:
+                self._retry_ms = self.cfg.ack_timeout_s * 1000
+                if self._if_deadline > self._now + self._retry_ms:
+                    self._if_deadline = self._now + self._retry_ms
             self._result(fr.boot, fr.seq, t, E.OK)
         elif t == codec.TIME:
             self.hal.set_unix(p[0])

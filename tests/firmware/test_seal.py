@@ -260,3 +260,75 @@ def test_many_cores_share_nothing():
     a.activate()
     assert a.core.escort.state == 1 and b.core.escort.state == 0
     assert a.core.journal is not b.core.journal and a.core.codec is not b.core.codec
+
+
+def test_a_late_ack_of_a_state_frame_does_not_end_the_wait_for_the_batch():
+    r = Rig()
+    r.gw.hold_acks = True
+    r.run(2)  # a position in flight, not acknowledged
+    assert r.core._inflight
+    r.gw.hold_acks = False
+    state_frames = [f for f in r.sent if f[3] == C.STATE]
+    st = C.Codec(SEAL, key_for(SEAL)).decode(state_frames[-1])
+    # The gateway ACKs the STATE (no records): the batch must still be waited for.
+    r.core.on_downlink(r.gw._down(C.ACK, (st.boot, st.seq, C.NO_RSEQ), r.hal.unix()), r.hal.now_ms)
+    assert r.core._inflight
+    n = len(r.sent)
+    r.run(30)
+    retx = [f for f in r.sent[n:] if f[3] in (C.RECORDS, C.EVENT)]
+    assert retx and retx[0][4] & C.FLAG_RETRANSMIT  # the same batch again, flagged
+    assert r.core.journal.pending == 0
+
+
+def test_config_rearms_the_heartbeat():
+    r = Rig(heartbeat_s=900)
+    r.run(2)
+    cmd = r.gw._down(C.CONFIG, (10, 60, 600, 5, 60, 300, 15, 250, 30), r.hal.unix())
+    r.core.on_downlink(cmd, r.hal.now_ms)
+    r.flush()
+    n = len(r.gw.states)
+    r.run(12)
+    assert len(r.gw.states) - n >= 2  # every 5 s now, not after the old 900 s ran out
+
+
+def test_lock_changed_samples_at_once():
+    r = Rig()
+    r.run(2)
+    r.activate()
+    r.run(1)
+    t0 = r.hal.now_ms
+    r.hal.cable_closed = False
+    r.core.lock_changed(t0)
+    assert r.core.next_deadline_ms() <= t0
+    while not r.gw.events(C.EV_CABLE_CUT) and r.hal.now_ms < t0 + 1000:
+        r.hal.now_ms = max(r.core.next_deadline_ms(), r.hal.now_ms + 1)
+        r.core.poll(r.hal.now_ms)
+        r.flush()
+    assert r.gw.events(C.EV_CABLE_CUT)
+    assert r.hal.now_ms - t0 <= 100  # debounce (50 ms) plus sampling, not a second
+
+
+def test_after_a_gap_the_journal_goes_before_the_state():
+    r = Rig()
+    r.run(2)
+    r.activate()
+    r.up = False
+    r.core.on_link(False, r.hal.now_ms)
+    r.hal.cable_closed = False
+    r.run(120)
+    assert r.core.journal.pending > 0
+    n = len(r.sent)
+    r.up = True
+    r.core.on_link(True, r.hal.now_ms)
+    r.flush()
+    r.run(5)
+    kinds = [f[3] for f in r.sent[n:]]
+    assert C.STATE in kinds
+    first_state = kinds.index(C.STATE)
+    assert kinds[0] in (C.RECORDS, C.EVENT)
+    # The CABLE_CUT event (with the time of the cut) reached the gateway before any STATE.
+    assert r.core.journal.pending == 0 or first_state > 0
+    codec = C.Codec(SEAL, key_for(SEAL))
+    ev_positions = [i for i, f in enumerate(r.sent[n:])
+                    if f[3] == C.EVENT and C.parse_payload(C.EVENT, codec.decode(f).payload)[2] == C.EV_CABLE_CUT]
+    assert ev_positions and ev_positions[0] < first_state
