@@ -1,0 +1,78 @@
+"""The same scenarios in real time (compressed): against a real Mosquitto (the project's config, via
+GW2's fixture), over a real pseudo-terminal, and `navseal demo` end to end as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from navseal.emu.emulator import Emulator
+from navseal.emu.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "tools" / "scenarios"
+
+
+def _check(emu: Emulator) -> None:
+    report = emu.check()
+    failures = [f"{o.name}: {o.detail}" for o in report.failures]
+    assert not failures, "\n".join(failures)
+
+
+def test_emulate_against_real_mosquitto(mosquitto_broker, tmp_path):
+    scenario = load_scenario(SCENARIOS / "route-deviation-and-return.toml")
+    emu = Emulator(scenario, workdir=tmp_path, broker=mosquitto_broker.url, scale=1200)
+    emu.run()
+    _check(emu)
+    kinds = [e["kind"] for e in emu.read_events()]
+    assert kinds.count("ROUTE_DEVIATION") == 1 and kinds.count("DEACTIVATED") == 1
+    assert emu.link.published == emu.frames_up > 100
+
+
+def test_emulate_over_a_pseudo_terminal(tmp_path):
+    scenario = load_scenario(SCENARIOS / "forged-deactivation.toml")
+    emu = Emulator(scenario, workdir=tmp_path, serial="auto", scale=1200)
+    assert emu.link.peer_path.startswith("/dev/pts/")
+    emu.run()
+    _check(emu)
+    assert emu.link.bytes_out > 10_000  # the frames really crossed the tty, COBS-framed
+    assert emu.seals[1701].rejected_commands >= 2
+
+
+def test_demo_end_to_end_without_a_terminal(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "navseal.cli", "demo", "--seconds", "12", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    assert "embedded MQTT broker (amqtt)" in text
+    assert "\x1b[" not in text  # no TTY: plain lines, no screen control
+    assert "progress" in text and "Scenario checks: 14 passed, 0 failed" in text
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    for kind, n in (("ACTIVATED", 4), ("UNAUTHORIZED_OPENING", 1), ("DEACTIVATION_REQUESTED", 4), ("DEACTIVATED", 4)):
+        assert kinds.count(kind) == n, (kind, kinds.count(kind))
+    assert kinds.index("ACTIVATED") < kinds.index("UNAUTHORIZED_OPENING") < kinds.index("DEACTIVATED")
+    assert len({e["event_id"] for e in events}) == len(events)
+    clean = {e["seal_id"]: e["details"]["clean"] for e in events if e["kind"] == "DEACTIVATED"}
+    assert clean == {3001: True, 3002: True, 3003: True, 3004: False}
+    # Tracks: valid GeoJSON a GIS opens, [lon, lat] order, along the Kordai -> Almaty road.
+    combined = json.loads((out / "tracks.geojson").read_text())
+    assert combined["type"] == "FeatureCollection"
+    lines = [f for f in combined["features"] if f["geometry"]["type"] == "LineString"]
+    assert {f["properties"]["seal_id"] for f in lines} == {3001, 3002, 3003, 3004}
+    for f in lines:
+        coords = f["geometry"]["coordinates"]
+        assert len(coords) > 100
+        assert all(74 < lon < 77.5 and 42.5 < lat < 43.6 for lon, lat in coords)
+    points = [f for f in combined["features"] if f["geometry"]["type"] == "Point"]
+    assert any(p["properties"]["kind"] == "UNAUTHORIZED_OPENING" for p in points)
+    for sid in (3001, 3002, 3003, 3004):
+        assert (out / f"track-{sid}.geojson").exists()
+    assert str(out / "events.jsonl") in text and str(out / "tracks.geojson") in text
