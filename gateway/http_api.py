@@ -66,7 +66,8 @@ class HttpApi:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop never started
+            self._server.shutdown()
         self._server.server_close()
 
     # -- handlers: (query, body) -> (status, json-able) --
