@@ -15,9 +15,9 @@ from navseal.cli import main as cli_main
 FW = Path(__file__).resolve().parents[2] / "firmware"
 
 
-def _flash_lines(*args):
-    lines = []
-    rc = cmd_flash.flash(*args[:1], out=lines.append, **args[1]) if args else None
+def _flash_lines(port, options):
+    lines: list[str] = []
+    rc = cmd_flash.flash(port, out=lines.append, **options)
     return rc, lines
 
 
