@@ -327,7 +327,8 @@ class SealCore:
             self.overflow_flag = True
         if now_ms >= self._next_heartbeat:
             self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
-            self._send_state()
+            if not self._state_due:  # after a gap the STATE waits for the backlog (_pump)
+                self._send_state()
         self._pump()
 
     def _interval(self):
