@@ -68,6 +68,7 @@ class Dut:
         self.lost: list[Frame] = []
         self.bad: list[tuple[str, bytes]] = []  # (error code, raw) for frames that failed to decode
         self.sent: list[bytes] = []
+        self.commands: dict[int, bytes] = {}  # seq -> frame of every send_command (and ACK)
         self._cursor = 0
         self._covered = True
         self._cv = threading.Condition()
@@ -185,15 +186,23 @@ class Dut:
 
     # ---- sending -----------------------------------------------------------------------------
 
+    def build_command(self, type_name: str, payload: dict, *, key: bytes | None = None,
+                      seal_id: int | None = None, time_s: int | None = None) -> tuple[int, bytes]:
+        """An authenticated downlink frame with the bench's next (epoch, seq), not sent:
+        -> (seq, frame). Using up a seq without sending is harmless (the window only rises)."""
+        epoch, seq = self.bench.downlink.next(self.seal_id)
+        frame = encode_frame(type_name, seal_id=self.seal_id if seal_id is None else seal_id,
+                             boot=epoch, seq=seq, time=self.bench.clock.unix() if time_s is None else time_s,
+                             payload=payload, key=self.key if key is None else key)
+        return seq, frame
+
     def send_command(self, type_name: str, payload: dict, *, key: bytes | None = None,
                      seal_id: int | None = None, time_s: int | None = None) -> int:
         """Build an authenticated downlink frame (bench key, next (epoch, seq)) and send it.
         Returns the frame's seq (COMMAND_RESULT names it in ``cmd_seq``)."""
         with self._tx_lock:
-            epoch, seq = self.bench.downlink.next(self.seal_id)
-            frame = encode_frame(type_name, seal_id=self.seal_id if seal_id is None else seal_id,
-                                 boot=epoch, seq=seq, time=self.bench.clock.unix() if time_s is None else time_s,
-                                 payload=payload, key=self.key if key is None else key)
+            seq, frame = self.build_command(type_name, payload, key=key, seal_id=seal_id, time_s=time_s)
+            self.commands[seq] = frame
             self._write(frame)
         return seq
 

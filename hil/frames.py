@@ -74,8 +74,8 @@ class EscortData:
             "corridor_m": self.corridor_m, "route": self.route,
         }
 
-    def deactivate(self, seal_number: int, **override) -> dict:
-        out = {"escort_id": self.escort_id, "seal_number": seal_number,
+    def deactivate(self, seal: int, **override) -> dict:
+        out = {"escort_id": self.escort_id, "seal_number": seal,
                "declaration": self.declaration, "vehicle": self.vehicle}
         out.update(override)
         return out

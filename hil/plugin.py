@@ -123,8 +123,7 @@ def dut(bench: Bench, request: pytest.FixtureRequest):
 
 def baseline(d: Dut) -> None:
     """Known state through the protocol alone, so it works on a board that cannot be wiped:
-    lock closed, fast timers (CONFIG, then a reboot so the new heartbeat is armed: SealCore
-    applies a changed interval only when the running one expires), INACTIVE, journal drained."""
+    lock closed, fast timers (CONFIG), INACTIVE, a fresh boot, journal drained."""
     b = d.bench
     if b.lock is not None:
         b.lock.set_lock(True, True)
@@ -138,15 +137,23 @@ def baseline(d: Dut) -> None:
             pytest.skip("seal is ACTIVE with an escort this bench did not start; deactivate it first")
         seq = d.send_command("DEACTIVATE", known.deactivate(d.seal_id))
         d.expect("COMMAND_RESULT", cmd_seq=seq, result="OK", timeout=5)
+    # A fresh boot journals a REBOOT event, so the journal holds at least one record; the
+    # auto-ACK releases frame after frame until one goes out without the MORE flag: drained.
     if "reboot" in b.features:
         b.reboot()
-        d.expect("HELLO", timeout=5)
     elif b.power is not None:
         b.power.cycle()
-        d.expect("HELLO", timeout=30)
-    # Journal drained: the auto-ACK releases everything; wait for a heartbeat that says so.
-    d.expect("STATE", journal_pending=0, timeout=10)
+    else:
+        d.expect("STATE", journal_pending=0, timeout=30)  # no way to reboot: wait for a heartbeat
+        d.skip_to_end()
+        return
+    d.expect("HELLO", timeout=30)
+    d.expect(where=_last_journal_frame, timeout=30)
     d.skip_to_end()
+
+
+def _last_journal_frame(f) -> bool:
+    return f.type in ("RECORDS", "EVENT") and not f.flags & 2  # MORE: records still waiting
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -99,11 +99,7 @@ def test_journal_full_thins_positions_and_keeps_every_event(dut):
     assert state.payload["alarms"]["JOURNAL_OVERFLOW"] is True
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "navseal_fw.seal SealCore._on_ack takes any ACK whose acked_seq lies between the first and the "
-    "last transmission of the journal frame in flight as that frame's ACK, so a late ACK of a STATE "
-    "sent in between (committed_rseq 0xFFFFFFFF) ends the stop-and-wait without releasing anything "
-    "and the batch goes out again as a new frame (docs/team/HIL-needs.md, finding 1)"))
+# Regression for a SealCore bug this bench found (fixed in 5dbd572, docs/team/HIL-needs.md #1).
 def test_a_late_ack_of_a_state_frame_does_not_end_the_wait_for_the_batch(dut):
     activate(dut, EscortData(escort_id=8303))
     feed = GnssFeed(dut.bench.gnss, dut.bench.clock).start()
