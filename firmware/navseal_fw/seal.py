@@ -509,7 +509,11 @@ class SealCore:
         if not self.escort.fresh(fr.boot, fr.seq):
             self.rx_replayed += 1
             if t != codec.ACK:
+                # Refused and reported both ways: the result for the gateway, the event as
+                # evidence (rate-limited with the other rejections). A duplicate ACK is normal
+                # (MQTT QoS 1 may redeliver) and only counted.
                 self._result(fr.boot, fr.seq, t, E.REPLAYED)
+                self._reject(REJ_REPLAYED)
             return
         try:
             p = codec.parse_payload(t, fr.payload)

@@ -320,7 +320,8 @@ def scenario(report=print):
     check(gw.results[-1][3] == C.RES_REPLAYED, "replayed ACTIVATE refused")
     forger = C.Codec(SEAL, b"\x01" * 32)
     w.command(forger.encode(C.DEACTIVATE, 0, 999, w.hal.unix(), (77, SEAL, DECL, VEHICLE)))
-    check(core.escort.state == 1 and len(gw.events(C.EV_COMMAND_REJECTED)) == 1, "forgery")
+    check(core.escort.state == 1 and gw.event_values(C.EV_COMMAND_REJECTED) == [2, 1],
+          "replay and forgery journaled as COMMAND_REJECTED")
 
     # 3. Drive 10 minutes (about 50 km/h north-east, inside the corridor).
     w.dlat = 1000
