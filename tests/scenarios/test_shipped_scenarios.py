@@ -12,12 +12,10 @@ from navseal.emu.sim import Simulator
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "tools" / "scenarios").glob("*.toml"))
 
-# Findings reported in docs/team/EMU-needs.md (item 1). strict: the test turns red when fixed,
-# so the marker is removed then.
-KNOWN = {
-    "signal-lost-tamper-in-gap": "EMU-needs #1: opening inside a gap reported at restore time",
-    "journal-overflow-long-gap": "EMU-needs #1: opening inside a gap reported at restore time",
-}
+# Scenarios failing because of a known, reported defect (docs/team/EMU-needs.md), as
+# {name: reason}; strict, so the test turns red once the defect is fixed and the entry must go.
+# (Empty: EMU-needs #1 was fixed in the firmware, commit 5dbd572.)
+KNOWN: dict[str, str] = {}
 
 
 def _params():

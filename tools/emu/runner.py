@@ -143,16 +143,13 @@ class SealRunner:
             fn(self.seals[sid])
 
     def _do_cable_cut(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: setattr(s.hal, "cable_closed", False))
+        self._each(action, lambda s: s.set_lock(now, cable=False))
 
     def _do_housing_open(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: setattr(s.hal, "housing_closed", False))
+        self._each(action, lambda s: s.set_lock(now, housing=False))
 
     def _do_lock_restored(self, action: Action, now: float) -> None:
-        def restore(s: SealWorld) -> None:
-            s.hal.cable_closed = True
-            s.hal.housing_closed = True
-        self._each(action, restore)
+        self._each(action, lambda s: s.set_lock(now, cable=True, housing=True))
 
     def _do_coverage_lost(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.set_link(False, now))

@@ -208,6 +208,16 @@ class SealWorld:
         self._battery_t = now
         self.hal.battery = int(self.battery)
 
+    def set_lock(self, now: float, *, cable: bool | None = None, housing: bool | None = None) -> None:
+        """Change the tamper inputs, and tell the core as the board's pin interrupt would."""
+        if cable is not None:
+            self.hal.cable_closed = cable
+        if housing is not None:
+            self.hal.housing_closed = housing
+        changed = getattr(self.core, "lock_changed", None)
+        if changed is not None and self.powered:
+            self._guard(lambda: changed(self._ms(now)))
+
     def set_battery(self, pct: float, now: float) -> None:
         self._battery_t = now
         self.battery = float(pct)
