@@ -1,0 +1,19 @@
+"""The gateway benchmark runs end to end at tiny sizes (its figures are for the report, not here)."""
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_gateway_smoke(mosquitto_factory):  # the fixture only skips when Mosquitto is missing
+    result = subprocess.run(
+        [sys.executable, "-m", "navseal.bench.bench_gateway", "--seals", "3", "--frames", "2", "--records", "10",
+         "--alarms", "1", "--latency-s", "0.5", "--idle-s", "5", "--no-scaling", "--synchronous", "NORMAL",
+         "--json"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["throughput"]["records_in_store"] == figures["throughput"]["records_expected"] == 60
+    assert figures["throughput"]["acked_frames"] == 6
+    assert figures["latency"]["alarms_delivered"] == 1
