@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         emu = Emulator(scenario, workdir=args.out, broker=args.broker, serial=args.serial,
                        scale=args.time_scale, gateway=not args.no_gateway,
                        on_action=None if args.quiet else
-                       (lambda t, what: print(f"[{format_duration(t - scenario.start)}] {what}", file=sys.stderr)))
+                       (lambda t, text: print(f"[{format_duration(t - scenario.start)}] {text}", file=sys.stderr)))
     except (EmulatorError, OSError) as exc:
         print(f"navseal emulate: {exc}", file=sys.stderr)
         return 2

@@ -85,10 +85,17 @@ class LiveView:
         self.stream = stream
         self.tty = tty
         self.events: list[dict[str, Any]] = []
+        self.script: list[str] = []  # the scripted actions so far, as "[1h40m] cable_cut seal 3004"
         self._offset = 0
         self._last_draw = 0.0
         self._last_line = 0.0
         self.truck_of = {sid: s.truck for sid, s in scenario.seals.items()}
+
+    def action(self, now: float, text: str) -> None:
+        line = f"[{format_duration(now - self.scenario.start)}] {text}"
+        self.script.append(line)
+        if not self.tty:
+            self.stream.write(f"script {line}\n")
 
     def poll_events(self) -> list[dict[str, Any]]:
         path = self.emu.events_path
@@ -162,6 +169,7 @@ class LiveView:
             out.append(f"{sid:<6} {self.truck_of[sid]:<8} {state:<8} {'up' if v.link_up else 'DOWN':<5} "
                        f"{alarms[:22]:<22} {pos:<21} {v.km or 0:6.1f} {v.speed_kmh:5.0f} "
                        f"{(v.battery if v.battery is not None else 0):4d}% {v.journal_pending:6d}\n")
+        out.append("\nScript: " + ("  ".join(self.script[-3:]) or "-") + "\n")
         out.append("\nOperator events (latest last; POSITION batches counted):\n")
         shown = [e for e in self.events if e["kind"] != "POSITION"][-12:]
         for e in shown:
@@ -245,6 +253,7 @@ def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_
     emu = DemoEmulator(scenario, embedded_broker=embedded, workdir=out_dir, broker=url, scale=scale,
                        topic_prefix="seals")
     view = LiveView(emu, scenario, stream, tty)
+    emu.on_action = view.action
     interrupted = False
     t0 = time.monotonic()
     try:

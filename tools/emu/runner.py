@@ -22,6 +22,15 @@ MAX_POLLS_AT_ONE_INSTANT = 50
 ATTACKER_KEY = hashlib.sha256(b"navseal attacker key").digest()
 
 
+def describe(action: Action) -> str:
+    """'cable_cut seal 3004', 'activate escort truck-1', 'gateway_restart'."""
+    p = action.params
+    for key in ("escort", "seal", "truck", "sink"):
+        if key in p and not (key == "truck" and "at_km" in p and "seal" in p):
+            return f"{action.do} {key} {p[key]}"
+    return action.do
+
+
 class SealRunner:
     link_latency_s = 0.0  # subclasses that model the link set it
 
@@ -132,7 +141,7 @@ class SealRunner:
         now = self.clock.now
         self.action_log.append((now, action.do))
         if self.on_action:
-            self.on_action(now, action.do)
+            self.on_action(now, describe(action))
         getattr(self, f"_do_{action.do}")(action, now)
         for sid in action.seals:
             self._schedule_seal(self.seals[sid])
