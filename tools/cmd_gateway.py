@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     act.add_argument("--declaration", required=True, help="transit declaration number (<= 40 bytes)")
     act.add_argument("--vehicle", required=True, help="vehicle registration number (<= 16 bytes)")
     act.add_argument("--departure-office", required=True, help="customs office of departure: code")
-    act.add_argument("--departure-office-name", default="", help="customs office of departure: name")
+    act.add_argument("--departure-office-name", required=True, help="customs office of departure: name")
     act.add_argument("--dest-office", required=True, help="customs office of destination: code (<= 16)")
     act.add_argument("--dest-office-name", required=True, help="customs office of destination: name (<= 64)")
     act.add_argument("--period-start", help="transit period start, ISO 8601 or Unix s (default: now)")
