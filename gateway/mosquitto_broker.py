@@ -89,6 +89,10 @@ def render_config(
     ]
     if autosave_interval is not None:
         kept.append(f"autosave_interval {autosave_interval}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Started as root, Mosquitto drops to user "mosquitto", which cannot read or write the
+        # caller's private scratch directory (password file, log, persistence): stay as root.
+        kept.append("user root")
     if password_file is not None:
         kept += ["allow_anonymous false", f"password_file {password_file}"]
     else:

@@ -161,3 +161,54 @@ def test_shared_subscription_splits_load_between_instances(mosquitto_broker):
         pub.loop_stop()
         gw_a.stop()
         gw_b.stop()
+
+
+def test_production_acl_binds_each_seal_to_its_own_topics(mosquitto_factory):
+    """With the shipped ACL and per-seal logins, seal 1001 cannot publish as seal 1002, and the
+    gateway (its own user) still reads every seal's uplink through a shared subscription."""
+    from navseal.gateway.mosquitto_broker import PRODUCTION_ACL
+
+    broker = mosquitto_factory(users={"1001": "pw1", "1002": "pw2", "navseal-gateway": "gwpw"},
+                               acl_file=PRODUCTION_ACL)
+    collector = Collector()
+    gw = ingest(broker, collector, username="navseal-gateway", password="gwpw", shared_group="navseal")
+    seal = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="seal-1001", protocol=mqtt.MQTTv5)
+    seal.username_pw_set("1001", "pw1")
+    seal.connect(broker.host, broker.port)
+    seal.loop_start()
+    try:
+        publish_all(seal, [("seals/1002/up", b"forged-topic")])  # the broker drops it (ACL)
+        publish_all(seal, [("seals/1001/up", b"own-topic")])
+        assert collector.take(1)[0] == (b"own-topic", "mqtt:1001")
+        assert collector.items.empty(), "a frame published on another seal's topic got through"
+        intruder = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        intruder.username_pw_set("1001", "wrong")
+        result: list = []
+        intruder.on_connect = lambda c, u, f, rc, p: result.append(rc)
+        intruder.connect(broker.host, broker.port)
+        intruder.loop_start()
+        deadline = time.monotonic() + 5
+        while not result and time.monotonic() < deadline:
+            time.sleep(0.01)
+        intruder.loop_stop()
+        assert result and result[0].is_failure, "a wrong password was accepted"
+    finally:
+        seal.loop_stop()
+        gw.stop()
+
+
+def test_frames_queued_for_the_gateway_survive_a_broker_restart(mosquitto_broker):
+    """Gateway down, frames queued in its session, broker restarted (persistence on): delivered."""
+    ingest(mosquitto_broker, Collector()).stop()
+    pub = publisher(mosquitto_broker)
+    try:
+        publish_all(pub, frames(6, 10))
+    finally:
+        pub.loop_stop()
+    mosquitto_broker.restart()
+    collector = Collector()
+    driver = ingest(mosquitto_broker, collector)
+    try:
+        assert [raw for raw, _ in collector.take(10)] == [p for _, p in frames(6, 10)]
+    finally:
+        driver.stop()
