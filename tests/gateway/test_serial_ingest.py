@@ -153,3 +153,49 @@ def test_unplug_then_reopen_with_backoff(seal_pty):
         assert seal_pty.read_frames(timeout=5) == [b"ACK:" + hello(2)[:8]]
     finally:
         reader.stop()
+
+
+def test_gateway_service_over_serial_acks_on_the_port_the_seal_spoke_on(tmp_path, seal_pty):
+    """The whole service with a serial port and no MQTT: frame in over the pty, ACK back on it,
+    the command for the seal follows on the same port, records committed."""
+    import dataclasses
+
+    from navseal.bench.seal_frames import SealFrames
+    from navseal.gateway.config import SerialConfig, load_config
+    from navseal.gateway.service import GatewayService
+
+    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="")
+    config = dataclasses.replace(config, serial=[SerialConfig(port=seal_pty.link)])
+    service = GatewayService(config)
+    service.start()
+    try:
+        assert service.serial.readers[0].connected.wait(5)
+        seal = SealFrames(SEAL)
+        service.pipeline.provision_seal(SEAL, seal.key)
+        seal_pty.write(encode_serial(seal.records(5)))
+        [ack] = seal_pty.read_frames(timeout=5)
+        ack = decode_frame(ack, seal.key)
+        assert ack.type == "ACK" and ack.payload["committed_rseq"] == 5
+        assert service.store.counts()["records"] == 5
+
+        service.runner.call(lambda p: p.request_activation({
+            "seal_id": SEAL, "declaration": "D-1", "vehicle": "V-1", "departure_office_code": "A",
+            "departure_office_name": "Almaty", "dest_office_code": "K", "dest_office_name": "Khorgos",
+            "period_start": time.time(), "period_end": time.time() + 3600}))
+        # The seal was heard just now, so the command goes out at once on its port.
+        [activate] = seal_pty.read_frames(timeout=5)
+        assert decode_frame(activate, seal.key).type == "ACTIVATE"
+
+        seal_pty.write(b"\x00\x01\x02\x00" + encode_serial(b"NS\x01garbage-frame-body-that-is-long-enough"))
+        def refused() -> int:
+            return sum(n for (result, _), n in service.pipeline.metrics()["frames"].items() if result == "rejected")
+
+        deadline = time.monotonic() + 5
+        while refused() < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert refused() == 1  # counted by reason, nothing crashed
+        seal_pty.write(encode_serial(seal.records(1)))
+        acks = [decode_frame(f, seal.key) for f in seal_pty.read_frames(timeout=5)]
+        assert acks[0].type == "ACK" and acks[0].payload["committed_rseq"] == 6
+    finally:
+        service.stop()
