@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--poll", type=float, default=1.0, help="lock sampling period, seconds (default 1)")
     ap.add_argument("--measure", type=float, default=120.0, help="measuring window after boot, wall s")
     ap.add_argument("--link", choices=("null", "mqtt"), default="null")
+    ap.add_argument("--flash", choices=("memory", "files"), default="memory",
+                    help="seal flash in RAM (default) or as files, a directory per seal")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = ap.parse_args(argv)
 
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         link = NullLink(Acker({s.id: s.key for s in scenario.seals.values()}, post))
     else:
         link = MqttLink("127.0.0.1", broker.port, "seals", lambda sid, f: None)
-    emu = Emulator(scenario, workdir=tmp, gateway=False, link=link, scale=1.0, min_poll_s=args.poll)
+    emu = Emulator(scenario, workdir=tmp, gateway=False, link=link, scale=1.0, min_poll_s=args.poll,
+                   flash=args.flash)
     emu_holder.append(emu)
     setup_s = time.perf_counter() - t_setup
     boot_window = 62.0  # start_seals spreads the boots over 60 s

@@ -205,10 +205,22 @@ class Emulator(SealRunner):
     def __init__(self, scenario: Scenario, *, workdir: str | Path, broker: str | None = None,
                  serial: str | None = None, scale: float = 1.0, gateway: bool = True,
                  link: Any = None, on_action: Callable[[float, str], None] | None = None,
-                 min_poll_s: float = 0.0, topic_prefix: str = "seals") -> None:
+                 min_poll_s: float = 0.0, topic_prefix: str = "seals", flash: str = "files") -> None:
         clock = RealTimeClock(scenario.start, scale)
-        super().__init__(scenario, clock, on_action=on_action, min_poll_s=min_poll_s)
-        self.workdir = Path(workdir)
+        workdir = Path(workdir)
+        flash_dir = None
+        if flash == "files":
+            # A fresh flash per run: leftovers of an earlier run would be another seal's history.
+            import shutil
+
+            flash_dir = workdir / "flash"
+            shutil.rmtree(flash_dir, ignore_errors=True)
+            flash_dir.mkdir(parents=True)
+        elif flash != "memory":
+            raise EmulatorError(f"flash {flash!r}: use 'files' or 'memory'")
+        super().__init__(scenario, clock, on_action=on_action, min_poll_s=min_poll_s,
+                         flash_dir=None if flash_dir is None else str(flash_dir))
+        self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.events_path = self.workdir / "events.jsonl"
         self.db_path = self.workdir / "gateway.sqlite3"
@@ -217,7 +229,6 @@ class Emulator(SealRunner):
         self.topic_prefix = topic_prefix
         self.with_gateway = gateway
         self.service = None
-        self.skipped: list[str] = []
         if link is not None:
             self.link = link
         elif broker:

@@ -36,13 +36,14 @@ class SealRunner:
 
     def __init__(self, scenario: Scenario, clock: VirtualClock, *,
                  on_action: Callable[[float, str], None] | None = None,
-                 min_poll_s: float = 0.0) -> None:
+                 min_poll_s: float = 0.0, flash_dir: str | None = None) -> None:
         self.scenario = scenario
         self.clock = clock
         self.on_action = on_action
         self.min_poll_s = min_poll_s  # fleet mode: poll a seal at most this often
         self.action_log: list[tuple[float, str]] = []
         self.action_failures: list[tuple[str, str]] = []
+        self.skipped: list[str] = []  # actions this runner could not play as written (noted, not failed)
         self._escort_ids: dict[int, int] = {}
         self._forged_seq = 1 << 30
         self.frames_up = 0
@@ -53,7 +54,8 @@ class SealRunner:
         self.seals: dict[int, SealWorld] = {}
         for sid, spec in sorted(scenario.seals.items()):
             seal = SealWorld(spec, self.trucks[spec.truck], start=scenario.start,
-                             seed=self._seed("seal", sid), send_uplink=self._uplink)
+                             seed=self._seed("seal", sid), send_uplink=self._uplink,
+                             flash_dir=None if flash_dir is None else f"{flash_dir}/{sid}")
             seal.next_poll = None  # type: ignore[attr-defined]
             seal.polls_now = (0.0, 0)  # type: ignore[attr-defined]
             self.seals[sid] = seal
@@ -182,8 +184,12 @@ class SealRunner:
         after = int(action.params.get("after_bytes", 9))
 
         def arm(s: SealWorld) -> None:
-            s.arm_power_cut(after)
-            self._await_cut(s, off, now + 24 * 3600)
+            if s.arm_power_cut(after):
+                self._await_cut(s, off, now + 24 * 3600)
+                return
+            self.skipped.append(f"{action.where()}: seal {s.id}: file flash cannot tear a write; plain power cut")
+            s.power_off()
+            self.clock.call_later(off, lambda: self._power_on(s, BROWNOUT))
         self._each(action, arm)
 
     def _await_cut(self, seal: SealWorld, off: float, give_up: float) -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from navseal_fw.hal import MemFlash, MemHal, PowerCut
-from navseal_fw.seal import Config, SealCore
+from navseal_fw.hal_desktop import DesktopHal
+from navseal_fw.seal import CONFIG_FILE, Config, SealCore
 
 from .driver import DriveState, RouteDriver
 from .gnss import GnssSim
@@ -66,6 +67,16 @@ class TruckWorld:
         return self.driver.state(t)
 
 
+class FileHal(DesktopHal):
+    """FW2's desktop HAL (the seal's flash is a directory of files) on the emulator's clock: the
+    world sets `now_ms` before every call into the core, and Unix time follows the scenario."""
+
+    def __init__(self, root: str, start: float) -> None:
+        self.now_ms = 0
+        super().__init__(root, clock_ms=lambda: self.now_ms)
+        self.set_unix(int(start))
+
+
 @dataclass
 class SealView:
     """What a live view or a report shows of a seal."""
@@ -85,13 +96,15 @@ class SealView:
 
 class SealWorld:
     def __init__(self, spec: SealSpec, truck: TruckWorld, *, start: float, seed: int,
-                 send_uplink: SendUplink, hal: MemHal | None = None) -> None:
+                 send_uplink: SendUplink, flash_dir: str | None = None) -> None:
         self.spec = spec
         self.id = spec.id
         self.truck = truck
         self.start = start
         self.send_uplink = send_uplink
-        self.hal = hal if hal is not None else MemHal(MemFlash(), unix0=int(start))
+        # In-memory flash (can tear a write at any byte: power-cut tests; cheap for fleets) or, for
+        # the emulator, a directory of files per seal, as FW2's desktop HAL keeps them.
+        self.hal = MemHal(MemFlash(), unix0=int(start)) if flash_dir is None else FileHal(flash_dir, start)
         self.hal.battery = int(spec.battery_pct)
         self.battery = float(spec.battery_pct)
         self._battery_t = start
@@ -126,23 +139,39 @@ class SealWorld:
         if self.core is not None:
             self.thinned_before += self.core.journal.thinned
             self.rejected_before += self.core.rx_rejected
-        self.hal.flash.power_on()
+        if isinstance(self.hal, MemHal):
+            self.hal.flash.power_on()
         self.hal.cause = cause
         self.hal.now_ms = self._ms(now)
         self.powered = True
         self.boots += 1
-        self.core = SealCore(Config(self.config_values), self.hal, self._send)
+        self.core = SealCore(self._config(), self.hal, self._send)
         self._guard(lambda: self.core.start(self._ms(now)))
         if self.powered and not self.link_up:
             self._guard(lambda: self.core.on_link(False, self._ms(now)))
+
+    def _config(self) -> Config:
+        if isinstance(self.hal, MemHal):
+            return Config(self.config_values)
+        # A board reads its provisioning file from flash (what `navseal provision` writes).
+        try:
+            self.hal.size(CONFIG_FILE)
+        except OSError:
+            values = dict(self.config_values, key=self.config_values["key"].hex())
+            self.hal.write_config(values)
+        return Config.load(self.hal)
 
     def power_off(self) -> None:
         self.powered = False
         self.power_cuts += 1
 
-    def arm_power_cut(self, after_bytes: int) -> None:
-        """The next flash write is cut after `after_bytes` bytes; the seal dies there."""
+    def arm_power_cut(self, after_bytes: int) -> bool:
+        """The next flash write is cut after `after_bytes` bytes; the seal dies there. False when
+        the flash cannot tear a write (files on the host)."""
+        if not isinstance(self.hal, MemHal):
+            return False
         self.hal.flash.cut_after(after_bytes)
+        return True
 
     def _guard(self, fn: Callable[[], object]) -> None:
         if not self.powered:
