@@ -300,9 +300,9 @@ class Pipeline:
             return
         # Committed: now (and only now) the ACKs may be built and released.
         for w in done:
-            if w.ack is not None:
-                w.result.downlink.append((w.result.seal_id, self._encode(
-                    "ACK", w.result.seal_id, w.ack_seq, w.ack, w.key)))
+            seal_id, seq, key = w.result.seal_id, w.ack_seq, w.key
+            if w.ack is not None and seal_id is not None and seq is not None and key is not None:
+                w.result.downlink.append((seal_id, self._encode("ACK", seal_id, seq, w.ack, key)))
             w.result.downlink.extend(w.commands)
 
     def _process(self, tx: StoreTx, w: _Work) -> None:
@@ -378,7 +378,7 @@ class Pipeline:
         w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": ack_rseq}
         w.ack_seq = tx.next_downlink_seq(seal_id)
         # The seal is listening right now: send its due command (stop-and-wait, oldest first).
-        w.commands = self._due_commands(tx, seal_id, now, w.key)
+        w.commands = self._due_commands(tx, seal_id, now, w.key or b"")
 
     def _records(self, tx: StoreTx, w: _Work, frame: Any, now: float, rules: EscortRules | None,
                  seal_updates: dict[str, Any], out_events: list[dict[str, Any]]) -> int:
@@ -635,10 +635,10 @@ class Pipeline:
                 tx.insert_command({"seal_id": rq.seal_id, "escort_id": escort_id, "type": "ACTIVATE",
                                    "payload": json.dumps(payload, ensure_ascii=False), "status": CMD_QUEUED,
                                    "created_at": now, "next_attempt_at": now})
-                escort = tx.get_escort(escort_id)
+                created = tx.get_escort(escort_id) or {}
             self.counters["activations_requested"] += 1
         self._wake()
-        return self._escort_view(escort)
+        return self._escort_view(created)
 
     def request_deactivation(self, seal_id: int, declaration: str, vehicle: str) -> dict[str, Any]:
         """Clause 13: queue DEACTIVATE if seal, declaration and vehicle match the seal's escort;
@@ -681,10 +681,10 @@ class Pipeline:
                 tx.insert_command({"seal_id": int(seal_id), "escort_id": escort["escort_id"],
                                    "type": "DEACTIVATE", "payload": json.dumps(payload, ensure_ascii=False),
                                    "status": CMD_QUEUED, "created_at": now, "next_attempt_at": now})
-                escort = tx.get_escort(escort["escort_id"])
+                updated = tx.get_escort(escort["escort_id"]) or escort
             self._count_events(new)
         self._wake()
-        return self._escort_view(escort)
+        return self._escort_view(updated)
 
     # ------------------------------------------------------------------------------------------
     # time

@@ -484,7 +484,7 @@ class _SqliteTx(StoreTx):
         cur = self._c.execute(
             f"INSERT INTO escorts ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", row
         )
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def update_escort(self, escort_id: int, **columns: Any) -> None:
         if columns:
@@ -547,7 +547,7 @@ class _SqliteTx(StoreTx):
         cur = self._c.execute(
             f"INSERT INTO commands ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", row
         )
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def update_command(self, command_id: int, **columns: Any) -> None:
         if columns:
