@@ -141,7 +141,9 @@ class PipelineRunner:
         # commands): the transport the seal spoke on last.
         self._routes: dict[int, Reply] = {}
         self._purge_interval = purge_interval_s
-        self._next_purge = time.monotonic() + (purge_interval_s or 0)
+        # First purge a minute after start (a gateway restarted more often than the interval must
+        # still purge), then every interval.
+        self._next_purge = time.monotonic() + min(60.0, purge_interval_s or 0)
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self.on_result: Callable[[_Uplink, IngestResult], None] | None = None  # tests, bench
         self._deadline: float | None = None
