@@ -320,3 +320,39 @@ def test_all_events_of_a_busy_run_validate_against_the_schema(tmp_path):
                                            "LOW_BATTERY", "SIGNAL_LOST", "SIGNAL_RESTORED", "HOUSING_OPENED",
                                            "DEACTIVATION_REQUESTED", "DEACTIVATION_OVERDUE", "TRANSIT_OVERDUE"}
     ev.validate(events)
+
+
+def test_one_pipeline_called_from_several_threads(tmp_path):
+    import threading
+
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seals = [FakeSeal(3000 + i) for i in range(4)]
+    streams = []
+    for s in seals:
+        activate(pipeline, s, clock)
+        streams.append([s.records(clock.t + 60 * k, [(43.2, 76.9 + k / 1000)] * 20) for k in range(1, 26)])
+    errors, results = [], []
+
+    def feed(frames):
+        try:
+            for f in frames:
+                results.append(pipeline.handle_uplink(f, "thread"))
+        except Exception as exc:  # pragma: no cover - reported by the assertion
+            errors.append(exc)
+
+    def timers():
+        try:
+            for _ in range(50):
+                pipeline.tick(clock.t)
+                pipeline.next_deadline()
+                pipeline.status()
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=feed, args=(fr,)) for fr in streams] + [threading.Thread(target=timers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and len(results) == 100 and all(r.result == "accepted" for r in results)
+    assert store.counts()["records"] == 4 * (1 + 25 * 20)

@@ -24,8 +24,8 @@ ROUTE = [(43.0, 76.0), (43.0, 77.0), (43.2, 78.0), (43.2, 79.0)]
 
 def measure(workdir, *, seals=50, frames_per_seal=40, batch=1, synchronous="FULL", route=True):
     clock = VirtualClock()
-    config = GatewayConfig(db_path=str(pathlib.Path(workdir) / f"bench-{synchronous}-{batch}.sqlite3"),
-                           db_synchronous=synchronous)
+    path = pathlib.Path(tempfile.mkdtemp(dir=workdir)) / "bench.sqlite3"
+    config = GatewayConfig(db_path=str(path), db_synchronous=synchronous)
     store = SqliteStore(config.db_path, synchronous=synchronous)
     pipeline = Pipeline(store, config, clock)
     fleet = [FakeSeal(7000 + i) for i in range(seals)]
