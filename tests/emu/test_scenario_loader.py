@@ -67,6 +67,8 @@ def test_good_file_loads(tmp_path):
     (GOOD + '\n[gateway]\nsignal_lost_after = "3h"\n', "gateway.signal_lost_after", "not a gateway"),
     (GOOD.replace('id = 1001\ntruck = "t"', 'id = 1001\ntruck = "t"\nkey = "abc"'), "seals[0].key", "64 hex"),
     (GOOD.replace("[scenario]\n", "[scenario]\nstart = 2026-11-26T04:00:00\n"), "scenario.start", "UTC offset"),
+    (GOOD.replace('route = "kordai-almaty"', 'route = "kordai-almaty"\ntunnels = [{ from_km = 5, to_km = 4 }]'),
+     "trucks[0].tunnels[0].to_km", "greater than"),
 ])
 def test_errors_name_file_and_field(tmp_path, text, field, words):
     path = write(tmp_path, text)

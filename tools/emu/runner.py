@@ -163,10 +163,10 @@ class SealRunner:
         self._each(action, lambda s: s.set_lock(now, cable=True, housing=True))
 
     def _do_coverage_lost(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.set_link(False, now))
+        self._each(action, lambda s: s.set_coverage(False, now))
 
     def _do_coverage_restored(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.set_link(True, now))
+        self._each(action, lambda s: s.set_coverage(True, now))
 
     def _do_reboot(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.boot(now, SOFT))

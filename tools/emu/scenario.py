@@ -74,6 +74,8 @@ class Truck:
     profile: DriveProfile = field(default_factory=DriveProfile)
     gnss: GnssSpec = field(default_factory=GnssSpec)
     nmea_replay: str | None = None  # a recorded NMEA log instead of the route generator
+    tunnels: list[tuple[float, float]] = field(default_factory=list)  # km ranges without GNSS fix
+    no_coverage: list[tuple[float, float]] = field(default_factory=list)  # km ranges without a link
     time_offset_s: float = 0.0  # fleet mode: this truck is that far into the same drive
     loop: bool = False  # fleet mode: start the drive again on arrival
 
@@ -463,6 +465,15 @@ def _truck(loader: _Loader, t: _Table) -> Truck:
             loader.fail(f"{d.path}.to_km", "must be greater than from_km")
         profile.detours.append(Detour(a, b, float(d.get("offset_m", (int, float), required=True))))
         d.done()
+    zones: dict[str, list[tuple[float, float]]] = {"tunnels": [], "no_coverage": []}
+    for key in zones:
+        for z in t.tables(key):
+            a = float(z.get("from_km", (int, float), required=True))
+            b = float(z.get("to_km", (int, float), required=True))
+            if b <= a:
+                loader.fail(f"{z.path}.to_km", "must be greater than from_km")
+            zones[key].append((a, b))
+            z.done()
     g = t.table("gnss")
     gnss = GnssSpec(noise_m=float(g.get("noise_m", (int, float), 2.5)),
                     crc_error_rate=float(g.get("crc_error_rate", (int, float), 0.002)))
@@ -476,8 +487,10 @@ def _truck(loader: _Loader, t: _Table) -> Truck:
             load_route(route, loader.path.parent)
         except RouteError as exc:
             loader.fail(f"{t.path}.route", str(exc))
+    if (zones["tunnels"] or zones["no_coverage"]) and route is None:
+        loader.fail(t.path, "'tunnels' and 'no_coverage' are km ranges along a route: a replayed log has none")
     truck = Truck(id=tid, plate=plate, route=route, reverse=t.get("reverse", bool, False), profile=profile,
-                  gnss=gnss, nmea_replay=replay)
+                  gnss=gnss, nmea_replay=replay, tunnels=zones["tunnels"], no_coverage=zones["no_coverage"])
     t.done()
     return truck
 

@@ -66,6 +66,12 @@ class TruckWorld:
             t = self.start + (t - self.start) % max(self.driver.duration_s, 1.0)
         return self.driver.state(t)
 
+    def in_tunnel(self, km: float) -> bool:
+        return any(a <= km <= b for a, b in self.spec.tunnels)
+
+    def in_dead_zone(self, km: float) -> bool:
+        return any(a <= km <= b for a, b in self.spec.no_coverage)
+
 
 class FileHal(DesktopHal):
     """FW2's desktop HAL (the seal's flash is a directory of files) on the emulator's clock: the
@@ -122,6 +128,8 @@ class SealWorld:
         self.core: SealCore | None = None
         self.powered = False
         self.link_up = True
+        self.coverage_forced_down = False  # coverage_lost action
+        self.in_dead_zone = False  # the truck is in a no-coverage stretch of its route
         self.gnss_ok = True
         self._spoof: tuple[float, float, float, float] | None = None  # (t0, ramp, north, east)
         self.boots = 0
@@ -210,7 +218,11 @@ class SealWorld:
             st = self.truck.state(now)
             north, east = self._spoof_offset(now)
             self.gnss.offset_m = (north, east)
-            data = self.gnss.epoch(now, st.lat, st.lon, st.speed_kmh, st.course_deg, fix=self.gnss_ok)
+            fix = self.gnss_ok and not (self.truck.spec.tunnels and self.truck.in_tunnel(st.km))
+            data = self.gnss.epoch(now, st.lat, st.lon, st.speed_kmh, st.course_deg, fix=fix)
+            if self.truck.spec.no_coverage:
+                self.in_dead_zone = self.truck.in_dead_zone(st.km)
+                self.update_link(now)
         if data is None:
             return
         self.hal.now_ms = self._ms(now)
@@ -223,6 +235,16 @@ class SealWorld:
             self.last_command[{0x82: "activate", 0x83: "deactivate"}[frame[3]]] = frame
         self.hal.now_ms = self._ms(now)
         self._guard(lambda: self.core.on_downlink(frame, self._ms(now)))
+
+    def set_coverage(self, up: bool, now: float) -> None:
+        """coverage_lost / coverage_restored actions (combined with the route's dead zones)."""
+        self.coverage_forced_down = not up
+        self.update_link(now)
+
+    def update_link(self, now: float) -> None:
+        up = not (self.coverage_forced_down or self.in_dead_zone)
+        if up != self.link_up:
+            self.set_link(up, now)
 
     def set_link(self, up: bool, now: float) -> None:
         self.link_up = up
