@@ -30,6 +30,7 @@ from .geo import route_from_geojson, route_from_gpx, to_wire_route
 from .rules import EscortRules
 from .store import (
     CMD_ACKED,
+    CMD_CANCELLED,
     CMD_FAILED,
     CMD_QUEUED,
     CMD_SENT,
@@ -363,6 +364,8 @@ class Pipeline:
             changes = rules.finish()
             if changes:
                 tx.update_escort(rules.id, **changes)
+            if rules.release_seal:  # armed, then failed: do not leave the seal armed
+                self._queue_deactivate(tx, rules.escort, now)
         escort_id = rules.id if rules is not None else None
         new_events = (rules.events if rules is not None else []) + other_events
         if new_events:
@@ -667,24 +670,36 @@ class Pipeline:
                                                    f"{escort['escort_id']} does not match: " + "; ".join(mismatched))
                 if escort["status"] == ESCORT_DEACTIVATION_REQUESTED:
                     return self._escort_view(escort)  # asked twice: same request, nothing new
-                if escort["status"] not in (ESCORT_ARMED, ESCORT_ACTIVE):
+                if escort["status"] not in (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE):
                     raise CommandError("not_active", f"escort {escort['escort_id']} of seal {seal_id} is "
-                                                     f"{escort['status']}: the seal has not confirmed activation yet")
+                                                     f"{escort['status']}")
+                if escort["status"] == ESCORT_REQUESTED:
+                    # Never confirmed (the seal may be out of reach): withdraw the ACTIVATE. If an
+                    # earlier transmission did arm the seal, the DEACTIVATE below disarms it; if not,
+                    # the seal answers that it is inactive, which completes the deactivation too.
+                    for c in tx.commands_for_escort(escort["escort_id"]):
+                        if c["type"] == "ACTIVATE" and c["status"] in (CMD_QUEUED, CMD_SENT):
+                            tx.update_command(c["command_id"], status=CMD_CANCELLED, result_at=now,
+                                              error="withdrawn by a deactivation request")
                 rules = EscortRules(escort, self.config, now)
                 rules.deactivation_requested()
                 tx.update_escort(rules.id, **rules.finish())
                 for e in rules.events:
                     e["emitted_at"] = ev.iso(now)
                 new = tx.insert_events(rules.events, [rules.id] * len(rules.events), now)
-                payload = {"escort_id": escort["escort_id"], "seal_number": int(seal_id),
-                           "declaration": escort["declaration"], "vehicle": escort["vehicle"]}
-                tx.insert_command({"seal_id": int(seal_id), "escort_id": escort["escort_id"],
-                                   "type": "DEACTIVATE", "payload": json.dumps(payload, ensure_ascii=False),
-                                   "status": CMD_QUEUED, "created_at": now, "next_attempt_at": now})
+                self._queue_deactivate(tx, escort, now)
                 updated = tx.get_escort(escort["escort_id"]) or escort
             self._count_events(new)
         self._wake()
         return self._escort_view(updated)
+
+    @staticmethod
+    def _queue_deactivate(tx: StoreTx, escort: dict[str, Any], now: float) -> None:
+        payload = {"escort_id": escort["escort_id"], "seal_number": escort["seal_id"],
+                   "declaration": escort["declaration"], "vehicle": escort["vehicle"]}
+        tx.insert_command({"seal_id": escort["seal_id"], "escort_id": escort["escort_id"],
+                           "type": "DEACTIVATE", "payload": json.dumps(payload, ensure_ascii=False),
+                           "status": CMD_QUEUED, "created_at": now, "next_attempt_at": now})
 
     # ------------------------------------------------------------------------------------------
     # time

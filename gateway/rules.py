@@ -64,6 +64,8 @@ class EscortRules:
         self.changes: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self._last_fix: dict[str, Any] | None = None
+        # Set when the seal was armed but the escort failed: the pipeline queues a DEACTIVATE.
+        self.release_seal = False
 
     # -- helpers --
     @property
@@ -122,6 +124,7 @@ class EscortRules:
                           position: dict | None = None) -> None:
         if self.status not in (ESCORT_REQUESTED, ESCORT_ARMED):
             return
+        self.release_seal = self.status == ESCORT_ARMED
         self._set(status=ESCORT_FAILED, failed_at=self.known_at, failure_reason=reason)
         self.emit("ACTIVATION_FAILED", "activation_failed", seal_time, position=position,
                   details={"reason": reason, **(detail or {})})

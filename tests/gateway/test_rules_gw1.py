@@ -78,6 +78,31 @@ def test_activation_failed_when_the_first_fix_shows_the_lock_broken(gw):
     res = pipeline.handle_uplink(seal.records(clock.advance(3), [(43.2, 76.9)], status=lock_status(cable=False)), "t")
     assert kinds(res) == ["ACTIVATION_FAILED"]
     assert res.events[0]["details"]["reason"] == "lock_not_intact_at_first_fix"
+    # The seal was armed: it is told to disarm (same frame's answer), and that closes quietly.
+    (cmd,) = downlinks_of(res, seal, "DEACTIVATE")
+    from test_pipeline_gw1 import _raw
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(3), _raw(seal, cmd)), "t")
+    assert kinds(res) == [] and [c["status"] for c in pipeline.status(seal_id=1001)[0]["commands"]] == [
+        "acked", "acked"]
+
+
+def test_an_unconfirmed_activation_can_be_withdrawn(gw):
+    pipeline, store, clock = gw
+    seal = FakeSeal(1001)
+    pipeline.provision_seal(1001, seal.key)
+    escort = pipeline.request_activation(activation_request(1001, t0=clock.t))
+    cmd = _activate_cmd(pipeline, seal, clock)  # sent, never answered
+    view = pipeline.request_deactivation(1001, escort["declaration"], escort["vehicle"])
+    assert view["status"] == "deactivation_requested"
+    (deact,) = downlinks_of(pipeline.tick(clock.advance(1)), seal, "DEACTIVATE")
+    from test_pipeline_gw1 import _raw
+    # The seal never got the ACTIVATE: it is inactive and says so.
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(1), _raw(seal, deact), "WRONG_STATE",
+                                                     state="INACTIVE"), "t")
+    assert kinds(res) == ["DEACTIVATED"]
+    assert [c["status"] for c in pipeline.status(seal_id=1001)[0]["commands"]] == ["cancelled", "acked"]
+    # A late answer to the withdrawn ACTIVATE changes nothing.
+    assert kinds(pipeline.handle_uplink(seal.command_result(clock.advance(1), cmd), "t")) == []
 
 
 def test_signal_lost_after_three_hours_then_restored_and_the_buffer_fills_the_track(gw):
