@@ -303,7 +303,11 @@ class Pipeline:
         for w in done:
             seal_id, seq, key = w.result.seal_id, w.ack_seq, w.key
             if w.ack is not None and seal_id is not None and seq is not None and key is not None:
-                w.result.downlink.append((seal_id, self._encode("ACK", seal_id, seq, w.ack, key)))
+                try:
+                    w.result.downlink.append((seal_id, self._encode("ACK", seal_id, seq, w.ack, key)))
+                except Exception:  # stored already; the seal's retransmission gets a re-ACK
+                    log.exception("seal %s: could not build the ACK %s", seal_id, w.ack)
+                    self.counters["ack_encode_errors"] += 1
             w.result.downlink.extend(w.commands)
 
     def _process(self, tx: StoreTx, w: _Work) -> None:
@@ -554,8 +558,16 @@ class Pipeline:
         sent = json.loads(c["sent_seqs"])
         sent.append([epoch, seq])
         backoff = min(self.config.command_retry_initial_s * 2 ** (attempts - 1), self.config.command_retry_max_s)
-        frame = self._encode(c["type"], seal_id, seq, json.loads(c["payload"]), key,
-                             flags=1 if attempts > 1 else 0)
+        try:
+            frame = self._encode(c["type"], seal_id, seq, json.loads(c["payload"]), key,
+                                 flags=1 if attempts > 1 else 0)
+        except (EncodeError, ValueError) as exc:
+            # A command that cannot be built would block the seal's queue (and its ACKs) forever.
+            log.error("seal %s: command %s (%s) cannot be encoded, failed: %s", seal_id, c["command_id"],
+                      c["type"], exc)
+            tx.update_command(c["command_id"], status=CMD_FAILED, error=f"cannot encode: {exc}", result_at=now)
+            self.counters["commands_failed"] += 1
+            return []
         tx.update_command(c["command_id"], status=CMD_SENT, attempts=attempts, sent_at=now,
                           next_attempt_at=now + backoff, boot=epoch, seq=seq,
                           sent_seqs=json.dumps(sent[-50:]))
