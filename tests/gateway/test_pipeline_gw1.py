@@ -356,3 +356,26 @@ def test_one_pipeline_called_from_several_threads(tmp_path):
         t.join(timeout=60)
     assert not errors and len(results) == 100 and all(r.result == "accepted" for r in results)
     assert store.counts()["records"] == 4 * (1 + 25 * 20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seal_id=st.integers(1, 2**32 - 1), boot=st.integers(0, 2**16 - 1), seq=st.integers(0, 2**32 - 1),
+       time=st.integers(0, 2**32 - 1), acked_boot=st.integers(0, 2**16 - 1), acked_seq=st.integers(0, 2**32 - 1),
+       rseq=st.integers(0, 2**32 - 1))
+def test_ack_fast_path_is_byte_identical_to_the_codec(seal_id, boot, seq, time, acked_boot, acked_seq, rseq):
+    from navseal.gateway.pipeline import ack_frame
+    from navseal.protocol import encode_frame
+
+    payload = {"acked_boot": acked_boot, "acked_seq": acked_seq, "committed_rseq": rseq}
+    key = test_key(seal_id)
+    assert ack_frame(seal_id, boot, seq, time, payload, key) == encode_frame(
+        "ACK", seal_id=seal_id, boot=boot, seq=seq, time=time, payload=payload, key=key)
+
+
+def test_ack_fast_path_matches_the_golden_vector():
+    from navseal.gateway.pipeline import ack_frame
+
+    v = json.loads((Path(__file__).parents[2] / "protocol" / "vectors" / "ack.json").read_text())
+    f = v["frame"]
+    assert ack_frame(f["seal_id"], f["boot"], f["seq"], f["time"], f["payload"],
+                     bytes.fromhex(v["key"])).hex() == v["hex"]
