@@ -57,8 +57,9 @@ class EscortRules:
 
     def __init__(self, escort: dict[str, Any], config: GatewayConfig, known_at: float) -> None:
         self.escort = dict(escort)
-        self.state: dict[str, Any] = json.loads(escort.get("rule_state") or "{}")
-        self._state_before = json.dumps(self.state, sort_keys=True)
+        self._state_text = escort.get("rule_state") or "{}"
+        self.state: dict[str, Any] = json.loads(self._state_text)
+        self._state_before = json.loads(self._state_text)  # a copy to compare with at the end
         self.config = config
         self.known_at = known_at
         self.changes: dict[str, Any] = {}
@@ -103,9 +104,8 @@ class EscortRules:
         """Columns to write (rule_state included when it changed)."""
         if self._last_fix is not None:
             self.state["last_position"] = self._pos(self._last_fix)
-        text = json.dumps(self.state, sort_keys=True)
-        if text != self._state_before:
-            self.changes["rule_state"] = text
+        if self.state != self._state_before:
+            self.changes["rule_state"] = json.dumps(self.state, sort_keys=True, separators=(",", ":"))
         return self.changes
 
     @property
