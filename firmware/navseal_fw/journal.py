@@ -91,6 +91,7 @@ class Journal:
         self.corrupt = 0  # records skipped because their check failed (flash damage)
         self.repaired = 0  # segments rewritten at recovery (torn tail)
         self._last_t = 0  # time of the newest record appended
+        self._copy_thinned = 0  # unreleased positions the last rewrite dropped
         self._episode = False  # thinning since the journal was last below half full
         self._unreported = 0  # positions thinned in this episode not yet in an event
         self._ov_lat = 0
@@ -357,6 +358,7 @@ class Journal:
         # Free a chunk (an eighth of the capacity), not one record: each pass costs a segment
         # rewrite and an overflow event, so passes must be rare.
         goal = self.capacity - 2 - self.capacity // 8
+        self._compact_released()  # delivered records first: dropping them loses nothing
         dropped = 0
         while self.stored > goal:
             i = self._pick_thin()
@@ -378,6 +380,23 @@ class Journal:
                 self._pack_event(EVENT_JOURNAL_OVERFLOW, lat, lon, status, dropped)
                 self._append(t, _EVENT)
         return self.stored < self.capacity
+
+    def _compact_released(self):
+        # The oldest segment may hold records the gateway already committed (a segment goes
+        # only when all of it is released): rewrite it without them.
+        if len(self._segno) < 2 or self._base_rseq[0] > self.acked:
+            return
+        before = self._count[0]
+        kept = self._rewrite(0, 1, self.acked, 1, self._thin[0])
+        if kept < 0:
+            return
+        if kept == 0:
+            self._hal.remove(self._name(self._segno[0]))
+            self._forget(0)
+        else:
+            self._count[0] = kept
+        self.stored -= before - kept
+        self._cur_i = -1
 
     def _pick_thin(self):
         # Oldest segment with the lowest thin level, never the head (it is being appended to).
@@ -412,7 +431,10 @@ class Journal:
             e = i + 1
             before = self._count[i]
             kept = self._rewrite(i, e, self.acked, self.thin_keep, level + 1 if level < 254 else 254)
-        dropped = before - kept
+        removed = before - kept
+        # What the overflow event reports: unreleased positions dropped (released records that
+        # went too were already delivered).
+        dropped = self._copy_thinned
         # The merged file now holds everything of i..e-1: the others go (a cut here leaves
         # leftovers whose rseq overlap the merged file; recovery removes them).
         for k in range(e - 1, i, -1):
@@ -423,9 +445,9 @@ class Journal:
             self._forget(i)
         else:
             self._count[i] = kept
-            if dropped == 0 and e == i + 1:
+            if removed == 0 and e == i + 1:
                 self._thin[i] = _NO_THIN  # only events (or one position) left here
-        self.stored -= dropped
+        self.stored -= removed
         self._cur_i = -1
         self._count_pending()
         return dropped
@@ -448,6 +470,7 @@ class Journal:
         tmp = name[:-4] + ".tmp"
         r = self._rec
         kept = 0
+        thinned = 0
         pos_index = 0
         ok = True
         dst = self._hal.open(tmp, "wb")
@@ -475,6 +498,7 @@ class Journal:
                             keep = pos_index % keep_every == 0
                             pos_index += 1
                             if not keep:
+                                thinned += 1
                                 continue
                         dt += shift
                         if dt < 0 or dt > 0xFFFF:
@@ -495,6 +519,7 @@ class Journal:
             self._hal.remove(tmp)
             return -1
         self._hal.rename(tmp, name)
+        self._copy_thinned = thinned
         return kept
 
     def _forget(self, i):
