@@ -400,6 +400,10 @@ class SealCore:
         if self._inflight:
             if self._now < self._if_deadline:
                 return
+            # A retransmission re-reads the journal from the first unreleased record, so it may
+            # differ from the first transmission: longer if records were appended meanwhile,
+            # shorter if thinning dropped a position of it. Either is fine for the gateway,
+            # which de-duplicates by rseq; the ACK's committed_rseq is capped below.
             self.retransmits += 1
             self._send_journal(FLAG_RETRANSMIT)
             self._retry_ms *= 2
