@@ -223,6 +223,7 @@ class SealCore:
         self.retransmits = 0
         self.tx_frames = 0
         self.tx_failed = 0
+        self.last_tx_error = None
         self._rej_hour_start = 0
         self._rej_in_hour = 0
         self.results = []  # last few COMMAND_RESULT codes (for tests and the emulator's log)
@@ -455,8 +456,16 @@ class SealCore:
         return s
 
     def _out(self, frame):
+        # The link may refuse (False) or fail (OSError, e.g. a UART write error): either way the
+        # frame is counted as failed and the core goes on; journal frames are retried by their
+        # timer, STATE by the next heartbeat, a COMMAND_RESULT by the gateway repeating.
         self.tx_frames += 1
-        if self._send(frame) is False:
+        try:
+            ok = self._send(frame)
+        except OSError as e:
+            self.last_tx_error = e
+            ok = False
+        if ok is False:
             self.tx_failed += 1
 
     def _send_state(self):

@@ -332,3 +332,18 @@ def test_after_a_gap_the_journal_goes_before_the_state():
     ev_positions = [i for i, f in enumerate(r.sent[n:])
                     if f[3] == C.EVENT and C.parse_payload(C.EVENT, codec.decode(f).payload)[2] == C.EV_CABLE_CUT]
     assert ev_positions and ev_positions[0] < first_state
+
+
+def test_a_failing_link_write_is_counted_not_fatal():
+    hal = MemHal(unix0=T0)
+    calls = []
+
+    def broken(frame):
+        calls.append(frame)
+        raise OSError(5)
+
+    core = SealCore(Config({"seal_id": SEAL, "key": key_for(SEAL), "journal_capacity": 256,
+                            "journal_seg_records": 16}), hal, broken)
+    core.start(0)
+    assert core.tx_failed == len(calls) >= 3 and isinstance(core.last_tx_error, OSError)
+    assert core.journal.pending == 1  # the REBOOT event waits for a working link
