@@ -237,6 +237,7 @@ class PipelineRunner:
             log.exception("pipeline: handle_uplinks raised; falling back to frame by frame")
             results = [self.pipeline.handle_uplink(u.raw, u.source) for u in batch]
         committed_at = time.monotonic()
+        self.metrics.observe("navseal_ingest_batch_frames", len(batch))
         new_events = False
         for uplink, result in zip(batch, results):
             if result.seal_id is not None and result.accepted:
@@ -422,6 +423,8 @@ class GatewayService:
         m = self.metrics
         m.collector(self._pipeline_metrics)
         m.describe("navseal_ingest_latency_seconds", "Frame receipt by a driver to its commit")
+        m.describe("navseal_ingest_batch_frames", "Frames committed per transaction (group commit)")
+        m.buckets("navseal_ingest_batch_frames", (1, 2, 4, 8, 16, 32, 64, 128, 256))
         m.describe("navseal_forward_latency_seconds", "Event known to the gateway to delivered by a sink")
         m.describe("navseal_alarm_fact_to_forward_seconds", "Alarm fact (occurred_at) to delivered by a sink")
         m.describe("navseal_sink_delivered_total", "Events delivered, by sink")

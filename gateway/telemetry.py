@@ -78,6 +78,11 @@ class Metrics:
         self._help: dict[str, str] = {}
         self._gauges: list[tuple[str, str, Callable[[], Iterable[tuple[Labels, float]]]]] = []
         self._collectors: list[Callable[[], str]] = []
+        self._buckets: dict[str, tuple[float, ...]] = {}
+
+    def buckets(self, name: str, bounds: Iterable[float]) -> None:
+        """Bucket bounds for a histogram other than a latency (set before the first observation)."""
+        self._buckets[name] = tuple(bounds)
 
     def describe(self, name: str, help_text: str) -> None:
         self._help[name] = help_text
@@ -94,7 +99,7 @@ class Metrics:
             series = self._histograms.setdefault(name, {})
             hist = series.get(key)
             if hist is None:
-                hist = series[key] = Histogram()
+                hist = series[key] = Histogram(self._buckets.get(name, LATENCY_BUCKETS))
             hist.observe(value)
 
     def gauge(self, name: str, help_text: str, read: Callable[[], Iterable[tuple[dict, float]]]) -> None:

@@ -204,6 +204,18 @@ def start_gateway(config: Path, http_port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError("gateway did not become healthy")
 
 
+def scrape(http_port: int) -> dict[str, float]:
+    import urllib.request
+
+    values = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+    return values
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -299,6 +311,7 @@ def phase_throughput(work: Path, args) -> dict:
         results = dict((item[0], item[1:]) for item in (out.get(timeout=900), out.get(timeout=900)))
         bare.join(10)
         side.join(10)
+        metrics = scrape(http_port)
         stop(gateway)
     n_bare, first, last = results["bare"]
     acks = list(results["seal_side"][0].values())
@@ -311,6 +324,8 @@ def phase_throughput(work: Path, args) -> dict:
         "gateway_frames_per_s": gw_rate, "gateway_records_per_s": gw_rate * args.records,
         "records_in_store": stored, "records_expected": len(frames) * args.records,
         "ratio": gw_rate / bare_rate if bare_rate else float("nan"),
+        "mean_batch_frames": metrics.get("navseal_ingest_batch_frames_sum", 0)
+        / max(1.0, metrics.get("navseal_ingest_batch_frames_count", 0)),
     }
 
 
@@ -368,7 +383,7 @@ def phase_latency(work: Path, args, gw_rate: float) -> dict:
     lat = [acks[f"{s}:{q}"] - t for (s, q), t in sent.items() if f"{s}:{q}" in acks]
     alarm_lat = [alarms[seal_id] - sent[(seal_id, seq)] for _, seal_id, seq, _ in extra if seal_id in alarms]
     return {
-        "rate": rate, "frames": len(frames), "acked": len(lat),
+        "rate": rate, "frames": len(frames) + len(extra), "acked": len(lat),
         "commit_p50_ms": pct(lat, 0.5) * 1000, "commit_p99_ms": pct(lat, 0.99) * 1000,
         "alarms": len(extra), "alarms_delivered": len(alarm_lat),
         "alarm_p50_ms": pct(alarm_lat, 0.5) * 1000, "alarm_p99_ms": pct(alarm_lat, 0.99) * 1000,
@@ -434,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   gateway (committed) {a['gateway_frames_per_s']:10.0f} frames/s = "
               f"{a['gateway_records_per_s']:.0f} records/s   ({a['acked_frames']} ACKs)")
         print(f"   ratio gateway/bare  {a['ratio'] * 100:9.1f} %")
-        print(f"   records in store    {a['records_in_store']} of {a['records_expected']}")
+        print(f"   records in store    {a['records_in_store']} of {a['records_expected']}"
+              f"   (mean {a['mean_batch_frames']:.1f} frames per transaction)")
         alone = phase_pipeline_alone(work, args)
         figures["pipeline_alone_frames_per_s"] = alone
         print(f"   pipeline alone      {alone:10.0f} frames/s in-process, no I/O "
