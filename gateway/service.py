@@ -78,11 +78,18 @@ class JsonLogFormatter(logging.Formatter):
 
 
 class KeyValueLogFormatter(logging.Formatter):
+    """ts=... level=... logger=... msg="..." key=value for every `extra` field (values JSON-quoted
+    when they are not plain words), one line per record."""
+
     def format(self, record: logging.LogRecord) -> str:
         text = (
             f"ts={record.created:.3f} level={record.levelname.lower()} logger={record.name} "
             f"msg={json.dumps(record.getMessage(), ensure_ascii=False)}"
         )
+        for key, value in vars(record).items():
+            if key not in JsonLogFormatter._STANDARD and not key.startswith("_"):
+                plain = isinstance(value, (int, float)) or (isinstance(value, str) and value.isidentifier())
+                text += f" {key}={value if plain else json.dumps(value, default=str, ensure_ascii=False)}"
         if record.exc_info:
             text += " exc=" + json.dumps(self.formatException(record.exc_info))
         return text
