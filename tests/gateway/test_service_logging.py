@@ -24,3 +24,4 @@ def test_json_and_key_value_lines():
     assert 'level=info logger=navseal.test msg="gateway started"' in line
     assert 'db="/var/lib/a b.db"' in line and 'sinks=["x"]' in line
     logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(logging.WARNING)
