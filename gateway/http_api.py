@@ -7,6 +7,7 @@ from elsewhere). Documented in docs/gateway.md and docs/openapi.json.
     POST /v1/escorts/activate     clause 8 data -> 202 {"escort": {...}}
     POST /v1/escorts/deactivate   clause 13 data -> 202 {"escort": {...}}
     GET  /v1/escorts?seal_id=&escort_id=&declaration=&vehicle=   -> 200 {"escorts": [...]}
+    GET  /v1/status?...           the same (alias)
     POST /v1/seals                {"seal_id": n, "key": "<64 hex>"} -> 201
     GET  /v1/outbox               -> 200 {"sinks": {...}}
     GET  /metrics                 Prometheus text
@@ -170,6 +171,7 @@ def _make_handler(api: HttpApi) -> type[BaseHTTPRequestHandler]:
         ("POST", "/v1/escorts/activate"): api.activate,
         ("POST", "/v1/escorts/deactivate"): api.deactivate,
         ("GET", "/v1/escorts"): api.escorts,
+        ("GET", "/v1/status"): api.escorts,  # alias: "status" is what operators ask for
         ("POST", "/v1/seals"): api.provision,
         ("GET", "/v1/outbox"): api.outbox,
     }

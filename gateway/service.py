@@ -258,11 +258,17 @@ class PipelineRunner:
             # The broker may forget the frame only now that it is committed (or refused for good).
             # A store error is neither: leave it unacknowledged so it is delivered again.
             if uplink.ack is not None and result.reason != "store_error":
-                uplink.ack()
+                try:
+                    uplink.ack()
+                except Exception:  # noqa: BLE001 - e.g. the connection dropped: the broker redelivers
+                    log.exception("broker acknowledgement failed for a frame from %s", uplink.source)
             self.metrics.observe("navseal_ingest_latency_seconds", committed_at - uplink.received)
             new_events = new_events or bool(result.events)
             if self.on_result is not None:
-                self.on_result(uplink, result)
+                try:
+                    self.on_result(uplink, result)
+                except Exception:  # noqa: BLE001 - an observer must not stop ingest
+                    log.exception("on_result observer failed")
         if new_events and self._on_committed:
             self._on_committed()
 

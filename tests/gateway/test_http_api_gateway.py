@@ -50,6 +50,7 @@ def test_activate_with_route_queues_the_command(service, route):
     assert status == 200
     [listed] = body["escorts"]
     assert listed["commands"][0]["type"] == "ACTIVATE" and listed["commands"][0]["status"] == "queued"
+    assert get_json(service.api + "/v1/status?seal_id=1001") == (200, body)
 
 
 def test_bad_inputs_get_clear_json_errors(service):
