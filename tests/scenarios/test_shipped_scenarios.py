@@ -68,3 +68,15 @@ def test_a_wrong_expectation_fails_and_is_named(tmp_path):
     assert "expect.absent ROUTE_DEVIATION" in names
     assert any(n.startswith("expect.events[0] ROUTE_DEVIATION") for n in names)
     assert len(names) == 2
+
+
+def test_routine_escort_really_crosses_a_tunnel_and_a_dead_zone(tmp_path):
+    path = next(p for p in SCENARIOS if p.stem == "routine-escort")
+    sim = Simulator(load_scenario(path), db_path=str(tmp_path / "gw.sqlite3"))
+    report = sim.run()
+    sim.close()
+    assert report.ok
+    seal = sim.seals[1001]
+    assert seal.gnss.no_fix_epochs >= 10  # 1.5 km without fix at ~80 km/h, one epoch per 5 s
+    batches = [e["details"]["count"] for e in sim.events if e["kind"] == "POSITION"]
+    assert max(batches) >= 15  # the ~20 minutes without coverage arrive as one buffered batch
