@@ -158,6 +158,10 @@ class Bench:
     def set_battery(self, pct: int | None) -> None:
         self._control().command("BATT", "unknown" if pct is None else pct)
 
+    def set_link(self, up: bool) -> None:
+        """The seal's own view of its network (LINK up|down): lets it stop sending at once."""
+        self._control().command("LINK", "up" if up else "down")
+
     def arm_write_cut(self, nbytes: int) -> None:
         """Power dies after ``nbytes`` more bytes are written to flash (mid-write)."""
         self._control().command("CUTWRITE", nbytes)

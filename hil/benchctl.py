@@ -10,6 +10,7 @@ the LF is ignored), at most MAX_LINE bytes. Every command gets exactly one reply
     NMEA <sentence>                    OK NMEA            (sentence fed to the GNSS UART + CR LF)
     LOCK <cable> <housing>             OK LOCK ...        (each 'closed' or 'open': raw levels)
     BATT <0..100|unknown>              OK BATT ...
+    LINK <up|down>                     OK LINK ...        (the modem's network state)
     REBOOT                             OK REBOOT          (then a soft reset, then READY)
     CUTWRITE <n>                       OK CUTWRITE <n>    (power dies after n more flash bytes)
     STATUS                             OK STATUS k=v ...  (the seal's own view, for logs)
@@ -26,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_LINE = 256
-VERBS = ("PING", "NMEA", "LOCK", "BATT", "REBOOT", "CUTWRITE", "STATUS", "FEATURES")
+VERBS = ("PING", "NMEA", "LOCK", "BATT", "LINK", "REBOOT", "CUTWRITE", "STATUS", "FEATURES")
 LEVELS = {"closed": True, "open": False, "1": True, "0": False}
 
 
@@ -86,6 +87,8 @@ def parse_command(line: bytes) -> Command:
         raise ControlProtocolError("LOCK needs two levels: closed|open closed|open")
     if verb == "BATT" and (len(args) != 1 or not (args[0] == "unknown" or _pct(args[0]))):
         raise ControlProtocolError("BATT needs 0..100 or 'unknown'")
+    if verb == "LINK" and (len(args) != 1 or args[0] not in ("up", "down")):
+        raise ControlProtocolError("LINK needs 'up' or 'down'")
     if verb == "CUTWRITE" and (len(args) != 1 or not args[0].isdigit()):
         raise ControlProtocolError("CUTWRITE needs a byte count")
     if verb == "PING" and len(args) != 1:

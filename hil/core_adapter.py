@@ -41,6 +41,10 @@ class SealDriver:
     def next_deadline_ms(self) -> int:
         return self.core.next_deadline_ms()
 
+    def link(self, up: bool, now_ms: int) -> None:
+        """The modem gained or lost its network (what a board's link layer reports)."""
+        self.core.on_link(up, now_ms)
+
     def lock_changed(self, now_ms: int) -> None:
         """A pin-change interrupt: sample the lock inputs at the next poll, not up to a second
         later. (SealCore has no public hook for this yet: docs/team/HIL-needs.md item 6.)"""

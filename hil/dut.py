@@ -233,10 +233,19 @@ class Dut:
 
     # ---- coverage ----------------------------------------------------------------------------
 
-    def coverage(self, on: bool) -> None:
-        """Radio coverage: while off, nothing crosses the link in either direction."""
-        self._covered = on
-        self.bench.transcript.add("bench", f"coverage {'restored' if on else 'lost'}")
+    def coverage(self, on: bool, seal_knows: bool = False) -> None:
+        """Radio coverage: while off, nothing crosses the link in either direction.
+        ``seal_knows``: also tell the seal (LINK down/up, as its modem would), so it stops
+        sending and resends at once when coverage returns; otherwise it finds out only by
+        missing ACKs (retransmissions with backoff), as over a serial line or a half-open TCP."""
+        if on:
+            self._covered = True
+        if seal_knows:
+            self.bench.set_link(on)
+        if not on:
+            self._covered = False
+        self.bench.transcript.add("bench", f"coverage {'restored' if on else 'lost'}"
+                                  + (" (seal told)" if seal_knows else ""))
 
     # ---- delivered journal -------------------------------------------------------------------
 

@@ -2,6 +2,12 @@
 
     python -m navseal.hil.emu_seal --link /dev/pts/5 --stim /dev/pts/6 --state-dir DIR \
         --seal-id 1001 --key HEX [--journal-capacity 16 --journal-seg-records 4]
+    python -m navseal.hil.emu_seal --serve DIR --state-dir DIR/flash --seal-id 1001 --key HEX
+
+With ``--serve DIR`` the runner makes its own two pseudo-terminals and leaves their names as
+symlinks DIR/link and DIR/stim: a stand-in for a board on two USB-serial adapters, so the
+real-hardware bench (``--bench serial --bench-port DIR/link --bench-gnss-port DIR/stim``) can be
+tried without hardware.
 
 ``--link`` is the seal's data link (COBS frames, docs/protocol.md "Serial framing"); ``--stim``
 is the bench-control line (hil/benchctl.py, docs/hil.md). Both are opened by name with pyserial,
@@ -21,6 +27,7 @@ import select
 import signal
 import sys
 import time
+import tty
 
 from navseal.protocol.serial import SerialDeframer, encode_serial
 
@@ -81,14 +88,64 @@ class _CuttingFile:
         self._f.close()
 
 
+class _ServedPort:
+    """The seal's end of a pty it created itself (``--serve``): the master, with the few
+    pyserial methods the runner uses. The runner also holds the slave open, so a bench that
+    closes and reopens the port by name never makes the master see a hang-up."""
+
+    def __init__(self, link_path: str) -> None:
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        os.set_blocking(self.master, False)
+        tmp = link_path + ".tmp"
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        os.symlink(os.ttyname(self._slave), tmp)
+        os.replace(tmp, link_path)
+        self.dropped = 0
+
+    def fileno(self) -> int:
+        return self.master
+
+    @property
+    def in_waiting(self) -> int:
+        return 4096  # read() below never blocks; take whatever is there
+
+    def read(self, n: int) -> bytes:
+        try:
+            return os.read(self.master, n)
+        except BlockingIOError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        # A UART transmits whether anyone listens or not: with no bench reading and the pty's
+        # buffer full, the rest is dropped (counted) instead of stalling the seal.
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                self.dropped += len(view)
+                return
+
+    def reset_input_buffer(self) -> None:
+        pass  # a served port is fresh: nothing is waiting
+
+
 class Runner:
     def __init__(self, args) -> None:
         import serial  # pyserial
 
         self.args = args
         self.key = bytes.fromhex(args.key)
-        self.link = serial.Serial(args.link, args.baud, timeout=0)
-        self.stim = serial.Serial(args.stim, args.baud, timeout=0)
+        if args.serve:
+            os.makedirs(args.serve, exist_ok=True)
+            self.link = _ServedPort(os.path.join(args.serve, "link"))
+            self.stim = _ServedPort(os.path.join(args.serve, "stim"))
+            print(f"serving {args.serve}/link {args.serve}/stim", flush=True)
+        else:
+            self.link = serial.Serial(args.link, args.baud, timeout=0)
+            self.stim = serial.Serial(args.stim, args.baud, timeout=0)
         # Power-on: UART FIFOs start empty; whatever the bench sent while we were off is gone.
         self.link.reset_input_buffer()
         self.stim.reset_input_buffer()
@@ -162,6 +219,9 @@ class Runner:
         elif v == "BATT":
             self.hal.battery = None if a[0] == "unknown" else int(a[0])
             self.ctl(benchctl.format_reply(True, v, a[0]))
+        elif v == "LINK":
+            self.seal.link(a[0] == "up", now_ms())
+            self.ctl(benchctl.format_reply(True, v, a[0]))
         elif v == "REBOOT":
             self.ctl(benchctl.format_reply(True, v))
             self.seal.close()
@@ -175,7 +235,9 @@ class Runner:
             st = self.seal.status()
             self.ctl(benchctl.format_reply(True, v, " ".join(f"{k}={val}" for k, val in st.items())))
         elif v == "FEATURES":
-            feats = ["gnss", "lock", "battery", "reboot", "write_cut"]
+            feats = ["gnss", "lock", "battery", "reboot", "link_state"]
+            if not self.args.serve:  # served, nobody would power it on again after the cut
+                feats.append("write_cut")
             if self.args.journal_capacity <= 256:
                 feats.append("small_journal")
             self.ctl(benchctl.format_reply(True, v, " ".join(feats)))
@@ -229,8 +291,9 @@ def diff_counters(before: tuple, after: tuple) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m navseal.hil.emu_seal", description=__doc__.split("\n")[0])
-    p.add_argument("--link", required=True, help="serial port for the data link (COBS frames)")
-    p.add_argument("--stim", required=True, help="serial port for the bench-control line")
+    p.add_argument("--link", help="serial port for the data link (COBS frames)")
+    p.add_argument("--stim", help="serial port for the bench-control line")
+    p.add_argument("--serve", metavar="DIR", help="make own ptys, symlinked as DIR/link and DIR/stim")
     p.add_argument("--state-dir", required=True, help="directory standing for the seal's flash")
     p.add_argument("--seal-id", type=int, required=True)
     p.add_argument("--key", required=True, help="the seal's 32-byte key, hex")
@@ -239,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--journal-seg-records", type=int, default=1023)
     p.add_argument("--reset-cause", type=int, default=0, help="reported in HELLO (0 POWER_ON)")
     args = p.parse_args(argv)
+    if not args.serve and not (args.link and args.stim):
+        p.error("give --link and --stim, or --serve DIR")
     if len(bytes.fromhex(args.key)) != 32:
         p.error("--key must be 32 bytes of hex")
     runner = Runner(args)

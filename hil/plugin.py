@@ -161,17 +161,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     rep = outcome.get_result()
     held = item.stash.get(_MARK_KEY, None)
-    if held is None or rep.when not in ("setup", "call"):
+    if held is None:
         return
-    if rep.when == "setup" and rep.passed:
-        return  # the call report carries the whole log
+    # The terminal shows the sections of a failed setup or call; JUnit XML takes captured
+    # output from the teardown report (pytest's junitxml), which also has the whole test.
+    if rep.when == "setup" and rep.passed or rep.when == "call" and rep.passed:
+        return
     b, mark = held
     text = "\n".join(b.transcript.since(mark)) + "\n"
     rep.sections.append(("Captured stdout navseal bench", text))
+    if rep.when != "teardown":
+        return
     log_dir = item.config.getoption("--bench-log-dir", default=None)
     if log_dir:
         os.makedirs(log_dir, exist_ok=True)
         path = os.path.join(log_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid) + ".log")
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+        item.user_properties.append(("bench_log", path))
         rep.user_properties.append(("bench_log", path))

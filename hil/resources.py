@@ -21,6 +21,7 @@ FEATURES = {
     "power": "cut and restore the seal's supply",
     "reboot": "soft-reset the seal on command",
     "battery": "set the battery level the seal reads",
+    "link_state": "tell the seal its network is down or up (a modem's state)",
     "write_cut": "cut power in the middle of a flash write (after N bytes)",
     "small_journal": "the seal runs with a journal small enough to fill during a test",
 }

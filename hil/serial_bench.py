@@ -45,6 +45,8 @@ class ExternalPower(PowerControl):
         return self._on
 
     def on(self) -> None:
+        if self._on:
+            return  # already powered (a write cut resets the board, it does not unpower it)
         ctl = self.bench.control
         before = ctl.ready_count if ctl else 0
         _run(self.on_cmd, "power on")
@@ -83,7 +85,7 @@ class SerialBench(Bench):
             self.control = ControlPort(PyserialChannel(control_port), self.transcript, self._on_log)
             bench_build = set(self.control.command("FEATURES").text.split())
         no_ctl = "no bench-control port (--bench-gnss-port)"
-        for feature in ("gnss", "reboot", "battery", "write_cut", "small_journal"):
+        for feature in ("gnss", "reboot", "battery", "write_cut", "small_journal", "link_state"):
             self.declare(feature, feature in bench_build,
                          no_ctl if self.control is None else f"the bench build does not implement {feature}")
         if self.control is not None:
@@ -102,6 +104,19 @@ class SerialBench(Bench):
         # empty journal through the protocol. Only make sure it is powered.
         if self.power is not None and not self.power.is_on:
             self.power.on()
+
+    def wait_power_lost(self, timeout: float) -> None:
+        """A bench build implements CUTWRITE by resetting the board mid-write (machine.reset()
+        after the allowed bytes): the power loss shows as the next READY."""
+        ctl = self.control
+        if ctl is None:
+            raise BenchError("no bench-control line to observe the reset on")
+        ctl.wait_ready(self._ready_at_cut, timeout)
+        self.transcript.add("bench", "board reset mid-write")
+
+    def arm_write_cut(self, nbytes: int) -> None:
+        self._ready_at_cut = self.control.ready_count if self.control else 0
+        super().arm_write_cut(nbytes)
 
     def close(self) -> None:
         self.link.close()

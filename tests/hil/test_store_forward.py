@@ -69,15 +69,21 @@ def test_journal_full_thins_positions_and_keeps_every_event(dut):
     try:
         dut.expect("RECORDS", timeout=5)
         first_hidden = max(dut.delivered_rseqs()) + 1
-        dut.coverage(False)
+        # The modem knows it has no network (if the bench can say so): the seal then resends
+        # as soon as coverage returns instead of after its backed-off retry timer.
+        seal_knows = "link_state" in dut.bench.features
+        dut.coverage(False, seal_knows=seal_knows)
         feed.wait_fixes(feed.fixes + 3)
-        dut.bench.lock.set_lock(True, False)  # an event in the middle of the positions
-        dut.bench.lock.set_lock(True, True)
+        # Events in the middle of the positions: the housing opened (latched), then closed and
+        # reopened a few times (each closing is a LOCK_RESTORED event while the alarm is latched).
+        for _ in range(4):
+            dut.bench.lock.set_lock(True, False)
+            dut.bench.lock.set_lock(True, True)
         # Keep recording until the seal has thinned: its heartbeats say so. The gateway does
         # not hear them (no coverage) but the bench does, which is all the test needs to know.
         dut.wait_until(lambda: any(f.type == "STATE" and f.payload["alarms"]["JOURNAL_OVERFLOW"] for f in dut.lost),
                        timeout=30, what="journal overflow reported by the seal")
-        dut.coverage(True)
+        dut.coverage(True, seal_knows=seal_knows)
         dut.expect("EVENT", code="JOURNAL_OVERFLOW", timeout=15)
         dut.expect("STATE", where=drained, timeout=15)
     finally:
@@ -85,14 +91,19 @@ def test_journal_full_thins_positions_and_keeps_every_event(dut):
 
     got = [f for f in dut.frames() if f.type in ("RECORDS", "EVENT")]
     events = {f.payload["code"]: f for f in got if f.type == "EVENT"}
-    assert "HOUSING_OPENED" in events and "LOCK_RESTORED" in events and "JOURNAL_OVERFLOW" in events
-    overflow = events["JOURNAL_OVERFLOW"]
-    assert overflow.payload["value"] > 0, "the overflow event names how many positions were thinned"
+    assert "HOUSING_OPENED" in events and "JOURNAL_OVERFLOW" in events
+    restored = {f.payload["rseq"] for f in got if f.type == "EVENT" and f.payload["code"] == "LOCK_RESTORED"}
+    assert len(restored) == 4, f"every LOCK_RESTORED event survives thinning, got {len(restored)}"
+    # One event per thinning pass, each naming how many positions it dropped.
+    thinned = [f.payload["value"] for f in got if f.type == "EVENT" and f.payload["code"] == "JOURNAL_OVERFLOW"]
+    assert all(v > 0 for v in thinned), thinned
     delivered = [r for r in dut.delivered_rseqs() if r >= first_hidden]
     assert delivered == sorted(delivered)
     # Positions were dropped: gaps in the sequence, and only position numbers are missing.
     missing = set(range(first_hidden, delivered[-1] + 1)) - set(delivered)
-    assert len(missing) >= overflow.payload["value"] > 0
+    # The event's count may be higher: thinning also counts positions that were already
+    # acknowledged but still on flash (docs/team/HIL-needs.md, finding 4).
+    assert 0 < len(missing) <= sum(thinned)
     event_rseqs = {f.payload["rseq"] for f in got if f.type == "EVENT"}
     assert not missing & event_rseqs
     state = dut.expect("STATE", timeout=3)
