@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import pytest
+
+from navseal.gateway import events as ev
 from navseal.gateway.config import GatewayConfig
 from navseal.gateway.pipeline import Pipeline
 from navseal.gateway.store import SqliteStore
@@ -25,11 +28,30 @@ class VirtualClock:
         return self.t
 
 
+_DB_PATHS: set[str] = set()
+
+
 def make_pipeline(tmp_path, clock: VirtualClock | None = None, name: str = "gw.sqlite3", **overrides: Any):
     clock = clock or VirtualClock()
     config = GatewayConfig(db_path=str(tmp_path / name), db_synchronous="NORMAL", **overrides)
     store = SqliteStore(config.db_path, synchronous=config.db_synchronous)
+    _DB_PATHS.add(config.db_path)
     return Pipeline(store, config, clock), store, clock
+
+
+@pytest.fixture(autouse=True)
+def every_event_keeps_the_contract():
+    """Autouse (import it into a test module): after each test, every event stored by any pipeline
+    the test made is validated against gateway/schema/event.schema.json."""
+    _DB_PATHS.clear()
+    yield
+    for path in sorted(_DB_PATHS):
+        store = SqliteStore(path)
+        try:
+            ev.validate(store.events(limit=1_000_000))
+        finally:
+            store.close()
+    _DB_PATHS.clear()
 
 
 def lock_status(cable: bool = True, housing: bool = True, battery: int | None = 80) -> dict:

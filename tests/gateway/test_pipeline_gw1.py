@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from gw1_support import T0, FakeSeal, activate, activation_request, downlinks_of, lock_status, make_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,6 +1,7 @@
 """The escort rules through the real pipeline, in virtual time (three hours pass in microseconds)."""
 
 import pytest
+from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from gw1_support import FakeSeal, activate, activation_request, downlinks_of, lock_status, make_pipeline
 
 import json
