@@ -10,6 +10,7 @@ Options (group "navseal bench"):
     --bench-seal-id N         the seal on the bench (default 1001)
     --bench-power-on/-off CMD serial bench: power relay commands
     --bench-lock-cmd CMD      serial bench: lock relay command ('{cable}', '{housing}' -> 1/0)
+    --bench-gnss-raw PORT     serial bench: raw NMEA into the GNSS UART pin (--bench-gnss-baud, 9600)
     --bench-log-dir DIR       also write each test's bench log to DIR/<test>.log
 Fixtures: ``bench`` (session), ``dut`` (function: a seal in a known state, fast timers).
 Marker: ``@pytest.mark.needs("power", "lock")`` skips, with the bench's reason, what it cannot do.
@@ -46,6 +47,7 @@ _DEFAULTS = {
     "--bench": "emu", "--bench-port": None, "--bench-baud": 115200, "--bench-gnss-port": None,
     "--bench-keys": "test", "--bench-seal-id": 1001, "--bench-power-on": None,
     "--bench-power-off": None, "--bench-lock-cmd": None, "--bench-log-dir": None,
+    "--bench-gnss-raw": None, "--bench-gnss-baud": 9600,
 }
 
 
@@ -60,6 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench-power-on", default=None, help="serial bench: command that powers the seal")
     g.addoption("--bench-power-off", default=None, help="serial bench: command that cuts power")
     g.addoption("--bench-lock-cmd", default=None, help="serial bench: lock relay command template")
+    g.addoption("--bench-gnss-raw", default=None,
+                help="serial bench: port wired to the seal's GNSS UART RX (raw NMEA, no bench build)")
+    g.addoption("--bench-gnss-baud", type=int, default=9600, help="baud rate of --bench-gnss-raw")
     g.addoption("--bench-log-dir", default=None, help="write each test's bench log here")
 
 
@@ -93,7 +98,9 @@ def bench(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         b = SerialBench(SerialPortResource(opt("--bench-port"), baud), opt("--bench-seal-id"), keys,
                         control_port=SerialPortResource(ctl, baud) if ctl else None,
                         power_on=opt("--bench-power-on"), power_off=opt("--bench-power-off"),
-                        lock_cmd=opt("--bench-lock-cmd"), state_file=default_state_file())
+                        lock_cmd=opt("--bench-lock-cmd"), state_file=default_state_file(),
+                        raw_gnss_port=SerialPortResource(opt("--bench-gnss-raw"), opt("--bench-gnss-baud"))
+                        if opt("--bench-gnss-raw") else None)
     yield b
     b.close()
 

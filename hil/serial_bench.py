@@ -3,6 +3,7 @@
     link:     pyserial on --bench-port (the seal's serial data link, COBS frames)
     control:  pyserial on --bench-gnss-port (optional): the bench-control line protocol, which the
               firmware's bench build implements: NMEA into its GNSS input, lock levels, reboot
+    gnss:     over the control line, or (--bench-gnss-raw PORT) raw NMEA into the GNSS UART pin
     power:    optional external commands (--bench-power-on / --bench-power-off), e.g. a USB relay
               tool; without them the bench declares "power" missing and those tests are skipped
     lock:     an external relay command (--bench-lock-cmd '... {cable} {housing}') if given,
@@ -16,9 +17,10 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from typing import Iterable
 
 from .bench import Bench, ControlGnss, ControlLock, DownlinkCounter
-from .interfaces import BenchError, LockStimulus, PowerControl
+from .interfaces import BenchError, GnssStimulus, LockStimulus, PowerControl
 from .ports import ControlPort, FramedLink, PyserialChannel
 from .resources import SealKeys, SerialPortResource
 
@@ -61,6 +63,25 @@ class ExternalPower(PowerControl):
         self.bench.transcript.add("bench", "power off")
 
 
+class RawNmeaGnss(GnssStimulus):
+    """NMEA written straight into the seal's GNSS UART RX pin through its own USB-serial adapter
+    (the receiver disconnected): needs no bench build, only wiring. 9600 baud is the receivers'
+    default and the board's GNSS UART rate."""
+
+    def __init__(self, resource: SerialPortResource, transcript) -> None:
+        self.channel = PyserialChannel(resource)
+        self.transcript = transcript
+
+    def send_sentences(self, sentences: Iterable[str]) -> None:
+        lines = [s + "\r\n" for s in sentences]
+        if lines:
+            self.channel.write("".join(lines).encode("ascii"))  # write() flushes: on the wire
+            self.transcript.add("gnss", f"{len(lines)} sentence(s) raw, last {lines[-1].strip()}")
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 class RelayLock(LockStimulus):
     """Cable loop and housing switch through a relay tool: '{cable}'/'{housing}' become 1 (closed) or 0."""
 
@@ -77,8 +98,9 @@ class SerialBench(Bench):
     def __init__(self, port: SerialPortResource, seal_id: int, keys: SealKeys,
                  control_port: SerialPortResource | None = None, power_on: str | None = None,
                  power_off: str | None = None, lock_cmd: str | None = None,
-                 state_file: str | None = None) -> None:
+                 state_file: str | None = None, raw_gnss_port: SerialPortResource | None = None) -> None:
         super().__init__(seal_id, keys, DownlinkCounter(state_file))
+        self._raw_gnss: RawNmeaGnss | None = None
         self.link = FramedLink(PyserialChannel(port), self.transcript)
         bench_build: set[str] = set()
         if control_port is not None:
@@ -88,7 +110,11 @@ class SerialBench(Bench):
         for feature in ("gnss", "reboot", "battery", "write_cut", "small_journal", "link_state"):
             self.declare(feature, feature in bench_build,
                          no_ctl if self.control is None else f"the bench build does not implement {feature}")
-        if self.control is not None:
+        if raw_gnss_port is not None:
+            self._raw_gnss = RawNmeaGnss(raw_gnss_port, self.transcript)
+            self.gnss = self._raw_gnss
+            self.declare("gnss", True)
+        elif self.control is not None:
             self.gnss = ControlGnss(self.control, self.transcript)
         if lock_cmd:
             self.lock = RelayLock(lock_cmd)
@@ -122,6 +148,8 @@ class SerialBench(Bench):
         self.link.close()
         if self.control is not None:
             self.control.close()
+        if self._raw_gnss is not None:
+            self._raw_gnss.close()
 
 
 def default_state_file() -> str:

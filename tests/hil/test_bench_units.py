@@ -271,3 +271,32 @@ def test_dut_expect_skips_but_keeps_and_acks_like_the_gateway():
 def test_unknown_feature_names_are_an_error_not_a_silent_skip():
     with pytest.raises(ValueError, match="unknown bench feature"):
         MemBench().lacking(["pwoer"])
+
+
+def test_raw_gnss_feed_reaches_a_uart_as_parseable_nmea(pty_pair):
+    from navseal.hil.serial_bench import RawNmeaGnss
+
+    master, name = pty_pair
+    gnss = RawNmeaGnss(SerialPortResource(name, 9600), Transcript())
+    try:
+        fix = nmea_gen.Fix(1764115200.0, 432380000, 769450000, 50.0)
+        gnss.send_sentences(nmea_gen.epoch(fix))
+        p = NmeaParser()
+        uart = FdChannel(master, "uart")
+        while p.fix.count == 0:
+            data = uart.read(3.0)
+            assert data, "no NMEA reached the UART side"
+            p.feed(data)
+        assert (p.fix.lat_e7, p.fix.lon_e7) == (432380000, 769450000)
+    finally:
+        gnss.close()
+
+
+def test_relay_commands_are_run_and_their_failures_reported(tmp_path):
+    from navseal.hil.serial_bench import RelayLock, _run
+
+    out = tmp_path / "relay.log"
+    RelayLock(f"sh -c 'echo cable={{cable}} housing={{housing}} >> {out}'").set_lock(False, True)
+    assert out.read_text() == "cable=0 housing=1\n"
+    with pytest.raises(BenchError, match="power off command"):
+        _run("sh -c 'echo relay unplugged >&2; exit 3'", "power off")
