@@ -48,6 +48,9 @@ def register(subparsers) -> None:
                    help="fleet mode: background seals report every S seconds (default 60)")
     p.add_argument("--duration", metavar="DURATION", help="stop after this (virtual) time instead of the scenario's")
     p.add_argument("--no-gateway", action="store_true", help="seals only; use your own gateway")
+    p.add_argument("--mqtt-client", choices=("paho", "firmware"), default="paho",
+                   help="paho: one connection for all seals (default); firmware: each seal its own "
+                        "connection through the firmware's MQTT client (navseal_fw.link_mqtt)")
     p.add_argument("--flash", choices=("files", "memory"),
                    help="seal flash as files, a directory per seal under --out (default), or in RAM "
                         "(default in fleet mode)")
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         emu = Emulator(scenario, workdir=args.out, broker=args.broker, serial=args.serial,
                        scale=args.time_scale, gateway=not args.no_gateway,
                        flash=args.flash or ("memory" if args.seals else "files"),
+                       mqtt_client=args.mqtt_client,
                        on_action=None if args.quiet else
                        (lambda t, text: print(f"[{format_duration(t - scenario.start)}] {text}", file=sys.stderr)))
     except (EmulatorError, OSError) as exc:

@@ -77,3 +77,13 @@ def test_demo_end_to_end_without_a_terminal(tmp_path):
     for sid in (3001, 3002, 3003, 3004):
         assert (out / f"track-{sid}.geojson").exists()
     assert str(out / "events.jsonl") in text and str(out / "tracks.geojson") in text
+
+
+def test_emulate_with_the_firmware_mqtt_client_per_seal(mosquitto_broker, tmp_path):
+    # Each seal connects on its own with the board's MQTT code (navseal_fw.link_mqtt).
+    scenario = load_scenario(SCENARIOS / "two-seals-one-truck.toml")
+    emu = Emulator(scenario, workdir=tmp_path, broker=mosquitto_broker.url, scale=1200, mqtt_client="firmware")
+    emu.run()
+    _check(emu)
+    assert set(emu.link.links) == {2001, 2002}
+    assert all(link.sent > 50 and link.received > 50 for link in emu.link.links.values())

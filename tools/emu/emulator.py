@@ -96,6 +96,61 @@ class MqttLink:
         self.client.loop_stop()
 
 
+class FirmwareMqttLinks:
+    """Each seal on its own MQTT connection through the firmware's own client
+    (navseal_fw.link_mqtt.MqttLink: umqtt.simple-style client, persistent session, keepalive,
+    capped backoff with jitter): the board's link code against a real broker. For a handful of
+    seals; the fleet uses the shared paho connection (MqttLink above)."""
+
+    POLL_S = 0.05  # wall seconds between polls of every connection (check_msg, keepalive)
+
+    def __init__(self, host: str, port: int, prefix: str, deliver: Callable[[int, bytes], None]) -> None:
+        self.host, self.port, self.prefix = host, port, prefix
+        self._deliver = deliver
+        self.links: dict[int, Any] = {}
+        self.published = 0
+        self._runner: "Emulator | None" = None
+
+    def bind(self, runner: "Emulator") -> None:
+        from navseal_fw.link_mqtt import MqttLink as FwLink, tcp_connector
+
+        self._runner = runner
+        for sid in runner.seals:
+            self.links[sid] = FwLink(sid, tcp_connector(self.host, self.port, timeout_s=5),
+                                     on_frame=lambda f, _s=sid: self._deliver(_s, f),
+                                     prefix=self.prefix, keepalive_s=60)
+
+    def _ms(self) -> int:
+        return int(self._runner.clock.now * 1000)
+
+    def start(self) -> None:
+        for link in self.links.values():
+            link.poll(self._ms())
+        down = [sid for sid, link in self.links.items() if not link.connected]
+        if down:
+            raise EmulatorError(f"seals {down[:5]} could not connect to {self.host}:{self.port}: "
+                                f"{self.links[down[0]].last_error!r}")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        clock = self._runner.clock
+        clock.call_later(self.POLL_S * getattr(clock, "scale", 1.0), self._poll)
+
+    def _poll(self) -> None:
+        now = self._ms()
+        for link in self.links.values():
+            link.poll(now)
+        self._schedule()
+
+    def send(self, seal_id: int, frame: bytes) -> None:
+        if self.links[seal_id].send(frame, self._ms()):
+            self.published += 1
+
+    def close(self) -> None:
+        for link in self.links.values():
+            link.close()
+
+
 class SerialLink:
     """COBS frames over a tty. `open_pty()` makes a pseudo-terminal pair: we keep the master side
     and `peer_path` is the device the other party (the gateway) opens."""
@@ -205,7 +260,8 @@ class Emulator(SealRunner):
     def __init__(self, scenario: Scenario, *, workdir: str | Path, broker: str | None = None,
                  serial: str | None = None, scale: float = 1.0, gateway: bool = True,
                  link: Any = None, on_action: Callable[[float, str], None] | None = None,
-                 min_poll_s: float = 0.0, topic_prefix: str = "seals", flash: str = "files") -> None:
+                 min_poll_s: float = 0.0, topic_prefix: str = "seals", flash: str = "files",
+                 mqtt_client: str = "paho") -> None:
         clock = RealTimeClock(scenario.start, scale)
         workdir = Path(workdir)
         flash_dir = None
@@ -233,7 +289,13 @@ class Emulator(SealRunner):
             self.link = link
         elif broker:
             host, port = parse_broker(broker)
-            self.link = MqttLink(host, port, topic_prefix, self._post_down)
+            if mqtt_client == "firmware":
+                self.link = FirmwareMqttLinks(host, port, topic_prefix, self._deliver_now)
+                self.link.bind(self)
+            elif mqtt_client == "paho":
+                self.link = MqttLink(host, port, topic_prefix, self._post_down)
+            else:
+                raise EmulatorError(f"mqtt client {mqtt_client!r}: use 'paho' or 'firmware'")
         elif serial:
             self.link = SerialLink(self._post_down, path=None if serial == "auto" else serial)
         else:
@@ -242,6 +304,11 @@ class Emulator(SealRunner):
     # -- link --
     def _post_down(self, seal_id: int, frame: bytes) -> None:
         self.clock.post(lambda: self.deliver_down(seal_id, frame))
+
+    def _deliver_now(self, seal_id: int, frame: bytes) -> None:
+        # Called on the clock's thread (the firmware client is polled from a timer), but from
+        # inside the link's poll: hand it over as a timer so the core is not re-entered.
+        self.clock.call_later(0.0, lambda: self.deliver_down(seal_id, frame))
 
     def _uplink(self, seal_id: int, frame: bytes) -> None:
         self.frames_up += 1
