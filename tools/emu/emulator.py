@@ -448,7 +448,8 @@ class Emulator(SealRunner):
                     journal_pending=core.journal.pending if core else 0,
                     last_rseq=(core.journal.next_rseq - 1) if core else 0,
                     stored_rseqs=len({r["rseq"] for r in records}), thinned=seal.thinned,
-                    refused=core.journal.refused if core else 0, rejected_commands=seal.rejected_commands)
+                    refused=core.journal.refused if core else 0, rejected_commands=seal.rejected_commands,
+                reported_thinned=sum(r["value"] or 0 for r in records if r["kind"] == "JOURNAL_OVERFLOW"))
         finally:
             store._c.close()
         return out

@@ -28,6 +28,7 @@ class SealFacts:
     thinned: int  # positions dropped by journal thinning (reported by JOURNAL_OVERFLOW)
     refused: int  # positions the journal refused when full (lost without an rseq)
     rejected_commands: int
+    reported_thinned: int | None = None  # sum of the JOURNAL_OVERFLOW values the gateway stored
 
 
 @dataclass
@@ -170,7 +171,11 @@ def check(scenario: Scenario, events: list[dict[str, Any]], facts: dict[int, Sea
                                 f"reported thinned ({f.stored_rseqs} stored, {f.thinned} thinned)")
             if f.refused:
                 problems.append(f"seal {f.seal_id}: {f.refused} position(s) refused by a full journal")
-        summary = ", ".join(f"seal {f.seal_id}: {f.stored_rseqs} stored + {f.thinned} thinned of {f.last_rseq}"
+            if f.reported_thinned is not None and f.reported_thinned < f.thinned:
+                problems.append(f"seal {f.seal_id}: {f.thinned} position(s) thinned but JOURNAL_OVERFLOW "
+                                f"events at the gateway account for {f.reported_thinned}")
+        summary = ", ".join(f"seal {f.seal_id}: {f.stored_rseqs} stored + {f.thinned} thinned"
+                            + (f" (reported {f.reported_thinned})" if f.thinned else "") + f" of {f.last_rseq}"
                             for f in facts.values())
         report.add("expect.no_lost_records", not problems, "; ".join(problems) or summary)
 

@@ -213,7 +213,8 @@ class Simulator(SealRunner):
                 stored_rseqs=len({r["rseq"] for r in records}),
                 thinned=seal.thinned,
                 refused=core.journal.refused if core else 0,
-                rejected_commands=seal.rejected_commands)
+                rejected_commands=seal.rejected_commands,
+                reported_thinned=sum(r["value"] or 0 for r in records if r["kind"] == "JOURNAL_OVERFLOW"))
         return out
 
     def check(self) -> Report:
