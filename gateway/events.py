@@ -88,9 +88,15 @@ def event_id(seal_id: int, kind: str, fact: str) -> str:
     return digest[:32]
 
 
+def valid_position(lat_e7: int | None, lon_e7: int | None) -> bool:
+    """Known and on the globe: the wire's i32 reaches +-214 degrees, a broken receiver may send that."""
+    return (lat_e7 is not None and lon_e7 is not None
+            and -900_000_000 <= lat_e7 <= 900_000_000 and -1_800_000_000 <= lon_e7 <= 1_800_000_000)
+
+
 def position(lat_e7: int | None, lon_e7: int | None, time: float | None = None) -> dict[str, Any] | None:
-    """Wire position (1e-7 degree integers) -> event position (degrees), or None if unknown."""
-    if lat_e7 is None or lon_e7 is None:
+    """Wire position (1e-7 degree integers) -> event position (degrees), or None if unknown/invalid."""
+    if not valid_position(lat_e7, lon_e7):
         return None
     return {"lat": lat_e7 / 1e7, "lon": lon_e7 / 1e7, "time": iso(time)}
 

@@ -364,7 +364,7 @@ class Pipeline:
             lock = p.get("lock") or {}
             seal_updates["last_cable_intact"] = int(bool(lock.get("cable_intact")))
             seal_updates["last_housing_closed"] = int(bool(lock.get("housing_closed")))
-            if p.get("fix_time") and p.get("lat") is not None:
+            if p.get("fix_time") and ev.valid_position(p.get("lat"), p.get("lon")):
                 if p["fix_time"] >= (seal["last_fix_time"] or 0):
                     seal_updates.update(last_fix_time=p["fix_time"], last_lat=p["lat"], last_lon=p["lon"])
             if rules is not None:
@@ -437,7 +437,7 @@ class Pipeline:
                             last_housing_closed=newest["housing_closed"])
         if newest["battery_pct"] is not None:
             seal_updates["last_battery_pct"] = newest["battery_pct"]
-        fixes = [row for row in rows if row["fix_quality"] and row["lat"] is not None and row["lon"] is not None]
+        fixes = [row for row in rows if row["fix_quality"] and ev.valid_position(row["lat"], row["lon"])]
         if fixes:
             f = fixes[-1]
             seal_updates.update(last_fix_time=f["time"], last_lat=f["lat"], last_lon=f["lon"])

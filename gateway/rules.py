@@ -175,7 +175,7 @@ class EscortRules:
 
     def fix(self, rec: dict[str, Any]) -> None:
         """One position record (record row: rseq, time, lat, lon, fix_quality, lock, battery)."""
-        has_fix = bool(rec.get("fix_quality")) and rec.get("lat") is not None and rec.get("lon") is not None
+        has_fix = bool(rec.get("fix_quality")) and ev.valid_position(rec.get("lat"), rec.get("lon"))
         cable, housing = rec.get("cable_intact"), rec.get("housing_closed")
         if self.status == ESCORT_ARMED and has_fix:
             lock = {"cable_intact": _bool(cable), "housing_closed": _bool(housing)}
@@ -199,7 +199,7 @@ class EscortRules:
     def state_report(self, payload: dict[str, Any], seal_time: float) -> None:
         """A STATE frame: first fix for activation, lock status, battery."""
         lock = payload.get("lock") or {}
-        has_fix = payload.get("fix_time") and payload.get("lat") is not None and payload.get("lon") is not None
+        has_fix = bool(payload.get("fix_time")) and ev.valid_position(payload.get("lat"), payload.get("lon"))
         pos = ev.position(payload.get("lat"), payload.get("lon"), payload.get("fix_time")) if has_fix else None
         if self.status == ESCORT_ARMED and has_fix:
             self._first_fix(payload["fix_time"], lock, pos, source="STATE")

@@ -380,3 +380,49 @@ def test_ack_fast_path_matches_the_golden_vector():
     f = v["frame"]
     assert ack_frame(f["seal_id"], f["boot"], f["seq"], f["time"], f["payload"],
                      bytes.fromhex(v["key"])).hex() == v["hex"]
+
+
+_I32 = st.integers(-(2**31), 2**31 - 2) | st.none() | st.sampled_from([900_000_000, -900_000_000, 0])
+_STATUS = st.fixed_dictionaries({"cable_intact": st.booleans(), "housing_closed": st.booleans(),
+                                 "battery_pct": st.sampled_from([None, 0, 2, 18, 50, 100])})
+_RECORD = st.fixed_dictionaries({
+    "dt": st.integers(0, 65535), "lat": _I32, "lon": _I32, "speed": st.integers(0, 65535),
+    "course": st.integers(0, 255), "fix": st.fixed_dictionaries({"quality": st.integers(0, 3),
+                                                                  "satellites": st.integers(0, 63)}),
+    "hdop": st.integers(0, 255), "status": _STATUS})
+_EVENT_CODES = ["CABLE_CUT", "HOUSING_OPENED", "LOCK_RESTORED", "GNSS_LOST", "GNSS_REGAINED", "GNSS_JUMP",
+                "LOW_BATTERY", "JOURNAL_OVERFLOW", "REBOOT", "COMMAND_REJECTED", "ROUTE_DEVIATION", "ROUTE_RETURNED"]
+_MESSAGE = st.one_of(
+    st.tuples(st.just("RECORDS"), st.fixed_dictionaries({
+        "first_rseq": st.integers(0, 2**32 - 1), "base_time": st.integers(0, 2**32 - 1),
+        "records": st.lists(_RECORD, max_size=8)})),
+    st.tuples(st.just("EVENT"), st.fixed_dictionaries({
+        "rseq": st.integers(0, 2**32 - 1), "time": st.integers(0, 2**32 - 1), "code": st.sampled_from(_EVENT_CODES),
+        "lat": _I32, "lon": _I32, "status": _STATUS, "value": st.integers(0, 2**32 - 1)})),
+    st.tuples(st.just("COMMAND_RESULT"), st.fixed_dictionaries({
+        "cmd_boot": st.integers(0, 3), "cmd_seq": st.integers(0, 20), "cmd_type": st.sampled_from(["ACTIVATE", "DEACTIVATE"]),
+        "result": st.sampled_from(["OK", "LOCK_OPEN", "WRONG_STATE", "MISMATCH", "BAD_PARAMS", "REPLAYED", "UNSUPPORTED"]),
+        "state": st.sampled_from(["INACTIVE", "ACTIVE"]), "escort_id": st.integers(0, 5)})),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(_MESSAGE, min_size=1, max_size=12), gaps=st.lists(st.integers(0, 5 * 3600), min_size=12, max_size=12))
+def test_authentic_frames_with_arbitrary_content_never_raise(tmp_path_factory, messages, gaps):
+    """Well-formed, authenticated frames carrying edge values (no position with a fix, the poles,
+    out-of-range latitudes, rseq at the top of u32, results for unknown commands) into an active
+    escort with a route: every frame gets an answer, the timers keep working, nothing raises."""
+    pipeline, store, clock = make_pipeline(tmp_path_factory.mktemp("content"))
+    seal = FakeSeal(1001)
+    activate(pipeline, seal, clock, route=[(43.0, 77.0), (44.0, 78.0)], corridor_m=500)
+    for (kind, payload), gap in zip(messages, gaps):
+        if kind == "RECORDS":
+            payload = dict(payload, count=len(payload["records"]))
+            if payload["first_rseq"] + payload["count"] - 1 > 2**32 - 1:
+                payload["first_rseq"] = 2**32 - payload["count"]
+        res = pipeline.handle_uplink(seal.frame(kind, payload, time=clock.advance(gap)), "prop")
+        assert res.result == "accepted", res
+        assert downlinks_of(res, seal, "ACK")
+        pipeline.tick(clock.t)
+        pipeline.next_deadline()
+    assert pipeline.metrics()["counters"].get("tick_errors", 0) == 0
