@@ -96,7 +96,7 @@ def valid_position(lat_e7: int | None, lon_e7: int | None) -> bool:
 
 def position(lat_e7: int | None, lon_e7: int | None, time: float | None = None) -> dict[str, Any] | None:
     """Wire position (1e-7 degree integers) -> event position (degrees), or None if unknown/invalid."""
-    if not valid_position(lat_e7, lon_e7):
+    if lat_e7 is None or lon_e7 is None or not valid_position(lat_e7, lon_e7):
         return None
     return {"lat": lat_e7 / 1e7, "lon": lon_e7 / 1e7, "time": iso(time)}
 
