@@ -758,9 +758,9 @@ class SqliteStore(Store):
                        if retention_end(row[1], years=retention_years, utc_offset_h=utc_offset_h) <= now]
             for escort_id in expired:
                 c = self._c
-                event_ids = [r[0] for r in c.execute("SELECT event_id FROM events WHERE escort_id = ?", (escort_id,))]
-                for event_id in event_ids:
-                    report.outbox += c.execute("DELETE FROM outbox WHERE event_id = ?", (event_id,)).rowcount
+                report.outbox += c.execute(
+                    "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
+                    (escort_id,)).rowcount
                 report.events += c.execute("DELETE FROM events WHERE escort_id = ?", (escort_id,)).rowcount
                 report.records += c.execute("DELETE FROM records WHERE escort_id = ?", (escort_id,)).rowcount
                 report.uplinks += c.execute("DELETE FROM uplinks WHERE escort_id = ?", (escort_id,)).rowcount
