@@ -72,7 +72,8 @@ def test_purge_deletes_only_escorts_past_retention(tmp_path):
     assert store.counts() == before
     report = pipeline.purge(end_old)
     assert report["escorts"] == 1 and report["records"] == 3 * 5 + 2 and report["events"] > 0
-    assert report["commands"] == 2
+    assert report["commands"] == 2 and report["outbox"] == report["events"]
+    assert report["uplinks"] > 0
     after = store.counts()
     assert after["escorts"] == before["escorts"] - 1
     assert after["records"] == before["records"] - report["records"]
