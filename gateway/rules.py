@@ -11,7 +11,10 @@ Rule memory (JSON in escorts.rule_state), all optional:
     n_opening, n_housing, n_deviation, n_battery   episode counters (stable event ids)
     lost_since           gateway time the seal was last heard before SIGNAL_LOST; None when not lost
     outside              consecutive fixes outside the corridor; deviation  a deviation is active
+    outside_first        the first fix of the current run outside (the deviation is dated by it)
     deviation_since, deviation_max_m
+    corridor_ref         [lat, lon, distance_m] of the last fix measured exactly (triangle-bound shortcut)
+    last_position        last valid fix (position for alarms that have none of their own)
     low_battery          a LOW_BATTERY episode is active
     transit_overdue, deactivation_overdue    emitted once
     non_routine          kinds of non-routine situations seen during the escort (clause 13)
