@@ -6,7 +6,21 @@ rules -> durable commit, and only then builds the ACK. It owns no socket, thread
 the drivers (gateway/mqtt_ingest.py, serial_ingest.py, the HTTP API, the CLI) call it and send what
 it returns. Time comes from the injected `clock` (Unix seconds) and from `tick(now)`.
 
+Replay window: a seal's (boot, seq) must grow. A frame at or below the last accepted one is a
+"duplicate" if exactly that (boot, seq) was accepted before (MQTT QoS 1 redelivery, or the seal's
+retransmission after a lost ACK): it is re-ACKed with the same committed_rseq and changes nothing.
+Otherwise it is refused as "replayed". Records are also de-duplicated by (seal, rseq), so a
+journal batch the seal resends under a new seq stores nothing twice and raises no event twice.
+
+Commands: per seal, the oldest open command is the only one in flight (the seal's downlink replay
+window needs increasing seqs). It goes out in the answer to the seal's next frame, or from `tick`
+while the seal counts as online (heard within `online_window_s`); unanswered, it is resent with a
+fresh downlink seq and the RETRANSMIT flag after a capped exponential backoff, until a
+COMMAND_RESULT for any of its transmissions (or a STATE showing it done) closes it. Every downlink
+frame (ACKs too) takes the next persisted per-seal seq.
+
 Thread-safety: every public method takes one lock, so drivers may call from several threads.
+Several processes may share one SQLite file: all state is read inside the write transaction.
 """
 
 from __future__ import annotations
