@@ -426,3 +426,20 @@ def test_authentic_frames_with_arbitrary_content_never_raise(tmp_path_factory, m
         pipeline.tick(clock.t)
         pipeline.next_deadline()
     assert pipeline.metrics()["counters"].get("tick_errors", 0) == 0
+
+
+def test_commands_survive_a_restart_and_keep_their_seq_order(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(1001)
+    pipeline.provision_seal(1001, seal.key)
+    escort = pipeline.request_activation(activation_request(1001, t0=clock.t))
+    res = pipeline.handle_uplink(seal.hello(clock.t), "t")
+    (first,) = downlinks_of(res, seal, "ACTIVATE")
+    store.close()
+    pipeline, store, _ = make_pipeline(tmp_path, clock)
+    res = pipeline.handle_uplink(seal.state(clock.advance(60), active=False, pos=None), "t")
+    (again,) = downlinks_of(res, seal, "ACTIVATE")  # due again (30 s backoff passed), after the restart
+    (ack,) = downlinks_of(res, seal, "ACK")
+    assert first.seq < ack.seq < again.seq and again.flags & 1
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(1), _raw(seal, again)), "t")
+    assert pipeline.status(escort_id=escort["escort_id"])[0]["status"] == "armed"
