@@ -10,7 +10,6 @@ and the files: the operator event log (JSON Lines) and the tracks (GeoJSON, for 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -297,7 +296,3 @@ def write_summary(result: DemoResult, events: list[dict[str, Any]], stream: Text
       + "\n")
     w(f"Gateway store (SQLite): {result.out_dir / 'gateway.sqlite3'}\n")
     stream.flush()
-
-
-def terminal_width() -> int:
-    return shutil.get_terminal_size((100, 30)).columns

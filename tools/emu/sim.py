@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from navseal.gateway.config import GatewayConfig
