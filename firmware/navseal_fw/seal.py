@@ -192,6 +192,7 @@ class SealCore:
         self._have_fix = False
         self._last_fix_ms = 0
         self._state_due = False  # a STATE to send once the journal is drained
+        self._state_due_since = 0
         self._jump_lat = NO_POS  # a fix that jumped: accepted once the next one agrees with it
         self._jump_lon = NO_POS
         self._jump_time = 0
@@ -328,7 +329,11 @@ class SealCore:
             self.overflow_flag = True
         if now_ms >= self._next_heartbeat:
             self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
-            if not self._state_due:  # after a gap the STATE waits for the backlog (_pump)
+            # After a gap the STATE waits for the backlog (_pump), but not beyond one heartbeat
+            # interval (a link too slow to ever drain must not silence the heartbeat).
+            if (not self._state_due
+                    or now_ms - self._state_due_since >= self.cfg.heartbeat_s * 1000):
+                self._state_due = False
                 self._send_state()
         self._pump()
 
@@ -495,6 +500,7 @@ class SealCore:
                 self._send_state()
             else:
                 self._state_due = True
+                self._state_due_since = now_ms
             if self._inflight:
                 self._if_deadline = now_ms
                 self._retry_ms = self.cfg.ack_timeout_s * 1000 // 2

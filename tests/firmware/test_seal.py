@@ -347,3 +347,21 @@ def test_a_failing_link_write_is_counted_not_fatal():
     core.start(0)
     assert core.tx_failed == len(calls) >= 3 and isinstance(core.last_tx_error, OSError)
     assert core.journal.pending == 1  # the REBOOT event waits for a working link
+
+
+def test_a_backlog_that_never_drains_does_not_silence_the_heartbeat():
+    r = Rig(heartbeat_s=60)
+    r.run(2)
+    r.activate()
+    r.up = False
+    r.core.on_link(False, r.hal.now_ms)
+    r.run(130)
+    assert r.core.journal.pending > 0
+    r.gw.hold_acks = True  # the gateway takes frames but never commits them
+    n = len(r.gw.states)
+    r.up = True
+    r.core.on_link(True, r.hal.now_ms)
+    r.run(50)
+    assert len(r.gw.states) == n  # waiting for the backlog...
+    r.run(80)
+    assert len(r.gw.states) > n  # ...but not for ever
