@@ -41,7 +41,7 @@ from .telemetry import Metrics, render_counter, render_histogram_snapshot
 
 log = logging.getLogger("navseal.gateway")
 
-MAX_BATCH = 256  # frames per transaction: bounds ACK delay and transaction size
+MAX_BATCH = 64  # frames per transaction: one fsync per batch, yet a frame waits at most ~64 frames of work
 MAX_IDLE_WAIT_S = 1.0  # the runner re-reads next_deadline at least this often
 # next_deadline() scans the monitored escorts: under load, re-read it at most this often (frames
 # only push rule deadlines later; new commands call pipeline.wakeup, which forces a re-read).
