@@ -28,6 +28,7 @@ from gateway_harness import (
     write_config,
 )
 from navseal.bench.seal_frames import SealFrames
+from navseal.gateway.events import validate
 from navseal.gateway.store import SqliteStore
 from navseal.protocol import decode_frame
 from navseal.protocol import test_key as key_for
@@ -265,6 +266,7 @@ def test_webhook_sink_down_then_up_loses_nothing_and_depth_is_visible(gateway_en
         expected = {e["event_id"] for e in read_jsonl(gateway_env.events)}
         assert target.wait_for(len(expected), timeout=20)
         assert set(target.unique) == expected
+        validate(list(target.unique.values()))  # the documented JSON Schema (docs/events.md)
         alarm = next(e for e in target.unique.values() if e["kind"] == "UNAUTHORIZED_OPENING")
         assert [n["role"] for n in alarm["notify"]] == ["departure", "destination"]
         assert wait_until(lambda: gw.metrics()['navseal_outbox_depth{sink="ops"}'] == 0)
