@@ -261,10 +261,10 @@ class Pipeline:
             works: list[_Work] = []
             pending: list[_Work] = []
             for raw, source in items:
-                w = _Work(raw=bytes(raw) if not isinstance(raw, bytes) else raw, source=source,
-                          t0=_time.perf_counter(), result=IngestResult("rejected"))
+                w = _Work(raw=b"", source=source, t0=_time.perf_counter(), result=IngestResult("rejected"))
                 works.append(w)
                 try:
+                    w.raw = raw if isinstance(raw, bytes) else bytes(raw)
                     self._precheck(w)
                     pending.append(w)
                 except _Reject as rej:
