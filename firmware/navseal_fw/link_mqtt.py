@@ -282,8 +282,12 @@ class MqttLink:
     # in-flight frame at once instead of waiting out its backoff).
 
     def __init__(self, seal_id, connect_fn, on_frame, on_state=None, prefix="seals",
-                 keepalive_s=60, backoff_ms=1000, backoff_cap_ms=120000, rand=None):
-        self.client = MQTTClient("seal-%d" % seal_id, connect_fn, keepalive=keepalive_s)
+                 keepalive_s=60, backoff_ms=1000, backoff_cap_ms=120000, rand=None,
+                 user=None, password=None):
+        # user/password: the broker's per-seal login (the production Mosquitto refuses
+        # anonymous clients and its ACL limits each seal to its own topics).
+        self.client = MQTTClient("seal-%d" % seal_id, connect_fn, keepalive=keepalive_s,
+                                 user=user, password=password)
         self.client.set_callback(self._on_msg)
         self.up_topic = "%s/%d/up" % (prefix, seal_id)
         self.down_topic = "%s/%d/down" % (prefix, seal_id)

@@ -190,3 +190,38 @@ def test_real_mosquitto_up_down_and_persistent_session_over_restart(mosquitto_br
     gw.publish("seals/1001/down", b"down-3", qos=1).wait_for_publish(5)
     assert _wait(lambda: b"down-3" in frames, timeout=10, step=lambda: link.poll(now()))
     assert states[0] is True and states.count(False) == 2 and states[-1] is True
+
+
+def test_real_mosquitto_with_the_production_login_and_acl(mosquitto_factory):
+    from pathlib import Path
+
+    paho = pytest.importorskip("paho.mqtt.client")
+    acl = Path(__file__).resolve().parents[2] / "gateway" / "mosquitto" / "acl"
+    broker = mosquitto_factory(users={"1001": "seal-secret", "navseal-gateway": "gw-secret"},
+                               acl_file=acl)
+    q = queue.Queue()
+    gw = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="gw-acl")
+    gw.username_pw_set("navseal-gateway", "gw-secret")
+    gw.on_message = lambda cl, u, m: q.put((m.topic, m.payload))
+    gw.connect(broker.host, broker.port)
+    gw.subscribe("seals/+/up", qos=1)
+    gw.loop_start()
+    try:
+        frames = []
+        t0 = time.monotonic()
+        now = lambda: int((time.monotonic() - t0) * 1000)  # noqa: E731
+        bad = MqttLink(1001, tcp_connector(broker.host, broker.port, 5), frames.append,
+                       user="1001", password="wrong", backoff_ms=100)
+        bad.poll(now())
+        assert not bad.connected and "refused" in str(bad.last_error)
+        link = MqttLink(1001, tcp_connector(broker.host, broker.port, 5), frames.append,
+                        user="1001", password="seal-secret", backoff_ms=100)
+        assert _wait(lambda: link.connected, step=lambda: link.poll(now()))
+        assert link.send(b"hello-acl", now())
+        assert q.get(timeout=5) == ("seals/1001/up", b"hello-acl")
+        gw.publish("seals/1001/down", b"cmd", qos=1).wait_for_publish(5)
+        assert _wait(lambda: frames == [b"cmd"], step=lambda: link.poll(now()))
+        link.close()
+    finally:
+        gw.loop_stop()
+        gw.disconnect()
