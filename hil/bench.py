@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 from . import benchctl
 from .interfaces import BenchError, Clock, GnssStimulus, LinkPort, LockStimulus, PowerControl
@@ -102,7 +102,7 @@ class Bench:
         self.features: set[str] = set()
         self.missing: dict[str, str] = {}
         self.log_lines: list[str] = []
-        self.last_escort = None  # EscortData of the last successful ACTIVATE (steps.activate)
+        self.last_escort: Any = None  # EscortData of the last successful ACTIVATE (steps.activate)
         self._log_lock = threading.Lock()
 
     # ---- features ----------------------------------------------------------------------------
@@ -177,8 +177,8 @@ class Bench:
     def wait_power_lost(self, timeout: float) -> None:
         raise BenchError("this bench cannot observe a power loss")
 
-    def prepare_test(self) -> None:
-        """Bring the seal to a fresh, powered, known state before a test (bench-specific)."""
+    def prepare_test(self, name: str = "test") -> None:
+        """Bring the seal to a fresh, powered state before test ``name`` (bench-specific)."""
 
     def close(self) -> None:
         raise NotImplementedError

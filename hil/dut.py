@@ -105,6 +105,7 @@ class Dut:
             self.bench.transcript.add("<<", f"(lost: no coverage) {summary(frame)}")
             with self._cv:
                 self.lost.append(frame)
+                self._cv.notify_all()  # wait_until may be watching what the radio hole swallows
             return
         self.bench.transcript.add("<<", summary(frame))
         with self._cv:

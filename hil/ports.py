@@ -22,6 +22,7 @@ from .interfaces import BenchError, LinkPort
 from .resources import SerialPortResource
 
 _POLL_S = 0.05  # how often a reader notices close(); reads themselves wake on data at once
+_WRITE_STALL_S = 5.0
 
 
 class Transcript:
@@ -65,12 +66,16 @@ class FdChannel:
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
+        deadline = time.monotonic() + _WRITE_STALL_S
         with self._wlock:
             while view:
                 try:
                     n = os.write(self.fd, view)
                 except BlockingIOError:
-                    select.select([], [self.fd], [], 1.0)
+                    # Nobody drains the other end (a seal powered off for long): fail, not hang.
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"{self.name}: line blocked for {_WRITE_STALL_S} s") from None
+                    select.select([], [self.fd], [], 0.1)
                     continue
                 view = view[n:]
 

@@ -25,10 +25,10 @@ def test_coverage_loss_buffers_records_and_delivers_them_in_order(dut):
         before_gap = max(dut.delivered_rseqs())
 
         dut.coverage(False)
-        # The seal keeps recording: wait (on frames the radio hole swallows) for three
-        # retransmissions of the frame in flight, which also means ~3 s of positions queued.
-        dut.wait_until(lambda: sum(1 for f in dut.lost if f.flags & 1) >= 2, timeout=10,
-                       what="retransmissions while out of coverage")
+        # The seal keeps recording: wait (on frames the radio hole swallows) until the frame in
+        # flight has been retransmitted with at least two positions in it.
+        dut.wait_until(lambda: any(f.flags & 1 and len(rseqs(f)) >= 2 for f in dut.lost), timeout=10,
+                       what="a retransmission while out of coverage")
         lost_rseqs = {r for f in dut.lost for r in rseqs(f)}
         assert lost_rseqs, "nothing was sent during the outage"
         mark = dut.mark()
