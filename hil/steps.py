@@ -18,16 +18,26 @@ from .interfaces import BenchError, GnssStimulus
 ROUTE_E7 = [(432380000, 769450000), (432420000, 770450000), (432600000, 771900000), (432700000, 773400000)]
 
 
+def route_e7(spec: str) -> list[tuple[int, int]]:
+    """A route of the emulator's (tools/routes: a shipped name such as "almaty-khorgos", or a
+    GeoJSON/GPX path) as 1e-7 degree points. Thin shim over navseal.emu.routes."""
+    from navseal.emu.routes import load_route
+
+    return [(round(lat * 1e7), round(lon * 1e7)) for lat, lon in load_route(spec).points]
+
+
 class GnssFeed:
     """Real-time 1 Hz NMEA along a route; ``valid(False)`` makes the receiver report no fix
-    (RMC status V), ``pause()`` makes it silent; ``fixes`` counts valid epochs sent."""
+    (RMC status V), ``pause()`` makes it silent; ``fixes`` counts valid epochs sent.
+    ``route``: 1e-7 degree points, or a route name/path for ``route_e7``."""
 
-    def __init__(self, gnss: GnssStimulus, clock, route: list[tuple[int, int]] = ROUTE_E7,
+    def __init__(self, gnss: GnssStimulus, clock, route: list[tuple[int, int]] | str = ROUTE_E7,
                  speed_kmh: float = 60.0, period_s: float = 1.0) -> None:
         self.gnss = gnss
         self.clock = clock
         self.period_s = period_s
-        self._route = nmea_gen.along(route, 0.0, speed_kmh, period_s)
+        points = route_e7(route) if isinstance(route, str) else route
+        self._route = nmea_gen.along(points, 0.0, speed_kmh, period_s)
         self._valid = True
         self._paused = False
         self._stop = threading.Event()

@@ -15,7 +15,8 @@ CAPTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "
 
 def test_gnss_loss_and_recovery_while_active(dut):
     activate(dut, EscortData(escort_id=8501))
-    feed = GnssFeed(dut.bench.gnss, dut.bench.clock).start()
+    # Driving the emulator's shipped route (tools/routes/almaty-khorgos.geojson) at 80 km/h.
+    feed = GnssFeed(dut.bench.gnss, dut.bench.clock, route="almaty-khorgos", speed_kmh=80).start()
     try:
         dut.expect("RECORDS", timeout=5)
         feed.valid(False)  # the receiver keeps talking, without a fix (RMC status V)
@@ -31,6 +32,7 @@ def test_gnss_loss_and_recovery_while_active(dut):
         assert back.payload["rseq"] > lost.payload["rseq"]
         rec = dut.expect("RECORDS", where=lambda f: f.payload["first_rseq"] > back.payload["rseq"], timeout=5)
         assert rec.payload["records"][0]["fix"]["quality"] == 1
+        assert abs(rec.payload["records"][0]["speed"] - 800) <= 1  # 0.1 km/h
         dut.expect("STATE", where=lambda f: not f.payload["alarms"]["GNSS_LOST"], timeout=3)
     finally:
         feed.stop()
