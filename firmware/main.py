@@ -4,7 +4,7 @@
 #
 #   /data/navseal.json (written by `navseal provision`): the core's keys (seal_id, key,
 #   intervals; see seal.DEFAULTS) plus this file's: "link": "mqtt" | "serial",
-#   "mqtt_host", "mqtt_port", "wifi_ssid", "wifi_password", "apn".
+#   "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "wifi_ssid", "wifi_password", "apn".
 #
 # `run(board, core, link, ...)` is separate from `main()` so the tests can drive the same loop
 # with an in-memory board under CPython and under the WebAssembly MicroPython (which has no
@@ -93,7 +93,9 @@ def build(board):
     board.network_up(settings.get("wifi_ssid"), settings.get("wifi_password"), settings.get("apn"))
     mqtt = MqttLink(cfg.seal_id, tcp_connector(settings.get("mqtt_host", "127.0.0.1"),
                                                settings.get("mqtt_port", 1883)),
-                    on_frame, on_state)
+                    on_frame, on_state,
+                    # The production broker refuses anonymous clients; its ACL keys on this login.
+                    user=settings.get("mqtt_user"), password=settings.get("mqtt_password"))
     box.append(SealCore(cfg, board, lambda frame: mqtt.send(frame, board.ticks_ms())))
     return box[0], mqtt
 

@@ -31,6 +31,9 @@ from navseal_fw.lock import CABLE_CLOSED, CABLE_OPENED, HOUSING_CLOSED, HOUSING_
 from navseal_fw.nmea import NO_POS, NmeaParser
 from navseal_fw.persist import Counter, Store
 
+if False:  # for the type checker only; MicroPython has no typing module at run time
+    from typing import Any
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -132,6 +135,16 @@ class Config:
         for k in values:
             if k in DEFAULTS:
                 setattr(self, k, values[k])
+        # The wire lets CONFIG carry any u8/u16 (docs/protocol.md); a batch must fit one frame
+        # and a zero interval would spin the loop, so clamp here, where the values are used.
+        # (Values come from JSON or the wire, hence Any for the type checker.)
+        bm = self.batch_max  # type: Any
+        self.batch_max = 1 if bm < 1 else (120 if bm > 120 else bm)
+        for name in ("report_moving_s", "report_stopped_s", "report_inactive_s", "heartbeat_s",
+                     "gnss_lost_s", "ack_timeout_s"):
+            v = getattr(self, name)  # type: Any
+            if v < 1:
+                setattr(self, name, 1)
         key = self.key
         if isinstance(key, (bytes, bytearray)):
             self.key_bytes = bytes(key)
