@@ -20,7 +20,7 @@ def test_events_on_stdout_report_on_stderr(capsys):
 
 def test_a_failed_expectation_exits_1_and_is_named(tmp_path, capsys):
     text = (SCENARIOS / "nmea-replay.toml").read_text().replace(
-        "../../../shared/data/nmea/", str(SCENARIOS.parents[2] / "shared" / "data" / "nmea") + "/")
+        "../../tests/data/nmea/", str(SCENARIOS.parents[1] / "tests" / "data" / "nmea") + "/")
     text += '\n[[expect.events]]\nkind = "SIGNAL_LOST"\ncount = 1\n'
     path = tmp_path / "wrong.toml"
     path.write_text(text)

@@ -1,4 +1,4 @@
-"""Replaying the real receiver captures in ../shared/data/nmea into the firmware's parser."""
+"""Replaying the real receiver captures in tests/data/nmea into the firmware's parser."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import pytest
 from navseal.emu.replay import NmeaReplay, ReplayError
 from navseal_fw.nmea import NmeaParser
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nmea"
+DATA = Path(__file__).resolve().parents[1] / "data" / "nmea"
 LOGS = sorted(DATA.glob("*.nmea"))
 T = 1_795_000_000
 
 
-@pytest.mark.skipif(not LOGS, reason="../shared/data/nmea not present")
 @pytest.mark.parametrize("path", LOGS, ids=[p.stem for p in LOGS])
 def test_replay_feeds_epochs_that_the_parser_takes(path):
     replay = NmeaReplay(path, loop=False)
@@ -30,7 +29,7 @@ def test_replay_feeds_epochs_that_the_parser_takes(path):
 def test_replay_keeps_damaged_sentences_damaged():
     path = DATA / "gps320fw-garbage-checksum.nmea"
     if not path.exists():
-        pytest.skip("capture missing")
+        pytest.fail("capture missing from tests/data/nmea")
     raw, retimed = NmeaParser(), NmeaParser()
     for chunk in NmeaReplay(path, retime=False):
         raw.feed(chunk)
@@ -48,3 +47,7 @@ def test_replay_errors(tmp_path):
     empty.write_text("# only a comment\n$GPGSV,1,1,00*79\n")
     with pytest.raises(ReplayError, match="no RMC"):
         NmeaReplay(empty)
+
+
+def test_the_captures_ship_with_the_repo():
+    assert len(LOGS) == 8

@@ -18,7 +18,7 @@ from mp_helper import REPO, require_mp, run_mp
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
 VECTORS = REPO / "protocol" / "vectors"
-NMEA = (REPO / ".." / "shared" / "data" / "nmea").resolve()
+NMEA = (REPO / "tests" / "data" / "nmea").resolve()
 MODULES = sorted(p.stem for p in MP_DIR.glob("mpt_*.py"))
 
 
@@ -32,7 +32,7 @@ def _data_copies():
 @pytest.mark.parametrize("module", MODULES)
 def test_cpython(module, capsys, tmp_path):
     if "nmea" in module and not NMEA.is_dir():
-        pytest.skip(f"NMEA captures not found at {NMEA}")
+        pytest.fail(f"NMEA captures not found at {NMEA}")
     sys.path.insert(0, str(MP_DIR))
     try:
         mpunit = importlib.import_module("mpunit")
@@ -52,7 +52,7 @@ def test_cpython(module, capsys, tmp_path):
 def test_micropython(module):
     require_mp()
     if "nmea" in module and not NMEA.is_dir():
-        pytest.skip(f"NMEA captures not found at {NMEA}")
+        pytest.fail(f"NMEA captures not found at {NMEA}")
     code = (
         "import sys\n"
         "sys.path.insert(0, '/t')\n"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from navseal_fw.nmea import NO_POS, NmeaParser
 
-NMEA_DIR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nmea").resolve()
+NMEA_DIR = (Path(__file__).resolve().parents[1] / "data" / "nmea").resolve()
 CAPTURES = sorted(NMEA_DIR.glob("*.nmea")) if NMEA_DIR.is_dir() else []
 
 _RMC = re.compile(
@@ -57,7 +57,6 @@ def reference_fixes(data: bytes):
                _e7(m.group(6), m.group(7), m.group(8), b"W"))
 
 
-@pytest.mark.skipif(not CAPTURES, reason="NMEA captures not found in ../shared/data/nmea")
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_every_reference_fix_is_reproduced_exactly(path):
     data = path.read_bytes()
@@ -106,3 +105,7 @@ def test_latitude_is_exact(deg, minutes, frac, places, hemi):
     assert p.feed(f"${body}*{cs:02X}\r\n".encode()) == 1
     want = _e7(f"{deg:02d}".encode(), f"{minutes:02d}.{frac_s}".encode(), hemi.encode(), b"S")
     assert p.fix.lat_e7 == want
+
+
+def test_the_captures_ship_with_the_repo():
+    assert len(CAPTURES) == 8

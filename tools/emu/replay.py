@@ -1,6 +1,6 @@
 """Replay a recorded NMEA log into a seal, one receiver epoch at a time.
 
-A log (for example the gpsd captures in ../shared/data/nmea/) is cut into epochs, each ending
+A log (for example the gpsd captures in tests/data/nmea/) is cut into epochs, each ending
 with an RMC sentence, so feeding one chunk per second reproduces the receiver's timing. Bytes are
 passed through as recorded: garbage, NULs, run-together sentences and bad checksums reach the
 firmware's parser exactly as the receiver sent them. Lines starting with '#' (gpsd's header

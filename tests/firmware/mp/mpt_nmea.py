@@ -173,7 +173,7 @@ def test_any_chunking_gives_the_same_result():
     assert whole.feed(bytearray(nmea(RMC))) == 1 and whole.feed(memoryview(nmea(RMC))) == 1
 
 
-# Counts on the real receiver captures (../shared/data/nmea): the same under both interpreters.
+# Counts on the real receiver captures (tests/data/nmea): the same under both interpreters.
 # The CPython-only test test_nmea_captures.py checks fixes against an independent reference.
 CAPTURES = {
     # file: (fixes, no_fix, crc_fails, partial, too_long, bad_fields)
