@@ -31,7 +31,8 @@ from .dut import Dut
 from .interfaces import BenchError
 from .resources import FEATURES, SealKeys, SerialPortResource
 
-__all__ = ["pytest_addoption", "pytest_configure", "pytest_runtest_makereport", "bench", "dut"]
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_runtest_makereport", "bench", "dut",
+           "navseal_bench_needs"]
 
 _MARK_KEY = pytest.StashKey[tuple]()
 
@@ -110,6 +111,14 @@ def _skip_unless_able(b: Bench, node: pytest.Item) -> None:
     lacking = b.lacking(needed)
     if lacking:
         pytest.skip(f"bench '{b.kind}' lacks " + "; ".join(lacking))
+
+
+@pytest.fixture(autouse=True)
+def navseal_bench_needs(request: pytest.FixtureRequest) -> None:
+    """Skip a test marked ``needs(...)`` that the bench cannot run, also when it uses ``bench``
+    without ``dut``. Tests without the marker never touch (or start) the bench."""
+    if request.node.get_closest_marker("needs") is not None:
+        _skip_unless_able(request.getfixturevalue("bench"), request.node)
 
 
 @pytest.fixture
