@@ -42,19 +42,12 @@ except ImportError:  # CPython
 
 FW_VERSION = (0, 1, 0)
 
-# Event codes (docs/protocol.md, EVENT)
-EV_CABLE_CUT = const(1)
-EV_HOUSING_OPENED = const(2)
-EV_LOCK_RESTORED = const(3)
-EV_GNSS_LOST = const(4)
-EV_GNSS_REGAINED = const(5)
-EV_GNSS_JUMP = const(6)
-EV_LOW_BATTERY = const(7)
-EV_JOURNAL_OVERFLOW = const(8)
-EV_REBOOT = const(9)
-EV_COMMAND_REJECTED = const(10)
-EV_ROUTE_DEVIATION = const(11)
-EV_ROUTE_RETURNED = const(12)
+# Event codes, frame flags and the ACK's "no record": one definition, in the codec.
+from navseal_fw.codec import (EV_CABLE_CUT, EV_COMMAND_REJECTED, EV_GNSS_JUMP, EV_GNSS_LOST,  # noqa: E402
+                              EV_GNSS_REGAINED, EV_HOUSING_OPENED, EV_JOURNAL_OVERFLOW,
+                              EV_LOCK_RESTORED, EV_LOW_BATTERY, EV_REBOOT, EV_ROUTE_DEVIATION,
+                              EV_ROUTE_RETURNED, FLAG_MORE, FLAG_RETRANSMIT)
+from navseal_fw.codec import NO_RSEQ as NO_COMMIT  # noqa: E402
 
 # COMMAND_REJECTED reasons
 REJ_BAD_MAC = const(1)
@@ -62,12 +55,8 @@ REJ_REPLAYED = const(2)
 REJ_WRONG_TYPE = const(3)
 REJ_BAD_PAYLOAD = const(4)
 
-FLAG_RETRANSMIT = const(1)
-FLAG_MORE = const(2)
-NO_COMMIT = const(0xFFFFFFFF)
-
-RETRY_CAP_S = const(600)
-MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts  # a frame in flight is retried at least every 10 minutes
+RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
+MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts
 # While a tamper input is away from its debounced state it is sampled this often; otherwise
 # LOCK_IDLE_MS (the board also wakes on a pin interrupt).
 LOCK_SAMPLE_MS = const(10)
