@@ -215,7 +215,39 @@ class MemFlash:
         return copy
 
 
-class MemHal:
+class SimulatedInputs:
+    # The inputs of a seal whose world is simulated (tests, emulator): GNSS bytes pushed in,
+    # lock levels, battery and reset cause set as attributes. Shared by MemHal and DesktopHal.
+
+    def _init_inputs(self, battery):
+        self.cable_closed = True
+        self.housing_closed = True
+        self.battery = battery
+        self.cause = 0
+        self._gnss = bytearray()
+
+    # inputs
+    def push_gnss(self, data):
+        self._gnss.extend(data)
+
+    def gnss_read(self):
+        if not self._gnss:
+            return None
+        out = bytes(self._gnss)
+        self._gnss = bytearray()
+        return out
+
+    def lock_levels(self):
+        return (self.cable_closed, self.housing_closed)
+
+    def battery_pct(self):
+        return self.battery
+
+    def reset_cause(self):
+        return self.cause
+
+
+class MemHal(SimulatedInputs):
     # The whole HAL in RAM with a virtual clock: the test (or simulator) sets the inputs.
 
     def __init__(self, flash=None, unix0=1764115200):
@@ -223,11 +255,7 @@ class MemHal:
         self.now_ms = 0
         self._unix0 = unix0
         self._unix_at_ms0 = unix0
-        self.cable_closed = True
-        self.housing_closed = True
-        self.battery = 90
-        self.cause = 0
-        self._gnss = bytearray()
+        self._init_inputs(battery=90)
 
     # clock
     def ticks_ms(self):
@@ -258,22 +286,3 @@ class MemHal:
     def size(self, name):
         return self.flash.size(name)
 
-    # inputs
-    def push_gnss(self, data):
-        self._gnss.extend(data)
-
-    def gnss_read(self):
-        if not self._gnss:
-            return None
-        out = bytes(self._gnss)
-        self._gnss = bytearray()
-        return out
-
-    def lock_levels(self):
-        return (self.cable_closed, self.housing_closed)
-
-    def battery_pct(self):
-        return self.battery
-
-    def reset_cause(self):
-        return self.cause

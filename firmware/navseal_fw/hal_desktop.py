@@ -8,8 +8,10 @@
 import os
 import time
 
+from navseal_fw.hal import SimulatedInputs
 
-class DesktopHal:
+
+class DesktopHal(SimulatedInputs):
     def __init__(self, root, clock_ms=None, unix_fn=None):
         # root: directory that stands for this seal's flash (created if missing).
         # clock_ms: a function giving monotonic ms (virtual time); default the host's.
@@ -23,11 +25,7 @@ class DesktopHal:
         self._clock_ms = clock_ms if clock_ms is not None else _host_ms
         self._unix_fn = unix_fn
         self._unix_offset = int(time.time()) - self._clock_ms() // 1000
-        self.cable_closed = True
-        self.housing_closed = True
-        self.battery = 100
-        self.cause = 0
-        self._gnss = bytearray()
+        self._init_inputs(battery=100)
 
     def _path(self, name):
         if "/" in name or name.startswith("."):
@@ -69,25 +67,6 @@ class DesktopHal:
     def size(self, name):
         return os.stat(self._path(name))[6]
 
-    # inputs
-    def push_gnss(self, data):
-        self._gnss.extend(data)
-
-    def gnss_read(self):
-        if not self._gnss:
-            return None
-        out = bytes(self._gnss)
-        self._gnss = bytearray()
-        return out
-
-    def lock_levels(self):
-        return (self.cable_closed, self.housing_closed)
-
-    def battery_pct(self):
-        return self.battery
-
-    def reset_cause(self):
-        return self.cause
 
     def write_config(self, values, name="navseal.json"):
         # Provisioning helper for the emulator: what `navseal provision` writes to a board.
