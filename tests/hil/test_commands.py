@@ -42,6 +42,8 @@ def test_replayed_commands_are_refused(dut):
     res = dut.expect("COMMAND_RESULT", timeout=3)
     assert res.payload["result"] == "REPLAYED"
     assert res.payload["state"] == "INACTIVE"
+    ev = dut.expect("EVENT", code="COMMAND_REJECTED", timeout=3)
+    assert ev.payload["value"] == 2  # replayed
     dut.expect_none("STATE", state="ACTIVE", within=1.5)
 
 

@@ -4,12 +4,13 @@ INACTIVE seal is its normal use and raises nothing."""
 import pytest
 
 from navseal.hil.frames import EscortData
-from navseal.hil.steps import activate
+from navseal.hil.steps import activate, deactivate
 
 
 @pytest.mark.needs("lock", "power")
 def test_cable_cut_while_active_is_latched_across_a_power_cycle(dut):
-    activate(dut, EscortData(escort_id=8201))
+    escort = EscortData(escort_id=8201)
+    activate(dut, escort)
     dut.bench.lock.set_lock(False, True)
     ev = dut.expect("EVENT", code="CABLE_CUT", timeout=3)
     assert ev.payload["status"]["cable_intact"] is False
@@ -33,6 +34,11 @@ def test_cable_cut_while_active_is_latched_across_a_power_cycle(dut):
     # ...and a second cut of a latched cable is not a second alarm event.
     dut.bench.lock.set_lock(False, True)
     dut.expect_none("EVENT", code="CABLE_CUT", within=1.5)
+    # Deactivated at destination: the STATE after it still says the escort did not end clean.
+    dut.bench.lock.set_lock(True, True)
+    deactivate(dut, escort)
+    ended = dut.expect("STATE", state="INACTIVE", timeout=3)
+    assert ended.payload["alarms"]["CABLE_CUT"] is True
 
 
 @pytest.mark.needs("lock")
