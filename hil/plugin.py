@@ -155,16 +155,23 @@ def baseline(d: Dut) -> None:
         d.expect("COMMAND_RESULT", cmd_seq=seq, result="OK", timeout=5)
     # A fresh boot journals a REBOOT event, so the journal holds at least one record; the
     # auto-ACK releases frame after frame until one goes out without the MORE flag: drained.
+    # Frames of an earlier boot may still be queued on a board's line: match on the new boot.
     if "reboot" in b.features:
-        b.reboot()
+        ready = b.reboot()
     elif b.power is not None:
         b.power.cycle()
+        ready = b.control.last_ready if b.control is not None else None
     else:
         d.expect("STATE", journal_pending=0, timeout=30)  # no way to reboot: wait for a heartbeat
         d.skip_to_end()
         return
-    d.expect("HELLO", timeout=30)
-    d.expect(where=_last_journal_frame, timeout=30)
+    boot = int(ready.fields["boot"]) if ready is not None and "boot" in ready.fields else None
+
+    def this_boot(f) -> bool:
+        return boot is None or f.boot == boot
+
+    d.expect("HELLO", where=this_boot, timeout=30)
+    d.expect(where=lambda f: this_boot(f) and _last_journal_frame(f), timeout=30)
     d.skip_to_end()
 
 
