@@ -28,6 +28,12 @@ def test_forged_command_is_refused_and_journaled(dut):
     dut.expect_none(where=lambda f: f.type == "COMMAND_RESULT" or
                     (f.type == "EVENT" and f.payload["code"] == "COMMAND_REJECTED"), within=1.0)
     dut.expect_none("STATE", state="ACTIVE", within=0.5)
+    # A command for another seal (its own key, its own number) is not this seal's business:
+    # no answer, no evidence event.
+    other = dut.seal_id + 1
+    dut.send_command("ACTIVATE", escort.activate(other), key=test_key(other), seal_id=other)
+    dut.expect_none(where=lambda f: f.type == "COMMAND_RESULT" or
+                    (f.type == "EVENT" and f.payload["code"] == "COMMAND_REJECTED"), within=1.0)
 
 
 def test_replayed_commands_are_refused(dut):
