@@ -25,6 +25,7 @@ Several processes may share one SQLite file: all state is read inside the write 
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from navseal.protocol import DecodeError, EncodeError, decode_frame, encode_frame
+from navseal.protocol import DecodeError, EncodeError, Frame, decode_frame, encode_frame
 from navseal.protocol import NO_RSEQ, UPLINK_TYPES
 from navseal.protocol import fastpath, schema
 from navseal.protocol.schema import densify_route
@@ -58,6 +59,7 @@ from .store import (
     MONITORED_STATUSES,
     RECORD_FIX,
     Store,
+    WIRE_FIX_FORMAT,
     StoreError,
     StoreTx,
 )
@@ -78,6 +80,21 @@ _ACK_HEADER = struct.Struct(
     ">" + f"{len(schema.MAGIC)}s" + fastpath.struct_format(schema.Struct(*schema.Header.subcons[1:]))[1:] + "H")
 _ACK_PAYLOAD = struct.Struct(fastpath.struct_format(schema.PAYLOADS["ACK"]))
 _ACK_TYPE = schema.MSG_TYPES["ACK"]
+
+# RECORDS fast path. Position batches are the bulk of the traffic, and decode_frame turns every
+# record into nested dicts that the INSERT then turned back into columns. `fast_records` accepts
+# only a frame that decode_frame would accept as an authentic RECORDS frame (the same checks, on
+# layouts and limits read from the same schema) and returns the records as the flat tuple `struct`
+# unpacks, which the store inserts as they are. Anything else (another type, any defect, an unknown
+# or changed key) goes through decode_frame, which alone decides every refusal and its reason.
+_HEADER = _ACK_HEADER  # the same 21-byte header layout, up to and including the payload length
+_RECORDS_TYPE = schema.MSG_TYPES["RECORDS"]
+_RECORDS_HEAD = struct.Struct(fastpath.struct_format(schema.Struct(*schema.Records.subcons[:2])) + "B")
+_FIX_STRUCTS: dict[int, struct.Struct] = {}  # record count -> struct of that many records
+_decode_fix = fastpath.generate_tuple_decoder(schema.PositionRecord, "decode_fix")[1]
+assert fastpath.struct_format(schema.PositionRecord) == ">" + WIRE_FIX_FORMAT
+assert struct.calcsize(">" + WIRE_FIX_FORMAT) == schema.RECORD_SIZE
+_NF = len(WIRE_FIX_FORMAT)  # wire fields per record
 
 
 class CommandError(ValueError):
@@ -221,6 +238,7 @@ class _Work:
     frame_boot: int = 0
     frame_seq: int = 0
     commands: list[tuple[int, bytes]] = field(default_factory=list)
+    fixes: tuple[int, ...] | None = None  # RECORDS: the records' wire fields (fast_records)
 
 
 class Pipeline:
@@ -281,6 +299,14 @@ class Pipeline:
     def _precheck(self, w: _Work) -> None:
         """CRC, decode, authenticate: everything that needs no transaction."""
         raw = w.raw
+        fast = fast_records(raw, self._key_for)
+        if fast is not None:
+            frame, w.fixes = fast
+            w.result.seal_id = frame.seal_id
+            w.result.frame_type = frame.type
+            w.key = self._keys[frame.seal_id]
+            w.frame = frame  # type: ignore[attr-defined]
+            return
         try:
             frame = decode_frame(raw, self._key_for)
         except DecodeError as exc:
@@ -422,59 +448,68 @@ class Pipeline:
         last_rseq = first + count - 1
         if last_rseq > _U32:  # the run would wrap the u32 counter: no seal can have sent that
             raise _Reject("bad_payload", f"rseq run {first}..{last_rseq} past the u32 range", frame.seal_id)
+        fixes = w.fixes if w.fixes is not None else _fix_struct(count).unpack_from(w.raw, _RECORDS_AT)
         existing = tx.existing_rseqs(frame.seal_id, first, last_rseq)
+        new = [i for i in range(count) if first + i not in existing] if existing else range(count)
+        w.result.records_committed = len(new)
+        w.result.records_duplicate = count - len(new)
+        if not new:
+            return last_rseq
         escort_id = rules.id if rules is not None and rules.monitored else None
-        rows = []
         base = p["base_time"]
-        for i, rec in enumerate(p["records"]):
-            rseq = first + i
-            if rseq in existing:
-                continue
-            fix = rec["fix"]
-            status = rec["status"]
-            rows.append({
-                "seal_id": frame.seal_id, "rseq": rseq, "escort_id": escort_id, "kind": RECORD_FIX,
+        stored = tx.insert_wire_fixes(frame.seal_id, escort_id, first, base, fixes, now)
+        if stored != len(new):  # cannot happen inside our write transaction; say so if it does
+            log.error("seal %s: %d of %d records stored, expected %d new", frame.seal_id, stored, count, len(new))
+
+        def row(i: int) -> dict[str, Any]:
+            rec = _decode_fix(fixes[i * _NF:(i + 1) * _NF])
+            fix, status = rec["fix"], rec["status"]
+            return {
+                "seal_id": frame.seal_id, "rseq": first + i, "escort_id": escort_id, "kind": RECORD_FIX,
                 "time": base + rec["dt"], "lat": rec["lat"], "lon": rec["lon"], "speed": rec["speed"],
                 "course": rec["course"], "fix_quality": fix["quality"], "satellites": fix["satellites"],
                 "hdop": rec["hdop"], "cable_intact": int(bool(status["cable_intact"])),
                 "housing_closed": int(bool(status["housing_closed"])), "battery_pct": status["battery_pct"],
                 "value": None, "received_at": now,
-            })
-        w.result.records_committed = len(rows)
-        w.result.records_duplicate = count - len(rows)
-        if not rows:
-            return last_rseq
-        tx.insert_records(rows)
-        # Track state for the seal (last fix, lock, battery) from the newest record.
-        newest = rows[-1]
+            }
+
+        # Track state for the seal (last fix, lock, battery) from the newest record; without an
+        # escort nothing else needs the records in Python.
+        rows = [row(i) for i in new] if rules is not None else None
+        newest = rows[-1] if rows else row(new[-1])
         seal_updates.update(last_cable_intact=newest["cable_intact"],
                             last_housing_closed=newest["housing_closed"])
         if newest["battery_pct"] is not None:
             seal_updates["last_battery_pct"] = newest["battery_pct"]
-        fixes = [row for row in rows if row["fix_quality"] and ev.valid_position(row["lat"], row["lon"])]
-        if fixes:
-            f = fixes[-1]
-            seal_updates.update(last_fix_time=f["time"], last_lat=f["lat"], last_lon=f["lon"])
-        if rules is not None:
-            for row in rows:
-                rules.fix(row)
-            if rules.monitored and fixes:
-                positions = [{
-                    "rseq": row["rseq"], "time": ev.iso(row["time"]), "lat": row["lat"] / 1e7,
-                    "lon": row["lon"] / 1e7, "speed_kmh": row["speed"] / 10,
-                    "course_deg": None if row["course"] == 255 else row["course"] * 2,
-                    "fix_quality": row["fix_quality"], "satellites": row["satellites"],
-                    "hdop": None if row["hdop"] == 255 else row["hdop"] / 10,
-                    "cable_intact": bool(row["cable_intact"]), "housing_closed": bool(row["housing_closed"]),
-                    "battery_pct": row["battery_pct"],
-                } for row in fixes]
-                f = fixes[-1]
-                out_events.append(ev.make_event(
-                    "POSITION", seal_id=frame.seal_id, fact=f"rseq:{rows[0]['rseq']}-{rows[-1]['rseq']}",
-                    escort=rules.escort, occurred_at=f["time"], known_at=now, emitted_at=now,
-                    position=ev.position(f["lat"], f["lon"], f["time"]),
-                    details={"first_rseq": rows[0]["rseq"], "last_rseq": rows[-1]["rseq"],
-                             "count": len(positions), "positions": positions}))
+        last_fix = None
+        for r in (reversed(rows) if rows else (row(i) for i in reversed(new))):
+            if r["fix_quality"] and ev.valid_position(r["lat"], r["lon"]):
+                last_fix = r
+                break
+        if last_fix is not None:
+            seal_updates.update(last_fix_time=last_fix["time"], last_lat=last_fix["lat"], last_lon=last_fix["lon"])
+        if rows is None or rules is None:
+            return last_rseq
+        fixes_rows = [r for r in rows if r["fix_quality"] and ev.valid_position(r["lat"], r["lon"])]
+        for r in rows:
+            rules.fix(r)
+        if rules.monitored and fixes_rows:
+            positions = [{
+                "rseq": r["rseq"], "time": ev.iso(r["time"]), "lat": r["lat"] / 1e7,
+                "lon": r["lon"] / 1e7, "speed_kmh": r["speed"] / 10,
+                "course_deg": None if r["course"] == 255 else r["course"] * 2,
+                "fix_quality": r["fix_quality"], "satellites": r["satellites"],
+                "hdop": None if r["hdop"] == 255 else r["hdop"] / 10,
+                "cable_intact": bool(r["cable_intact"]), "housing_closed": bool(r["housing_closed"]),
+                "battery_pct": r["battery_pct"],
+            } for r in fixes_rows]
+            f = fixes_rows[-1]
+            out_events.append(ev.make_event(
+                "POSITION", seal_id=frame.seal_id, fact=f"rseq:{rows[0]['rseq']}-{rows[-1]['rseq']}",
+                escort=rules.escort, occurred_at=f["time"], known_at=now, emitted_at=now,
+                position=ev.position(f["lat"], f["lon"], f["time"]),
+                details={"first_rseq": rows[0]["rseq"], "last_rseq": rows[-1]["rseq"],
+                         "count": len(positions), "positions": positions}))
         return last_rseq
 
     def _seal_event(self, tx: StoreTx, w: _Work, frame: Any, now: float, rules: EscortRules | None,
@@ -939,6 +974,45 @@ class Pipeline:
             "clean": None if e["clean"] is None else bool(e["clean"]),
             "rule_state": json.loads(e["rule_state"] or "{}"),
         }
+
+
+_RECORDS_AT = schema.HEADER_SIZE + _RECORDS_HEAD.size  # offset of the first record in a frame
+
+
+def _fix_struct(count: int) -> struct.Struct:
+    st = _FIX_STRUCTS.get(count)
+    if st is None:
+        st = _FIX_STRUCTS[count] = struct.Struct(">" + WIRE_FIX_FORMAT * count)
+    return st
+
+
+def fast_records(raw: bytes, key_for: Callable[[int], bytes | None]) -> tuple[Frame, tuple[int, ...]] | None:
+    """An authentic, well-formed RECORDS frame -> (Frame without payload["records"], the records'
+    wire fields); None for anything else (then decode_frame decides). See _RECORDS_TYPE above."""
+    n = len(raw)
+    if n < schema.MIN_FRAME:
+        return None
+    magic, version, type_code, flags, seal_id, boot, seq, time, length = _HEADER.unpack_from(raw)
+    if (magic != schema.MAGIC or version != schema.VERSION or type_code != _RECORDS_TYPE
+            or flags & schema.RESERVED_FLAGS or length > schema.MAX_PAYLOAD or n != schema.MIN_FRAME + length
+            or length < _RECORDS_HEAD.size):
+        return None
+    signed_end = schema.HEADER_SIZE + length
+    crc = int.from_bytes(raw[signed_end + schema.MAC_SIZE:], "big")
+    if zlib.crc32(memoryview(raw)[:signed_end + schema.MAC_SIZE]) != crc:
+        return None
+    first_rseq, base_time, count = _RECORDS_HEAD.unpack_from(raw, schema.HEADER_SIZE)
+    if count > schema.MAX_RECORDS_PER_BATCH or length != _RECORDS_HEAD.size + count * schema.RECORD_SIZE:
+        return None
+    key = key_for(seal_id)
+    if key is None:
+        return None
+    mac = raw[signed_end:signed_end + schema.MAC_SIZE]
+    if not hmac.compare_digest(mac, hmac.digest(key, memoryview(raw)[:signed_end], "sha256")[:schema.MAC_SIZE]):
+        return None
+    fixes = _fix_struct(count).unpack_from(raw, _RECORDS_AT)
+    payload = {"first_rseq": first_rseq, "base_time": base_time, "count": count}
+    return Frame(version, "RECORDS", flags, seal_id, boot, seq, time, length, payload, mac, crc, True), fixes
 
 
 def ack_frame(seal_id: int, boot: int, seq: int, time: int, payload: dict[str, Any], key: bytes) -> bytes:

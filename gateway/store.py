@@ -136,6 +136,20 @@ class StoreTx(abc.ABC):
     @abc.abstractmethod
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
+    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                          fields: Sequence[int], received_at: float) -> int:
+        """Store a RECORDS batch given as its wire fields: `fields` holds, per record and in wire
+        order, the 8 values of a PositionRecord as `struct` unpacks them (WIRE_FIX_FORMAT); record i
+        is rseq `first_rseq + i`. Records already stored (same seal and rseq) are left as they are.
+        Returns how many were stored. (The hot path: SQLite decodes the bit fields itself.)"""
+        rows = [dict(r, seal_id=seal_id, escort_id=escort_id, received_at=received_at)
+                for r in wire_fix_rows(first_rseq, base_time, fields)]
+        if rows:
+            existing = self.existing_rseqs(seal_id, rows[0]["rseq"], rows[-1]["rseq"])
+            rows = [r for r in rows if r["rseq"] not in existing]
+            self.insert_records(rows)
+        return len(rows)
+
     # events + outbox
     @abc.abstractmethod
     def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
@@ -415,6 +429,119 @@ _INSERT_RECORD = (
 )
 
 
+# -- position records straight from the wire ------------------------------------------------------
+# A RECORDS frame carries up to 120 position records; turning each into a dict and binding it by
+# name cost ~0.4 ms per 60-record frame, most of a frame's work. Instead one multi-row INSERT per
+# frame takes the records as `struct` unpacked them and SQLite splits the bit fields. The column
+# expressions are generated from the protocol's construct definition (field order, bit positions);
+# the two value adapters are translated by a table that is checked against the adapters themselves
+# at import, and any field or adapter this does not know makes the import fail (so a protocol change
+# cannot silently store wrong columns). tests/gateway/test_fast_ingest_perf.py compares the stored
+# rows with decode_frame's on random frames.
+def _wire_fix_layout() -> tuple[str, list[tuple[str, str]]]:
+    from navseal.protocol import fastpath, schema  # the store knows the wire only here
+
+    def position_sql(x: str) -> str:
+        return f"NULLIF({x}, {schema.NO_POSITION})"
+
+    def battery_sql(x: str) -> str:
+        return f"(NULLIF({x}, 63) * 2)"
+
+    for raw in (schema.NO_POSITION, 0, 1, -1, 900_000_000, -2**31, 2**31 - 2):
+        expect = None if raw == schema.NO_POSITION else raw
+        if schema.Position._decode(raw, None, None) != expect:
+            raise ImportError(f"protocol Position adapter changed (decodes {raw}): update store.py")
+    for raw in range(64):
+        if schema.Battery2Pct._decode(raw, None, None) != (None if raw == 63 else raw * 2):
+            raise ImportError(f"protocol Battery2Pct adapter changed (decodes {raw}): update store.py")
+    adapters = {id(schema.Position): position_sql, id(schema.Battery2Pct): battery_sql}
+    columns = {"dt": "time", "lat": "lat", "lon": "lon", "speed": "speed", "course": "course",
+               "fix.quality": "fix_quality", "fix.satellites": "satellites", "hdop": "hdop",
+               "status.cable_intact": "cable_intact", "status.housing_closed": "housing_closed",
+               "status.battery_pct": "battery_pct"}
+
+    def adapt(adapter: Any, expr: str) -> str:
+        if adapter is None:
+            return expr
+        if id(adapter) not in adapters:
+            raise ImportError(f"unknown adapter {adapter!r} in PositionRecord: update store.py")
+        return adapters[id(adapter)](expr)
+
+    fmt = ""
+    out: list[tuple[str, str]] = []  # (column, expression with {0}..{7} for the record's fields)
+    for j, f in enumerate(fastpath.layout(schema.PositionRecord)):
+        fmt += f.fmt
+        value = "{%d}" % j
+        if f.bits:
+            for b in f.bits:
+                if b.name.startswith("_"):
+                    raise ImportError("PositionRecord has reserved bits now: update store.py")
+                out.append((f"{f.name}.{b.name}", adapt(b.adapter, f"(({value} >> {b.shift}) & {(1 << b.width) - 1})")))
+        else:
+            if len(f.adapters) > 1:
+                raise ImportError(f"PositionRecord.{f.name}: adapter chain: update store.py")
+            out.append((f.name, adapt(f.adapters[0] if f.adapters else None, value)))
+    mapped = []
+    for name, expr in out:
+        if name not in columns:
+            raise ImportError(f"PositionRecord.{name} has no records column: update store.py")
+        mapped.append((columns[name], expr))
+    if sorted(c for c, _ in mapped) != sorted(columns.values()):
+        raise ImportError("PositionRecord lost a field the records table stores: update store.py")
+    return fmt, mapped
+
+
+WIRE_FIX_FORMAT, _WIRE_FIX_EXPRS = _wire_fix_layout()  # "HiiHBBBB": one record's struct format
+WIRE_FIX_FIELDS = len(WIRE_FIX_FORMAT)
+_WIRE_FIX_SQL: dict[int, str] = {}
+
+
+def _insert_wire_fixes_sql(count: int) -> str:
+    """INSERT OR IGNORE of `count` records. Parameters: ?1 seal_id, ?2 escort_id, ?3 received_at,
+    ?4 base_time, ?5 first_rseq, then the records' wire fields from ?6 on."""
+    sql = _WIRE_FIX_SQL.get(count)
+    if sql is None:
+        exprs = dict(_WIRE_FIX_EXPRS)
+        exprs["time"] = "(?4 + " + exprs["time"] + ")"
+        values = []
+        for i in range(count):
+            args = [f"?{6 + i * WIRE_FIX_FIELDS + j}" for j in range(WIRE_FIX_FIELDS)]
+            row = {"seal_id": "?1", "rseq": f"(?5 + {i})", "escort_id": "?2", "kind": f"'{RECORD_FIX}'",
+                   "value": "NULL", "received_at": "?3"}
+            row.update({col: expr.format(*args) for col, expr in exprs.items()})
+            values.append("(" + ", ".join(row[c] for c in _RECORD_COLUMNS) + ")")
+        sql = _WIRE_FIX_SQL[count] = (f"INSERT OR IGNORE INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES "
+                                      + ", ".join(values))
+    return sql
+
+
+def wire_fix_rows(first_rseq: int, base_time: int, fields: Sequence[int]) -> list[dict[str, Any]]:
+    """The same rows in Python (reference and non-SQLite stores): dicts without seal/escort/received_at."""
+    decode = _python_fix_decoder()
+    rows = []
+    for i in range(len(fields) // WIRE_FIX_FIELDS):
+        rec = decode(fields[i * WIRE_FIX_FIELDS:(i + 1) * WIRE_FIX_FIELDS])
+        fix, status = rec["fix"], rec["status"]
+        rows.append({"rseq": first_rseq + i, "kind": RECORD_FIX, "time": base_time + rec["dt"],
+                     "lat": rec["lat"], "lon": rec["lon"], "speed": rec["speed"], "course": rec["course"],
+                     "fix_quality": fix["quality"], "satellites": fix["satellites"], "hdop": rec["hdop"],
+                     "cable_intact": int(bool(status["cable_intact"])),
+                     "housing_closed": int(bool(status["housing_closed"])),
+                     "battery_pct": status["battery_pct"], "value": None})
+    return rows
+
+
+_PY_FIX_DECODER: list[Any] = []
+
+
+def _python_fix_decoder() -> Any:
+    if not _PY_FIX_DECODER:
+        from navseal.protocol import fastpath, schema
+
+        _PY_FIX_DECODER.append(fastpath.generate_tuple_decoder(schema.PositionRecord, "decode_fix")[1])
+    return _PY_FIX_DECODER[0]
+
+
 def _dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
@@ -519,6 +646,15 @@ class _SqliteTx(StoreTx):
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             self._c.executemany(_INSERT_RECORD, rows)
+
+    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                          fields: Sequence[int], received_at: float) -> int:
+        count = len(fields) // WIRE_FIX_FIELDS
+        if not count:
+            return 0
+        cur = self._c.execute(_insert_wire_fixes_sql(count),
+                              (seal_id, escort_id, received_at, base_time, first_rseq, *fields))
+        return int(cur.rowcount)
 
     # events
     def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],

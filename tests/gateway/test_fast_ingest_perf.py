@@ -1,0 +1,193 @@
+"""The gateway's RECORDS fast path must be invisible: it accepts only what decode_frame accepts, with
+the same header and records, and the rows it stores (SQLite decoding the wire fields itself) equal
+the rows built from decode_frame's payload. Any refusal still comes from decode_frame."""
+
+import random
+import struct
+import zlib
+
+import pytest
+from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
+from gw1_support import make_pipeline
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from navseal.bench.seal_frames import SealFrames
+from navseal.gateway.pipeline import fast_records
+from navseal.gateway.store import RECORD_FIX, StoreTx, wire_fix_rows
+from navseal.protocol import DecodeError, decode_frame, encode_frame, schema, test_key
+
+SEAL = 4242
+KEY = test_key(SEAL)
+
+
+def _key_for(seal_id):
+    return KEY if seal_id == SEAL else None
+
+
+_STATUS = st.fixed_dictionaries({"cable_intact": st.booleans(), "housing_closed": st.booleans(),
+                                 "battery_pct": st.one_of(st.none(), st.integers(0, 62).map(lambda v: v * 2))})
+_COORD = st.one_of(st.none(), st.integers(-2**31, 2**31 - 2))
+_RECORD = st.fixed_dictionaries({
+    "dt": st.integers(0, 0xFFFF), "lat": _COORD, "lon": _COORD, "speed": st.integers(0, 0xFFFF),
+    "course": st.integers(0, 255),
+    "fix": st.fixed_dictionaries({"quality": st.integers(0, 3), "satellites": st.integers(0, 63)}),
+    "hdop": st.integers(0, 255), "status": _STATUS,
+})
+
+
+def _records_frame(records, *, first_rseq=1, base_time=1_764_115_200, seq=1, flags=0, key=KEY, seal_id=SEAL):
+    return encode_frame("RECORDS", seal_id=seal_id, boot=3, seq=seq, time=base_time, key=key, flags=flags,
+                        payload={"first_rseq": first_rseq, "base_time": base_time, "count": len(records),
+                                 "records": records})
+
+
+def _reference_rows(frame):
+    """The rows as the pipeline built them from decode_frame's payload before the fast path."""
+    p = frame.payload
+    out = []
+    for i, rec in enumerate(p["records"]):
+        out.append({"rseq": p["first_rseq"] + i, "kind": RECORD_FIX, "time": p["base_time"] + rec["dt"],
+                    "lat": rec["lat"], "lon": rec["lon"], "speed": rec["speed"], "course": rec["course"],
+                    "fix_quality": rec["fix"]["quality"], "satellites": rec["fix"]["satellites"],
+                    "hdop": rec["hdop"], "cable_intact": int(bool(rec["status"]["cable_intact"])),
+                    "housing_closed": int(bool(rec["status"]["housing_closed"])),
+                    "battery_pct": rec["status"]["battery_pct"], "value": None})
+    return out
+
+
+def _check_agrees(raw):
+    fast = fast_records(raw, _key_for)
+    try:
+        ref = decode_frame(raw, _key_for)
+    except DecodeError:
+        assert fast is None, "fast path accepted a frame decode_frame refuses"
+        return None
+    if ref.type != "RECORDS" or ref.mac_ok is not True:
+        assert fast is None
+        return None
+    assert fast is not None, "an authentic RECORDS frame must take the fast path"
+    frame, fields = fast
+    assert (frame.version, frame.type, frame.flags, frame.seal_id, frame.boot, frame.seq, frame.time,
+            frame.length, frame.mac, frame.crc, frame.mac_ok) == (
+        ref.version, ref.type, ref.flags, ref.seal_id, ref.boot, ref.seq, ref.time, ref.length, ref.mac, ref.crc,
+        ref.mac_ok)
+    assert frame.payload == {k: ref.payload[k] for k in ("first_rseq", "base_time", "count")}
+    assert wire_fix_rows(ref.payload["first_rseq"], ref.payload["base_time"], fields) == _reference_rows(ref)
+    return ref
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=st.lists(_RECORD, max_size=120), first=st.integers(0, 2**32 - 1), flags=st.sampled_from([0, 1, 2, 3]))
+def test_fast_path_equals_decode_frame_on_authentic_records(records, first, flags):
+    raw = _records_frame(records, first_rseq=first, flags=flags)
+    assert _check_agrees(raw) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(_RECORD, min_size=1, max_size=5), seed=st.integers(0, 2**32 - 1))
+def test_fast_path_declines_whatever_decode_frame_refuses(records, seed):
+    """Mutations: a flipped byte (CRC fixed up or not), truncation, extension, wrong key or seal,
+    another type, reserved flags, a count that disagrees with the length."""
+    rng = random.Random(seed)
+    raw = bytearray(_records_frame(records))
+    how = rng.randrange(6)
+    if how == 0:
+        raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+    elif how == 1:  # a change the CRC does not catch (recomputed): the MAC or a check must
+        raw[rng.randrange(len(raw) - 12)] ^= 1 << rng.randrange(8)
+        raw[-4:] = zlib.crc32(raw[:-4]).to_bytes(4, "big")
+    elif how == 2:
+        raw = raw[:rng.randrange(len(raw))]
+    elif how == 3:
+        raw += bytes([rng.randrange(256)])
+    elif how == 4:
+        raw = bytearray(_records_frame(records, key=test_key(SEAL + 1)))
+    else:
+        raw = bytearray(_records_frame(records, seal_id=SEAL + 1, key=test_key(SEAL + 1)))
+    _check_agrees(bytes(raw))
+
+
+def test_every_golden_vector_takes_the_fast_path_exactly_when_decode_frame_accepts_it():
+    import json
+    from pathlib import Path
+
+    checked = 0
+    for path in sorted((Path(__file__).parents[2] / "protocol" / "vectors").glob("*.json")):
+        v = json.loads(path.read_text())
+        if v["kind"] != "frame":
+            continue
+        key = bytes.fromhex(v["key"]) if v.get("key") else None
+        raw = bytes.fromhex(v["hex"])
+        fast = fast_records(raw, lambda _sid: key)
+        try:
+            ref = decode_frame(raw, key) if key else None
+        except DecodeError:
+            ref = None
+        if ref is not None and ref.type == "RECORDS":
+            assert fast is not None and fast[0].seq == ref.seq
+            assert wire_fix_rows(ref.payload["first_rseq"], ref.payload["base_time"], fast[1]) == _reference_rows(ref)
+            checked += 1
+        else:
+            assert fast is None, path.name
+    assert checked >= 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(_RECORD, min_size=1, max_size=120), overlap=st.integers(0, 130))
+def test_rows_stored_by_sqlite_equal_the_reference_rows(tmp_path_factory, records, overlap):
+    """Including a resent run that overlaps stored records (those stay as first stored)."""
+    pipeline, store, clock = make_pipeline(tmp_path_factory.mktemp("rows"))
+    pipeline.provision_seal(SEAL, KEY)
+    first = _records_frame(records, first_rseq=1000, seq=1)
+    res = pipeline.handle_uplink(first, "t")
+    assert res.result == "accepted" and res.records_committed == len(records)
+    shifted = [dict(r, speed=(r["speed"] + 1) & 0xFFFF) for r in records]
+    start = 1000 + min(overlap, len(records))
+    second = _records_frame(shifted, first_rseq=start, seq=2)
+    res2 = pipeline.handle_uplink(second, "t")
+    dup = max(0, 1000 + len(records) - start)
+    assert (res2.records_committed, res2.records_duplicate) == (len(records) - dup, dup)
+    expected = {r["rseq"]: r for r in _reference_rows(decode_frame(first))}
+    for r in _reference_rows(decode_frame(second)):
+        expected.setdefault(r["rseq"], r)
+    stored = store.records(SEAL)
+    assert [r["rseq"] for r in stored] == sorted(expected)
+    for row in stored:
+        assert {k: row[k] for k in expected[row["rseq"]]} == expected[row["rseq"]]
+        assert row["seal_id"] == SEAL and row["escort_id"] is None and row["received_at"] == clock.t
+
+
+def test_the_generic_store_path_equals_the_sqlite_one(tmp_path):
+    """StoreTx.insert_wire_fixes' default (for other stores) against SQLite's own."""
+    pipeline, store, clock = make_pipeline(tmp_path)
+    pipeline.provision_seal(SEAL, KEY)
+    pipeline.provision_seal(SEAL + 1, KEY)
+    rng = random.Random(7)
+    fields = []
+    for _ in range(50):
+        fields += [rng.randrange(2**16), rng.choice([schema.NO_POSITION, rng.randrange(-2**31, 2**31 - 1)]),
+                   rng.randrange(-2**31, 2**31 - 1), rng.randrange(2**16), rng.randrange(256), rng.randrange(256),
+                   rng.randrange(256), rng.randrange(256)]
+    with store.transaction() as tx:
+        assert tx.insert_wire_fixes(SEAL, None, 10, 1000, tuple(fields), 5.0) == 50
+        assert StoreTx.insert_wire_fixes(tx, SEAL + 1, None, 10, 1000, tuple(fields), 5.0) == 50
+        assert tx.insert_wire_fixes(SEAL, None, 40, 1000, tuple(fields), 5.0) == 30  # 20 already stored
+    a = [{k: v for k, v in r.items() if k != "seal_id"} for r in store.records(SEAL)]
+    b = [{k: v for k, v in r.items() if k != "seal_id"} for r in store.records(SEAL + 1)]
+    assert len(a) == 80 and a[:50] == b
+
+
+def test_bench_frames_take_the_fast_path():
+    seal = SealFrames(SEAL, key=KEY)
+    raw = seal.records(60)
+    assert fast_records(raw, _key_for) is not None
+    assert _check_agrees(raw) is not None
+    # a byte of the records changed with a valid CRC: the MAC refuses it, through decode_frame
+    bad = bytearray(raw)
+    bad[40] ^= 0x10
+    bad[-4:] = struct.pack(">I", zlib.crc32(bad[:-4]))
+    assert fast_records(bytes(bad), _key_for) is None
+    with pytest.raises(DecodeError) as exc:
+        decode_frame(bytes(bad), _key_for)
+    assert exc.value.code == "bad_mac"
