@@ -12,14 +12,7 @@ import time as _time
 from dataclasses import dataclass
 from typing import Iterator
 
-KNOTS_PER_KMH = 1 / 1.852
-
-
-def checksum(body: str) -> str:
-    c = 0
-    for ch in body.encode("ascii"):
-        c ^= ch
-    return f"{c:02X}"
+from navseal.emu.gnss import KNOTS_PER_KMH, checksum  # one NMEA checksum for emulator and bench
 
 
 def sentence(body: str) -> str:
