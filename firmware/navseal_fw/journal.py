@@ -20,6 +20,13 @@
 # persist.Counter written before released segments are deleted, and rseq never goes back because
 # next_rseq = max(highest rseq on flash, release point) + 1.
 #
+# Sending: a read cursor in RAM (segment index, byte offset, and the release point it is valid for)
+# marks the first unreleased record. peek() reads the batch from it; release() moves it past what
+# the ACK committed, without reading flash when the ACK covers exactly what was last peeked. So a
+# frame costs about one read per record sent, whatever the segment size. The cursor is never
+# persisted: recovery derives it (and `pending`, the records from it to the end) with one short
+# scan, and so does every rewrite of a segment (thinning, compaction).
+#
 # When full: the oldest, least-thinned segment (never the one being appended to) is rewritten
 # keeping every event and every k-th position; the count dropped goes into a JOURNAL_OVERFLOW
 # event. If nothing is left to thin, new positions are refused (counted in `refused`) and events
@@ -97,9 +104,20 @@ class Journal:
         self._ov_lat = 0
         self._ov_lon = 0
         self._ov_status = 0
-        # Read cursor: first record with rseq > acked, as (segment index, byte offset).
-        self._cur_i = -1
-        self._cur_off = 0
+        # Read cursor (RAM only): the slot (segment index, byte offset) of the first unreleased
+        # record; every slot before it holds a record with rseq <= acked or a corrupt one.
+        # Valid while _cur_acked == acked; -1 means "derive it by a scan" (_find_cursor).
+        # pending == the slots from the cursor to the end of the journal.
+        self._cur_i = 0
+        self._cur_off = SEG_HDR
+        self._cur_acked = -1
+        # Where the cursor goes when the records last peeked are released (the slot after the
+        # last one), and how many slots that passes. _nx_ok: valid for release(b_last) (no
+        # release, rewrite or segment removal since the peek).
+        self._nx_ok = False
+        self._nx_i = 0
+        self._nx_off = SEG_HDR
+        self._nx_slots = 0
         # Last peek: what the caller got.
         self.b_kind = KIND_NONE
         self.b_first = 0
@@ -162,6 +180,8 @@ class Journal:
         # Rebuild the segment table from flash. Cost: one header and one record per closed segment,
         # plus a full scan of the last segment (and of any segment whose tail looks wrong).
         self.close()
+        self._cur_acked = -1
+        self._nx_ok = False
         self.acked = self._acked_ctr.load()
         segnos = []
         plen = len(self._prefix)
@@ -218,7 +238,6 @@ class Journal:
         self.next_rseq = top + 1
         self._drop_released()
         self._count_pending()
-        self._cur_i = -1
         return self.pending
 
     def _read_rec_rseq(self, name, base_rseq, off):
@@ -250,26 +269,17 @@ class Journal:
         return count, last
 
     def _count_pending(self):
+        # Derive the cursor (one scan of at most the segment holding the release point), then
+        # pending = the slots from it to the end: arithmetic on the segment table, no reads.
+        self._find_cursor()
+        n = len(self._segno)
+        i = self._cur_i
         pending = 0
-        for i in range(len(self._segno)):
-            if self._base_rseq[i] > self.acked:
-                pending += self._count[i]
-            elif self._last[i] > self.acked:
-                pending += self._count_after(i, self.acked)
+        if i < n:
+            pending = self._count[i] - (self._cur_off - SEG_HDR) // REC_SIZE
+            for k in range(i + 1, n):
+                pending += self._count[k]
         self.pending = pending
-
-    def _count_after(self, i, after):
-        n = 0
-        f = self._hal.open(self._name(self._segno[i]), "rb")
-        try:
-            f.seek(SEG_HDR)
-            base = self._base_rseq[i]
-            while f.readinto(self._rec) == REC_SIZE:
-                if base + (self._word() & _OFF_MASK) > after:
-                    n += 1
-        finally:
-            f.close()
-        return n
 
     def close(self):
         if self._head is not None:
@@ -396,7 +406,7 @@ class Journal:
         else:
             self._count[0] = kept
         self.stored -= before - kept
-        self._cur_i = -1
+        self._count_pending()  # segment 0 was rewritten: the cursor's offset is stale
 
     def _pick_thin(self):
         # Oldest segment with the lowest thin level, never the head (it is being appended to).
@@ -448,8 +458,7 @@ class Journal:
             if removed == 0 and e == i + 1:
                 self._thin[i] = _NO_THIN  # only events (or one position) left here
         self.stored -= removed
-        self._cur_i = -1
-        self._count_pending()
+        self._count_pending()  # rewritten segments: derive the cursor again
         return dropped
 
     def _rewrite(self, i, e, drop_upto, keep_every, level):
@@ -525,33 +534,52 @@ class Journal:
     def _forget(self, i):
         for lst in (self._segno, self._base_rseq, self._base_time, self._last, self._count, self._thin):
             lst.pop(i)
+        # Keep the cursor on the same record. A segment removed under the cursor was wholly
+        # released (the cursor stood at its end): the next segment's first record follows.
+        # Rewrites derive the cursor again after this (_count_pending).
+        self._nx_ok = False
+        if i < self._cur_i:
+            self._cur_i -= 1
+        elif i == self._cur_i:
+            self._cur_off = SEG_HDR
 
     # ---- sending and release ------------------------------------------------------------------
 
     def _find_cursor(self):
-        if self._cur_i >= 0:
-            return True
-        for i in range(len(self._segno)):
-            if self._last[i] <= self.acked:
+        # One scan: the first valid record with rseq > acked (at recovery and after a rewrite;
+        # otherwise peek and release keep the cursor). Reads at most the records before it in
+        # the one segment holding the release point.
+        self._nx_ok = False
+        self._cur_acked = self.acked
+        acked = self.acked
+        n = len(self._segno)
+        for i in range(n):
+            if self._last[i] <= acked:
                 continue
-            if self._base_rseq[i] > self.acked:
+            if self._base_rseq[i] > acked:
                 self._cur_i = i
                 self._cur_off = SEG_HDR
-                return True
+                return
             f = self._hal.open(self._name(self._segno[i]), "rb")
             try:
                 off = SEG_HDR
                 f.seek(off)
                 base = self._base_rseq[i]
                 while f.readinto(self._rec) == REC_SIZE:
-                    if base + (self._word() & _OFF_MASK) > self.acked:
+                    if self._valid_rec() and base + (self._word() & _OFF_MASK) > acked:
                         self._cur_i = i
                         self._cur_off = off
-                        return True
+                        return
                     off += REC_SIZE
             finally:
                 f.close()
-        return False
+        # Nothing unreleased: the end of the head segment (where the next record goes).
+        if n:
+            self._cur_i = n - 1
+            self._cur_off = SEG_HDR + self._count[n - 1] * REC_SIZE
+        else:
+            self._cur_i = 0
+            self._cur_off = SEG_HDR
 
     def peek(self, max_count=MAX_BATCH):
         # Describe the next thing to send, starting at the first unreleased record:
@@ -560,36 +588,54 @@ class Journal:
         #                 records in self.batch[0:16*b_count], times relative to b_base_time;
         #   KIND_NONE: nothing pending.
         # A batch stops at an event, at a gap in rseq (thinning), at max_count and where dt would
-        # not fit in a u16.
+        # not fit in a u16. Reads start at the cursor: b_count records, plus the event or
+        # out-of-sequence record that ended the batch, plus any corrupt ones on the way.
         self.b_kind = KIND_NONE
         self.b_count = 0
-        if self.pending == 0 or not self._find_cursor():
+        self._nx_ok = False
+        if self.pending == 0:
             return KIND_NONE
+        if self._cur_acked != self.acked:
+            self._find_cursor()
         if max_count > MAX_BATCH:
             max_count = MAX_BATCH
+        n = len(self._segno)
         i = self._cur_i
         off = self._cur_off
+        # Standing at the end of a closed segment: move the cursor on to the next (no reads).
+        while i < n - 1 and off >= SEG_HDR + self._count[i] * REC_SIZE:
+            i += 1
+            off = SEG_HDR
+        self._cur_i = i
+        self._cur_off = off
+        acked = self.acked
         r = self._rec
         f = None
         prev = 0
+        slots = 0  # slots read from the cursor
         try:
-            while i < len(self._segno):
+            while i < n:
                 if f is None:
+                    if off >= SEG_HDR + self._count[i] * REC_SIZE:
+                        i += 1  # end of this segment (known from the table: no read)
+                        off = SEG_HDR
+                        continue
                     f = self._hal.open(self._name(self._segno[i]), "rb")
                     f.seek(off)
-                if f.readinto(r) != REC_SIZE:
+                if off >= SEG_HDR + self._count[i] * REC_SIZE or f.readinto(r) != REC_SIZE:
                     f.close()
                     f = None
                     i += 1
                     off = SEG_HDR
                     continue
                 off += REC_SIZE
+                slots += 1
                 if not self._valid_rec():
                     self.corrupt += 1
                     continue
                 word = self._word()
                 rseq = self._base_rseq[i] + (word & _OFF_MASK)
-                if rseq <= self.acked:
+                if rseq <= acked:
                     continue
                 t = self._base_time[i] + (r[2] << 8 | r[3])
                 if word & _EVENT:
@@ -600,6 +646,10 @@ class Journal:
                     self.ev_time = t
                     self.ev_lat, self.ev_lon, self.ev_value, self.ev_code, self.ev_status = \
                         struct.unpack(">iiIBB", r[4:18])
+                    self._nx_i = i
+                    self._nx_off = off
+                    self._nx_slots = slots
+                    self._nx_ok = True
                     return KIND_EVENT
                 if self.b_count:
                     dt = t - self.b_base_time
@@ -615,6 +665,9 @@ class Journal:
                 self.b_count += 1
                 self.b_last = rseq
                 prev = rseq
+                self._nx_i = i
+                self._nx_off = off
+                self._nx_slots = slots
                 if self.b_count >= max_count:
                     break
         finally:
@@ -622,6 +675,7 @@ class Journal:
                 f.close()
         if self.b_count:
             self.b_kind = KIND_RECORDS
+            self._nx_ok = True
         return self.b_kind
 
     def release(self, committed):
@@ -631,20 +685,20 @@ class Journal:
             committed = self.next_rseq - 1
         if committed <= self.acked:
             return 0
-        released = 0
-        for i in range(len(self._segno)):
-            if self._last[i] <= self.acked:
-                continue
-            if self._base_rseq[i] > self.acked and self._last[i] <= committed:
-                released += self._count[i]
-            else:
-                released += self._count_between(i, self.acked, committed)
-            if self._last[i] > committed:
-                break
-        self._acked_ctr.save(committed)
+        if self._cur_acked != self.acked:
+            self._find_cursor()  # clears _nx_ok
+        if not (self._nx_ok and committed == self.b_last):
+            # Not exactly what was last peeked (a partial ACK, the ACK of an earlier
+            # transmission, or no peek): walk from the cursor.
+            self._nx_slots = self._walk(committed)
+        released = self._nx_slots
+        self._acked_ctr.save(committed)  # first: a cut here leaves the old state on flash
         self.acked = committed
+        self._cur_i = self._nx_i
+        self._cur_off = self._nx_off
+        self._cur_acked = committed
+        self._nx_ok = False
         self.pending -= released
-        self._cur_i = -1
         self._drop_released()
         if self._episode and self.stored < self.capacity // 2:
             self._episode = False
@@ -655,21 +709,39 @@ class Journal:
                 self._append(self._last_t, _EVENT)  # time of the newest record: no clock here
         return released
 
-    def _count_between(self, i, lo, hi):
-        n = 0
-        f = self._hal.open(self._name(self._segno[i]), "rb")
-        try:
-            f.seek(SEG_HDR)
-            base = self._base_rseq[i]
-            while f.readinto(self._rec) == REC_SIZE:
-                rseq = base + (self._word() & _OFF_MASK)
-                if rseq > hi:
+    def _walk(self, committed):
+        # From the cursor to the first valid record with rseq > committed (or the end): sets
+        # _nx_i/_nx_off there and returns the slots passed. Segments wholly at or below
+        # `committed` are passed on the segment table alone; only the last one is read.
+        n = len(self._segno)
+        i = self._cur_i
+        off = self._cur_off
+        passed = 0
+        while i < n:
+            end = SEG_HDR + self._count[i] * REC_SIZE
+            if self._last[i] <= committed:
+                passed += (end - off) // REC_SIZE
+                if i == n - 1:
+                    off = end
                     break
-                if rseq > lo:
-                    n += 1
-        finally:
-            f.close()
-        return n
+                i += 1
+                off = SEG_HDR
+                continue
+            f = self._hal.open(self._name(self._segno[i]), "rb")
+            try:
+                f.seek(off)
+                base = self._base_rseq[i]
+                while off < end and f.readinto(self._rec) == REC_SIZE:
+                    if self._valid_rec() and base + (self._word() & _OFF_MASK) > committed:
+                        break
+                    off += REC_SIZE
+                    passed += 1
+            finally:
+                f.close()
+            break
+        self._nx_i = i
+        self._nx_off = off
+        return passed
 
     def _drop_released(self):
         # Delete whole segments the gateway has committed. The head stays (it is being appended
@@ -678,4 +750,3 @@ class Journal:
             self._hal.remove(self._name(self._segno[0]))
             self.stored -= self._count[0]
             self._forget(0)
-            self._cur_i = -1

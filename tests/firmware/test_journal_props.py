@@ -1,6 +1,8 @@
 """Property test: random appends, ACKs, reboots and power cuts at random bytes against a model.
 Invariants: an acknowledged-or-not event is never lost (unless it was the write being cut), rseq
-never repeats, delivery is in rseq order, pending matches what can be sent."""
+never repeats, delivery is in rseq order, pending matches what can be sent, and the read cursor
+the journal keeps in RAM (moved by peek and release, not by a scan) is always where a scan of the
+flash would put it."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,10 @@ op = st.one_of(
     st.tuples(st.just("reboot"), st.integers(0, 0)),
     st.tuples(st.just("cut"), st.integers(0, 60)),
     st.tuples(st.just("cutop"), st.integers(0, 3)),
+    # peek now, ACK later (appends and thinning in between), and ACKs of more than was peeked
+    st.tuples(st.just("peek"), st.integers(1, 6)),
+    st.tuples(st.just("ackpeeked"), st.integers(0, 0)),
+    st.tuples(st.just("ackahead"), st.integers(0, 6)),
 )
 
 
@@ -42,6 +48,26 @@ def _pending_list(j):
             out.append((r, probe.b_kind == J.KIND_EVENT))
         probe.release(probe.b_last)
     return out
+
+
+def _normal_cursor(j):
+    i, off = j._cur_i, j._cur_off
+    while i < len(j._segno) - 1 and off >= J.SEG_HDR + j._count[i] * J.REC_SIZE:
+        i, off = i + 1, J.SEG_HDR
+    return i, off
+
+
+def _check_cursor(j):
+    """The cursor and pending kept in RAM equal what recovery derives from the same flash."""
+    probe_hal = MemHal()
+    probe_hal.flash._files = j._hal.flash.snapshot()
+    probe = J.Journal(probe_hal, capacity=j.capacity, seg_records=j.seg_records)
+    probe.recover()
+    assert j.pending == probe.pending, (j.pending, probe.pending)
+    if probe._segno == j._segno:  # same table (a cut may leave files recovery tidies)
+        assert j._cur_acked in (-1, j.acked)
+        if j._cur_acked == j.acked:
+            assert _normal_cursor(j) == _normal_cursor(probe), (_normal_cursor(j), _normal_cursor(probe))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,6 +108,15 @@ def _model(ops):
                     upto = min(j.b_last, j.b_first + arg)
                     j.release(upto)
                     acked = max(acked, upto)
+            elif kind == "peek":
+                j.peek(arg)
+            elif kind == "ackpeeked":
+                if j.b_kind != J.KIND_NONE:
+                    j.release(j.b_last)
+                    acked = max(acked, j.acked)
+            elif kind == "ackahead":
+                j.release(j.acked + arg)
+                acked = max(acked, j.acked)
             elif kind == "reboot":
                 j.close()
                 j = _open(hal)
@@ -89,6 +124,7 @@ def _model(ops):
                 hal.flash.cut_after(arg)
             elif kind == "cutop":
                 hal.flash.cut_after(ops=arg)
+            _check_cursor(j)
         except PowerCut:
             hal.flash.power_on()
             j = _open(hal)
