@@ -46,6 +46,9 @@ MAX_IDLE_WAIT_S = 1.0  # the runner re-reads next_deadline at least this often
 # next_deadline() scans the monitored escorts: under load, re-read it at most this often (frames
 # only push rule deadlines later; new commands call pipeline.wakeup, which forces a re-read).
 DEADLINE_REFRESH_S = 0.5
+# A clock that is neither wall time nor says how fast it runs (see wall_seconds_until): wait at
+# most this long, so its deadlines are noticed within this much wall time whatever its speed.
+UNKNOWN_CLOCK_WAIT_S = 0.05
 SHUTDOWN_SINK_FLUSH_S = 5.0
 
 Reply = Callable[[bytes], None]
@@ -127,6 +130,26 @@ _STOP = object()
 _WAKE = object()
 
 
+def wall_seconds_until(clock: Callable[[], float], t: float) -> float:
+    """Wall seconds until `clock()` reaches `t` (may be <= 0).
+
+    In production the clock is `time.time`. The emulator and the demo run the gateway on a faster
+    virtual clock (tools/emu/clock.py RealTimeClock: `scale` virtual seconds per wall second, e.g.
+    --time-scale 1000), where waiting `t - clock()` wall seconds would notice a deadline up to
+    `scale` times late. A clock may convert itself (`wall_seconds_until(t)`) or give its `scale`;
+    any other clock is waited on in steps of UNKNOWN_CLOCK_WAIT_S (no busy wait either way)."""
+    convert = getattr(clock, "wall_seconds_until", None)
+    if callable(convert):
+        return float(convert(t))
+    remaining = t - clock()
+    if clock is time.time:
+        return remaining
+    scale = getattr(clock, "scale", None)
+    if isinstance(scale, (int, float)) and scale > 0:
+        return remaining / scale
+    return min(remaining, UNKNOWN_CLOCK_WAIT_S)
+
+
 class PipelineRunner:
     def __init__(
         self,
@@ -143,7 +166,9 @@ class PipelineRunner:
         self.clock = clock
         self._default_downlink = default_downlink
         self._on_committed = on_committed
-        self._queue: "queue.Queue[Any]" = queue.Queue()
+        # SimpleQueue (C, one lock) rather than Queue (Python, a Condition per put/get): every MQTT
+        # frame passes through here twice, from the network thread to the runner.
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         # Where to send a seal's downlinks that are not answers (command retries from tick, new
         # commands): the transport the seal spoke on last.
         self._routes: dict[int, Reply] = {}
@@ -227,7 +252,8 @@ class PipelineRunner:
         wait = MAX_IDLE_WAIT_S
         deadline = self._next_deadline()
         if deadline is not None:
-            wait = max(0.0, min(wait, deadline - self.clock()))
+            # Through the clock: the deadline is in its time, the queue waits in wall seconds.
+            wait = max(0.0, min(wait, wall_seconds_until(self.clock, deadline)))
         if wait <= 0:
             return None
         try:
