@@ -178,7 +178,8 @@ class Journal:
 
     def recover(self):
         # Rebuild the segment table from flash. Cost: one header and one record per closed segment,
-        # plus a full scan of the last segment (and of any segment whose tail looks wrong).
+        # plus a full scan of the last segment (and of any segment whose tail looks wrong), plus
+        # the records before the read cursor in the segment holding the release point.
         self.close()
         self._cur_acked = -1
         self._nx_ok = False
