@@ -428,13 +428,12 @@ class Pipeline:
             for e in new_events:
                 e["emitted_at"] = emitted
             r.events = tx.insert_events(new_events, [escort_id] * len(new_events), now)
-        tx.update_seal(seal_id, **seal_updates)
         tx.insert_uplink({"seal_id": seal_id, "boot": frame.boot, "seq": frame.seq, "type": frame.type,
                           "crc": frame.crc, "received_at": now, "source": w.source,
                           "escort_id": escort_id, "ack_rseq": ack_rseq})
+        w.ack_seq = tx.update_seal_next_seq(seal_id, **seal_updates)  # the ACK's downlink seq
         r.result = "accepted"
         w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": ack_rseq}
-        w.ack_seq = tx.next_downlink_seq(seal_id)
         # The seal is listening right now: send its due command (stop-and-wait, oldest first).
         w.commands = self._due_commands(tx, seal_id, now, w.key or b"")
 
