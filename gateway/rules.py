@@ -68,6 +68,7 @@ class EscortRules:
         self.changes: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self._last_fix: dict[str, Any] | None = None
+        self._corridor_params: tuple[Any, float, float] | None = None
         # Set when the seal was armed but the escort failed: the pipeline queues a DEACTIVATE.
         self.release_seal = False
 
@@ -327,11 +328,17 @@ class EscortRules:
 
     def _corridor(self, rec: dict[str, Any]) -> None:
         self._last_fix = rec
-        route = route_of(self.escort)
+        # Route and corridor never change during an escort: look them up once per unit of work,
+        # not once per fix (a RECORDS frame carries up to 120).
+        params = self._corridor_params
+        if params is None:
+            route = route_of(self.escort)
+            corridor = float(self.escort["corridor_m"]) if route is not None else 0.0
+            params = self._corridor_params = (
+                route, corridor, corridor - min(self.config.route_hysteresis_m, corridor / 2))
+        route, corridor, back_within = params
         if route is None:
             return
-        corridor = float(self.escort["corridor_m"])
-        back_within = corridor - min(self.config.route_hysteresis_m, corridor / 2)
         lat, lon = rec["lat"] / 1e7, rec["lon"] / 1e7
         deviating = bool(self.state.get("deviation"))
         # Triangle inequality: a fix that moved `moved` metres from a reference fix at distance d
