@@ -191,3 +191,59 @@ def test_bench_frames_take_the_fast_path():
     with pytest.raises(DecodeError) as exc:
         decode_frame(bytes(bad), _key_for)
     assert exc.value.code == "bad_mac"
+
+
+def _reference_positions(frame):
+    """POSITION details as the pipeline built them from decode_frame's payload (before the fast path)."""
+    from navseal.gateway import events as ev
+
+    rows = _reference_rows(frame)
+    fixes = [r for r in rows if r["fix_quality"] and ev.valid_position(r["lat"], r["lon"])]
+    return fixes, [{
+        "rseq": r["rseq"], "time": ev.iso(r["time"]), "lat": r["lat"] / 1e7, "lon": r["lon"] / 1e7,
+        "speed_kmh": r["speed"] / 10, "course_deg": None if r["course"] == 255 else r["course"] * 2,
+        "fix_quality": r["fix_quality"], "satellites": r["satellites"],
+        "hdop": None if r["hdop"] == 255 else r["hdop"] / 10,
+        "cable_intact": bool(r["cable_intact"]), "housing_closed": bool(r["housing_closed"]),
+        "battery_pct": r["battery_pct"],
+    } for r in fixes]
+
+
+_ON_GLOBE = st.fixed_dictionaries({
+    "dt": st.integers(0, 0xFFFF), "lat": st.one_of(st.none(), st.integers(-900_000_000, 900_000_000)),
+    "lon": st.one_of(st.none(), st.integers(-1_800_000_000, 1_800_000_000), st.just(2_000_000_000)),
+    "speed": st.integers(0, 0xFFFF), "course": st.sampled_from([0, 1, 45, 179, 255]),
+    "fix": st.fixed_dictionaries({"quality": st.integers(0, 3), "satellites": st.integers(0, 63)}),
+    "hdop": st.sampled_from([0, 9, 254, 255]),
+    "status": st.fixed_dictionaries({"cable_intact": st.just(True), "housing_closed": st.just(True),
+                                     "battery_pct": st.one_of(st.none(), st.sampled_from([40, 84, 100]))}),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(_ON_GLOBE, min_size=1, max_size=120), day_offset=st.integers(0, 3))
+def test_position_events_equal_the_reference(tmp_path_factory, records, day_offset):
+    """An active escort's POSITION event: same positions, same dates (batches may cross midnight)."""
+    from gw1_support import FakeSeal, activate
+
+    from navseal.gateway import events as ev
+
+    pipeline, store, clock = make_pipeline(tmp_path_factory.mktemp("pos"))
+    seal = FakeSeal(SEAL, key=KEY)
+    activate(pipeline, seal, clock)
+    base = int(clock.t) + 86400 * day_offset - 40_000  # dt up to 65535 s: crosses a midnight
+    raw = seal.frame("RECORDS", {"first_rseq": seal.rseq + 1, "base_time": base, "count": len(records),
+                                 "records": records}, time=clock.t)
+    seal.rseq += len(records)
+    res = pipeline.handle_uplink(raw, "t")
+    assert res.result == "accepted"
+    fixes, positions = _reference_positions(decode_frame(raw))
+    got = [e for e in res.events if e["kind"] == "POSITION"]
+    if not fixes:
+        assert got == []
+        return
+    (event,) = got
+    assert event["details"]["positions"] == positions
+    assert event["details"]["count"] == len(positions)
+    assert event["occurred_at"] == ev.iso(fixes[-1]["time"])
+    assert event["position"] == ev.position(fixes[-1]["lat"], fixes[-1]["lon"], fixes[-1]["time"])
