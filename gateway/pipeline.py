@@ -57,11 +57,11 @@ from .store import (
     ESCORT_DEACTIVATION_REQUESTED,
     ESCORT_REQUESTED,
     MONITORED_STATUSES,
-    RECORD_FIX,
     Store,
     WIRE_FIX_FORMAT,
     StoreError,
     StoreTx,
+    fix_row,
 )
 
 log = logging.getLogger("navseal.gateway.pipeline")
@@ -91,7 +91,6 @@ _HEADER = _ACK_HEADER  # the same 21-byte header layout, up to and including the
 _RECORDS_TYPE = schema.MSG_TYPES["RECORDS"]
 _RECORDS_HEAD = struct.Struct(fastpath.struct_format(schema.Struct(*schema.Records.subcons[:2])) + "B")
 _FIX_STRUCTS: dict[int, struct.Struct] = {}  # record count -> struct of that many records
-_decode_fix = fastpath.generate_tuple_decoder(schema.PositionRecord, "decode_fix")[1]
 assert fastpath.struct_format(schema.PositionRecord) == ">" + WIRE_FIX_FORMAT
 assert struct.calcsize(">" + WIRE_FIX_FORMAT) == schema.RECORD_SIZE
 _NF = len(WIRE_FIX_FORMAT)  # wire fields per record
@@ -460,17 +459,10 @@ class Pipeline:
         if stored != len(new):  # cannot happen inside our write transaction; say so if it does
             log.error("seal %s: %d of %d records stored, expected %d new", frame.seal_id, stored, count, len(new))
 
+        seal_id = frame.seal_id
+
         def row(i: int) -> dict[str, Any]:
-            rec = _decode_fix(fixes[i * _NF:(i + 1) * _NF])
-            fix, status = rec["fix"], rec["status"]
-            return {
-                "seal_id": frame.seal_id, "rseq": first + i, "escort_id": escort_id, "kind": RECORD_FIX,
-                "time": base + rec["dt"], "lat": rec["lat"], "lon": rec["lon"], "speed": rec["speed"],
-                "course": rec["course"], "fix_quality": fix["quality"], "satellites": fix["satellites"],
-                "hdop": rec["hdop"], "cable_intact": int(bool(status["cable_intact"])),
-                "housing_closed": int(bool(status["housing_closed"])), "battery_pct": status["battery_pct"],
-                "value": None, "received_at": now,
-            }
+            return fix_row(fixes[i * _NF:(i + 1) * _NF], first + i, base, seal_id, escort_id, now)
 
         # Track state for the seal (last fix, lock, battery) from the newest record; without an
         # escort nothing else needs the records in Python.

@@ -443,7 +443,7 @@ _INSERT_RECORD = (
 # at import, and any field or adapter this does not know makes the import fail (so a protocol change
 # cannot silently store wrong columns). tests/gateway/test_fast_ingest_perf.py compares the stored
 # rows with decode_frame's on random frames.
-def _wire_fix_layout() -> tuple[str, list[tuple[str, str]]]:
+def _wire_fix_layout() -> tuple[str, list[tuple[str, str, str]]]:
     from navseal.protocol import fastpath, schema  # the store knows the wire only here
 
     def position_sql(x: str) -> str:
@@ -459,21 +459,29 @@ def _wire_fix_layout() -> tuple[str, list[tuple[str, str]]]:
     for raw in range(64):
         if schema.Battery2Pct._decode(raw, None, None) != (None if raw == 63 else raw * 2):
             raise ImportError(f"protocol Battery2Pct adapter changed (decodes {raw}): update store.py")
-    adapters = {id(schema.Position): position_sql, id(schema.Battery2Pct): battery_sql}
+    def position_py(x: str) -> str:
+        return f"(None if {x} == {schema.NO_POSITION} else {x})"
+
+    def battery_py(x: str) -> str:
+        return f"(None if {x} == 63 else {x} * 2)"
+
+    adapters = {id(schema.Position): (position_sql, position_py), id(schema.Battery2Pct): (battery_sql, battery_py)}
     columns = {"dt": "time", "lat": "lat", "lon": "lon", "speed": "speed", "course": "course",
                "fix.quality": "fix_quality", "fix.satellites": "satellites", "hdop": "hdop",
                "status.cable_intact": "cable_intact", "status.housing_closed": "housing_closed",
                "status.battery_pct": "battery_pct"}
 
-    def adapt(adapter: Any, expr: str) -> str:
+    def adapt(adapter: Any, expr: str) -> tuple[str, str]:
+        """(SQL, Python) for the value `expr` (the same text in both languages) through `adapter`."""
         if adapter is None:
-            return expr
+            return expr, expr
         if id(adapter) not in adapters:
             raise ImportError(f"unknown adapter {adapter!r} in PositionRecord: update store.py")
-        return adapters[id(adapter)](expr)
+        sql, py = adapters[id(adapter)]
+        return sql(expr), py(expr)
 
     fmt = ""
-    out: list[tuple[str, str]] = []  # (column, expression with {0}..{7} for the record's fields)
+    out: list[tuple[str, tuple[str, str]]] = []  # (field, (SQL, Python) with {0}..{7} for its values)
     for j, f in enumerate(fastpath.layout(schema.PositionRecord)):
         fmt += f.fmt
         value = "{%d}" % j
@@ -487,11 +495,11 @@ def _wire_fix_layout() -> tuple[str, list[tuple[str, str]]]:
                 raise ImportError(f"PositionRecord.{f.name}: adapter chain: update store.py")
             out.append((f.name, adapt(f.adapters[0] if f.adapters else None, value)))
     mapped = []
-    for name, expr in out:
+    for name, (sql, py) in out:
         if name not in columns:
             raise ImportError(f"PositionRecord.{name} has no records column: update store.py")
-        mapped.append((columns[name], expr))
-    if sorted(c for c, _ in mapped) != sorted(columns.values()):
+        mapped.append((columns[name], sql, py))
+    if sorted(c for c, _, _ in mapped) != sorted(columns.values()):
         raise ImportError("PositionRecord lost a field the records table stores: update store.py")
     return fmt, mapped
 
@@ -506,7 +514,7 @@ def _insert_wire_fixes_sql(count: int) -> str:
     ?4 base_time, ?5 first_rseq, then the records' wire fields from ?6 on."""
     sql = _WIRE_FIX_SQL.get(count)
     if sql is None:
-        exprs = dict(_WIRE_FIX_EXPRS)
+        exprs = {col: sql for col, sql, _ in _WIRE_FIX_EXPRS}
         exprs["time"] = "(?4 + " + exprs["time"] + ")"
         values = []
         for i in range(count):
@@ -518,6 +526,27 @@ def _insert_wire_fixes_sql(count: int) -> str:
         sql = _WIRE_FIX_SQL[count] = (f"INSERT OR IGNORE INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES "
                                       + ", ".join(values))
     return sql
+
+
+def _make_fix_row() -> Any:
+    """fix_row(fields, rseq, base_time, seal_id, escort_id, received_at) -> the record's row dict,
+    generated from the same expressions as the INSERT (Python flavour): for the rules, which need
+    an escorted frame's records one by one. Equal to wire_fix_rows (tests)."""
+    exprs = {col: py for col, _, py in _WIRE_FIX_EXPRS}
+    args = [f"v{j}" for j in range(WIRE_FIX_FIELDS)]
+    values = {col: expr.format(*args) for col, expr in exprs.items()}
+    values["time"] = f"base_time + {values['time']}"
+    values.update(seal_id="seal_id", rseq="rseq", escort_id="escort_id", kind=repr(RECORD_FIX), value="None",
+                  received_at="received_at")
+    src = (f"def fix_row(fields, rseq, base_time, seal_id, escort_id, received_at):\n"
+           f"    {', '.join(args)}, = fields\n"
+           f"    return {{{', '.join(f'{c!r}: {values[c]}' for c in _RECORD_COLUMNS)}}}\n")
+    namespace: dict[str, Any] = {}
+    exec(compile(src, "<store fix_row>", "exec"), namespace)  # noqa: S102 - generated above
+    return namespace["fix_row"]
+
+
+fix_row = _make_fix_row()
 
 
 def wire_fix_rows(first_rseq: int, base_time: int, fields: Sequence[int]) -> list[dict[str, Any]]:

@@ -247,3 +247,20 @@ def test_position_events_equal_the_reference(tmp_path_factory, records, day_offs
     assert event["details"]["count"] == len(positions)
     assert event["occurred_at"] == ev.iso(fixes[-1]["time"])
     assert event["position"] == ev.position(fixes[-1]["lat"], fixes[-1]["lon"], fixes[-1]["time"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(st.integers(0, 2**16 - 1),
+                                 st.one_of(st.just(schema.NO_POSITION), st.integers(-2**31, 2**31 - 1)),
+                                 st.one_of(st.just(schema.NO_POSITION), st.integers(-2**31, 2**31 - 1)),
+                                 st.integers(0, 2**16 - 1), st.integers(0, 255), st.integers(0, 255),
+                                 st.integers(0, 255), st.integers(0, 255)), min_size=1, max_size=5),
+       first=st.integers(0, 2**32 - 1), base=st.integers(0, 2**32 - 1))
+def test_generated_fix_row_equals_the_reference_decoder(fields, first, base):
+    from navseal.gateway.store import fix_row
+
+    flat = tuple(v for t in fields for v in t)
+    reference = wire_fix_rows(first, base, flat)
+    for i, t in enumerate(fields):
+        row = fix_row(t, first + i, base, SEAL, 7, 1.5)
+        assert row == dict(reference[i], seal_id=SEAL, escort_id=7, received_at=1.5)
