@@ -108,6 +108,7 @@ class GatewayConfig:
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_keepalive_s: int = 30
+    mqtt_protocol: str = "5"  # "5", or "3.1.1" for brokers that speak only 3.1.1 (no shared subscriptions)
     serial: list[SerialConfig] = field(default_factory=list)  # [[serial]] port, baudrate
 
     # --- logs (GW2) ---

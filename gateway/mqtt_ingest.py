@@ -52,6 +52,16 @@ class MqttSettings:
     reconnect_max_s: float = 10.0
     # MQTT v5 Receive Maximum: unacknowledged QoS 1 frames the broker may have in flight to us.
     receive_maximum: int = 1000
+    # "5" (default: session expiry, receive maximum, shared subscriptions) or "3.1.1" for brokers
+    # that speak only 3.1.1 (the demo's embedded amqtt): there the persistent session is
+    # clean_session=False, kept by the broker until it is told otherwise.
+    protocol: str = "5"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("5", "3.1.1"):
+            raise ValueError(f"mqtt protocol must be \"5\" or \"3.1.1\", not {self.protocol!r}")
+        if self.protocol == "3.1.1" and self.shared_group:
+            raise ValueError("shared subscriptions need MQTT 5 (protocol = \"5\")")
 
     @classmethod
     def from_mapping(cls, table: dict) -> "MqttSettings":
@@ -83,10 +93,13 @@ class MqttIngest:
         self.subscribed = threading.Event()
         self._accepting = True
         self._prefix_parts = settings.topic_prefix.split("/")
+        v5 = settings.protocol == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # 3.1.1 keeps the session through clean_session; v5 through clean_start at connect.
+            **({} if v5 else {"clean_session": False}),
             manual_ack=True,
         )
         if settings.username:
@@ -102,6 +115,10 @@ class MqttIngest:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
+        if self.settings.protocol == "3.1.1":
+            self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+            self.client.loop_start()
+            return
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
@@ -145,7 +162,10 @@ class MqttIngest:
             "mqtt: connected to %s:%d as %s (session present: %s)",
             self.settings.host, self.settings.port, self.settings.client_id, flags.session_present,
         )
-        client.subscribe(self.settings.subscription, options=SubscribeOptions(qos=1))
+        if self.settings.protocol == "3.1.1":
+            client.subscribe(self.settings.subscription, qos=1)
+        else:
+            client.subscribe(self.settings.subscription, options=SubscribeOptions(qos=1))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]

@@ -393,6 +393,7 @@ class GatewayService:
                     shared_group=config.mqtt_share_group,
                     session_expiry_s=config.mqtt_session_expiry_s,
                     keepalive_s=config.mqtt_keepalive_s,
+                    protocol=config.mqtt_protocol,
                 ),
                 self._submit_mqtt,
             )

@@ -212,3 +212,30 @@ def test_frames_queued_for_the_gateway_survive_a_broker_restart(mosquitto_broker
         assert [raw for raw, _ in collector.take(10)] == [p for _, p in frames(6, 10)]
     finally:
         driver.stop()
+
+
+def test_protocol_setting_is_checked():
+    import pytest as _pytest
+
+    with _pytest.raises(ValueError, match="protocol"):
+        MqttSettings(protocol="4")
+    with _pytest.raises(ValueError, match="shared subscriptions"):
+        MqttSettings(protocol="3.1.1", shared_group="g")
+
+
+def test_mqtt_311_mode_keeps_its_session_across_a_restart(mosquitto_broker):
+    """The 3.1.1 mode (for 3.1.1-only brokers such as the demo's amqtt) also has a persistent
+    session: frames published while the gateway is down arrive when it returns."""
+    first = ingest(mosquitto_broker, Collector(), protocol="3.1.1", client_id="gw-311")
+    first.stop()
+    pub = publisher(mosquitto_broker)
+    try:
+        publish_all(pub, frames(6, 10))
+    finally:
+        pub.loop_stop()
+    collector = Collector()
+    second = ingest(mosquitto_broker, collector, protocol="3.1.1", client_id="gw-311")
+    try:
+        assert [raw for raw, _ in collector.take(10)] == [p for _, p in frames(6, 10)]
+    finally:
+        second.stop()

@@ -37,9 +37,8 @@ class DemoEmulator(Emulator):
             return super()._start_gateway()  # a real broker: the gateway's own MQTT 5 ingest
         import dataclasses
 
+        from navseal.gateway.mqtt_ingest import MqttIngest, MqttSettings
         from navseal.gateway.service import GatewayService
-
-        from .demo_broker import Mqtt311Ingest
 
         config = dataclasses.replace(self._gateway_config_mqtt(), mqtt_host="")
         self.service = GatewayService(config, clock=self.clock, enable_mqtt=False, http=False)
@@ -47,9 +46,11 @@ class DemoEmulator(Emulator):
             self.service.pipeline.provision_seal(sid, spec.key)
         self.service.start()
         runner = self.service.runner
-        self.ingest = Mqtt311Ingest(self.embedded_broker.host, self.embedded_broker.port,
-                                    lambda raw, src, reply, ack: runner.submit(raw, src, reply, ack),
-                                    prefix=self.topic_prefix)
+        # amqtt speaks MQTT 3.1.1 only: the gateway's own ingest in its 3.1.1 mode.
+        settings = MqttSettings(host=self.embedded_broker.host, port=self.embedded_broker.port,
+                                client_id="navseal-demo-gateway", topic_prefix=self.topic_prefix,
+                                protocol="3.1.1")
+        self.ingest = MqttIngest(settings, lambda raw, src, reply, ack: runner.submit(raw, src, reply, ack))
         self.ingest.start()
         if not self.ingest.subscribed.wait(10):
             raise RuntimeError("the demo gateway could not subscribe at the embedded broker")

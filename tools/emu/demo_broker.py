@@ -1,4 +1,4 @@
-"""The demo's embedded MQTT broker (amqtt, in process) and an MQTT 3.1.1 ingest for the gateway.
+"""The demo's embedded MQTT broker (amqtt, in process).
 
 Why amqtt 0.12.1: `navseal demo` must run on a fresh machine with nothing but the Python
 environment: no Mosquitto, no Docker, no root. amqtt is a pure-Python asyncio MQTT broker from
@@ -7,12 +7,9 @@ sessions, and it measured about 5.4k QoS 1 msg/s to a paho subscriber here: a ha
 send a few frames a second. (HBMQTT, its predecessor, is unmaintained; gmqtt and paho are clients
 only; Mosquitto needs a system package.) Its limit: it speaks MQTT 3.1.1 only.
 
-That limit is why this file has `Mqtt311Ingest`: the gateway's own MQTT ingest
-(navseal.gateway.mqtt_ingest, GW2) connects with MQTT 5 (session expiry, receive maximum), which
-amqtt refuses. This shim does the same job over 3.1.1 (fixed client id, clean_session False,
-QoS 1 subscription to `<prefix>/+/up`, downlinks to `<prefix>/<id>/down`) and feeds the gateway's
-PipelineRunner exactly as MqttIngest does. With `--broker` (a real broker such as Mosquitto) the
-demo uses the gateway's own MqttIngest instead. (Reported in docs/team/EMU-needs.md.)
+So with the embedded broker the demo runs the gateway's own MqttIngest in its 3.1.1 mode
+(`MqttSettings(protocol="3.1.1")`: fixed client id, clean_session False); with `--broker` (a real
+broker such as Mosquitto) the same ingest speaks MQTT 5.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ import logging
 import socket
 import threading
 import warnings
-from typing import Callable
 
-Submit = Callable[[bytes, str, Callable[[bytes], None], Callable[[], None]], None]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -94,56 +89,3 @@ class EmbeddedBroker:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-class Mqtt311Ingest:
-    """The gateway's MQTT ingest over MQTT 3.1.1 (see the module docstring)."""
-
-    def __init__(self, host: str, port: int, submit: Submit, *, prefix: str = "seals",
-                 client_id: str = "navseal-demo-gateway") -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.prefix = prefix
-        self._submit = submit
-        self.subscribed = threading.Event()
-        self.received = 0
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                             clean_session=False, manual_ack=True)
-        client.max_queued_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_subscribe = lambda *a: self.subscribed.set()
-        client.on_message = self._on_message
-        self.client = client
-        self.host, self.port = host, port
-
-    def start(self) -> None:
-        self.client.connect(self.host, self.port, keepalive=30)
-        self.client.loop_start()
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if not reason_code.is_failure:
-            client.subscribe(f"{self.prefix}/+/up", qos=1)
-
-    def publish_downlink(self, seal_id: int, frame: bytes) -> None:
-        self.client.publish(f"{self.prefix}/{seal_id}/down", frame, qos=1)
-
-    def _on_message(self, client, userdata, message) -> None:
-        mid, qos = message.mid, message.qos
-        parts = message.topic.split("/")
-
-        def ack() -> None:
-            if qos > 0:
-                client.ack(mid, qos)
-        try:
-            seal_id = int(parts[-2])
-        except (ValueError, IndexError):
-            ack()
-            return
-        self.received += 1
-        self._submit(bytes(message.payload), f"mqtt:{seal_id}",
-                     lambda frame, _s=seal_id: self.publish_downlink(_s, frame), ack)
