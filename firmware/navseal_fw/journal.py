@@ -20,6 +20,15 @@
 # persist.Counter written before released segments are deleted, and rseq never goes back because
 # next_rseq = max(highest rseq on flash, release point) + 1.
 #
+# Flash damage (bit rot, a bad write) costs the damaged record only. Records are fixed size, so
+# every reader goes on at the next record boundary past a record that is bad: its check fails, or
+# its rseq is not above the previous valid one's, or above its segment's last. Bad records with a
+# valid one after them in the segment are damage: skipped and counted once in `corrupt`. Bad bytes
+# after the newest record are a torn tail (trimmed; whole records there may have been sent before
+# they rotted, so their rseq are not issued again). Recovery rewrites a scanned segment without
+# its bad records; a closed segment's damage is met (and skipped) by the readers and dropped by
+# the next rewrite. Any single bit flip in a record fails its check (measured, every position).
+#
 # Sending: a read cursor in RAM (segment index, byte offset, and the release point it is valid for)
 # marks the first unreleased record. peek() reads the batch from it; release() moves it past what
 # the ACK committed, without reading flash when the ACK covers exactly what was last peeked. So a
@@ -74,6 +83,9 @@ class Journal:
         self.thin_keep = thin_keep
         self._prefix = prefix
         self._acked_ctr = Counter(hal, prefix + "ack")
+        # rseq issued at least up to here: written only when recovery trims whole records that
+        # rotted at the tail (they may have been sent), so their rseq are never issued again.
+        self._issued_ctr = Counter(hal, prefix + "top")
         # Preallocated buffers: one flash record, one batch of wire records.
         self._rec = bytearray(REC_SIZE)
         self._rec_body = memoryview(self._rec)[0:18]  # what the check covers
@@ -95,10 +107,14 @@ class Journal:
         self.stored = 0
         self.thinned = 0  # positions dropped by thinning, total since boot
         self.refused = 0  # positions refused because nothing was left to thin
-        self.corrupt = 0  # records skipped because their check failed (flash damage)
-        self.repaired = 0  # segments rewritten at recovery (torn tail)
+        # Damaged records (check fails, or rseq out of order) skipped since boot, each counted
+        # once: when recovery, the read cursor or a rewrite (thinning, compaction) first meets
+        # it. Bad bytes after the newest record are a torn tail instead (`repaired`).
+        self.corrupt = 0
+        self.repaired = 0  # segments rewritten at recovery (torn tail, damage)
         self._last_t = 0  # time of the newest record appended
         self._copy_thinned = 0  # unreleased positions the last rewrite dropped
+        self._copy_last = -1  # rseq of the last record the last rewrite kept
         self._episode = False  # thinning since the journal was last below half full
         self._unreported = 0  # positions thinned in this episode not yet in an event
         self._ov_lat = 0
@@ -118,6 +134,7 @@ class Journal:
         self._nx_i = 0
         self._nx_off = SEG_HDR
         self._nx_slots = 0
+        self._nx_bad = 0
         # Last peek: what the caller got.
         self.b_kind = KIND_NONE
         self.b_first = 0
@@ -201,6 +218,10 @@ class Journal:
         del self._count[:], self._thin[:]
         self.stored = 0
         top = self.acked
+        # Highest rseq known issued before the head's records: earlier segments, reservations.
+        floor = self._issued_ctr.load()
+        if floor > top:
+            top = floor
         last_i = len(segnos) - 1
         for i in range(len(segnos)):
             segno = segnos[i]
@@ -210,21 +231,55 @@ class Journal:
                 self._hal.remove(name)  # torn while being created: it holds no record
                 continue
             base_rseq, base_time, thin = hdr
+            if self._last and base_rseq <= self._last[-1]:
+                # The leftover of a merge cut before its sources were removed: the merged
+                # segment before it already holds what was to be kept of it.
+                self._hal.remove(name)
+                continue
             size = self._hal.size(name)
             whole = (size - SEG_HDR) // REC_SIZE
+            torn = (size - SEG_HDR) % REC_SIZE
             last_rseq = -1
             count = whole
-            if i != last_i and (size - SEG_HDR) % REC_SIZE == 0 and whole > 0:
+            if i != last_i and not torn and whole > 0:
                 last_rseq = self._read_rec_rseq(name, base_rseq, SEG_HDR + (whole - 1) * REC_SIZE)
+                if last_rseq < base_rseq + whole - 1:
+                    # Below one rseq per record: a last record that passes its check by chance
+                    # (16 bits) but lies. The scan below treats it as damage.
+                    last_rseq = -1
             if last_rseq < 0:
-                count, last_rseq = self._scan(name, base_rseq, top)
-                if count != whole or (size - SEG_HDR) % REC_SIZE:
+                count, first, last_rseq, bad, tail = self._scan(name, base_rseq)
+                if i == last_i:
+                    # Bad whole records after the last valid one of the head: a torn tail
+                    # (trimmed, not counted as damage). Being whole, they may have been sent
+                    # before they went bad: their rseq are not issued again, even after the
+                    # trim (persisted first: a cut before the trim finds the same tail again).
+                    # The head's rseq run one per record from the one before its first record
+                    # (a repair rebases it on its first valid record, below), so they are the
+                    # next `tail` ones (each bad record is at least one above the one before,
+                    # which their rseq fields, damaged, cannot be trusted to tell).
+                    if tail:
+                        if base_rseq - 1 > floor:
+                            floor = base_rseq - 1
+                        if count and last_rseq > floor:
+                            floor = last_rseq
+                        gone = floor + tail
+                        if gone > self._issued_ctr.value:
+                            self._issued_ctr.save(gone)
+                        if gone > top:
+                            top = gone
+                else:
+                    bad += tail  # a closed segment was complete: anything bad in it is damage
+                if count != whole or torn:
+                    # Rewrite with the valid records only, so appends never follow garbage and
+                    # the readers never meet these slots again; rebased on the first of them
+                    # (so base_rseq - 1 stays the rseq before the segment's first record).
                     if count:
-                        self._copy(segno, base_rseq, base_time, thin, -1, 0, 0, 1)
+                        self._copy(segno, first, base_time, thin, -1, 0, 0, 1, base_rseq)
+                        base_rseq = first
                     self.repaired += 1
-            if count == 0 or (self._last and base_rseq <= self._last[-1]):
-                # Empty, or the leftover of a merge cut before its sources were removed: the
-                # merged segment before it already holds what was to be kept of it.
+                self.corrupt += bad
+            if count == 0:
                 self._hal.remove(name)
                 continue
             self._segno.append(segno)
@@ -236,6 +291,8 @@ class Journal:
             self.stored += count
             if last_rseq > top:
                 top = last_rseq
+            if last_rseq > floor:
+                floor = last_rseq
         self.next_rseq = top + 1
         self._drop_released()
         self._count_pending()
@@ -252,22 +309,35 @@ class Journal:
             return -1
         return base_rseq + (self._word() & _OFF_MASK)
 
-    def _scan(self, name, base_rseq, after):
-        # Count the valid prefix of a segment: records whose check passes and whose rseq rises.
+    def _scan(self, name, base_rseq):
+        # Check every whole record of a segment. A record is valid when its check passes and
+        # its rseq is above the previous valid one's; records are fixed size, so the scan goes
+        # on past a bad one at the next record boundary.
+        # -> (valid count, first and last valid rseq or -1, bad records followed by a valid one
+        # (damage), bad records after the last valid one).
         count = 0
+        first = -1
         last = -1
+        bad = 0
+        tail = 0
         f = self._hal.open(name, "rb")
         try:
             f.seek(SEG_HDR)
-            while f.readinto(self._rec) == REC_SIZE and self._valid_rec():
-                rseq = base_rseq + (self._word() & _OFF_MASK)
-                if rseq <= last:
-                    break
-                last = rseq
-                count += 1
+            while f.readinto(self._rec) == REC_SIZE:
+                if self._valid_rec():
+                    rseq = base_rseq + (self._word() & _OFF_MASK)
+                    if rseq > last:
+                        if count == 0:
+                            first = rseq
+                        last = rseq
+                        count += 1
+                        bad += tail
+                        tail = 0
+                        continue
+                tail += 1
         finally:
             f.close()
-        return count, last
+        return count, first, last, bad, tail
 
     def _count_pending(self):
         # Derive the cursor (one scan of at most the segment holding the release point), then
@@ -470,37 +540,60 @@ class Journal:
         base_rseq = self._base_rseq[i]
         base_time = self._base_time[i]
         kept = self._copy(self._segno[i], base_rseq, base_time, level, i, e, drop_upto, keep_every)
+        if kept > 0:
+            self._last[i] = self._copy_last
         if kept >= 0:
             self._thin[i] = level
-            self._last[i] = self._last[e - 1]
         return kept
 
-    def _copy(self, segno, base_rseq, base_time, level, i, e, drop_upto, keep_every):
+    def _copy(self, segno, base_rseq, base_time, level, i, e, drop_upto, keep_every,
+              src_base=-1):
+        # Every valid record of the sources is considered; a bad one (check fails, rseq not
+        # above the previous valid one, or above its segment's last) is skipped and counted in
+        # `corrupt` unless the read cursor already passed it (counted then) or this is
+        # recovery's repair (i < 0: the segment itself, header base src_base; the scan counted
+        # its damage).
         name = self._name(segno)
         tmp = name[:-4] + ".tmp"
         r = self._rec
         kept = 0
         thinned = 0
         pos_index = 0
+        bad = 0
+        last = -1
+        kept_last = -1
         ok = True
+        cur_ok = self._cur_acked == self.acked
         dst = self._hal.open(tmp, "wb")
         try:
             dst.write(self._pack_header(base_rseq, base_time, level))
             for k in range(i, e):
                 src_name = self._name(self._segno[k]) if k >= 0 else name
-                sb_rseq = self._base_rseq[k] if k >= 0 else base_rseq
+                sb_rseq = self._base_rseq[k] if k >= 0 else src_base
                 sb_time = self._base_time[k] if k >= 0 else base_time
                 shift = sb_time - base_time  # once per source: times are long ints on MicroPython
+                hi = self._last[k] if k >= 0 else -1
+                # Slots before `passed` are behind the read cursor (their damage was counted).
+                passed = 0
+                if k < 0:
+                    passed = 0x3FFFFFFF
+                elif cur_ok and k < self._cur_i:
+                    passed = 0x3FFFFFFF
+                elif cur_ok and k == self._cur_i:
+                    passed = self._cur_off
+                off = SEG_HDR
                 src = self._hal.open(src_name, "rb")
                 try:
                     src.seek(SEG_HDR)
-                    last = -1
-                    while src.readinto(r) == REC_SIZE and self._valid_rec():
+                    while src.readinto(r) == REC_SIZE:
+                        off += REC_SIZE
                         word = r[0] << 8 | r[1]
                         dt = r[2] << 8 | r[3]
                         rseq = sb_rseq + (word & _OFF_MASK)
-                        if rseq <= last:
-                            break
+                        if not self._valid_rec() or rseq <= last or (hi >= 0 and rseq > hi):
+                            if off - REC_SIZE >= passed:
+                                bad += 1
+                            continue
                         last = rseq
                         if rseq <= drop_upto:
                             continue
@@ -518,6 +611,7 @@ class Journal:
                         self._seal_rec()
                         dst.write(r)
                         kept += 1
+                        kept_last = rseq
                 finally:
                     src.close()
                 if not ok:
@@ -530,6 +624,8 @@ class Journal:
             return -1
         self._hal.rename(tmp, name)
         self._copy_thinned = thinned
+        self._copy_last = kept_last
+        self.corrupt += bad
         return kept
 
     def _forget(self, i):
@@ -549,8 +645,12 @@ class Journal:
     def _find_cursor(self):
         # One scan: the first valid record with rseq > acked (at recovery and after a rewrite;
         # otherwise peek and release keep the cursor). Reads at most the records before it in
-        # the one segment holding the release point.
+        # the one segment holding the release point. Bad records it passes count as `corrupt`
+        # unless the old cursor had passed them already (all count at recovery: no old cursor).
         self._nx_ok = False
+        old_ok = self._cur_acked == self.acked
+        old_i = self._cur_i
+        old_off = self._cur_off
         self._cur_acked = self.acked
         acked = self.acked
         n = len(self._segno)
@@ -566,11 +666,19 @@ class Journal:
                 off = SEG_HDR
                 f.seek(off)
                 base = self._base_rseq[i]
+                hi = self._last[i]
                 while f.readinto(self._rec) == REC_SIZE:
-                    if self._valid_rec() and base + (self._word() & _OFF_MASK) > acked:
-                        self._cur_i = i
-                        self._cur_off = off
-                        return
+                    if self._valid_rec():
+                        rseq = base + (self._word() & _OFF_MASK)
+                        if rseq > hi:
+                            if not old_ok or i > old_i or (i == old_i and off >= old_off):
+                                self.corrupt += 1
+                        elif rseq > acked:
+                            self._cur_i = i
+                            self._cur_off = off
+                            return
+                    elif not old_ok or i > old_i or (i == old_i and off >= old_off):
+                        self.corrupt += 1
                     off += REC_SIZE
             finally:
                 f.close()
@@ -614,6 +722,7 @@ class Journal:
         f = None
         prev = 0
         slots = 0  # slots read from the cursor
+        bad = 0  # ... of them bad (damaged): counted in `corrupt` when the cursor passes them
         try:
             while i < n:
                 if f is None:
@@ -630,14 +739,30 @@ class Journal:
                     off = SEG_HDR
                     continue
                 off += REC_SIZE
-                slots += 1
-                if not self._valid_rec():
-                    self.corrupt += 1
-                    continue
                 word = self._word()
                 rseq = self._base_rseq[i] + (word & _OFF_MASK)
-                if rseq <= acked:
+                damaged = not self._valid_rec() or rseq > self._last[i]
+                if damaged or rseq <= acked:
+                    if self.b_count:
+                        # Released with the batch (nothing to send in it): the ACK of b_last
+                        # moves the cursor past it too.
+                        slots += 1
+                        if damaged:
+                            bad += 1
+                        self._nx_i = i
+                        self._nx_off = off
+                        self._nx_slots = slots
+                        self._nx_bad = bad
+                        continue
+                    # Nothing to send before it: the cursor moves past it for good, so a
+                    # retransmission does not read it again (nor count it again).
+                    self._cur_i = i
+                    self._cur_off = off
+                    self.pending -= 1
+                    if damaged:
+                        self.corrupt += 1
                     continue
+                slots += 1
                 t = self._base_time[i] + (r[2] << 8 | r[3])
                 if word & _EVENT:
                     if self.b_count:
@@ -650,6 +775,7 @@ class Journal:
                     self._nx_i = i
                     self._nx_off = off
                     self._nx_slots = slots
+                    self._nx_bad = bad
                     self._nx_ok = True
                     return KIND_EVENT
                 if self.b_count:
@@ -669,6 +795,7 @@ class Journal:
                 self._nx_i = i
                 self._nx_off = off
                 self._nx_slots = slots
+                self._nx_bad = bad
                 if self.b_count >= max_count:
                     break
         finally:
@@ -694,6 +821,7 @@ class Journal:
             self._nx_slots = self._walk(committed)
         released = self._nx_slots
         self._acked_ctr.save(committed)  # first: a cut here leaves the old state on flash
+        self.corrupt += self._nx_bad
         self.acked = committed
         self._cur_i = self._nx_i
         self._cur_off = self._nx_off
@@ -718,6 +846,7 @@ class Journal:
         i = self._cur_i
         off = self._cur_off
         passed = 0
+        bad = 0
         while i < n:
             end = SEG_HDR + self._count[i] * REC_SIZE
             if self._last[i] <= committed:
@@ -732,9 +861,16 @@ class Journal:
             try:
                 f.seek(off)
                 base = self._base_rseq[i]
+                hi = self._last[i]
                 while off < end and f.readinto(self._rec) == REC_SIZE:
-                    if self._valid_rec() and base + (self._word() & _OFF_MASK) > committed:
-                        break
+                    if self._valid_rec():
+                        rseq = base + (self._word() & _OFF_MASK)
+                        if rseq > hi:
+                            bad += 1
+                        elif rseq > committed:
+                            break
+                    else:
+                        bad += 1
                     off += REC_SIZE
                     passed += 1
             finally:
@@ -742,6 +878,7 @@ class Journal:
             break
         self._nx_i = i
         self._nx_off = off
+        self._nx_bad = bad
         return passed
 
     def _drop_released(self):
