@@ -2,8 +2,11 @@
 # gateway's ACK says it is durably stored (docs/protocol.md, ACK.committed_rseq).
 #
 # Layout (see docs/firmware.md, "Core"): a ring of append-only segment files "j<8 digits>.seg".
-#   segment header, 16 bytes: b"NJ\x01\x00", u32 base_rseq, u32 base_time, u8 thin level, u8 0,
-#                             u16 check (low 16 bits of CRC-32 over bytes 0..13)
+#   segment header, 32 bytes: two identical 16-byte copies, each b"NJ\x02\x00", u32 base_rseq,
+#                             u32 base_time, u8 thin level, u8 0, u16 check (low 16 bits of
+#                             CRC-32 over the copy's bytes 0..13). Either valid copy suffices:
+#                             a damaged header costs no record (recovery rewrites the segment
+#                             with two good copies). Format 1 (one 16-byte copy) is not read.
 #   record, 20 bytes:         u16 kind|rseq offset (bit 15 set: event; bits 0-14: rseq - base_rseq)
 #                             u16 dt (seconds after base_time)
 #                             i32 lat, i32 lon (1e-7 degree, 0x7FFFFFFF = none)
@@ -28,6 +31,8 @@
 # they rotted, so their rseq are not issued again). Recovery rewrites a scanned segment without
 # its bad records; a closed segment's damage is met (and skipped) by the readers and dropped by
 # the next rewrite. Any single bit flip in a record fails its check (measured, every position).
+# A damaged segment header costs no record: either of its two copies gives the base rseq and time,
+# and recovery rewrites a segment with one bad copy (both copies bad: that segment is lost).
 #
 # Sending: a read cursor in RAM (segment index, byte offset, and the release point it is valid for)
 # marks the first unreleased record. peek() reads the batch from it; release() moves it past what
@@ -53,14 +58,15 @@ except ImportError:  # CPython
         return x
 
 REC_SIZE = const(20)
-SEG_HDR = const(16)
+SEG_HDR = const(32)  # two copies of the 16-byte header
+_HDR_COPY = const(16)
 WIRE_REC = const(16)
 MAX_BATCH = const(120)
 _EVENT = const(0x8000)
 _OFF_MASK = const(0x7FFF)
 _NO_THIN = const(255)
 EVENT_JOURNAL_OVERFLOW = const(8)
-_SEG_MAGIC = b"NJ\x01\x00"
+_SEG_MAGIC = b"NJ\x02\x00"
 
 KIND_NONE = const(0)
 KIND_RECORDS = const(1)
@@ -111,7 +117,8 @@ class Journal:
         # once: when recovery, the read cursor or a rewrite (thinning, compaction) first meets
         # it. Bad bytes after the newest record are a torn tail instead (`repaired`).
         self.corrupt = 0
-        self.repaired = 0  # segments rewritten at recovery (torn tail, damage)
+        self.repaired = 0  # segments rewritten at recovery (torn tail, damage, header copy)
+        self._hdr_bad = False  # the last header read had one damaged copy
         self._last_t = 0  # time of the newest record appended
         self._copy_thinned = 0  # unreleased positions the last rewrite dropped
         self._copy_last = -1  # rseq of the last record the last rewrite kept
@@ -154,6 +161,12 @@ class Journal:
         return "%s%08d.seg" % (self._prefix, segno)
 
     def _read_header(self, name):
+        # -> (base_rseq, base_time, thin) from the first valid copy, or None when neither is
+        # valid or the file is shorter than the header (torn while being created: a segment's
+        # first record is written only after its whole header). Sets _hdr_bad when one copy is
+        # damaged. Two copies that both pass their check but differ (a damaged one passing by
+        # chance, odds 2^-16): the first wins.
+        self._hdr_bad = False
         try:
             f = self._hal.open(name, "rb")
         except OSError:
@@ -162,19 +175,25 @@ class Journal:
             n = f.readinto(self._hdr)
         finally:
             f.close()
+        if n != SEG_HDR:
+            return None
         h = self._hdr
-        if n != SEG_HDR or h[0:4] != _SEG_MAGIC:
-            return None
-        if struct.unpack(">H", h[14:16])[0] != _check16(h, 14):
-            return None
-        base_rseq, base_time, thin = struct.unpack(">IIB", h[4:13])
-        return base_rseq, base_time, thin
+        got = None
+        for o in (0, _HDR_COPY):
+            c = h[o:o + _HDR_COPY]
+            if c[0:4] == _SEG_MAGIC and (c[14] << 8 | c[15]) == _check16(c, 14):
+                if got is None:
+                    got = struct.unpack(">IIB", c[4:13])
+            else:
+                self._hdr_bad = True
+        return got
 
     def _pack_header(self, base_rseq, base_time, thin):
         h = self._hdr
         h[0:4] = _SEG_MAGIC
         struct.pack_into(">IIBB", h, 4, base_rseq, base_time, thin, 0)
         struct.pack_into(">H", h, 14, _check16(h, 14))
+        h[_HDR_COPY:SEG_HDR] = h[0:_HDR_COPY]
         return h
 
     # The per-record helpers below index bytes instead of slicing and unpacking: a recovery scan
@@ -231,6 +250,7 @@ class Journal:
                 self._hal.remove(name)  # torn while being created: it holds no record
                 continue
             base_rseq, base_time, thin = hdr
+            hdr_bad = self._hdr_bad  # one copy damaged: scan and rewrite it with two good ones
             if self._last and base_rseq <= self._last[-1]:
                 # The leftover of a merge cut before its sources were removed: the merged
                 # segment before it already holds what was to be kept of it.
@@ -241,7 +261,7 @@ class Journal:
             torn = (size - SEG_HDR) % REC_SIZE
             last_rseq = -1
             count = whole
-            if i != last_i and not torn and whole > 0:
+            if i != last_i and not torn and whole > 0 and not hdr_bad:
                 last_rseq = self._read_rec_rseq(name, base_rseq, SEG_HDR + (whole - 1) * REC_SIZE)
                 if last_rseq < base_rseq + whole - 1:
                     # Below one rseq per record: a last record that passes its check by chance
@@ -270,7 +290,7 @@ class Journal:
                             top = gone
                 else:
                     bad += tail  # a closed segment was complete: anything bad in it is damage
-                if count != whole or torn:
+                if count != whole or torn or hdr_bad:
                     # Rewrite with the valid records only, so appends never follow garbage and
                     # the readers never meet these slots again; rebased on the first of them
                     # (so base_rseq - 1 stays the rseq before the segment's first record).

@@ -37,7 +37,7 @@ def test_record_is_20_bytes_and_rseq_starts_at_1():
     assert j.append_event(T0 + 2, 1, 1, 2, 0x40, 0) == 3
     seg = [n for n in hal.listdir() if n.endswith(".seg")]
     assert len(seg) == 1
-    assert hal.size(seg[0]) == J.SEG_HDR + 3 * J.REC_SIZE == 76
+    assert hal.size(seg[0]) == J.SEG_HDR + 3 * J.REC_SIZE == 92
     assert J.REC_SIZE == 20
 
 

@@ -1,6 +1,7 @@
 # Flash damage costs the damaged record only, under CPython and MicroPython (mpunit). The same
 # cases as tests/firmware/test_journal_damage.py with fewer bits per record (the interpreter is
-# slower); that file also has the property test and the power cuts during a repair.
+# slower); that file also has the property test and the power cuts during a repair. A segment
+# header has two copies: either one suffices.
 import struct
 
 from navseal_fw import journal as J
@@ -138,3 +139,20 @@ def test_damaged_thinning_input_keeps_the_other_events():
             events.append(j.ev_value)  # its time index (overflow events shift rseq)
         j.release(j.b_last)
     assert events == [10, 15, 20, 25, 30, 35], events
+
+
+def test_each_header_copy_of_a_closed_and_of_the_open_segment():
+    base = MemHal()
+    _fill(base, 10, 4, (3, 6, 8))
+    snap = base.flash.snapshot()
+    want = [(r, r in (3, 6, 8)) for r in range(1, 11)]
+    for seg in ("j00000002.seg", "j00000003.seg"):
+        for bit in (0, 13, 38, 63, 71, 100, 127, 128, 141, 166, 191, 199, 228, 255):
+            hal = _copy_hal(snap)
+            hal.flash.raw(seg)[bit // 8] ^= 1 << (bit % 8)
+            j = _reboot(hal, 4)
+            assert j.repaired == 1 and j.corrupt == 0, (seg, bit)
+            raw = hal.flash.raw(seg)
+            assert raw[0:16] == raw[16:32], (seg, bit)  # rewritten with two good copies
+            assert _drain(j) == want, (seg, bit)
+            assert _pos(j, 20) == 11
