@@ -4,7 +4,9 @@
 #
 #   /data/navseal.json (written by `navseal provision`): the core's keys (seal_id, key,
 #   intervals; see seal.DEFAULTS) plus this file's: "link": "mqtt" | "serial",
-#   "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "wifi_ssid", "wifi_password", "apn".
+#   "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "wifi_ssid", "wifi_password", "apn",
+#   "bench": true (a BENCH BUILD: also answer the bench-control line of docs/hil.md on the
+#   board's bench_ctl_uart(); default false: a production seal never opens that UART).
 #
 # `run(board, core, link, ...)` is separate from `main()` so the tests can drive the same loop
 # with an in-memory board under CPython and under the WebAssembly MicroPython (which has no
@@ -46,12 +48,89 @@ async def _control(board, core, link, stop):
         await _sleep_ms(MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
 
 
-async def run(board, core, link, duration_ms=None):
-    """Start the core and run the loop; forever, or for duration_ms (tests)."""
+BENCH_POLL_MS = 20  # control line: 115200 baud fills 1 KB rxbuf in ~90 ms
+BENCH_SETTLE_POLL_MS = 5  # while a LOCK reply waits for the debounced inputs
+
+
+class BenchTarget:
+    """What the bench-control handler (navseal_fw.benchctl) may do to this seal: the board's
+    input overrides and the core's entry points. No write_cut on a board (a real power cut
+    needs a relay), so CUTWRITE is answered "ERR CUTWRITE unsupported"."""
+
+    def __init__(self, board, core):
+        self.board = board
+        self.core = core
+        feats = ["gnss", "lock", "battery", "reboot", "link_state"]
+        if core.journal.capacity <= 256:
+            feats.append("small_journal")
+        self.features = tuple(feats)
+
+    def feed_gnss(self, data, now_ms):
+        self.core.feed_gnss(data, now_ms)
+
+    def set_lock(self, cable, housing, now_ms):
+        self.board.bench_set_lock(cable, housing)
+        self.core.lock_changed(now_ms)  # as the pin-change interrupt would
+
+    def lock_settled(self, cable, housing):
+        lock = self.core.lock
+        return bool(lock.cable.closed) == cable and bool(lock.housing.closed) == housing
+
+    def set_battery(self, pct):
+        self.board.bench_set_battery(pct)
+
+    def set_link(self, up, now_ms):
+        self.core.on_link(up, now_ms)
+
+    def cut_write(self, n):
+        raise NotImplementedError("no write_cut on a board")
+
+    def status(self):
+        c = self.core
+        j = c.journal
+        return [("boot", c.boot), ("seq", c.seq),
+                ("state", "ACTIVE" if c.escort.state == 1 else "INACTIVE"),
+                ("alarms", c.alarms()),
+                ("cable", "closed" if c.lock.cable.closed else "open"),
+                ("housing", "closed" if c.lock.housing.closed else "open"),
+                ("pending", j.pending), ("stored", j.stored), ("capacity", j.capacity),
+                ("next_rseq", j.next_rseq), ("gnss_lost", int(c.gnss_lost)),
+                ("rx_ok", c.rx_ok), ("rx_rejected", c.rx_rejected)]
+
+
+async def _bench(board, core, uart, stop):
+    from navseal_fw import benchctl, seal
+
+    ctl = benchctl.BenchCtl(BenchTarget(board, core))
+    fw = "%d.%d.%d" % seal.FW_VERSION
+    uart.write(benchctl.log_line("boot: reset cause %d, bench build" % board.reset_cause()))
+    uart.write(benchctl.ready_line(core.cfg.seal_id, core.boot, fw))
+    while not stop[0]:
+        data = uart.read()
+        now = board.ticks_ms()
+        out = ctl.feed(data, now) if data else []
+        if ctl.busy():
+            # A LOCK is waiting for the debounce: the control task may be asleep for up to
+            # MAX_SLEEP_MS, so sample the inputs from here (poll is safe at any time).
+            core.poll(now)
+        out += ctl.poll(now)
+        for line in out:
+            uart.write(line)
+        if ctl.reboot_requested:
+            board.reboot()  # on a board this does not return
+            return
+        await _sleep_ms(BENCH_SETTLE_POLL_MS if ctl.busy() else BENCH_POLL_MS)
+
+
+async def run(board, core, link, duration_ms=None, bench_uart=None):
+    """Start the core and run the loop; forever, or for duration_ms (tests). bench_uart: the
+    bench-control line (bench builds only, see bench_uart_for())."""
     stop = [False]
     core.start(board.ticks_ms())
     tasks = [asyncio.create_task(_gnss(board, core, stop)),
              asyncio.create_task(_control(board, core, link, stop))]
+    if bench_uart is not None:
+        tasks.append(asyncio.create_task(_bench(board, core, bench_uart, stop)))
     if duration_ms is None:
         await asyncio.gather(*tasks)
         return
@@ -66,6 +145,18 @@ def _settings(board):
         return json.loads(f.read())
     finally:
         f.close()
+
+
+def bench_uart_for(board):
+    """The bench-control UART if navseal.json enables it ("bench": true), else None. Refused
+    (None, with a message) when the LTE modem is in use: the control line shares its UART."""
+    settings = _settings(board)
+    if settings.get("bench", False) is not True:
+        return None
+    if settings.get("link", "mqtt") != "serial" and not settings.get("wifi_ssid"):
+        print("bench: ignored, the control line needs the modem's UART (use link serial or Wi-Fi)")
+        return None
+    return board.bench_ctl_uart()
 
 
 def build(board):
@@ -106,8 +197,9 @@ def main():
     board = Board()
     board.wdt_start()
     core, link = build(board)
+    bench_uart = bench_uart_for(board)
     gc.collect()
-    asyncio.run(run(board, core, link))
+    asyncio.run(run(board, core, link, bench_uart=bench_uart))
 
 
 if __name__ == "__main__":

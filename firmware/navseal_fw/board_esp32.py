@@ -14,6 +14,8 @@ Pin map (docs/firmware.md has the same table and the reasoning):
     modem     UART2  TX GPIO4, RX GPIO5, 115200; GPIO6 PWRKEY (LTE Cat-1, e.g. SIMCom A7670E),
               brought up as a PPP interface (network.PPP)
     bench     UART0  TX GPIO43, RX GPIO44 (the USB-serial bridge): COBS frames for HIL tests
+    bench ctl UART2  TX GPIO4, RX GPIO5, 115200: the bench-control line (docs/hil.md), only in a
+              bench build ("bench": true in navseal.json) and only without the modem (same pins)
     LED       GPIO38 status
 Avoided on purpose: GPIO0/3/45/46 (strapping), GPIO19/20 (native USB), GPIO26-37 (flash and
 octal PSRAM on R8 modules).
@@ -45,6 +47,9 @@ PIN_BENCH_RX = const(44)
 GNSS_UART = const(1)
 MODEM_UART = const(2)
 BENCH_UART = const(0)
+BENCH_CTL_UART = const(2)  # the modem's UART and pins: a bench build has no modem
+PIN_BENCH_CTL_TX = const(4)
+PIN_BENCH_CTL_RX = const(5)
 GNSS_BAUD = const(9600)
 MODEM_BAUD = const(115200)
 BENCH_BAUD = const(115200)
@@ -101,6 +106,9 @@ class Board:
         self.adc = machine.ADC(Pin(PIN_BATTERY), atten=machine.ADC.ATTN_11DB)
         self.rtc = machine.RTC()
         self.wdt = None
+        # Bench build only (main.py's bench-control line): levels that replace the real inputs.
+        self.bench_lock = None  # (cable_closed, housing_closed) or None: read the pins
+        self.bench_battery = None  # ("pct", value) or None: read the ADC
         # time.time()'s epoch: 1970 on current ports, 2000 on old ESP32 builds.
         self._epoch = 0 if time_mod.gmtime(0)[0] == 1970 else _EPOCH_2000
         # ticks_ms() wraps every 2**30 ms (12.4 days); an escort may last longer, so the core
@@ -155,10 +163,14 @@ class Board:
         return self.gnss_uart.read()
 
     def lock_levels(self):
+        if self.bench_lock is not None:
+            return self.bench_lock
         # Pull-ups, contacts to GND: a closed loop / closed housing reads 0.
         return (self.cable.value() == 0, self.housing.value() == 0)
 
     def battery_pct(self):
+        if self.bench_battery is not None:
+            return self.bench_battery[1]
         try:
             uv = self.adc.read_uv()
         except (AttributeError, OSError):
@@ -195,6 +207,22 @@ class Board:
     def bench_uart(self):
         return self._m.UART(BENCH_UART, baudrate=BENCH_BAUD, tx=PIN_BENCH_TX, rx=PIN_BENCH_RX,
                             rxbuf=4096, timeout=0)
+
+    def bench_ctl_uart(self):
+        """The bench-control line's UART (bench builds only; never opened otherwise)."""
+        return self._m.UART(BENCH_CTL_UART, baudrate=BENCH_BAUD, tx=PIN_BENCH_CTL_TX,
+                            rx=PIN_BENCH_CTL_RX, rxbuf=1024, timeout=0)
+
+    def bench_set_lock(self, cable_closed, housing_closed):
+        self.bench_lock = (cable_closed, housing_closed)
+
+    def bench_set_battery(self, pct):
+        self.bench_battery = ("pct", pct)
+
+    def reboot(self):
+        """Bench REBOOT: machine.reset() (reported as SOFT_RESET by the ESP32 port)."""
+        self._time.sleep_ms(20)  # let the UART finish sending the reply
+        self._m.reset()
 
     def modem_power_on(self):
         # SIMCom PWRKEY: pull low for ~1 s to switch on (through an NPN: high here = low there).

@@ -28,9 +28,12 @@ def test_main_loop_cpython():
 
         types = asyncio.run(main_check.check(_load_main()))
         serial_types = asyncio.run(main_check.check_serial(_load_main()))
+        bench_replies = asyncio.run(main_check.check_bench(_load_main()))
+        asyncio.run(main_check.check_bench_disabled(_load_main()))
     finally:
         sys.path.remove(str(MP_DIR))
     assert types[0] == 0x01 and serial_types[0] == 0x01
+    assert bench_replies[-1] == "OK REBOOT"
 
 
 @pytest.mark.micropython
@@ -44,6 +47,8 @@ def test_main_loop_micropython():
         "peak = Peak()\n"
         "types = await main_check.check(main, peak)\n"
         "await main_check.check_serial(main)\n"
+        "print('BENCH', (await main_check.check_bench(main))[-1])\n"
+        "await main_check.check_bench_disabled(main)\n"
         "peak.sample_live()\n"
         "peak.report()\n"
         "print('TYPES', types)\n"
@@ -52,3 +57,4 @@ def test_main_loop_micropython():
                  use_async=True)
     assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     assert "TYPES [1" in res.stdout
+    assert "BENCH OK REBOOT" in res.stdout

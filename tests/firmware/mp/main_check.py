@@ -120,3 +120,90 @@ async def check_serial(main_module):
     assert types[0] == C.HELLO and C.STATE in types, types
     assert link.received == 1 and core.rx_ok >= 1
     return types
+
+
+class BenchBoard(SerialBoard):
+    """A bench build's board: the control UART and the input overrides of board_esp32.Board."""
+
+    def __init__(self):
+        SerialBoard.__init__(self)
+        self.ctl = FakeUart()
+        self.ctl_opened = 0
+        self.rebooted = 0
+
+    def bench_ctl_uart(self):
+        self.ctl_opened += 1
+        return self.ctl
+
+    def bench_set_lock(self, cable, housing):
+        self.cable_closed, self.housing_closed = cable, housing
+
+    def bench_set_battery(self, pct):
+        self.battery = pct
+
+    def reboot(self):
+        self.rebooted += 1
+
+
+def _provision(board, extra):
+    from binascii import hexlify
+
+    f = board.open("navseal.json", "wb")
+    f.write(('{"seal_id": %d, "key": "%s", "link": "serial"%s}'
+             % (SEAL, hexlify(KEY).decode(), extra)).encode())
+    f.close()
+
+
+BENCH_SCRIPT = (b"PING a1\nFEATURES\nBATT 33\nLINK down\nLOCK open closed\nSTATUS\n"
+                + b"NMEA " + nmea("GNRMC,120000.00,A,4314.2800,N,07656.7000,E,20.0,90.0,261126,,,A").rstrip()
+                + b"\nCUTWRITE 5\nBOGUS 1\n" + b"Q" * 300 + b"\nREBOOT\nPING never\n")
+
+
+async def check_bench(main_module):
+    """"bench": true: main.run() answers the control line on the board's bench_ctl_uart()."""
+    board = BenchBoard()
+    _provision(board, ', "bench": true')
+    core, link = main_module.build(board)
+    uart = main_module.bench_uart_for(board)
+    assert uart is board.ctl and board.ctl_opened == 1
+    board.ctl.inbox.extend(BENCH_SCRIPT)
+    await main_module.run(board, core, link, duration_ms=600, bench_uart=uart)
+    lines = bytes(board.ctl.out).decode().split("\n")
+    assert lines[-1] == "", lines
+    lines = lines[:-1]
+    assert lines[0].startswith("LOG boot: reset cause 0"), lines
+    assert lines[1] == "READY seal=%d boot=%d fw=0.1.0" % (SEAL, core.boot), lines
+    got = lines[2:]
+    assert got[0] == "OK PING a1", got
+    assert got[1] == "OK FEATURES gnss lock battery reboot link_state", got
+    assert got[2] == "OK BATT 33" and got[3] == "OK LINK down", got
+    assert got[4] == "OK LOCK open closed", got  # after the debounce, before STATUS
+    assert got[5].startswith("OK STATUS boot=%d " % core.boot) and "cable=open" in got[5], got
+    assert got[6] == "OK NMEA", got
+    assert got[7] == "ERR CUTWRITE unsupported", got
+    assert got[8] == "ERR BOGUS unknown verb 'BOGUS'", got
+    assert got[9].startswith("ERR ? line too long"), got
+    assert got[10] == "OK REBOOT" and len(got) == 11, got  # nothing after the reset request
+    assert board.rebooted == 1
+    assert board.battery_pct() == 33 and not core.lock.cable.closed and core.lock.housing.closed
+    assert core.gnss.fix.count >= 1
+    return got
+
+
+async def check_bench_disabled(main_module):
+    """No "bench" (or false, or a modem link): the control UART is never opened."""
+    board = BenchBoard()
+    _provision(board, "")
+    assert main_module.bench_uart_for(board) is None
+    core, link = main_module.build(board)
+    board.ctl.inbox.extend(b"PING a1\n")
+    await main_module.run(board, core, link, duration_ms=150)
+    for extra in (', "bench": false', ', "bench": 1', ', "bench": "yes"'):
+        _provision(board, extra)
+        assert main_module.bench_uart_for(board) is None, extra
+    f = board.open("navseal.json", "wb")  # LTE modem link: its UART is the control line's
+    f.write(b'{"seal_id": 1001, "key": "00", "bench": true}')
+    f.close()
+    assert main_module.bench_uart_for(board) is None
+    assert board.ctl_opened == 0 and board.ctl.out == bytearray() and board.ctl.inbox == bytearray(b"PING a1\n")
+    assert board.cable_closed and board.battery == 90

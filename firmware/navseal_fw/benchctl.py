@@ -1,0 +1,208 @@
+# The bench-control line protocol, seal side (docs/hil.md "Bench-control line protocol").
+# Sans-I/O: bytes in (feed), reply lines out; the seal is reached through a small target object.
+# Only a bench build uses this (main.py, when navseal.json says "bench": true).
+#
+# Target interface (duck-typed; main.py's BenchTarget on a board, a fake in the tests):
+#   feed_gnss(data, now_ms)            NMEA bytes as if the receiver had sent them
+#   set_lock(cable, housing, now_ms)   override the raw lock levels (bools: True = closed)
+#   lock_settled(cable, housing)       True once the debounced inputs show these levels
+#   set_battery(pct_or_None)           the battery level the seal reads
+#   set_link(up, now_ms)               the modem's network state
+#   status() -> [(key, value), ...]    the seal's own view, for logs
+#   features -> tuple of str           what this build implements ("write_cut" enables CUTWRITE)
+#   cut_write(n)                       arm a power cut after n flash bytes (only with write_cut)
+#
+# Every complete command line gets exactly one reply line, in order; nothing here raises on
+# input: garbage (unknown verb, bad arguments, non-ASCII, over-long) is answered "ERR ...".
+# REBOOT only sets reboot_requested: the driver sends the reply first, then resets.
+
+MAX_LINE = 256  # bytes including the LF
+LOCK_SETTLE_MS = 2000  # a LOCK reply waits at most this long for the debounced inputs
+MAX_HELD = 8  # complete lines kept while a LOCK reply is pending (the bench sends one at a time)
+VERBS = ("PING", "NMEA", "LOCK", "BATT", "LINK", "REBOOT", "CUTWRITE", "STATUS", "FEATURES")
+_LEVELS = {"closed": True, "open": False, "1": True, "0": False}
+
+
+def level_word(closed):
+    return "closed" if closed else "open"
+
+
+def _clean(text):
+    # one line of printable ASCII, whatever it held (control characters count as spaces)
+    out = []
+    for ch in text:
+        o = ord(ch)
+        out.append(ch if 32 <= o < 127 else (" " if o < 32 else "?"))
+    return " ".join("".join(out).split())
+
+
+def _line(text):
+    # Replies are bounded too: a reply that would not fit (a 250-byte PING token) is cut.
+    raw = _clean(text).encode()
+    if len(raw) + 1 > MAX_LINE:
+        raw = raw[:MAX_LINE - 1]
+    return raw + b"\n"
+
+
+def reply(ok, verb, text=""):
+    words = ("OK " if ok else "ERR ") + (verb or "?")
+    if text:
+        words += " " + text
+    return _line(words)
+
+
+def ready_line(seal_id, boot, fw):
+    return _line("READY seal=%d boot=%d fw=%s" % (seal_id, boot, fw))
+
+
+def log_line(text):
+    return _line("LOG " + _clean(text)[:MAX_LINE - 6])
+
+
+def _is_pct(s):
+    return s.isdigit() and len(s) <= 3 and int(s) <= 100
+
+
+class BenchCtl:
+    def __init__(self, target):
+        self.target = target
+        self._buf = bytearray()
+        self._too_long = False  # discarding the rest of an over-long line
+        self._held = []  # complete lines waiting for a pending LOCK reply
+        self._lock = None  # (deadline_ms, cable, housing) while a LOCK reply is pending
+        self.reboot_requested = False
+        self.lines = 0
+        self.errors = 0
+        self.too_long = 0
+        self.dropped = 0  # lines beyond MAX_HELD while a LOCK was pending
+
+    # ---- input ---------------------------------------------------------------------------
+
+    def feed(self, data, now_ms):
+        """Bytes from the control UART (any chunking) -> list of reply lines (bytes, LF-ended)."""
+        out = []  # type: list
+        start = 0
+        n = len(data)
+        while start <= n:
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start:end]
+            if not self._too_long:
+                if len(self._buf) + len(piece) + 1 > MAX_LINE:
+                    self._buf = bytearray()
+                    self._too_long = True
+                else:
+                    self._buf.extend(piece)
+            if end < 0:
+                break
+            if self._too_long:
+                self.too_long += 1
+                self._too_long = False
+                self._submit(None, now_ms, out)
+            else:
+                line = bytes(self._buf)
+                self._buf = bytearray()
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if line.strip():
+                    self._submit(line, now_ms, out)
+            start = end + 1
+        return out
+
+    def poll(self, now_ms):
+        """The pending LOCK reply once the inputs settled (or timed out), then held lines."""
+        out = []  # type: list
+        self._check_lock(now_ms, out)
+        while self._held and self._lock is None and not self.reboot_requested:
+            self._do(self._held.pop(0), now_ms, out)
+        return out
+
+    def busy(self):
+        """True while a reply is pending (the driver polls more often)."""
+        return self._lock is not None
+
+    def _submit(self, line, now_ms, out):
+        if self._lock is not None or self._held or self.reboot_requested:
+            if len(self._held) >= MAX_HELD:
+                self.dropped += 1
+                return
+            self._held.append(line)
+            return
+        self._do(line, now_ms, out)
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def _do(self, line, now_ms, out):
+        self.lines += 1
+        r = self._command(line, now_ms)
+        if r is not None:
+            if r.startswith(b"ERR"):
+                self.errors += 1
+            out.append(r)
+
+    def _command(self, line, now_ms):
+        if line is None:
+            return reply(False, "?", "line too long (max %d bytes with LF)" % MAX_LINE)
+        for b in line:
+            if b < 32 or b > 126:
+                return reply(False, "?", "not printable ASCII")
+        text = line.decode().strip()
+        sp = text.find(" ")
+        verb = text if sp < 0 else text[:sp]
+        rest = "" if sp < 0 else text[sp + 1:].strip()
+        if verb not in VERBS:
+            return reply(False, verb[:16], "unknown verb '%s'" % verb[:16])
+        args = rest.split()
+        t = self.target
+        if verb == "PING":
+            if len(args) != 1:
+                return reply(False, verb, "PING needs one token")
+            return reply(True, verb, args[0])
+        if verb == "NMEA":
+            if not rest.startswith("$"):
+                return reply(False, verb, "NMEA needs a sentence starting with '$'")
+            t.feed_gnss((rest + "\r\n").encode(), now_ms)
+            return reply(True, verb)
+        if verb == "LOCK":
+            if len(args) != 2 or args[0] not in _LEVELS or args[1] not in _LEVELS:
+                return reply(False, verb, "LOCK needs two levels: closed|open closed|open")
+            cable, housing = _LEVELS[args[0]], _LEVELS[args[1]]
+            t.set_lock(cable, housing, now_ms)
+            self._lock = (now_ms + LOCK_SETTLE_MS, cable, housing)
+            return None  # answered by poll() once the debounced inputs show the levels
+        if verb == "BATT":
+            if len(args) != 1 or not (args[0] == "unknown" or _is_pct(args[0])):
+                return reply(False, verb, "BATT needs 0..100 or 'unknown'")
+            t.set_battery(None if args[0] == "unknown" else int(args[0]))
+            return reply(True, verb, args[0])
+        if verb == "LINK":
+            if len(args) != 1 or args[0] not in ("up", "down"):
+                return reply(False, verb, "LINK needs 'up' or 'down'")
+            t.set_link(args[0] == "up", now_ms)
+            return reply(True, verb, args[0])
+        if verb == "REBOOT":
+            self.reboot_requested = True
+            return reply(True, verb)
+        if verb == "CUTWRITE":
+            if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 9:
+                return reply(False, verb, "CUTWRITE needs a byte count")
+            if "write_cut" not in t.features:
+                return reply(False, verb, "unsupported")
+            t.cut_write(int(args[0]))
+            return reply(True, verb, args[0])
+        if verb == "STATUS":
+            return reply(True, verb, " ".join("%s=%s" % kv for kv in t.status()))
+        # FEATURES
+        return reply(True, verb, " ".join(t.features))
+
+    def _check_lock(self, now_ms, out):
+        if self._lock is None:
+            return
+        deadline, cable, housing = self._lock
+        words = level_word(cable) + " " + level_word(housing)
+        if self.target.lock_settled(cable, housing):
+            self._lock = None
+            out.append(reply(True, "LOCK", words))
+        elif now_ms >= deadline:
+            self._lock = None
+            self.errors += 1
+            out.append(reply(False, "LOCK", "inputs did not settle at " + words))
