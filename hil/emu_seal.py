@@ -10,9 +10,11 @@ real-hardware bench (``--bench serial --bench-port DIR/link --bench-gnss-port DI
 tried without hardware.
 
 ``--link`` is the seal's data link (COBS frames, docs/protocol.md "Serial framing"); ``--stim``
-is the bench-control line (hil/benchctl.py, docs/hil.md). Both are opened by name with pyserial,
-as the bench opens /dev/ttyUSB0: every byte crosses a real tty. ``--state-dir`` is the seal's
-flash (the firmware's DesktopHal); it outlives the process, so SIGKILL is a real power cut.
+is the bench-control line (docs/hil.md), answered by the firmware's own handler
+(navseal_fw.benchctl, the one the board's bench build runs) through ``EmuTarget``. Both are
+opened by name with pyserial, as the bench opens /dev/ttyUSB0: every byte crosses a real tty.
+``--state-dir`` is the seal's flash (the firmware's DesktopHal); it outlives the process, so
+SIGKILL is a real power cut.
 
 The loop owns all I/O and time; the core (navseal_fw.seal.SealCore, through core_adapter) only
 gets bytes, levels and milliseconds. It waits in select() until input arrives or the core's next
@@ -31,11 +33,12 @@ import tty
 
 from navseal.protocol.serial import SerialDeframer, encode_serial
 
+from navseal_fw.benchctl import BenchCtl
+
 from . import benchctl
 from .core_adapter import SealDriver
 from .frames import summarize
 
-_LOCK_SETTLE_S = 2.0  # a LOCK reply waits at most this long for the debounced inputs
 _MIN_WAIT_S = 0.002  # never spin: even a core that is due "now" gets a short select
 
 
@@ -132,6 +135,47 @@ class _ServedPort:
         pass  # a served port is fresh: nothing is waiting
 
 
+class EmuTarget:
+    """What the firmware's bench-control handler may do to the emulated seal (the board's
+    equivalent is main.BenchTarget): simulated inputs on the HAL, the core through SealDriver."""
+
+    def __init__(self, runner: "Runner") -> None:
+        self.r = runner
+        feats = ["gnss", "lock", "battery", "reboot", "link_state"]
+        if not runner.args.serve:  # served, nobody would power it on again after the cut
+            feats.append("write_cut")
+        if runner.args.journal_capacity <= 256:
+            feats.append("small_journal")
+        self.features = tuple(feats)
+
+    def feed_gnss(self, data: bytes, now: int) -> None:
+        assert self.r.seal is not None
+        self.r.seal.feed_gnss(data, now)
+
+    def set_lock(self, cable: bool, housing: bool, now: int) -> None:
+        assert self.r.seal is not None
+        self.r.hal.cable_closed, self.r.hal.housing_closed = cable, housing
+        self.r.seal.lock_changed(now)
+
+    def lock_settled(self, cable: bool, housing: bool) -> bool:
+        assert self.r.seal is not None
+        return self.r.seal.lock_settled(cable, housing)
+
+    def set_battery(self, pct) -> None:
+        self.r.hal.battery = pct
+
+    def set_link(self, up: bool, now: int) -> None:
+        assert self.r.seal is not None
+        self.r.seal.link(up, now)
+
+    def cut_write(self, n: int) -> None:
+        self.r.hal.cut_budget = n
+
+    def status(self) -> list:
+        assert self.r.seal is not None
+        return list(self.r.seal.status().items())
+
+
 class Runner:
     def __init__(self, args) -> None:
         import serial  # pyserial
@@ -150,11 +194,10 @@ class Runner:
         self.link.reset_input_buffer()
         self.stim.reset_input_buffer()
         self.deframer = SerialDeframer()
-        self.lines = benchctl.LineSplitter()
         self.hal = make_hal(args.state_dir)
         self.hal.cause = args.reset_cause
-        self.pending_lock: tuple[float, bool, bool] | None = None
         self.seal: SealDriver | None = None
+        self.control = BenchCtl(EmuTarget(self))
 
     # ---- output ------------------------------------------------------------------------------
 
@@ -194,66 +237,18 @@ class Runner:
             self.log("rx " + summarize(item, self.key) + " -> " + diff_counters(before, self.seal.counters()))
 
     def on_control_bytes(self, data: bytes) -> None:
-        for line in self.lines.feed(data):
-            try:
-                cmd = benchctl.parse_command(line)
-            except benchctl.ControlProtocolError as exc:
-                verb = line.split(b" ", 1)[0].decode("ascii", "replace")[:16]
-                self.ctl(benchctl.format_reply(False, verb, str(exc)))
-                continue
-            self.handle(cmd)
+        self.control_replies(self.control.feed(data, now_ms()))
 
-    def handle(self, cmd: benchctl.Command) -> None:
-        assert self.seal is not None
-        v, a = cmd.verb, cmd.args
-        if v == "PING":
-            self.ctl(benchctl.format_reply(True, v, a[0]))
-        elif v == "NMEA":
-            self.seal.feed_gnss((a[0] + "\r\n").encode("ascii"), now_ms())
-            self.ctl(benchctl.format_reply(True, v))
-        elif v == "LOCK":
-            cable, housing = benchctl.LEVELS[a[0]], benchctl.LEVELS[a[1]]
-            self.hal.cable_closed, self.hal.housing_closed = cable, housing
-            self.seal.lock_changed(now_ms())
-            self.pending_lock = (time.monotonic() + _LOCK_SETTLE_S, cable, housing)
-        elif v == "BATT":
-            self.hal.battery = None if a[0] == "unknown" else int(a[0])
-            self.ctl(benchctl.format_reply(True, v, a[0]))
-        elif v == "LINK":
-            self.seal.link(a[0] == "up", now_ms())
-            self.ctl(benchctl.format_reply(True, v, a[0]))
-        elif v == "REBOOT":
-            self.ctl(benchctl.format_reply(True, v))
+    def control_replies(self, lines: list) -> None:
+        for line in lines:
+            self.ctl(line)
+        if self.control.reboot_requested:  # the reply is out: soft reset, then READY
+            assert self.seal is not None
             self.seal.close()
             self.hal.cause = 2  # SOFT
             self.deframer = SerialDeframer()
+            self.control = BenchCtl(EmuTarget(self))
             self.boot()
-        elif v == "CUTWRITE":
-            self.hal.cut_budget = int(a[0])
-            self.ctl(benchctl.format_reply(True, v, a[0]))
-        elif v == "STATUS":
-            st = self.seal.status()
-            self.ctl(benchctl.format_reply(True, v, " ".join(f"{k}={val}" for k, val in st.items())))
-        elif v == "FEATURES":
-            feats = ["gnss", "lock", "battery", "reboot", "link_state"]
-            if not self.args.serve:  # served, nobody would power it on again after the cut
-                feats.append("write_cut")
-            if self.args.journal_capacity <= 256:
-                feats.append("small_journal")
-            self.ctl(benchctl.format_reply(True, v, " ".join(feats)))
-
-    def check_lock_reply(self) -> None:
-        assert self.seal is not None
-        if self.pending_lock is None:
-            return
-        deadline, cable, housing = self.pending_lock
-        words = f"{benchctl.level_word(cable)} {benchctl.level_word(housing)}"
-        if self.seal.lock_settled(cable, housing):
-            self.pending_lock = None
-            self.ctl(benchctl.format_reply(True, "LOCK", words))
-        elif time.monotonic() > deadline:
-            self.pending_lock = None
-            self.ctl(benchctl.format_reply(False, "LOCK", f"inputs did not settle at {words}"))
 
     # ---- loop --------------------------------------------------------------------------------
 
@@ -262,7 +257,7 @@ class Runner:
         assert self.seal is not None
         while True:
             wait = (self.seal.next_deadline_ms() - now_ms()) / 1000.0
-            if self.pending_lock is not None:
+            if self.control.busy():
                 wait = min(wait, 0.01)
             wait = min(max(wait, _MIN_WAIT_S), 1.0)
             ready, _, _ = select.select([self.link, self.stim], [], [], wait)
@@ -275,7 +270,7 @@ class Runner:
                 if data:
                     self.on_control_bytes(data)
             self.seal.poll(now_ms())
-            self.check_lock_reply()
+            self.control_replies(self.control.poll(now_ms()))
 
 
 def diff_counters(before: tuple, after: tuple) -> str:

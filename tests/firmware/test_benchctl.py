@@ -126,3 +126,49 @@ def test_board_control_uart_on_documented_pins_and_overrides():
 class _FakeOs:
     def mkdir(self, path):
         pass
+
+
+def test_emulator_runner_answers_with_the_same_handler(tmp_path):
+    """hil/emu_seal.py (--serve, its own ptys) answers through navseal_fw.benchctl: garbage and
+    over-long lines get their ERR reply there too, and the next command still works."""
+    import os
+    import subprocess
+    import time
+
+    import serial
+
+    from navseal.protocol import test_key
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "navseal.hil.emu_seal", "--serve", str(tmp_path), "--state-dir",
+         str(tmp_path / "flash"), "--seal-id", "1001", "--key", test_key(1001).hex()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(tmp_path / "stim"):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "runner did not serve its ports"
+            time.sleep(0.02)
+        port = serial.Serial(str(tmp_path / "stim"), 115200, timeout=5)
+        port.write(b"PING sync\n")  # READY may have gone out before we opened the port
+        lines = []
+        while b"OK PING sync\n" not in lines:
+            line = port.readline()
+            assert line.endswith(b"\n"), lines
+            lines.append(line)
+        port.write(b"BOGUS\n" + b"Z" * 400 + b"\nFEATURES\nCUTWRITE x\n")
+        got, got_no_log = [], []
+        while len(got_no_log) < 4:  # LOG lines (frames sent) may come in between
+            line = port.readline()
+            assert line.endswith(b"\n"), got
+            got.append(line)
+            if not line.startswith(b"LOG"):
+                got_no_log.append(line)
+        assert got_no_log[:2] == [b"ERR BOGUS unknown verb 'BOGUS'\n",
+                                  b"ERR ? line too long (max 256 bytes with LF)\n"], got
+        assert got_no_log[2] == b"OK FEATURES gnss lock battery reboot link_state\n", got
+        assert got_no_log[3].startswith(b"ERR CUTWRITE "), got
+        port.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
