@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key", required=True, help="the seal's 32-byte key, hex")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--journal-capacity", type=int, default=100000)
-    p.add_argument("--journal-seg-records", type=int, default=1023)
+    p.add_argument("--journal-seg-records", type=int, default=1021)
     p.add_argument("--reset-cause", type=int, default=0, help="reported in HELLO (0 POWER_ON)")
     args = p.parse_args(argv)
     if not args.serve and not (args.link and args.stim):

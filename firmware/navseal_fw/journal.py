@@ -78,7 +78,7 @@ def _check16(buf, n):
 
 
 class Journal:
-    def __init__(self, hal, capacity=100000, seg_records=1023, thin_keep=2, prefix="j"):
+    def __init__(self, hal, capacity=100000, seg_records=1021, thin_keep=2, prefix="j"):
         if seg_records < 2 or seg_records > _OFF_MASK:
             raise ValueError("seg_records out of range")
         if capacity < 2 * seg_records:

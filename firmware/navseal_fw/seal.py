@@ -84,7 +84,7 @@ DEFAULTS = {
     "ack_timeout_s": 30,
     "debounce_ms": 50,
     "journal_capacity": 100000,
-    "journal_seg_records": 1023,
+    "journal_seg_records": 1021,  # 32 + 1021 x 20 = 20,452 B: exactly five 4 KB littlefs blocks
     "thin_keep": 2,
 }
 # The CONFIG command's fields, in wire order (docs/protocol.md, 0x84 CONFIG).

@@ -420,7 +420,7 @@ def bench_journal_steps(n=2000, report=print):
     # Append, recovery and send+release times on MemHal (interpreter speed, not flash speed).
     # A generator so the MicroPython driver can collect garbage between chunks.
     hal = MemHal()
-    j = J.Journal(hal, capacity=4 * n, seg_records=1023)
+    j = J.Journal(hal, capacity=4 * n, seg_records=1021)
     j.recover()
     append_us = 0
     for k in range(0, n, 100):
@@ -431,7 +431,7 @@ def bench_journal_steps(n=2000, report=print):
         yield
     j.close()
     t0 = _us()
-    j2 = J.Journal(hal, capacity=4 * n, seg_records=1023)
+    j2 = J.Journal(hal, capacity=4 * n, seg_records=1021)
     j2.recover()
     recover_us = _elapsed_us(t0)
     yield
@@ -510,7 +510,7 @@ def footprint_steps(report=print):
     m0 = live()
     hal = MemHal(unix0=T0)
     cfg = Config({"seal_id": SEAL, "key": test_key(SEAL), "journal_capacity": 100000,
-                  "journal_seg_records": 1023})
+                  "journal_seg_records": 1021})
     gw = Gateway(SEAL, cfg.key_bytes)
     outbox = []
     yield

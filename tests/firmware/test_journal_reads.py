@@ -34,7 +34,7 @@ class _Seal:
         self.core = SealCore(config, self.hal, self._send)
         self.core.start(self.hal.now_ms)
         self.deliver()
-        assert self.core.journal.seg_records == 1023  # the default: a scan would be longest
+        assert self.core.journal.seg_records == 1021  # the default: a scan would be longest
 
     def _send(self, frame):
         if frame[3] in (C.RECORDS, C.EVENT):

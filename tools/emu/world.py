@@ -123,7 +123,7 @@ class SealWorld:
             "journal_capacity": spec.journal_capacity,
             # A segment is at most an eighth of the journal, so thinning has whole old segments
             # to work on even in the small journals the overflow scenarios use.
-            "journal_seg_records": max(8, min(1023, spec.journal_capacity // 8)),
+            "journal_seg_records": max(8, min(1021, spec.journal_capacity // 8)),
         }
         self.core: SealCore | None = None
         self.powered = False

@@ -7,7 +7,7 @@ from navseal_fw import journal as J
 from navseal_fw.hal import MemHal
 
 T0 = 1764115200
-SEG = 1023  # the default segment: the worst case for a scan from the start
+SEG = 1021  # the default segment: the worst case for a scan from the start
 
 
 class _CountingFile:
