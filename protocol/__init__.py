@@ -1,6 +1,6 @@
-"""navseal wire protocol v1 (docs/protocol.md): construct definition, codec, serial framing."""
+"""navseal wire protocol v2 (docs/protocol.md): construct definition, codec, serial framing."""
 
-from .codec import ERROR_CODES, DecodeError, EncodeError, Frame, decode_frame, encode_frame, to_plain
+from .codec import ERROR_CODES, DecodeError, EncodeError, Frame, decode_frame, encode_frame, evidence, to_plain
 from .schema import (
     DOWNLINK_TYPES,
     EVENT_CODES,
@@ -39,6 +39,7 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "encode_serial",
+    "evidence",
     "test_key",
     "to_plain",
 ]

@@ -122,6 +122,24 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+def evidence(**fields: Any) -> dict:
+    """An Evidence block in its JSON form (docs/protocol.md, "Evidence"), read off the definition:
+    every field 0 and every bit False (no escort since provisioning) unless given. A bit-field byte
+    may be given in part: ``evidence(escort_id=7, opening_inputs={"cable": True})``."""
+    out = to_plain(schema.Evidence.parse(bytes(schema.EVIDENCE_SIZE)))
+    for name, value in fields.items():
+        if name not in out:
+            raise KeyError(f"Evidence has no field {name!r}")
+        if isinstance(out[name], dict):
+            unknown = set(value) - set(out[name])
+            if unknown:
+                raise KeyError(f"Evidence.{name} has no bit {sorted(unknown)}")
+            out[name] = {**out[name], **value}
+        else:
+            out[name] = value
+    return out
+
+
 def _resolve_key(key: KeySource, seal_id: int) -> bytes | None:
     if callable(key):
         return key(seal_id)

@@ -17,13 +17,25 @@ import sys
 from pathlib import Path
 
 from .codec import DecodeError, decode_frame, encode_frame
-from .schema import EVENT_CODES, densify_route, MAX_RECORDS_PER_BATCH, MAX_ROUTE_POINTS, crc32, mac8, test_key
+from .codec import evidence as _evidence
+from .schema import (
+    EVENT_CODES,
+    GNSS_ANOMALY_KINDS,
+    HEADER_SIZE,
+    MAX_RECORDS_PER_BATCH,
+    MAX_ROUTE_POINTS,
+    crc32,
+    densify_route,
+    mac8,
+    test_key,
+)
 from .serial import SerialDeframer, encode_serial
 
 VECTOR_DIR = Path(__file__).with_name("vectors")
 SEAL = 1001
 KEY = test_key(SEAL)
 T0 = 1764115200  # 2025-11-26T00:00:00Z
+H = HEADER_SIZE  # payload offset in a frame; the u16 payload length is the header's last 2 bytes
 
 
 def _rec(dt=0, lat=432380000, lon=769450000, speed=853, course=45, quality=1, sats=9, hdop=12,
@@ -42,8 +54,8 @@ def _frame(type_name, payload, *, seal=SEAL, boot=3, seq=17, time=T0, flags=0, k
 
 def _resign(raw: bytearray, key=KEY) -> bytes:
     """Recompute MAC and CRC after a deliberate edit, so only the intended fault remains."""
-    length = int.from_bytes(raw[19:21], "big")
-    end = 21 + length
+    length = int.from_bytes(raw[H - 2:H], "big")
+    end = H + length
     if len(raw) >= end + 12:
         raw[end:end + 8] = mac8(key, bytes(raw[:end]))
         raw[end + 8:end + 12] = crc32(bytes(raw[:end + 8])).to_bytes(4, "big")
@@ -63,8 +75,45 @@ def _route(n, start=(4323800, 7694500)):
     return pts
 
 
+# An escort 77 six hours in: armed at journal rseq 1000, one opening episode still open (cable then
+# housing), deviations, GNSS trouble, anomalies of every kind, two reboots of which one a power loss.
+EVIDENCE_ACTIVE = _evidence(
+    escort_id=77, flags={"opening_now": True, "deviating_now": True, "gnss_lost_now": True},
+    start_rseq=1000, hw_rseq=1433, thinned=12, openings=2, opening_first=T0 - 7200,
+    opening_inputs={"cable": True, "housing": True}, deviations=3, deviation_first=T0 - 14400,
+    deviation_max_m=4870, gnss_losses=4, gnss_longest_s=11400, gnss_longest_at=T0 - 18000, anomalies=5,
+    anomaly_first=T0 - 20000, anomaly_kinds={"time_backwards": True, "impossible_speed": True,
+                                             "invalid_date": True},
+    reboots=2, power_losses=1)
+# The same escort ended by DEACTIVATE: frozen at hw_rseq 1502, no episode open any more.
+EVIDENCE_CLOSED = _evidence(
+    escort_id=77, flags={"closed": True}, start_rseq=1000, hw_rseq=1502, thinned=12, openings=2,
+    opening_first=T0 - 7200, opening_inputs={"cable": True, "housing": True}, deviations=3,
+    deviation_first=T0 - 14400, deviation_max_m=4870, gnss_losses=4, gnss_longest_s=11400,
+    gnss_longest_at=T0 - 18000, anomalies=5, anomaly_first=T0 - 20000,
+    anomaly_kinds={"time_backwards": True, "impossible_speed": True, "invalid_date": True},
+    reboots=2, power_losses=1)
+# Offsets inside the Evidence block of its three bit-field bytes (reserved bits: bad_payload).
+EVIDENCE_FLAGS_AT, EVIDENCE_INPUTS_AT, EVIDENCE_KINDS_AT = 4, 23, 50
+STATE_EVIDENCE_AT, COMMAND_RESULT_EVIDENCE_AT = 28, 15
+
+
 ALMATY_KHORGOS = [[4325700, 7694500], [4335200, 7730100], [4382600, 7795000], [4404200, 7850600],
                   [4417800, 7915000], [4420500, 7997800], [4419100, 8027400]]
+
+
+ALARMS_OFF = {k: False for k in ("GNSS_ANOMALY", "ROUTE_DEVIATION", "JOURNAL_OVERFLOW", "LOW_BATTERY",
+                                 "GNSS_LOST", "HOUSING_OPENED", "CABLE_CUT")}
+
+
+def _v1_frame() -> bytes:
+    """A TIME frame exactly as version 1 built it (u16 boot, 21-byte header), validly signed.
+
+    Version 1 is retired: this is the one place its layout is still written, to prove it is refused."""
+    signed = b"NS" + bytes([1, 0x85, 0]) + SEAL.to_bytes(4, "big") + (3).to_bytes(2, "big") \
+        + (17).to_bytes(4, "big") + T0.to_bytes(4, "big") + (4).to_bytes(2, "big") + (T0 + 1).to_bytes(4, "big")
+    signed += mac8(KEY, signed)
+    return signed + crc32(signed).to_bytes(4, "big")
 
 
 def valid_frames():
@@ -101,8 +150,12 @@ def valid_frames():
             _rec(lat=None, lon=None, speed=0, course=255, quality=0, sats=0, hdop=255, battery=None,
                  cable=False, housing=False)]})
     for code, value in EVENT_CODES.items():
-        detail = {"GNSS_JUMP": 48213, "LOW_BATTERY": 14, "JOURNAL_OVERFLOW": 2500, "REBOOT": 1,
-                  "COMMAND_REJECTED": 1, "ROUTE_DEVIATION": 1250}.get(code, 0)
+        # Values as docs/protocol.md gives them: opening episode numbers, LOCK_RESTORED's
+        # episode << 8 | lock bits, a GNSS loss's duration, an anomaly's kind << 24 | detail.
+        detail = {"CABLE_CUT": 1, "HOUSING_OPENED": 2, "LOCK_RESTORED": 2 << 8 | 0xC0,
+                  "GNSS_REGAINED": 11400, "GNSS_JUMP": 48213, "LOW_BATTERY": 14, "JOURNAL_OVERFLOW": 2500,
+                  "REBOOT": 1, "COMMAND_REJECTED": 1, "ROUTE_DEVIATION": 1250,
+                  "GNSS_ANOMALY": GNSS_ANOMALY_KINDS["time_backwards"] << 24 | 3600}.get(code, 0)
         yield f"event_{code.lower()}", f"EVENT {code}", _frame("EVENT", {
             "rseq": 100 + value, "time": T0 - 10, "code": code, "lat": 432380000, "lon": 769450000,
             "status": {"cable_intact": code != "CABLE_CUT", "housing_closed": code != "HOUSING_OPENED",
@@ -111,25 +164,48 @@ def valid_frames():
     yield "event_no_position", "an event before any fix", _frame("EVENT", {
         "rseq": 1, "time": T0, "code": "REBOOT", "lat": None, "lon": None,
         "status": {"cable_intact": True, "housing_closed": True, "battery_pct": None}, "value": 0})
-    alarms_off = {k: False for k in ("ROUTE_DEVIATION", "JOURNAL_OVERFLOW", "LOW_BATTERY", "GNSS_LOST",
-                                     "HOUSING_OPENED", "CABLE_CUT")}
-    yield "state_inactive", "STATE of an idle seal", _frame("STATE", {
-        "state": "INACTIVE", "escort_id": 0, "alarms": alarms_off, "battery_pct": 97,
+    yield "state_inactive", "STATE of an idle seal, never escorted since provisioning", _frame("STATE", {
+        "state": "INACTIVE", "escort_id": 0, "alarms": ALARMS_OFF, "battery_pct": 97,
         "journal_pending": 0, "journal_capacity": 100000, "fix_time": 0, "lat": None, "lon": None,
-        "lock": {"cable_intact": False, "housing_closed": True}})
+        "lock": {"cable_intact": False, "housing_closed": True}, "evidence": _evidence()})
     yield "state_active_all_alarms", "STATE with every alarm latched", _frame("STATE", {
-        "state": "ACTIVE", "escort_id": 77, "alarms": {k: True for k in alarms_off}, "battery_pct": 255,
+        "state": "ACTIVE", "escort_id": 77, "alarms": {k: True for k in ALARMS_OFF}, "battery_pct": 255,
         "journal_pending": 4242, "journal_capacity": 100000, "fix_time": T0 - 5, "lat": 432380000,
-        "lon": 769450000, "lock": {"cable_intact": False, "housing_closed": False}})
+        "lon": 769450000, "lock": {"cable_intact": False, "housing_closed": False},
+        "evidence": _evidence(escort_id=77, start_rseq=1000, hw_rseq=5242, openings=1, opening_first=T0 - 60,
+                              opening_inputs={"cable": True})})
+    yield "state_active_evidence", \
+        "STATE of an active escort with an opening episode open and a count in every evidence field", \
+        _frame("STATE", {
+            "state": "ACTIVE", "escort_id": 77, "alarms": dict(ALARMS_OFF, CABLE_CUT=True, HOUSING_OPENED=True,
+                                                                ROUTE_DEVIATION=True, GNSS_LOST=True,
+                                                                GNSS_ANOMALY=True),
+            "battery_pct": 61, "journal_pending": 433, "journal_capacity": 100000, "fix_time": T0 - 11400,
+            "lat": 432380000, "lon": 769450000, "lock": {"cable_intact": False, "housing_closed": False},
+            "evidence": EVIDENCE_ACTIVE}, seq=4001)
+    yield "state_inactive_closed", "STATE after DEACTIVATE: the ended escort's evidence, frozen (closed)", \
+        _frame("STATE", {
+            "state": "INACTIVE", "escort_id": 0, "alarms": ALARMS_OFF, "battery_pct": 58, "journal_pending": 0,
+            "journal_capacity": 100000, "fix_time": T0 - 30, "lat": 432570000, "lon": 769450000,
+            "lock": {"cable_intact": True, "housing_closed": True}, "evidence": EVIDENCE_CLOSED}, seq=4100)
     yield "command_result_ok", "ACTIVATE accepted", _frame("COMMAND_RESULT", {
         "cmd_boot": 0, "cmd_seq": 5, "cmd_type": "ACTIVATE", "result": "OK", "state": "ACTIVE",
-        "escort_id": 77})
+        "escort_id": 77, "evidence": _evidence(escort_id=77, start_rseq=1000, hw_rseq=1000)})
     yield "command_result_lock_open", "ACTIVATE refused: lock open", _frame("COMMAND_RESULT", {
         "cmd_boot": 0, "cmd_seq": 6, "cmd_type": "ACTIVATE", "result": "LOCK_OPEN", "state": "INACTIVE",
-        "escort_id": 0})
+        "escort_id": 0, "evidence": _evidence()})
     yield "command_result_mismatch", "DEACTIVATE refused: data do not match", _frame("COMMAND_RESULT", {
         "cmd_boot": 0, "cmd_seq": 9, "cmd_type": "DEACTIVATE", "result": "MISMATCH", "state": "ACTIVE",
-        "escort_id": 77})
+        "escort_id": 77, "evidence": EVIDENCE_ACTIVE})
+    yield "command_result_journal_pending", \
+        "DEACTIVATE refused: journal records not yet acknowledged (the gateway sends it again)", \
+        _frame("COMMAND_RESULT", {
+            "cmd_boot": 0, "cmd_seq": 10, "cmd_type": "DEACTIVATE", "result": "JOURNAL_PENDING",
+            "state": "ACTIVE", "escort_id": 77, "evidence": EVIDENCE_ACTIVE}, seq=4050)
+    yield "command_result_deactivate_ok", "DEACTIVATE accepted: the ended escort's evidence, frozen", \
+        _frame("COMMAND_RESULT", {
+            "cmd_boot": 0, "cmd_seq": 11, "cmd_type": "DEACTIVATE", "result": "OK", "state": "INACTIVE",
+            "escort_id": 0, "evidence": EVIDENCE_CLOSED}, seq=4099)
     yield "ack", "ACK of a RECORDS frame", _frame("ACK", {
         "acked_boot": 3, "acked_seq": 17, "committed_rseq": 44}, boot=0, seq=1)
     yield "ack_no_records", "ACK of a frame without journal records", _frame("ACK", {
@@ -158,8 +234,13 @@ def valid_frames():
         "fw_major": 1, "fw_minor": 0, "fw_patch": 0, "reset_cause": "SOFT", "config_hash": 1,
         "journal_pending": 2}, flags=0x03)
     yield "header_max_values", "seal id, boot, seq and time at their maxima", _frame("TIME", {
-        "unix_time": 0}, seal=0xFFFFFFFF, boot=0xFFFF, seq=0xFFFFFFFF, time=0xFFFFFFFF,
+        "unix_time": 0}, seal=0xFFFFFFFF, boot=0xFFFFFFFF, seq=0xFFFFFFFF, time=0xFFFFFFFF,
         key=test_key(0xFFFFFFFF))
+    yield "header_boot_70000", "boot 70000: past the 16 bits of version 1", _frame("HELLO", {
+        "fw_major": 1, "fw_minor": 2, "fw_patch": 3, "reset_cause": "BROWNOUT", "config_hash": 0x1A2B3C4D,
+        "journal_pending": 3}, boot=70000, seq=0)
+    yield "ack_boot_70000", "ACK of a frame sent in boot 70000", _frame("ACK", {
+        "acked_boot": 70000, "acked_seq": 1, "committed_rseq": 45}, boot=0, seq=9)
 
 
 def invalid_frames():
@@ -180,15 +261,15 @@ def invalid_frames():
     yield "truncated_empty", "zero bytes", b"", "truncated"
     yield "truncated_in_magic", "one byte", good[:1], "truncated"
     yield "truncated_in_header", "cut inside the header", good[:10], "truncated"
-    yield "truncated_after_header", "header only", good[:21], "truncated"
+    yield "truncated_after_header", "header only", good[:H], "truncated"
     yield "truncated_in_payload", "cut inside the payload", good[:40], "truncated"
     yield "truncated_in_mac", "cut inside the MAC", good[:n - 8], "truncated"
     yield "truncated_in_crc", "last byte missing", good[:n - 1], "truncated"
     bad = bytearray(good)
-    bad[19:21] = (0xFFFF).to_bytes(2, "big")
+    bad[H - 2:H] = (0xFFFF).to_bytes(2, "big")
     yield "oversize_length_ffff", "length field 65535", bytes(bad), "oversize"
     bad = bytearray(good)
-    bad[19:21] = (2049).to_bytes(2, "big")
+    bad[H - 2:H] = (2049).to_bytes(2, "big")
     yield "oversize_length_2049", "length field one over the limit", bytes(bad), "oversize"
     bad = bytearray(good)
     bad[3] = 0x06
@@ -196,9 +277,11 @@ def invalid_frames():
     bad = bytearray(good)
     bad[3] = 0x86
     yield "unknown_type_downlink", "type 0x86, CRC and MAC valid", _resign(bad), "unknown_type"
+    yield "unsupported_version", "a version 1 frame (16-bit boot, 21-byte header): retired", \
+        _v1_frame(), "unsupported_version"
     bad = bytearray(good)
-    bad[2] = 2
-    yield "unsupported_version", "version 2", _resign(bad), "unsupported_version"
+    bad[2] = 3
+    yield "unsupported_version_3", "version 3, CRC and MAC valid", _resign(bad), "unsupported_version"
     bad = bytearray(good)
     bad[0:2] = b"NT"
     yield "bad_magic", "magic NT", _resign(bad), "bad_magic"
@@ -208,42 +291,63 @@ def invalid_frames():
     yield "bad_flags_reserved", "reserved flag bit 2 set", _resign(bad), "bad_flags"
     # payload faults, each with a valid length, CRC and MAC
     bad = bytearray(good)
-    bad[21 + 8] = 3  # count says 3, two records present
+    bad[H + 8] = 3  # count says 3, two records present
     yield "bad_payload_count_mismatch", "RECORDS count 3 with 2 records", _resign(bad), "bad_payload"
     over = _frame("RECORDS", {"first_rseq": 1, "base_time": T0, "records": [_rec()] * 120})
     bad = bytearray(over)
-    bad[21 + 8] = 121
+    bad[H + 8] = 121
     yield "bad_payload_count_over_limit", "RECORDS count 121", _resign(bad), "bad_payload"
     ev = bytearray(_frame("EVENT", {"rseq": 1, "time": T0, "code": "CABLE_CUT", "lat": 0, "lon": 0,
                                     "status": {"cable_intact": False, "housing_closed": True,
                                                "battery_pct": 50}, "value": 0}))
-    ev[21 + 8] = 0
+    ev[H + 8] = 0
     yield "bad_payload_event_code", "EVENT code 0 (unassigned)", _resign(ev), "bad_payload"
     de = bytearray(_frame("DEACTIVATE", {"escort_id": 1, "seal_number": SEAL, "declaration": "AB",
                                          "vehicle": "CD"}, boot=0))
-    de[21 + 9] = 0xFF  # first byte of the declaration: not UTF-8
+    de[H + 9] = 0xFF  # first byte of the declaration: not UTF-8
     yield "bad_payload_utf8", "DEACTIVATE declaration is not UTF-8", _resign(de), "bad_payload"
     long_decl = bytearray(_frame("DEACTIVATE", {"escort_id": 1, "seal_number": SEAL, "declaration": "A" * 40,
                                                 "vehicle": "V"}, boot=0))
     # splice in a 41-byte declaration: rebuild payload by hand
     payload = (1).to_bytes(4, "big") + SEAL.to_bytes(4, "big") + bytes([41]) + b"A" * 41 + bytes([1]) + b"V"
-    raw = bytearray(long_decl[:19]) + len(payload).to_bytes(2, "big") + payload + bytes(12)
+    raw = bytearray(long_decl[:H - 2]) + len(payload).to_bytes(2, "big") + payload + bytes(12)
     yield "bad_payload_string_too_long", "declaration of 41 bytes (max 40)", _resign(raw), "bad_payload"
-    st = bytearray(_frame("STATE", {
-        "state": "ACTIVE", "escort_id": 1, "alarms": {k: False for k in (
-            "ROUTE_DEVIATION", "JOURNAL_OVERFLOW", "LOW_BATTERY", "GNSS_LOST", "HOUSING_OPENED", "CABLE_CUT")},
-        "battery_pct": 50, "journal_pending": 0, "journal_capacity": 1, "fix_time": 0, "lat": None,
-        "lon": None, "lock": {"cable_intact": True, "housing_closed": True}}))
-    st[21 + 5] = 0x80
+    state = _frame("STATE", {
+        "state": "ACTIVE", "escort_id": 77, "alarms": ALARMS_OFF, "battery_pct": 50, "journal_pending": 0,
+        "journal_capacity": 1, "fix_time": 0, "lat": None, "lon": None,
+        "lock": {"cable_intact": True, "housing_closed": True}, "evidence": EVIDENCE_ACTIVE})
+    st = bytearray(state)
+    st[H + 5] = 0x80
     yield "bad_payload_reserved_alarm_bit", "STATE alarms bit 7 set", _resign(st), "bad_payload"
+    st = bytearray(state)
+    st[H + STATE_EVIDENCE_AT + EVIDENCE_FLAGS_AT] |= 0x10
+    yield "bad_payload_evidence_flags", "STATE evidence flags: reserved bit 4 set", _resign(st), "bad_payload"
+    st = bytearray(state)
+    st[H + STATE_EVIDENCE_AT + EVIDENCE_KINDS_AT] |= 0x80
+    yield "bad_payload_evidence_anomaly_kinds", "STATE evidence anomaly_kinds: reserved bit 7 set", \
+        _resign(st), "bad_payload"
+    length = len(state) - H - 12
+    short = bytearray(state[:H - 2]) + (length - 1).to_bytes(2, "big") + state[H:H + length - 1] + bytes(12)
+    yield "bad_payload_state_short", "STATE one byte short (82 bytes: evidence cut)", _resign(short), \
+        "bad_payload"
+    result = _frame("COMMAND_RESULT", {
+        "cmd_boot": 0, "cmd_seq": 10, "cmd_type": "DEACTIVATE", "result": "OK", "state": "INACTIVE",
+        "escort_id": 0, "evidence": EVIDENCE_CLOSED})
+    cr = bytearray(result)
+    cr[H + COMMAND_RESULT_EVIDENCE_AT + EVIDENCE_INPUTS_AT] |= 0x04
+    yield "bad_payload_evidence_opening_inputs", "COMMAND_RESULT evidence opening_inputs: reserved bit 2 set", \
+        _resign(cr), "bad_payload"
+    cr = bytearray(result)
+    cr[H + 9] = 8
+    yield "bad_payload_result_unknown", "COMMAND_RESULT result 8 (unassigned)", _resign(cr), "bad_payload"
     act = bytearray(_frame("ACTIVATE", {
         "escort_id": 1, "seal_number": SEAL, "declaration": "", "vehicle": "", "dest_office_code": "",
         "dest_office_name": "", "period_start": 0, "period_end": 0, "corridor_m": 0, "route": []}, boot=0))
-    act[21 + 22] = 0x01
-    act[21 + 23] = 0x91  # route_count 401
+    act[H + 22] = 0x01
+    act[H + 23] = 0x91  # route_count 401
     yield "bad_payload_route_too_long", "ACTIVATE route count 401", _resign(act), "bad_payload"
     t = bytearray(_frame("TIME", {"unix_time": T0}, boot=0))
-    raw = bytearray(t[:19]) + (5).to_bytes(2, "big") + bytes(t[21:25]) + b"\x00" + bytes(12)
+    raw = bytearray(t[:H - 2]) + (5).to_bytes(2, "big") + bytes(t[H:H + 4]) + b"\x00" + bytes(12)
     yield "bad_payload_extra_byte", "TIME payload of 5 bytes", _resign(raw), "bad_payload"
 
 

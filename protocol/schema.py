@@ -1,4 +1,4 @@
-"""The navseal wire format, version 1: the one declarative definition.
+"""The navseal wire format, version 2: the one declarative definition.
 
 Everything on the host derives from the constructs below: the builder, the full parser, the fast
 decoder (``fastpath.py`` reads the field layout off these definitions) and the JSON form that
@@ -42,8 +42,8 @@ from construct import (
 )
 
 MAGIC = b"NS"
-VERSION = 1
-HEADER_SIZE = 21
+VERSION = 2
+HEADER_SIZE = 23
 MAC_SIZE = 8
 CRC_SIZE = 4
 TRAILER_SIZE = MAC_SIZE + CRC_SIZE
@@ -130,6 +130,7 @@ EVENT_CODES = {
     "COMMAND_REJECTED": 10,
     "ROUTE_DEVIATION": 11,
     "ROUTE_RETURNED": 12,
+    "GNSS_ANOMALY": 13,
 }
 SEAL_STATES = {"INACTIVE": 0, "ACTIVE": 1}
 COMMAND_RESULTS = {
@@ -140,7 +141,10 @@ COMMAND_RESULTS = {
     "BAD_PARAMS": 4,
     "REPLAYED": 5,
     "UNSUPPORTED": 6,
+    "JOURNAL_PENDING": 7,
 }
+# GNSS_ANOMALY event value: kind << 24 | detail (docs/protocol.md, EVENT).
+GNSS_ANOMALY_KINDS = {"time_backwards": 1, "impossible_speed": 2, "invalid_date": 3}
 
 # A coordinate in 1e-7 degree; 0x7FFFFFFF means "no position known" (JSON null).
 Position = ExprAdapter(
@@ -207,7 +211,8 @@ Event = Struct(
 )
 
 Alarms = BitStruct(
-    "_reserved" / Const(0, BitsInteger(2)),
+    "_reserved" / Const(0, BitsInteger(1)),
+    "GNSS_ANOMALY" / Flag,
     "ROUTE_DEVIATION" / Flag,
     "JOURNAL_OVERFLOW" / Flag,
     "LOW_BATTERY" / Flag,
@@ -222,6 +227,52 @@ Lock = BitStruct(
     "_reserved" / Const(0, BitsInteger(6)),
 )
 
+# The seal's persisted summary of what it observed during one escort (docs/protocol.md, "Evidence").
+# Times are seal clock, Unix s, 0 = none; counts are episodes, not raw events.
+EvidenceFlags = BitStruct(
+    "_reserved" / Const(0, BitsInteger(4)),
+    "gnss_lost_now" / Flag,
+    "deviating_now" / Flag,
+    "opening_now" / Flag,
+    "closed" / Flag,
+)
+
+OpeningInputs = BitStruct(
+    "_reserved" / Const(0, BitsInteger(6)),
+    "housing" / Flag,
+    "cable" / Flag,
+)
+
+AnomalyKinds = BitStruct(
+    "_reserved" / Const(0, BitsInteger(5)),
+    "invalid_date" / Flag,
+    "impossible_speed" / Flag,
+    "time_backwards" / Flag,
+)
+
+Evidence = Struct(
+    "escort_id" / Int32ub,
+    "flags" / EvidenceFlags,
+    "start_rseq" / Int32ub,
+    "hw_rseq" / Int32ub,
+    "thinned" / Int32ub,
+    "openings" / Int16ub,
+    "opening_first" / Int32ub,
+    "opening_inputs" / OpeningInputs,
+    "deviations" / Int16ub,
+    "deviation_first" / Int32ub,
+    "deviation_max_m" / Int32ub,
+    "gnss_losses" / Int16ub,
+    "gnss_longest_s" / Int32ub,
+    "gnss_longest_at" / Int32ub,
+    "anomalies" / Int16ub,
+    "anomaly_first" / Int32ub,
+    "anomaly_kinds" / AnomalyKinds,
+    "reboots" / Int16ub,
+    "power_losses" / Int16ub,
+)
+EVIDENCE_SIZE = Evidence.sizeof()  # 55 (docs/protocol.md)
+
 SealState = Struct(
     "state" / strict_enum(Int8ub, **SEAL_STATES),
     "escort_id" / Int32ub,
@@ -233,21 +284,23 @@ SealState = Struct(
     "lat" / Position,
     "lon" / Position,
     "lock" / Lock,
+    "evidence" / Evidence,
     Terminated,
 )
 
 CommandResult = Struct(
-    "cmd_boot" / Int16ub,
+    "cmd_boot" / Int32ub,
     "cmd_seq" / Int32ub,
     "cmd_type" / MsgType,
     "result" / strict_enum(Int8ub, **COMMAND_RESULTS),
     "state" / strict_enum(Int8ub, **SEAL_STATES),
     "escort_id" / Int32ub,
+    "evidence" / Evidence,
     Terminated,
 )
 
 Ack = Struct(
-    "acked_boot" / Int16ub,
+    "acked_boot" / Int32ub,
     "acked_seq" / Int32ub,
     "committed_rseq" / Int32ub,
     Terminated,
@@ -359,14 +412,14 @@ PAYLOADS = {
     "TIME": Time,
 }
 
-# Header fields in wire order; the payload's u16 length prefix ends the 21-byte header.
+# Header fields in wire order; the payload's u16 length prefix ends the 23-byte header.
 Header = Struct(
     "magic" / Const(MAGIC),
     "version" / Int8ub,
     "type" / MsgType,
     "flags" / Int8ub,
     "seal_id" / Int32ub,
-    "boot" / Int16ub,
+    "boot" / Int32ub,
     "seq" / Int32ub,
     "time" / Int32ub,
 )

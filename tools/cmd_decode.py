@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "decode",
         help="decode frames (hex, binary, serial capture) to JSON",
-        description="Decode navseal protocol v1 frames and print one JSON object per frame.",
+        description="Decode navseal protocol v2 frames and print one JSON object per frame.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -23,9 +23,9 @@ except ImportError:  # CPython
         return x
 
 
-MAX_FRAME = const(2081)
+MAX_FRAME = const(2083)
 # COBS adds one code byte per 254 data bytes plus one; anything longer cannot be a frame.
-MAX_ENCODED = const(2090)  # MAX_FRAME + MAX_FRAME // 254 + 1
+MAX_ENCODED = const(2092)  # MAX_FRAME + MAX_FRAME // 254 + 1
 
 OVERRUN = "overrun"
 COBS_ERROR = "cobs_error"

@@ -13,8 +13,11 @@ API
     c.records(boot, seq, time, first_rseq, base_time, count, recs)   # recs: 16*count bytes
     c.event(boot, seq, time, rseq, ev_time, code, lat, lon, status, value)
     c.state(boot, seq, time, state, escort_id, alarms, battery_pct, pending, capacity,
-            fix_time, lat, lon, lock)
-    c.command_result(boot, seq, time, cmd_boot, cmd_seq, cmd_type, result, state, escort_id)
+            fix_time, lat, lon, lock, evidence)
+    c.command_result(boot, seq, time, cmd_boot, cmd_seq, cmd_type, result, state, escort_id,
+                     evidence)
+    # evidence: the seal's Evidence block as EVIDENCE_SIZE (55) bytes in wire layout; the seal
+    # keeps it packed and fills it with struct.pack_into(EVIDENCE_FMT, buf, 0, ...)
     # every one takes flags=0 (RETRANSMIT, MORE). Downlink (gateway side, tests, emulator):
     c.encode(type, boot, seq, time, fields, flags=0)   # any type; `fields` is the tuple the
                                                        # matching parse_* returns
@@ -30,8 +33,13 @@ Payload tuples (field order of the protocol tables; enums as ints, `pos` raw wit
                    record(recs, i) -> (dt, lat, lon, speed, course, fix, hdop, status)
     EVENT          (rseq, time, code, lat, lon, status, value)
     STATE          (state, escort_id, alarms, battery_pct, journal_pending, journal_capacity,
-                    fix_time, lat, lon, lock)
-    COMMAND_RESULT (cmd_boot, cmd_seq, cmd_type, result, state, escort_id)
+                    fix_time, lat, lon, lock, evidence)
+    COMMAND_RESULT (cmd_boot, cmd_seq, cmd_type, result, state, escort_id, evidence)
+                   evidence: the tuple EVIDENCE_FMT unpacks, (escort_id, flags, start_rseq,
+                   hw_rseq, thinned, openings, opening_first, opening_inputs, deviations,
+                   deviation_first, deviation_max_m, gnss_losses, gnss_longest_s,
+                   gnss_longest_at, anomalies, anomaly_first, anomaly_kinds, reboots,
+                   power_losses); encode() takes that tuple or the 55 packed bytes
     ACK            (acked_boot, acked_seq, committed_rseq)
     ACTIVATE       (escort_id, seal_number, declaration, vehicle, dest_office_code,
                     dest_office_name, period_start, period_end, corridor_m, route)
@@ -67,14 +75,14 @@ except ImportError:  # CPython
         return x
 
 
-VERSION = const(1)
-HEADER_SIZE = const(21)
+VERSION = const(2)
+HEADER_SIZE = const(23)
 MAC_SIZE = const(8)
 CRC_SIZE = const(4)
 TRAILER_SIZE = const(12)
-MIN_FRAME = const(33)
+MIN_FRAME = const(35)
 MAX_PAYLOAD = const(2048)
-MAX_FRAME = const(2081)
+MAX_FRAME = const(2083)
 RECORD_SIZE = const(16)
 MAX_RECORDS = const(120)
 MAX_ROUTE_POINTS = const(400)
@@ -110,7 +118,7 @@ RESET_BROWNOUT = const(3)
 RESET_DEEPSLEEP = const(4)
 RESET_UNKNOWN = const(255)
 
-# EVENT.code: 1..12
+# EVENT.code: 1..13
 EV_CABLE_CUT = const(1)
 EV_HOUSING_OPENED = const(2)
 EV_LOCK_RESTORED = const(3)
@@ -123,13 +131,19 @@ EV_REBOOT = const(9)
 EV_COMMAND_REJECTED = const(10)
 EV_ROUTE_DEVIATION = const(11)
 EV_ROUTE_RETURNED = const(12)
-_EV_MAX = const(12)
+EV_GNSS_ANOMALY = const(13)
+_EV_MAX = const(13)
+
+# GNSS_ANOMALY event value: kind << 24 | detail
+ANOMALY_TIME_BACKWARDS = const(1)  # detail: seconds back
+ANOMALY_IMPOSSIBLE_SPEED = const(2)  # detail: metres
+ANOMALY_INVALID_DATE = const(3)  # detail: 0
 
 # STATE.state / COMMAND_RESULT.state
 INACTIVE = const(0)
 ACTIVE = const(1)
 
-# COMMAND_RESULT.result: 0..6
+# COMMAND_RESULT.result: 0..7
 RES_OK = const(0)
 RES_LOCK_OPEN = const(1)
 RES_WRONG_STATE = const(2)
@@ -137,7 +151,8 @@ RES_MISMATCH = const(3)
 RES_BAD_PARAMS = const(4)
 RES_REPLAYED = const(5)
 RES_UNSUPPORTED = const(6)
-_RES_MAX = const(6)
+RES_JOURNAL_PENDING = const(7)  # DEACTIVATE refused: journal records not yet acknowledged
+_RES_MAX = const(7)
 
 # STATE.alarms bits
 AL_CABLE_CUT = const(0x01)
@@ -146,6 +161,31 @@ AL_GNSS_LOST = const(0x04)
 AL_LOW_BATTERY = const(0x08)
 AL_JOURNAL_OVERFLOW = const(0x10)
 AL_ROUTE_DEVIATION = const(0x20)
+AL_GNSS_ANOMALY = const(0x40)
+_AL_RESERVED = const(0x80)
+
+# Evidence block (docs/protocol.md, "Evidence"): 55 bytes ending STATE and COMMAND_RESULT.
+EVIDENCE_SIZE = const(55)
+EVIDENCE_FMT = ">IBIIIHIBHIIHIIHIBHH"
+# Evidence.flags
+EVF_CLOSED = const(0x01)
+EVF_OPENING_NOW = const(0x02)
+EVF_DEVIATING_NOW = const(0x04)
+EVF_GNSS_LOST_NOW = const(0x08)
+_EVF_RESERVED = const(0xF0)
+# Evidence.opening_inputs
+EVI_CABLE = const(0x01)
+EVI_HOUSING = const(0x02)
+_EVI_RESERVED = const(0xFC)
+# Evidence.anomaly_kinds
+EVK_TIME_BACKWARDS = const(0x01)
+EVK_IMPOSSIBLE_SPEED = const(0x02)
+EVK_INVALID_DATE = const(0x04)
+_EVK_RESERVED = const(0xF8)
+# Offsets inside the block of the three bit-field bytes (their reserved bits are checked)
+_EV_FLAGS_AT = const(4)
+_EV_INPUTS_AT = const(23)
+_EV_KINDS_AT = const(50)
 
 # status byte / STATE.lock
 ST_CABLE_INTACT = const(0x80)
@@ -170,12 +210,14 @@ ERR_BAD_FLAGS = "bad_flags"
 ERR_BAD_MAC = "bad_mac"
 ERR_BAD_PAYLOAD = "bad_payload"
 
-_HDR = ">BBBIHIIH"  # version, type, flags, seal_id, boot, seq, time, length (after "NS")
+_HDR = ">BBBIIIIH"  # version, type, flags, seal_id, boot, seq, time, length (after "NS")
 _REC = ">HiiHBBBB"
 _EVENT = ">IIBiiBI"
-_STATE = ">BIBBIIIiiB"
-_CMDRES = ">HIBBBI"
-_ACK = ">HII"
+_STATE = ">BIBBIIIiiB"  # then the evidence block
+_STATE_SIZE = const(83)
+_CMDRES = ">IIBBBI"  # then the evidence block
+_CMDRES_SIZE = const(70)
+_ACK = ">III"
 _CONFIG = ">HHHHBHBHH"
 _HELLO = ">BBBBII"
 
@@ -371,16 +413,18 @@ class Codec:
         return self._finish(EVENT, flags, boot, seq, tm, 22)
 
     def state(self, boot, seq, tm, state, escort_id, alarms, battery_pct, journal_pending,
-              journal_capacity, fix_time, lat, lon, lock, flags=0):
+              journal_capacity, fix_time, lat, lon, lock, evidence, flags=0):
         struct.pack_into(_STATE, self._buf, HEADER_SIZE, state, escort_id, alarms, battery_pct,
                          journal_pending, journal_capacity, fix_time, lat, lon, lock)
-        return self._finish(STATE, flags, boot, seq, tm, 28)
+        _put_evidence(self._buf, HEADER_SIZE + _STATE_SIZE - EVIDENCE_SIZE, evidence)
+        return self._finish(STATE, flags, boot, seq, tm, _STATE_SIZE)
 
     def command_result(self, boot, seq, tm, cmd_boot, cmd_seq, cmd_type, result, state,
-                       escort_id, flags=0):
+                       escort_id, evidence, flags=0):
         struct.pack_into(_CMDRES, self._buf, HEADER_SIZE, cmd_boot, cmd_seq, cmd_type, result,
                          state, escort_id)
-        return self._finish(COMMAND_RESULT, flags, boot, seq, tm, 13)
+        _put_evidence(self._buf, HEADER_SIZE + _CMDRES_SIZE - EVIDENCE_SIZE, evidence)
+        return self._finish(COMMAND_RESULT, flags, boot, seq, tm, _CMDRES_SIZE)
 
 
 # ---- payload builders (into a buffer at an offset; return the payload length) -----------
@@ -388,6 +432,17 @@ class Codec:
 def pack_record(buf, off, dt, lat, lon, speed, course, fix, hdop, status):
     """One 16-byte RECORDS record into buf at off."""
     struct.pack_into(_REC, buf, off, dt, lat, lon, speed, course, fix, hdop, status)
+
+
+def _put_evidence(buf, off, ev):
+    # The seal passes its packed 55-byte block (copied as it is); encode() may pass the tuple
+    # parse_payload returned (packed here).
+    if isinstance(ev, tuple):
+        struct.pack_into(EVIDENCE_FMT, buf, off, *ev)
+        return
+    if len(ev) != EVIDENCE_SIZE:
+        raise CodecError(ERR_BAD_PAYLOAD, "evidence is not 55 bytes")
+    memoryview(buf)[off : off + EVIDENCE_SIZE] = memoryview(ev)
 
 
 def _pack_records(buf, off, first_rseq, base_time, count, recs):
@@ -454,13 +509,15 @@ def _pack_payload(buf, off, typ, f):
     if typ == STATE:
         struct.pack_into(_STATE, buf, off, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7],
                          f[8], f[9])
-        return 28
+        _put_evidence(buf, off + _STATE_SIZE - EVIDENCE_SIZE, f[10])
+        return _STATE_SIZE
     if typ == COMMAND_RESULT:
         struct.pack_into(_CMDRES, buf, off, f[0], f[1], f[2], f[3], f[4], f[5])
-        return 13
+        _put_evidence(buf, off + _CMDRES_SIZE - EVIDENCE_SIZE, f[6])
+        return _CMDRES_SIZE
     if typ == ACK:
         struct.pack_into(_ACK, buf, off, f[0], f[1], f[2])
-        return 10
+        return 12
     if typ == ACTIVATE:
         start = off
         struct.pack_into(">II", buf, off, f[0], f[1])
@@ -529,24 +586,31 @@ def parse_event(p):
     return v
 
 
+def _evidence(p, off):
+    if (p[off + _EV_FLAGS_AT] & _EVF_RESERVED or p[off + _EV_INPUTS_AT] & _EVI_RESERVED
+            or p[off + _EV_KINDS_AT] & _EVK_RESERVED):
+        raise _bad("evidence reserved bits")
+    return struct.unpack_from(EVIDENCE_FMT, p, off)
+
+
 def parse_state(p):
-    _exact(p, 28)
+    _exact(p, _STATE_SIZE)
     v = struct.unpack_from(_STATE, p, 0)
-    if v[0] > ACTIVE or v[2] & 0xC0 or v[9] & 0x3F:
+    if v[0] > ACTIVE or v[2] & _AL_RESERVED or v[9] & 0x3F:
         raise _bad("state, alarms or lock")
-    return v
+    return v + (_evidence(p, _STATE_SIZE - EVIDENCE_SIZE),)
 
 
 def parse_command_result(p):
-    _exact(p, 13)
+    _exact(p, _CMDRES_SIZE)
     v = struct.unpack_from(_CMDRES, p, 0)
     if v[2] not in TYPE_CODES or v[3] > _RES_MAX or v[4] > ACTIVE:
         raise _bad("cmd_type, result or state")
-    return v
+    return v + (_evidence(p, _CMDRES_SIZE - EVIDENCE_SIZE),)
 
 
 def parse_ack(p):
-    _exact(p, 10)
+    _exact(p, 12)
     return struct.unpack_from(_ACK, p, 0)
 
 

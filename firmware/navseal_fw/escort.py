@@ -30,6 +30,7 @@ MISMATCH = const(3)
 BAD_PARAMS = const(4)
 REPLAYED = const(5)
 UNSUPPORTED = const(6)
+JOURNAL_PENDING = const(7)  # DEACTIVATE refused while the journal holds unacknowledged records
 
 # STATE.alarms bits
 ALARM_CABLE_CUT = const(1)
@@ -84,8 +85,8 @@ class Escort:
             self.latched = raw[0] & _LATCHED
             self.deviated = bool(raw[1])
         raw = self._dl_store.load()
-        if raw is not None and len(raw) == 6:
-            self.dl_boot, self.dl_seq = struct.unpack(">HI", raw)
+        if raw is not None and len(raw) == 8:
+            self.dl_boot, self.dl_seq = struct.unpack(">II", raw)
 
     def _pack(self):
         parts = [struct.pack(">BIIIIHH", self.state, self.escort_id, self.last_escort_id,
@@ -127,7 +128,7 @@ class Escort:
         self.dl_boot = boot
         self.dl_seq = seq
         if persist:
-            self._dl_store.save(struct.pack(">HI", boot, seq))
+            self._dl_store.save(struct.pack(">II", boot, seq))  # boot is u32 on the wire
 
     # ---- commands -----------------------------------------------------------------------------
 

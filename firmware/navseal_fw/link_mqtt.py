@@ -27,7 +27,7 @@ _SUBACK = const(0x90)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
-# A downlink frame is at most 2081 bytes (docs/protocol.md); anything much larger is not ours.
+# A downlink frame is at most 2083 bytes (docs/protocol.md); anything much larger is not ours.
 MAX_PACKET = const(4096)
 
 

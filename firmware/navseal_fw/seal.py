@@ -180,6 +180,7 @@ class SealCore:
         self.lock = LockInputs(config.debounce_ms)
         self._boot_ctr = Counter(hal, "boot")
         self._cfg_store = Store(hal, "cfg")
+        self._ev = bytearray(codec.EVIDENCE_SIZE)  # the Evidence block, packed (see _evidence)
         self.boot = 0
         self.seq = 0
         self.link_up = True
@@ -238,7 +239,9 @@ class SealCore:
         raw = self._cfg_store.load()
         if raw is not None and len(raw) == 16:
             self._apply_config_bytes(raw)
-        self.boot = (self._boot_ctr.load() + 1) & 0xFFFF
+        # u32 on the wire and in flash: at one boot a second it lasts 136 years, so it never wraps
+        # (a wrap would make every later frame look replayed to the gateway).
+        self.boot = (self._boot_ctr.load() + 1) & 0xFFFFFFFF
         self._boot_ctr.save(self.boot)
         self.seq = 0
         self.escort.load()
@@ -481,7 +484,7 @@ class SealCore:
         self._out(self.codec.state(self.boot, self._next_seq(), self.hal.unix(), e.state,
                                    e.escort_id, self.alarms(), 255 if b is None else b,
                                    self.journal.pending, self.journal.capacity, self.fix_time,
-                                   self.lat, self.lon, self.lock.bits()))
+                                   self.lat, self.lon, self.lock.bits(), self._evidence()))
 
     def _result(self, boot, seq, mtype, result):
         self.results.append(result)
@@ -489,7 +492,19 @@ class SealCore:
             self.results.pop(0)
         e = self.escort
         self._out(self.codec.command_result(self.boot, self._next_seq(), self.hal.unix(), boot,
-                                            seq, mtype, result, e.state, e.escort_id))
+                                            seq, mtype, result, e.state, e.escort_id,
+                                            self._evidence()))
+
+    def _evidence(self):
+        # The Evidence block that ends STATE and COMMAND_RESULT (docs/protocol.md, "Evidence"),
+        # packed in wire layout into one reused buffer. This is the one place that fills it: what
+        # the core knows today is the escort (the current one, or after DEACTIVATE the one just
+        # ended) and the journal's top rseq; every episode count, time and flag is still 0.
+        e = self.escort
+        escort_id = e.escort_id if e.state == E.ACTIVE else e.last_escort_id
+        struct.pack_into(codec.EVIDENCE_FMT, self._ev, 0, escort_id, 0, 0,
+                         self.journal.next_rseq - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return self._ev
 
     def on_link(self, up, now_ms):
         self._now = now_ms

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from navseal.protocol import ERROR_CODES, DecodeError, SerialDeframer, decode_frame, encode_serial
-from navseal.protocol.schema import crc32, mac8
+from navseal.protocol.schema import HEADER_SIZE, MIN_FRAME, crc32, mac8
 from navseal_fw import codec as C
 from navseal_fw.cobs import Deframer, cobs_decode, cobs_encode, cobs_frame
 
@@ -53,12 +53,12 @@ def fw_outcome(data: bytes, key: bytes) -> dict:
 def seal(raw: bytes, key: bytes, resign: bool, recrc: bool) -> bytes:
     """Optionally fix the MAC and/or CRC of a mutated frame so it reaches the deeper checks."""
     raw = bytearray(raw)
-    if len(raw) >= 33 and resign:
-        length = struct.unpack_from(">H", raw, 19)[0]
-        end = 21 + length
+    if len(raw) >= MIN_FRAME and resign:
+        length = struct.unpack_from(">H", raw, HEADER_SIZE - 2)[0]
+        end = HEADER_SIZE + length
         if end + 12 == len(raw):
             raw[end : end + 8] = mac8(key, bytes(raw[:end]))
-    if len(raw) >= 33 and recrc:
+    if len(raw) >= MIN_FRAME and recrc:
         raw[-4:] = struct.pack(">I", crc32(bytes(raw[:-4])))
     return bytes(raw)
 
@@ -78,8 +78,8 @@ def mutated_frames(draw):
             del raw[draw(st.integers(0, len(raw))):]
         elif op == "grow":
             raw += draw(st.binary(min_size=1, max_size=8))
-        elif op == "length" and len(raw) >= 21:
-            raw[19:21] = struct.pack(">H", draw(st.integers(0, 0xFFFF)))
+        elif op == "length" and len(raw) >= HEADER_SIZE:
+            raw[HEADER_SIZE - 2 : HEADER_SIZE] = struct.pack(">H", draw(st.integers(0, 0xFFFF)))
     return seal(bytes(raw), KEY, draw(st.booleans()), draw(st.booleans()))
 
 
@@ -93,7 +93,7 @@ def test_mutated_vector_frames_get_the_same_verdict(data):
 def invented_payloads(draw):
     typ = draw(st.sampled_from(list(C.TYPE_CODES)))
     v = draw(st.sampled_from([v for v in FRAMES if v["frame"]["type"] == C.type_name(typ)]))
-    payload = bytearray.fromhex(v["hex"])[21:-12]
+    payload = bytearray.fromhex(v["hex"])[HEADER_SIZE:-12]
     # keep most of a real payload (so decoding goes deep), then damage it a little
     for _ in range(draw(st.integers(0, 4))):
         op = draw(st.sampled_from(["set", "cut", "grow"]))
@@ -103,7 +103,7 @@ def invented_payloads(draw):
             del payload[draw(st.integers(0, len(payload) - 1)):]
         elif op == "grow":
             payload += draw(st.binary(min_size=1, max_size=5))
-    body = b"NS" + struct.pack(">BBBIHIIH", 1, typ, 0, 1001, 3, 17, 5, len(payload)) + bytes(payload)
+    body = b"NS" + struct.pack(">BBBIIIIH", 2, typ, 0, 1001, 70003, 17, 5, len(payload)) + bytes(payload)
     return seal(body + bytes(12), KEY, True, True)
 
 
@@ -117,7 +117,7 @@ def test_invented_payloads_get_the_same_verdict(data):
 @settings(max_examples=300, deadline=None)
 def test_random_bytes_only_ever_raise_codec_error(data):
     codec = C.Codec(1001, KEY)
-    for candidate in (data, seal(b"NS\x01\x82" + data, KEY, True, True)):
+    for candidate in (data, seal(b"NS\x02\x82" + data, KEY, True, True)):
         try:
             f = codec.decode(candidate)
             C.parse_payload(f.type, f.payload)
@@ -140,7 +140,7 @@ def test_cobs_deframer_agrees_with_the_host_on_any_stream(parts, chunk):
     assert got == want
 
 
-@given(st.binary(max_size=2081))
+@given(st.binary(max_size=2083))
 @settings(max_examples=200, deadline=None)
 def test_cobs_round_trip_matches_the_host(data):
     assert cobs_frame(data) == encode_serial(data)

@@ -79,6 +79,35 @@ def test_boot_sends_hello_reboot_event_and_state():
     assert r2.boot == 2 and r2.journal.next_rseq == 3
 
 
+def test_boot_counter_is_not_masked_to_16_bits():
+    """Protocol version 2: boot is u32, so boot 65536 follows 65535 (no wrap, no replay refusals)."""
+    from navseal_fw.persist import Counter
+
+    hal = MemHal(unix0=T0)
+    Counter(hal, "boot").save(0xFFFF)
+    r = Rig(hal=hal)
+    assert r.core.boot == 0x10000 and r.gw.hellos[-1][0] == 0x10000
+    assert Counter(hal, "boot").load() == 0x10000
+
+
+def test_state_and_command_result_carry_the_evidence_block():
+    """The evidence names the escort (after DEACTIVATE the one just ended) and the journal's top."""
+    r = Rig()
+    ev = r.gw.states[-1][10]  # the boot STATE, after the REBOOT event (rseq 1) was journaled
+    assert len(ev) == 19 and ev[0] == 0 and ev[3] == 1 == r.core.journal.next_rseq - 1
+    assert ev[1:3] + ev[4:] == (0,) * 17  # nothing else is known yet
+    r.run(3)
+    assert r.activate() == C.RES_OK
+    assert r.gw.results[-1][6][0] == 77 and r.gw.states[-1][10][0] == 77
+    r.run(30, dlat=150, speed=200)
+    r.core.on_downlink(r.gw.deactivate(r.hal.unix()), r.hal.now_ms)
+    r.flush()
+    result = r.gw.results[-1]
+    assert result[3] == C.RES_OK and result[4] == C.INACTIVE and result[5] == 0
+    assert result[6][0] == 77 and result[6][3] == r.core.journal.next_rseq - 1 > ev[3]
+    assert r.gw.states[-1][0] == C.INACTIVE and r.gw.states[-1][10][0] == 77
+
+
 def test_reporting_intervals_moving_stopped_inactive():
     r = Rig()
     r.run(5)

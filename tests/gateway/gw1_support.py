@@ -11,7 +11,7 @@ from navseal.gateway import events as ev
 from navseal.gateway.config import GatewayConfig
 from navseal.gateway.pipeline import Pipeline
 from navseal.gateway.store import SqliteStore
-from navseal.protocol import decode_frame, encode_frame, test_key
+from navseal.protocol import decode_frame, encode_frame, evidence, test_key
 
 T0 = 1_764_115_200  # 2025-11-26T00:00:00Z
 
@@ -106,9 +106,10 @@ class FakeSeal:
                                     "status": status or lock_status(), "value": value}, time=time)
 
     def state(self, time: float, *, active: bool, escort_id: int = 0, pos: tuple[float, float] | None = (43.2, 76.9),
-              cable: bool = True, housing: bool = True, battery: int = 80, fix_time: float | None = None) -> bytes:
+              cable: bool = True, housing: bool = True, battery: int = 80, fix_time: float | None = None,
+              evidence_block: dict | None = None) -> bytes:
         alarms = {k: False for k in ("CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY",
-                                     "JOURNAL_OVERFLOW", "ROUTE_DEVIATION")}
+                                     "JOURNAL_OVERFLOW", "ROUTE_DEVIATION", "GNSS_ANOMALY")}
         alarms["CABLE_CUT"] = not cable
         alarms["HOUSING_OPENED"] = not housing
         return self.frame("STATE", {
@@ -116,13 +117,14 @@ class FakeSeal:
             "battery_pct": battery, "journal_pending": 0, "journal_capacity": 10000,
             "fix_time": int(fix_time if fix_time is not None else time) if pos else 0,
             "lat": round(pos[0] * 1e7) if pos else None, "lon": round(pos[1] * 1e7) if pos else None,
-            "lock": {"cable_intact": cable, "housing_closed": housing}}, time=time)
+            "lock": {"cable_intact": cable, "housing_closed": housing},
+            "evidence": evidence_block or evidence(escort_id=escort_id, hw_rseq=self.rseq)}, time=time)
 
     def decode(self, frame: bytes):
         return decode_frame(frame, self.key)
 
     def command_result(self, time: float, command: bytes, result: str = "OK", *, state: str | None = None,
-                       escort_id: int | None = None) -> bytes:
+                       escort_id: int | None = None, evidence_block: dict | None = None) -> bytes:
         cmd = self.decode(command)
         if state is None:
             if cmd.type == "ACTIVATE":
@@ -131,8 +133,10 @@ class FakeSeal:
                 state = "INACTIVE" if result == "OK" else "ACTIVE"
         if escort_id is None:
             escort_id = cmd.payload.get("escort_id", 0) if state == "ACTIVE" else 0
+        block = evidence_block or evidence(escort_id=cmd.payload.get("escort_id", 0), hw_rseq=self.rseq)
         return self.frame("COMMAND_RESULT", {"cmd_boot": cmd.boot, "cmd_seq": cmd.seq, "cmd_type": cmd.type,
-                                             "result": result, "state": state, "escort_id": escort_id}, time=time)
+                                             "result": result, "state": state, "escort_id": escort_id,
+                                             "evidence": block}, time=time)
 
 
 def downlinks_of(result_or_list, seal: FakeSeal, type_name: str | None = None) -> list:

@@ -29,7 +29,17 @@ record = st.fixed_dictionaries({
     "fix": st.fixed_dictionaries({"quality": st.integers(0, 3), "satellites": st.integers(0, 63)}),
     "hdop": u8, "status": status})
 text = lambda n: st.text(max_size=n // 4)  # noqa: E731  (4 bytes per char at most in UTF-8)
-alarm_names = ("ROUTE_DEVIATION", "JOURNAL_OVERFLOW", "LOW_BATTERY", "GNSS_LOST", "HOUSING_OPENED", "CABLE_CUT")
+alarm_names = ("GNSS_ANOMALY", "ROUTE_DEVIATION", "JOURNAL_OVERFLOW", "LOW_BATTERY", "GNSS_LOST",
+               "HOUSING_OPENED", "CABLE_CUT")
+flags_of = lambda *names: st.fixed_dictionaries({n: st.booleans() for n in names})  # noqa: E731
+evidence = st.fixed_dictionaries({
+    "escort_id": u32, "flags": flags_of("closed", "opening_now", "deviating_now", "gnss_lost_now"),
+    "start_rseq": u32, "hw_rseq": u32, "thinned": u32, "openings": u16, "opening_first": u32,
+    "opening_inputs": flags_of("cable", "housing"), "deviations": u16, "deviation_first": u32,
+    "deviation_max_m": u32, "gnss_losses": u16, "gnss_longest_s": u32, "gnss_longest_at": u32,
+    "anomalies": u16, "anomaly_first": u32,
+    "anomaly_kinds": flags_of("time_backwards", "impossible_speed", "invalid_date"),
+    "reboots": u16, "power_losses": u16})
 route = st.lists(st.tuples(st.integers(-32768, 32767), st.integers(-32768, 32767)), max_size=60).map(
     lambda deltas: [[1000 + sum(d[0] for d in deltas[:i]), 2000 + sum(d[1] for d in deltas[:i])]
                     for i in range(len(deltas))])
@@ -46,12 +56,13 @@ PAYLOADS = {
         "state": st.sampled_from(sorted(SEAL_STATES)), "escort_id": u32,
         "alarms": st.fixed_dictionaries({k: st.booleans() for k in alarm_names}), "battery_pct": u8,
         "journal_pending": u32, "journal_capacity": u32, "fix_time": u32, "lat": pos, "lon": pos,
-        "lock": st.fixed_dictionaries({"cable_intact": st.booleans(), "housing_closed": st.booleans()})}),
+        "lock": st.fixed_dictionaries({"cable_intact": st.booleans(), "housing_closed": st.booleans()}),
+        "evidence": evidence}),
     "COMMAND_RESULT": st.fixed_dictionaries({
-        "cmd_boot": u16, "cmd_seq": u32, "cmd_type": st.sampled_from(sorted(MSG_TYPES)),
+        "cmd_boot": u32, "cmd_seq": u32, "cmd_type": st.sampled_from(sorted(MSG_TYPES)),
         "result": st.sampled_from(sorted(COMMAND_RESULTS)), "state": st.sampled_from(sorted(SEAL_STATES)),
-        "escort_id": u32}),
-    "ACK": st.fixed_dictionaries({"acked_boot": u16, "acked_seq": u32, "committed_rseq": u32}),
+        "escort_id": u32, "evidence": evidence}),
+    "ACK": st.fixed_dictionaries({"acked_boot": u32, "acked_seq": u32, "committed_rseq": u32}),
     "ACTIVATE": st.fixed_dictionaries({
         "escort_id": u32, "seal_number": u32, "declaration": text(40), "vehicle": text(16),
         "dest_office_code": text(16), "dest_office_name": text(64), "period_start": u32,
@@ -65,7 +76,7 @@ PAYLOADS = {
 }
 
 messages = st.sampled_from(sorted(PAYLOADS)).flatmap(
-    lambda t: st.tuples(st.just(t), PAYLOADS[t], u32, u16, u32, u32, st.integers(0, 3)))
+    lambda t: st.tuples(st.just(t), PAYLOADS[t], u32, u32, u32, u32, st.integers(0, 3)))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,3 +129,42 @@ def test_deframer_never_raises_and_bounds_its_buffer(data):
     deframer = SerialDeframer()
     deframer.feed(data)
     assert deframer.pending <= deframer.max_encoded
+
+
+_EVIDENCE_VECTORS = [json.loads(p.read_text()) for p in
+                     sorted((Path(__file__).resolve().parents[2] / "protocol" / "vectors").glob("*.json"))]
+_EVIDENCE_VECTORS = [v for v in _EVIDENCE_VECTORS
+                     if "frame" in v and v["frame"]["type"] in ("STATE", "COMMAND_RESULT")]
+# Reserved bits of the Evidence block's three bit-field bytes (docs/protocol.md, "Evidence").
+_EVIDENCE_RESERVED = {4: 0xF0, 23: 0xFC, 50: 0xF8}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_EVIDENCE_VECTORS), st.integers(0, 54), u8)
+def test_any_evidence_byte_decodes_exactly_or_is_a_reserved_bit(vec, offset, value):
+    """Every byte of the Evidence block of a real STATE / COMMAND_RESULT, set to any value (MAC and
+    CRC fixed up): the frame decodes and rebuilds byte for byte, unless a reserved bit is set, which
+    is bad_payload. Both parsers agree."""
+    from navseal.protocol.make_vectors import H, _resign
+    from navseal.protocol.schema import EVIDENCE_SIZE
+
+    raw = bytearray(bytes.fromhex(vec["hex"]))
+    at = len(raw) - 12 - EVIDENCE_SIZE + offset  # the block ends both payloads
+    raw[at] = value
+    raw = _resign(raw, bytes.fromhex(vec["key"]))
+    assert raw[:H] == bytes.fromhex(vec["hex"])[:H]
+    reserved = value & _EVIDENCE_RESERVED.get(offset, 0)
+    for fast in (True, False):
+        if reserved:
+            try:
+                decode_frame(raw, bytes.fromhex(vec["key"]), fast=fast)
+            except DecodeError as exc:
+                assert exc.code == "bad_payload"
+            else:
+                raise AssertionError("a reserved evidence bit was accepted")
+            continue
+        frame = decode_frame(raw, bytes.fromhex(vec["key"]), fast=fast)
+        again = encode_frame(frame.type, seal_id=frame.seal_id, boot=frame.boot, seq=frame.seq,
+                             time=frame.time, payload=frame.payload, key=bytes.fromhex(vec["key"]),
+                             flags=frame.flags)
+        assert again == raw

@@ -49,23 +49,23 @@ def make_frames(n_frames: int, n_records: int) -> list[bytes]:
 
 
 # ---- the hand-written baseline: what a careful engineer would write without construct ----
-_HDR = struct.Struct(">2sBBBIHIIH")
+_HDR = struct.Struct(">2sBBBIIIIH")  # protocol version 2: u32 boot, 23-byte header
 _REC = struct.Struct(">HllHBBBB")
 _HEAD = struct.Struct(">IIB")
 
 
 def baseline_decode(data: bytes, key: bytes) -> dict:
     magic, version, mtype, flags, seal, boot, seq, t, length = _HDR.unpack_from(data)
-    if magic != b"NS" or version != 1 or len(data) != 33 + length:
+    if magic != b"NS" or version != 2 or len(data) != 35 + length:
         raise ValueError("bad frame")
-    end = 21 + length
+    end = 23 + length
     if int.from_bytes(data[end + 8:], "big") != zlib.crc32(data[:end + 8]):
         raise ValueError("bad crc")
     if not hmac.compare_digest(data[end:end + 8], hmac.new(key, data[:end], hashlib.sha256).digest()[:8]):
         raise ValueError("bad mac")
-    first, base, count = _HEAD.unpack_from(data, 21)
+    first, base, count = _HEAD.unpack_from(data, 23)
     records = []
-    for dt, la, lo, sp, co, fx, hd, stt in _REC.iter_unpack(data[30:end]):
+    for dt, la, lo, sp, co, fx, hd, stt in _REC.iter_unpack(data[32:end]):
         bat = stt & 63
         records.append({
             "dt": dt, "lat": None if la == NO_POSITION else la, "lon": None if lo == NO_POSITION else lo,

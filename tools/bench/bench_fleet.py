@@ -54,15 +54,11 @@ class Acker:
         typ = frame[3]
         if typ not in (fw_codec.RECORDS, fw_codec.EVENT):
             return
-        boot = int.from_bytes(frame[9:11], "big")
-        seq = int.from_bytes(frame[11:15], "big")
-        p = 21
-        if typ == fw_codec.RECORDS:
-            first = int.from_bytes(frame[p:p + 4], "big")
-            last = first + frame[p + 8] - 1
-        else:
-            last = int.from_bytes(frame[p:p + 4], "big")
         c = self.codec
+        f = c.decode(frame, check_mac=False)  # header fields where the codec reads them
+        boot, seq = f.boot, f.seq
+        first = int.from_bytes(f.payload[0:4], "big")
+        last = first + f.payload[8] - 1 if typ == fw_codec.RECORDS else first
         c.seal_id = seal_id
         c.set_key(self.keys[seal_id])
         n = self.seq.get(seal_id, 0) + 1

@@ -45,10 +45,11 @@ from paho.mqtt.properties import Properties
 
 from navseal.bench.seal_frames import SealFrames
 from navseal.gateway.mosquitto_broker import MosquittoBroker, free_port
+from navseal.protocol import fastpath, schema
 
 NAVSEAL = str(Path(sys.executable).with_name("navseal"))
-ACK_TYPE = 0x81
-_ACK = struct.Struct(">HII")
+ACK_TYPE = schema.MSG_TYPES["ACK"]
+_ACK = struct.Struct(fastpath.struct_format(schema.Ack))  # read off the construct definition
 
 
 # ------------------------------------------------------------------------------------------------
@@ -106,9 +107,9 @@ def seal_side_listener(host: str, port: int, expected_acks: int, expected_alarms
         last_activity[0] = now
         if m.topic.endswith("/down"):
             data = m.payload
-            if len(data) >= 31 and data[3] == ACK_TYPE:
+            if len(data) >= schema.MIN_FRAME + _ACK.size and data[3] == ACK_TYPE:
                 seal_id = int.from_bytes(data[5:9], "big")
-                _, acked_seq, _ = _ACK.unpack_from(data, 21)
+                _, acked_seq, _ = _ACK.unpack_from(data, schema.HEADER_SIZE)
                 acks.setdefault((seal_id, acked_seq), now)
         else:
             event = json.loads(m.payload)

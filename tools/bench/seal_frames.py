@@ -13,13 +13,16 @@ import struct
 import time
 import zlib
 
-from navseal.protocol import decode_frame, encode_frame
+from navseal.protocol import decode_frame, encode_frame, evidence, fastpath, schema, to_plain
 from navseal.protocol import test_key as protocol_test_key
 
-_HEADER = struct.Struct(">2sBBBIHIIH")
-_RECORDS_HEAD = struct.Struct(">IIB")
-_RECORD = struct.Struct(">HiiHBBBB")
-_TYPE_RECORDS = 0x02
+# Layouts read off the construct definition (as the codec's fast path does), never re-typed.
+_HEADER = struct.Struct(
+    ">" + f"{len(schema.MAGIC)}s" + fastpath.struct_format(schema.Struct(*schema.Header.subcons[1:]))[1:] + "H")
+_RECORDS_HEAD = struct.Struct(fastpath.struct_format(schema.Struct(*schema.Records.subcons[:2])) + "B")
+_RECORD = struct.Struct(fastpath.struct_format(schema.PositionRecord))
+_TYPE_RECORDS = schema.MSG_TYPES["RECORDS"]
+_NO_ALARM = to_plain(schema.Alarms.parse(b"\x00"))  # every STATE alarm, False
 T0 = 1764115200  # 2025-11-26T00:00:00Z
 
 
@@ -61,8 +64,8 @@ class SealFrames:
         return self._seal(_TYPE_RECORDS, bytes(body))
 
     def _seal(self, type_code: int, payload: bytes, flags: int = 0) -> bytes:
-        header = _HEADER.pack(b"NS", 1, type_code, flags, self.seal_id, self.boot, self._next_seq(),
-                              self.time, len(payload))
+        header = _HEADER.pack(schema.MAGIC, schema.VERSION, type_code, flags, self.seal_id, self.boot,
+                              self._next_seq(), self.time, len(payload))
         signed = header + payload
         mac = hmac.new(self.key, signed, hashlib.sha256).digest()[:8]
         return signed + mac + struct.pack(">I", zlib.crc32(signed + mac))
@@ -85,27 +88,32 @@ class SealFrames:
                                     "config_hash": 0, "journal_pending": 0})
 
     def state(self, *, active: bool, escort_id: int = 0, fix: bool = True, cable_intact: bool = True,
-              housing_closed: bool = True) -> bytes:
-        no_alarm = {name: False for name in ("CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY",
-                                             "JOURNAL_OVERFLOW", "ROUTE_DEVIATION")}
+              housing_closed: bool = True, evidence_block: dict | None = None) -> bytes:
+        """A STATE; its evidence names the escort and the journal's top rseq unless given."""
         return self.frame("STATE", {
-            "state": "ACTIVE" if active else "INACTIVE", "escort_id": escort_id, "alarms": no_alarm,
+            "state": "ACTIVE" if active else "INACTIVE", "escort_id": escort_id, "alarms": dict(_NO_ALARM),
             "battery_pct": 84, "journal_pending": 0, "journal_capacity": 100000,
             "fix_time": self.time if fix else 0, "lat": self.lat if fix else None,
             "lon": self.lon if fix else None,
             "lock": {"cable_intact": cable_intact, "housing_closed": housing_closed},
+            "evidence": evidence_block or self._evidence(escort_id),
         })
 
+    def _evidence(self, escort_id: int) -> dict:
+        return evidence(escort_id=escort_id, hw_rseq=self.rseq - 1)
+
     def command_result(self, command: bytes, *, result: str = "OK", state: str | None = None,
-                       escort_id: int | None = None) -> bytes:
+                       escort_id: int | None = None, evidence_block: dict | None = None) -> bytes:
         """The seal's answer to a downlink command frame (decoded with this seal's key)."""
         cmd = decode_frame(command, self.key)
         if escort_id is None:
             escort_id = cmd.payload.get("escort_id", 0) if cmd.type == "ACTIVATE" else 0
         if state is None:
             state = "ACTIVE" if cmd.type == "ACTIVATE" and result == "OK" else "INACTIVE"
+        block = evidence_block or self._evidence(cmd.payload.get("escort_id", 0))
         return self.frame("COMMAND_RESULT", {"cmd_boot": cmd.boot, "cmd_seq": cmd.seq, "cmd_type": cmd.type,
-                                             "result": result, "state": state, "escort_id": escort_id})
+                                             "result": result, "state": state, "escort_id": escort_id,
+                                             "evidence": block})
 
     def self_check(self) -> None:
         """The struct-built RECORDS frame must decode with the protocol's decoder."""

@@ -21,7 +21,8 @@ from .expect import Report
 from .scenario import Scenario, format_duration
 
 DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "demo.toml"
-ALARM_BITS = ("CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY", "JOURNAL_OVERFLOW", "ROUTE_DEVIATION")
+ALARM_BITS = ("CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY", "JOURNAL_OVERFLOW", "ROUTE_DEVIATION",
+              "GNSS_ANOMALY")
 
 
 class DemoEmulator(Emulator):

@@ -33,33 +33,65 @@ def test_hmac_long_key_rfc4231_case_6():
 
 def test_time_frame_byte_layout():
     c = C.Codec(0x01020304, KEY)
-    f = c.encode(C.TIME, 0x0506, 0x0708090A, 0x0B0C0D0E, (0x11223344,), C.FLAG_RETRANSMIT)
-    assert len(f) == 33 + 4
-    assert f[0:21] == b"NS\x01\x85\x01\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x00\x04"
-    assert f[21:25] == b"\x11\x22\x33\x44"
-    assert f[25:33] == c.mac8(f[0:25])
-    assert struct.unpack(">I", f[33:37])[0] == C.crc(f[0:33])
+    f = c.encode(C.TIME, 0x05060708, 0x090A0B0C, 0x0D0E0F10, (0x11223344,), C.FLAG_RETRANSMIT)
+    assert len(f) == 35 + 4
+    assert f[0:23] == (b"NS\x02\x85\x01\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c"
+                       b"\x0d\x0e\x0f\x10\x00\x04")
+    assert f[23:27] == b"\x11\x22\x33\x44"
+    assert f[27:35] == c.mac8(f[0:27])
+    assert struct.unpack(">I", f[35:39])[0] == C.crc(f[0:35])
+
+
+# One evidence block with a distinct value in every field (docs/protocol.md, "Evidence").
+EVIDENCE = (77, C.EVF_OPENING_NOW | C.EVF_GNSS_LOST_NOW, 1000, 1433, 12, 2, 1764108000,
+            C.EVI_CABLE | C.EVI_HOUSING, 3, 1764100800, 4870, 4, 11400, 1764097200, 5, 1764095200,
+            C.EVK_TIME_BACKWARDS | C.EVK_INVALID_DATE, 2, 1)
+
+
+def _evidence_bytes(fields=EVIDENCE):
+    buf = bytearray(C.EVIDENCE_SIZE)
+    struct.pack_into(C.EVIDENCE_FMT, buf, 0, *fields)
+    return buf
+
+
+def test_evidence_block_layout():
+    assert struct.calcsize(C.EVIDENCE_FMT) == C.EVIDENCE_SIZE == 55
+    b = _evidence_bytes()
+    assert b[0:4] == b"\x00\x00\x00\x4d" and b[4] == 0x0A  # escort 77; opening_now, gnss_lost_now
+    assert b[23] == 0x03 and b[50] == 0x05 and b[53:55] == b"\x00\x01"
 
 
 def test_uplink_builders_give_the_documented_sizes():
     c = C.Codec(1001, KEY)
-    assert len(c.hello(1, 0, 5, 1, 2, 3, C.RESET_WATCHDOG, 7, 9)) == 33 + 12
-    assert len(c.event(1, 1, 5, 42, 4, C.EV_CABLE_CUT, 1, 2, 0x80 | 42, 0)) == 33 + 22
-    assert len(c.state(1, 2, 5, C.ACTIVE, 7, 0, 100, 0, 10, 0, C.NO_POS, C.NO_POS, 0xC0)) == 33 + 28
-    assert len(c.command_result(1, 3, 5, 0, 9, C.ACTIVATE, C.RES_OK, C.ACTIVE, 7)) == 33 + 13
+    ev = _evidence_bytes()
+    assert len(c.hello(1, 0, 5, 1, 2, 3, C.RESET_WATCHDOG, 7, 9)) == 35 + 12
+    assert len(c.event(1, 1, 5, 42, 4, C.EV_CABLE_CUT, 1, 2, 0x80 | 42, 0)) == 35 + 22
+    f = c.state(70000, 2, 5, C.ACTIVE, 7, C.AL_GNSS_ANOMALY, 100, 0, 10, 0, C.NO_POS, C.NO_POS, 0xC0, ev)
+    assert len(f) == 35 + 83 and f[-12 - 55:-12] == ev
+    d = c.decode(f)
+    assert d.boot == 70000
+    assert C.parse_payload(d.type, d.payload) == (C.ACTIVE, 7, C.AL_GNSS_ANOMALY, 100, 0, 10, 0, C.NO_POS,
+                                                  C.NO_POS, 0xC0, EVIDENCE)
+    f = c.command_result(1, 3, 5, 0xFFFFFFFF, 9, C.DEACTIVATE, C.RES_JOURNAL_PENDING, C.ACTIVE, 7,
+                         memoryview(ev))
+    assert len(f) == 35 + 70 and f[-12 - 55:-12] == ev
+    d = c.decode(f)
+    assert C.parse_payload(d.type, d.payload) == (0xFFFFFFFF, 9, C.DEACTIVATE, C.RES_JOURNAL_PENDING,
+                                                  C.ACTIVE, 7, EVIDENCE)
+    raises("bad_payload", c.state, 1, 2, 5, C.ACTIVE, 7, 0, 100, 0, 10, 0, C.NO_POS, C.NO_POS, 0xC0, ev[:54])
     recs = bytearray(16 * 2)
     C.pack_record(recs, 0, 0, 1, 2, 3, 4, 5, 6, 7)
     C.pack_record(recs, 16, 30, -1, -2, 3, 4, 5, 6, 7)
     f = c.records(1, 4, 5, 100, 1000, 2, recs, C.FLAG_MORE)
-    assert len(f) == 33 + 9 + 32 and f[4] == C.FLAG_MORE
+    assert len(f) == 35 + 9 + 32 and f[4] == C.FLAG_MORE
     d = c.decode(f)
     first, base, count, body = C.parse_records(d.payload)
     assert (first, base, count) == (100, 1000, 2)
     assert C.record(body, 1) == (30, -1, -2, 3, 4, 5, 6, 7)
 
 
-def _frame(typ=C.TIME, payload=b"\x00\x00\x00\x01", flags=0, version=1, key=KEY):
-    body = b"NS" + struct.pack(">BBBIHIIH", version, typ, flags, 1001, 0, 1, 2, len(payload)) + payload
+def _frame(typ=C.TIME, payload=b"\x00\x00\x00\x01", flags=0, version=2, key=KEY):
+    body = b"NS" + struct.pack(">BBBIIIIH", version, typ, flags, 1001, 0, 1, 2, len(payload)) + payload
     mac = C.Codec(1001, key).mac8(body)
     return body + mac + struct.pack(">I", C.crc(body + mac))
 
@@ -73,15 +105,16 @@ def test_decoding_order_of_docs_protocol():
     c = C.Codec(1001, KEY)
     good = _frame()
     assert c.decode(good).type == C.TIME
-    raises("truncated", c.decode, good[:32])
+    raises("truncated", c.decode, good[:34])
     raises("truncated", c.decode, b"")
     raises("bad_magic", c.decode, b"XS" + good[2:])
     # magic is checked before version, version before length
-    raises("bad_magic", c.decode, b"XS\x02" + good[3:])
-    raises("unsupported_version", c.decode, good[:2] + b"\x02" + good[3:])
-    big = good[:19] + b"\x08\x01" + good[21:]  # length 2049, frame far too short
+    raises("bad_magic", c.decode, b"XS\x03" + good[3:])
+    raises("unsupported_version", c.decode, good[:2] + b"\x01" + good[3:])
+    raises("unsupported_version", c.decode, _frame(version=1))
+    big = good[:21] + b"\x08\x01" + good[23:]  # length 2049, frame far too short
     raises("oversize", c.decode, big)
-    raises("truncated", c.decode, good[:19] + b"\x00\x05" + good[21:])
+    raises("truncated", c.decode, good[:21] + b"\x00\x05" + good[23:])
     raises("trailing_bytes", c.decode, good + b"\x00")
     raises("bad_crc", c.decode, good[:-1] + bytes([good[-1] ^ 1]))
     raises("unknown_type", c.decode, _frame(typ=0x86))
@@ -93,7 +126,7 @@ def test_decoding_order_of_docs_protocol():
     raises("bad_mac", keyless.decode, good)
     assert keyless.decode(good, False).type == C.TIME
     raises("no_key", keyless.encode, C.TIME, 0, 1, 2, (3,))
-    raises("bad_mac", c.decode, _reframe(good[:25] + bytes([good[25] ^ 1]) + good[26:]))
+    raises("bad_mac", c.decode, _reframe(good[:27] + bytes([good[27] ^ 1]) + good[28:]))
     f = c.decode(_frame(typ=C.TIME, payload=b"\x00\x00\x01"))
     raises("bad_payload", C.parse_payload, f.type, f.payload)
 
@@ -105,13 +138,29 @@ def test_bad_payloads():
         f = c.decode(_frame(typ=typ, payload=payload))
         raises("bad_payload", C.parse_payload, f.type, f.payload)
 
-    payload_error(C.EVENT, struct.pack(">IIBiiBI", 1, 2, 13, 0, 0, 0, 0))  # code 13
+    payload_error(C.EVENT, struct.pack(">IIBiiBI", 1, 2, 14, 0, 0, 0, 0))  # code 14
     payload_error(C.EVENT, struct.pack(">IIBiiBI", 1, 2, 0, 0, 0, 0, 0))  # code 0
     payload_error(C.HELLO, struct.pack(">BBBBII", 1, 2, 3, 5, 0, 0))  # reset cause 5
-    payload_error(C.STATE, struct.pack(">BIBBIIIiiB", 2, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-    payload_error(C.STATE, struct.pack(">BIBBIIIiiB", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01))
-    payload_error(C.COMMAND_RESULT, struct.pack(">HIBBBI", 0, 0, 0x86, 0, 0, 0))
-    payload_error(C.COMMAND_RESULT, struct.pack(">HIBBBI", 0, 0, 0x82, 7, 0, 0))
+    ev = bytes(_evidence_bytes())
+    state = struct.pack(">BIBBIIIiiB", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    cmdres = struct.pack(">IIBBBI", 0, 0, 0x83, 0, 0, 0)
+    c.decode(_frame(typ=C.STATE, payload=state + ev))  # the base cases are valid
+    assert C.parse_payload(C.STATE, state + ev)[10] == EVIDENCE
+    assert C.parse_payload(C.COMMAND_RESULT, cmdres + ev)[6] == EVIDENCE
+    payload_error(C.STATE, struct.pack(">BIBBIIIiiB", 2, 0, 0, 0, 0, 0, 0, 0, 0, 0) + ev)
+    payload_error(C.STATE, struct.pack(">BIBBIIIiiB", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01) + ev)
+    payload_error(C.STATE, struct.pack(">BIBBIIIiiB", 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0) + ev)
+    payload_error(C.STATE, state + ev[:54])  # one byte short
+    payload_error(C.STATE, state + ev + b"\x00")  # one byte long
+    payload_error(C.STATE, state)  # a version 1 STATE: no evidence
+    for at, bit in ((4, 0x10), (4, 0x80), (23, 0x04), (23, 0x80), (50, 0x08), (50, 0x80)):
+        bad = bytearray(ev)
+        bad[at] |= bit
+        payload_error(C.STATE, state + bad)
+        payload_error(C.COMMAND_RESULT, cmdres + bad)
+    payload_error(C.COMMAND_RESULT, struct.pack(">IIBBBI", 0, 0, 0x86, 0, 0, 0) + ev)
+    payload_error(C.COMMAND_RESULT, struct.pack(">IIBBBI", 0, 0, 0x82, 8, 0, 0) + ev)
+    payload_error(C.COMMAND_RESULT, cmdres + ev[:54])
     payload_error(C.RECORDS, struct.pack(">IIB", 1, 2, 121) + bytes(16 * 121))
     payload_error(C.RECORDS, struct.pack(">IIB", 1, 2, 2) + bytes(16))
     payload_error(C.DEACTIVATE, struct.pack(">II", 1, 2) + b"\x02\xc3\x28\x01A")  # bad UTF-8
@@ -151,11 +200,20 @@ def test_utf8_validation_matches_cpython_strictness():
 RESET = {0: "POWER_ON", 1: "WATCHDOG", 2: "SOFT", 3: "BROWNOUT", 4: "DEEPSLEEP", 255: "UNKNOWN"}
 EVENTS = ("", "CABLE_CUT", "HOUSING_OPENED", "LOCK_RESTORED", "GNSS_LOST", "GNSS_REGAINED",
           "GNSS_JUMP", "LOW_BATTERY", "JOURNAL_OVERFLOW", "REBOOT", "COMMAND_REJECTED",
-          "ROUTE_DEVIATION", "ROUTE_RETURNED")
+          "ROUTE_DEVIATION", "ROUTE_RETURNED", "GNSS_ANOMALY")
 STATES = ("INACTIVE", "ACTIVE")
-RESULTS = ("OK", "LOCK_OPEN", "WRONG_STATE", "MISMATCH", "BAD_PARAMS", "REPLAYED", "UNSUPPORTED")
+RESULTS = ("OK", "LOCK_OPEN", "WRONG_STATE", "MISMATCH", "BAD_PARAMS", "REPLAYED", "UNSUPPORTED",
+           "JOURNAL_PENDING")
 ALARMS = ("CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY", "JOURNAL_OVERFLOW",
-          "ROUTE_DEVIATION")
+          "ROUTE_DEVIATION", "GNSS_ANOMALY")
+# Evidence: field names in tuple order; the bit-field bytes' bits, bit 0 first.
+EVIDENCE_FIELDS = ("escort_id", "flags", "start_rseq", "hw_rseq", "thinned", "openings",
+                   "opening_first", "opening_inputs", "deviations", "deviation_first",
+                   "deviation_max_m", "gnss_losses", "gnss_longest_s", "gnss_longest_at",
+                   "anomalies", "anomaly_first", "anomaly_kinds", "reboots", "power_losses")
+EVIDENCE_BITS = {"flags": ("closed", "opening_now", "deviating_now", "gnss_lost_now"),
+                 "opening_inputs": ("cable", "housing"),
+                 "anomaly_kinds": ("time_backwards", "impossible_speed", "invalid_date")}
 
 
 def _pos(v):
@@ -175,6 +233,36 @@ def _status(s):
 def _unstatus(d):
     b = 63 if d["battery_pct"] is None else d["battery_pct"] // 2
     return (0x80 if d["cable_intact"] else 0) | (0x40 if d["housing_closed"] else 0) | b
+
+
+def _bits(names, value):
+    out = {}
+    for i in range(len(names)):
+        out[names[i]] = bool(value & (1 << i))
+    return out
+
+
+def _unbits(names, d):
+    value = 0
+    for i in range(len(names)):
+        if d[names[i]]:
+            value |= 1 << i
+    return value
+
+
+def evidence_json(v):
+    out = {}
+    for i in range(len(EVIDENCE_FIELDS)):
+        name = EVIDENCE_FIELDS[i]
+        out[name] = _bits(EVIDENCE_BITS[name], v[i]) if name in EVIDENCE_BITS else v[i]
+    return out
+
+
+def evidence_from_json(d):
+    out = []
+    for name in EVIDENCE_FIELDS:
+        out.append(_unbits(EVIDENCE_BITS[name], d[name]) if name in EVIDENCE_BITS else d[name])
+    return tuple(out)
 
 
 def _index(names, name):
@@ -201,16 +289,15 @@ def payload_json(typ, v):
         return {"rseq": v[0], "time": v[1], "code": EVENTS[v[2]], "lat": _pos(v[3]),
                 "lon": _pos(v[4]), "status": _status(v[5]), "value": v[6]}
     if typ == C.STATE:
-        alarms = {}
-        for i in range(6):
-            alarms[ALARMS[i]] = bool(v[2] & (1 << i))
-        return {"state": STATES[v[0]], "escort_id": v[1], "alarms": alarms, "battery_pct": v[3],
-                "journal_pending": v[4], "journal_capacity": v[5], "fix_time": v[6],
-                "lat": _pos(v[7]), "lon": _pos(v[8]),
-                "lock": {"cable_intact": bool(v[9] & 0x80), "housing_closed": bool(v[9] & 0x40)}}
+        return {"state": STATES[v[0]], "escort_id": v[1], "alarms": _bits(ALARMS, v[2]),
+                "battery_pct": v[3], "journal_pending": v[4], "journal_capacity": v[5],
+                "fix_time": v[6], "lat": _pos(v[7]), "lon": _pos(v[8]),
+                "lock": {"cable_intact": bool(v[9] & 0x80), "housing_closed": bool(v[9] & 0x40)},
+                "evidence": evidence_json(v[10])}
     if typ == C.COMMAND_RESULT:
         return {"cmd_boot": v[0], "cmd_seq": v[1], "cmd_type": C.type_name(v[2]),
-                "result": RESULTS[v[3]], "state": STATES[v[4]], "escort_id": v[5]}
+                "result": RESULTS[v[3]], "state": STATES[v[4]], "escort_id": v[5],
+                "evidence": evidence_json(v[6])}
     if typ == C.ACK:
         return {"acked_boot": v[0], "acked_seq": v[1], "committed_rseq": v[2]}
     if typ == C.ACTIVATE:
@@ -252,17 +339,13 @@ def fields_from_json(typ, p):
         return (p["rseq"], p["time"], _index(EVENTS, p["code"]), _unpos(p["lat"]), _unpos(p["lon"]),
                 _unstatus(p["status"]), p["value"])
     if typ == C.STATE:
-        alarms = 0
-        for i in range(6):
-            if p["alarms"][ALARMS[i]]:
-                alarms |= 1 << i
         lock = (0x80 if p["lock"]["cable_intact"] else 0) | (0x40 if p["lock"]["housing_closed"] else 0)
-        return (_index(STATES, p["state"]), p["escort_id"], alarms, p["battery_pct"],
+        return (_index(STATES, p["state"]), p["escort_id"], _unbits(ALARMS, p["alarms"]), p["battery_pct"],
                 p["journal_pending"], p["journal_capacity"], p["fix_time"], _unpos(p["lat"]),
-                _unpos(p["lon"]), lock)
+                _unpos(p["lon"]), lock, evidence_from_json(p["evidence"]))
     if typ == C.COMMAND_RESULT:
         return (p["cmd_boot"], p["cmd_seq"], C.type_code(p["cmd_type"]), _index(RESULTS, p["result"]),
-                _index(STATES, p["state"]), p["escort_id"])
+                _index(STATES, p["state"]), p["escort_id"], evidence_from_json(p["evidence"]))
     if typ == C.ACK:
         return (p["acked_boot"], p["acked_seq"], p["committed_rseq"])
     if typ == C.ACTIVATE:
