@@ -16,8 +16,11 @@ Commands: per seal, the oldest open command is the only one in flight (the seal'
 window needs increasing seqs). It goes out in the answer to the seal's next frame, or from `tick`
 while the seal counts as online (heard within `online_window_s`); unanswered, it is resent with a
 fresh downlink seq and the RETRANSMIT flag after a capped exponential backoff, until a
-COMMAND_RESULT for any of its transmissions (or a STATE showing it done) closes it. Every downlink
-frame (ACKs too) takes the next persisted per-seal seq.
+COMMAND_RESULT for any of its transmissions (or a STATE showing it done) closes it. A DEACTIVATE
+answered JOURNAL_PENDING (the seal still holds records we have not acknowledged) is "not yet":
+it stays open and goes again with the answer to the seal's next frame, never from `tick` and never
+in the answer to the refusal itself (the backlog is still there then). Every downlink frame (ACKs
+too) takes the next persisted per-seal seq.
 
 Thread-safety: every public method takes one lock, so drivers may call from several threads.
 Several processes may share one SQLite file: all state is read inside the write transaction.
@@ -238,6 +241,7 @@ class _Work:
     frame_seq: int = 0
     commands: list[tuple[int, bytes]] = field(default_factory=list)
     fixes: tuple[int, ...] | None = None  # RECORDS: the records' wire fields (fast_records)
+    hold_commands: bool = False  # the frame was a JOURNAL_PENDING refusal: answer it with no command
 
 
 class Pipeline:
@@ -434,7 +438,8 @@ class Pipeline:
         r.result = "accepted"
         w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": ack_rseq}
         # The seal is listening right now: send its due command (stop-and-wait, oldest first).
-        w.commands = self._due_commands(tx, seal_id, now, w.key or b"")
+        if not w.hold_commands:
+            w.commands = self._due_commands(tx, seal_id, now, w.key or b"")
 
     def _records(self, tx: StoreTx, w: _Work, frame: Any, now: float, rules: EscortRules | None,
                  seal_updates: dict[str, Any], out_events: list[dict[str, Any]]) -> int:
@@ -554,6 +559,14 @@ class Pipeline:
         if result == "REPLAYED" and not ok:
             # The seal saw a (boot, seq) it considers old: send again with a fresh seq at once.
             tx.update_command(command["command_id"], next_attempt_at=now, result=result, result_at=now)
+            return
+        if result == "JOURNAL_PENDING" and ctype == "DEACTIVATE":
+            # Not yet, never failed: the seal ends the escort only once everything it journaled is
+            # acknowledged. Sent again with the answer to its next frame (which follows the ACKs
+            # draining the backlog); not with the answer to this refusal (see _waits_for_seal).
+            tx.update_command(command["command_id"], next_attempt_at=now, result=result, result_at=now)
+            self.counters["commands_journal_pending"] += 1
+            w.hold_commands = True
             return
         tx.update_command(command["command_id"], status=CMD_ACKED if ok else CMD_FAILED,
                           result=result, result_at=now,
@@ -790,6 +803,8 @@ class Pipeline:
                     for c in tx.head_commands():
                         if (c["seal_last_seen_at"] or -math.inf) < now - self.config.online_window_s:
                             continue  # offline: sent when it next calls in
+                        if _waits_for_seal(c):
+                            continue
                         out += self._due_commands(tx, c["seal_id"], now, bytes(c["seal_key"]))
             except Exception:
                 log.exception("tick failed at %s; nothing of it was committed", now)
@@ -812,7 +827,7 @@ class Pipeline:
                                              signal_not_before=not_before)
                 for c in tx.head_commands():
                     last_seen = c["seal_last_seen_at"]
-                    if last_seen is None:
+                    if last_seen is None or _waits_for_seal(c):
                         continue
                     due = c["next_attempt_at"] or c["created_at"]
                     # Only worth waking for while the seal counts as online (tick sends only then);
@@ -1012,6 +1027,12 @@ def ack_frame(seal_id: int, boot: int, seq: int, time: int, payload: dict[str, A
     signed = _ACK_HEADER.pack(schema.MAGIC, schema.VERSION, _ACK_TYPE, 0, seal_id, boot, seq, time, len(body)) + body
     signed += schema.mac8(key, signed)
     return signed + zlib.crc32(signed).to_bytes(4, "big")
+
+
+def _waits_for_seal(command: dict[str, Any]) -> bool:
+    """A DEACTIVATE the seal answered JOURNAL_PENDING goes again only in the answer to one of the
+    seal's frames: from `tick` it would only be refused again while the backlog drains."""
+    return command["result"] == "JOURNAL_PENDING"
 
 
 def _maybe_bool(value: Any) -> bool | None:

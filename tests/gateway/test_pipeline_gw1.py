@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from navseal.gateway import events as ev
 from navseal.gateway.pipeline import Pipeline
 from navseal.gateway.store import SqliteStore, StoreError
-from navseal.protocol import NO_RSEQ, test_key
+from navseal.protocol import NO_RSEQ, evidence, test_key
 
 VECTORS = sorted((Path(__file__).parents[2] / "protocol" / "vectors").glob("*.json"))
 
@@ -127,9 +127,10 @@ def test_forged_unknown_replayed_and_reflected_frames_are_refused_and_counted(tm
 
 def _state():
     return {"state": "INACTIVE", "escort_id": 0, "alarms": {k: False for k in (
-        "CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY", "JOURNAL_OVERFLOW", "ROUTE_DEVIATION")},
+        "CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY", "JOURNAL_OVERFLOW", "ROUTE_DEVIATION",
+        "GNSS_ANOMALY")},
         "battery_pct": 90, "journal_pending": 0, "journal_capacity": 100, "fix_time": 0, "lat": None,
-        "lon": None, "lock": {"cable_intact": True, "housing_closed": True}}
+        "lon": None, "lock": {"cable_intact": True, "housing_closed": True}, "evidence": evidence()}
 
 
 def test_redelivered_and_retransmitted_frames_are_reacked_without_effect(tmp_path):
@@ -241,6 +242,56 @@ def test_commands_wait_for_the_seal_then_retry_until_acknowledged(tmp_path):
     assert pipeline.tick(clock.advance(600)) == []
     cmds = pipeline.status(escort_id=escort["escort_id"])[0]["commands"]
     assert [(c["type"], c["status"], c["attempts"]) for c in cmds] == [("ACTIVATE", "acked", 2)]
+
+
+def test_journal_pending_deactivate_waits_for_the_seals_next_frame(tmp_path):
+    """Protocol version 2: DEACTIVATE answered JOURNAL_PENDING stays open (never failed) and goes
+    again with the answer to the seal's next frame: not in the answer to the refusal, not by tick."""
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(1001)
+    escort = activate(pipeline, seal, clock)
+    pipeline.request_deactivation(1001, escort["declaration"], escort["vehicle"])
+    (deact,) = downlinks_of(pipeline.tick(clock.advance(1)), seal, "DEACTIVATE")
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(1), _raw(seal, deact), "JOURNAL_PENDING",
+                                                     state="ACTIVE", escort_id=escort["escort_id"]), "t")
+    assert [f.type for f in downlinks_of(res, seal)] == ["ACK"] and res.events == []
+    (cmd,) = pipeline.status(escort_id=escort["escort_id"])[0]["commands"][1:]
+    assert (cmd["type"], cmd["status"], cmd["result"]) == ("DEACTIVATE", "sent", "JOURNAL_PENDING")
+    assert pipeline.status(escort_id=escort["escort_id"])[0]["status"] == "deactivation_requested"
+    # The backlog drains: the seal's next frame (its last records) is answered with ACK, then DEACTIVATE.
+    assert pipeline.tick(clock.advance(1)) == [] and pipeline.next_deadline() != clock.t
+    res = pipeline.handle_uplink(seal.records(clock.advance(1), [(43.21, 76.9)]), "t")
+    ack, again = downlinks_of(res, seal)
+    assert ack.type == "ACK" and again.type == "DEACTIVATE" and again.seq > deact.seq and again.flags & 1
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(1), _raw(seal, again)), "t")
+    assert "DEACTIVATED" in [e["kind"] for e in res.events]
+    (cmd,) = pipeline.status(escort_id=escort["escort_id"])[0]["commands"][1:]
+    assert (cmd["status"], cmd["result"], cmd["attempts"]) == ("acked", "OK", 2)
+
+
+def test_journal_pending_for_another_command_is_a_failure(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(1001)
+    pipeline.provision_seal(1001, seal.key)
+    escort = pipeline.request_activation(activation_request(1001, t0=clock.t))
+    (cmd,) = downlinks_of(pipeline.handle_uplink(seal.hello(clock.t), "t"), seal, "ACTIVATE")
+    pipeline.handle_uplink(seal.command_result(clock.advance(1), _raw(seal, cmd), "JOURNAL_PENDING"), "t")
+    (c,) = pipeline.status(escort_id=escort["escort_id"])[0]["commands"]
+    assert (c["status"], c["result"]) == ("failed", "JOURNAL_PENDING")
+
+
+def test_state_evidence_is_kept_in_the_stored_state(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(1001)
+    escort = activate(pipeline, seal, clock)
+    block = evidence(escort_id=escort["escort_id"], start_rseq=1, hw_rseq=9, openings=1, opening_first=T0,
+                     opening_inputs={"housing": True}, flags={"opening_now": True}, power_losses=1)
+    res = pipeline.handle_uplink(seal.state(clock.advance(60), active=True, escort_id=escort["escort_id"],
+                                            evidence_block=block), "t")
+    assert res.result == "accepted"
+    with store.transaction() as tx:
+        stored = json.loads(tx.get_seal(1001)["last_state"])
+    assert stored["evidence"] == block
 
 
 def _raw(seal, decoded):
@@ -360,8 +411,8 @@ def test_one_pipeline_called_from_several_threads(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(seal_id=st.integers(1, 2**32 - 1), boot=st.integers(0, 2**16 - 1), seq=st.integers(0, 2**32 - 1),
-       time=st.integers(0, 2**32 - 1), acked_boot=st.integers(0, 2**16 - 1), acked_seq=st.integers(0, 2**32 - 1),
+@given(seal_id=st.integers(1, 2**32 - 1), boot=st.integers(0, 2**32 - 1), seq=st.integers(0, 2**32 - 1),
+       time=st.integers(0, 2**32 - 1), acked_boot=st.integers(0, 2**32 - 1), acked_seq=st.integers(0, 2**32 - 1),
        rseq=st.integers(0, 2**32 - 1))
 def test_ack_fast_path_is_byte_identical_to_the_codec(seal_id, boot, seq, time, acked_boot, acked_seq, rseq):
     from navseal.gateway.pipeline import ack_frame
@@ -391,7 +442,8 @@ _RECORD = st.fixed_dictionaries({
                                                                   "satellites": st.integers(0, 63)}),
     "hdop": st.integers(0, 255), "status": _STATUS})
 _EVENT_CODES = ["CABLE_CUT", "HOUSING_OPENED", "LOCK_RESTORED", "GNSS_LOST", "GNSS_REGAINED", "GNSS_JUMP",
-                "LOW_BATTERY", "JOURNAL_OVERFLOW", "REBOOT", "COMMAND_REJECTED", "ROUTE_DEVIATION", "ROUTE_RETURNED"]
+                "LOW_BATTERY", "JOURNAL_OVERFLOW", "REBOOT", "COMMAND_REJECTED", "ROUTE_DEVIATION", "ROUTE_RETURNED",
+                "GNSS_ANOMALY"]
 _MESSAGE = st.one_of(
     st.tuples(st.just("RECORDS"), st.fixed_dictionaries({
         "first_rseq": st.integers(0, 2**32 - 1), "base_time": st.integers(0, 2**32 - 1),
@@ -401,8 +453,11 @@ _MESSAGE = st.one_of(
         "lat": _I32, "lon": _I32, "status": _STATUS, "value": st.integers(0, 2**32 - 1)})),
     st.tuples(st.just("COMMAND_RESULT"), st.fixed_dictionaries({
         "cmd_boot": st.integers(0, 3), "cmd_seq": st.integers(0, 20), "cmd_type": st.sampled_from(["ACTIVATE", "DEACTIVATE"]),
-        "result": st.sampled_from(["OK", "LOCK_OPEN", "WRONG_STATE", "MISMATCH", "BAD_PARAMS", "REPLAYED", "UNSUPPORTED"]),
-        "state": st.sampled_from(["INACTIVE", "ACTIVE"]), "escort_id": st.integers(0, 5)})),
+        "result": st.sampled_from(["OK", "LOCK_OPEN", "WRONG_STATE", "MISMATCH", "BAD_PARAMS", "REPLAYED", "UNSUPPORTED",
+                                   "JOURNAL_PENDING"]),
+        "state": st.sampled_from(["INACTIVE", "ACTIVE"]), "escort_id": st.integers(0, 5),
+        "evidence": st.builds(evidence, escort_id=st.integers(0, 5), hw_rseq=st.integers(0, 2**32 - 1),
+                              openings=st.integers(0, 3), flags=st.fixed_dictionaries({"closed": st.booleans()}))})),
 )
 
 
