@@ -1,6 +1,17 @@
 """navseal wire protocol v2 (docs/protocol.md): construct definition, codec, serial framing."""
 
-from .codec import ERROR_CODES, DecodeError, EncodeError, Frame, decode_frame, encode_frame, evidence, to_plain
+from .codec import (
+    ERROR_CODES,
+    DecodeError,
+    EncodeError,
+    Frame,
+    check_frame,
+    decode_frame,
+    encode_ack,
+    encode_frame,
+    evidence,
+    to_plain,
+)
 from .schema import (
     DOWNLINK_TYPES,
     EVENT_CODES,
@@ -34,9 +45,11 @@ __all__ = [
     "NO_RSEQ",
     "SerialDeframer",
     "UPLINK_TYPES",
+    "check_frame",
     "cobs_decode",
     "cobs_encode",
     "decode_frame",
+    "encode_ack",
     "encode_frame",
     "encode_serial",
     "evidence",

@@ -72,9 +72,9 @@ def crc32(data: bytes) -> int:
     return _crc32(data)
 
 
-def mac8(key: bytes, data: bytes) -> bytes:
+def mac8(key: bytes, data: bytes | memoryview) -> bytes:
     """First 8 bytes of HMAC-SHA256: the frame's message authentication code."""
-    return hmac.new(key, data, hashlib.sha256).digest()[:MAC_SIZE]
+    return hmac.digest(key, data, "sha256")[:MAC_SIZE]  # one-shot (OpenSSL): no hmac object per frame
 
 
 def test_key(seal_id: int) -> bytes:
