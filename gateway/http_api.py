@@ -10,7 +10,7 @@ from elsewhere). Documented in docs/gateway.md and docs/openapi.json.
     GET  /v1/status?...           the same (alias)
     POST /v1/seals                {"seal_id": n, "key": "<64 hex>"} -> 201
     GET  /v1/outbox               -> 200 {"sinks": {...}}
-    GET  /metrics                 Prometheus text
+    GET  /metrics                 Prometheus text 0.0.4 (prometheus_client's generate_latest)
     GET  /healthz                 200 {"status": "ok"} or 503 with what is wrong
 
 Errors are JSON: {"error": "<code>", "message": "..."} with 400 (bad input), 404 (unknown seal or
@@ -26,7 +26,10 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable
 
-from .pipeline import ActivationRequest, CommandError
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from .command_requests import ActivationRequest, CommandError
 
 if TYPE_CHECKING:
     from .service import GatewayService
@@ -36,7 +39,7 @@ log = logging.getLogger("navseal.gateway.http")
 MAX_BODY = 1024 * 1024  # a 400-point route as GPX is ~40 kB; 1 MiB is generous
 COMMAND_TIMEOUT_S = 30.0
 
-# CommandError codes (gateway/pipeline.py) to HTTP status.
+# CommandError codes (gateway/command_requests.py) to HTTP status.
 STATUS_FOR_CODE = {
     "bad_request": 400,
     "unknown_seal": 404,
@@ -192,8 +195,7 @@ def _make_handler(api: HttpApi) -> type[BaseHTTPRequestHandler]:
             path = url.path.rstrip("/") or "/"
             try:
                 if path == "/metrics" and method == "GET":
-                    self._send(200, api.service.metrics.render().encode(),
-                               "text/plain; version=0.0.4; charset=utf-8")
+                    self._send(200, generate_latest(api.service.registry), CONTENT_TYPE_PLAIN_0_0_4)
                     return
                 if path == "/healthz" and method == "GET":
                     self._json(*api.health())

@@ -227,7 +227,7 @@ def _finish(args: argparse.Namespace, status: int, answer: Any, describe) -> int
 def _call(args: argparse.Namespace, method: str, path: str, body: Any, direct) -> tuple[int, Any]:
     """Through the API, or `direct(pipeline)` on the database; CommandError -> its HTTP status."""
     from navseal.gateway.http_api import STATUS_FOR_CODE
-    from navseal.gateway.pipeline import CommandError
+    from navseal.gateway.command_requests import CommandError
 
     try:
         target = _Target(args)
@@ -255,7 +255,7 @@ def _print_escort(escort: dict) -> None:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    from navseal.gateway.pipeline import ActivationRequest
+    from navseal.gateway.command_requests import ActivationRequest
 
     start = parse_time(args.period_start) if args.period_start else time.time()
     end = parse_time(args.period_end) if args.period_end else start + args.period_hours * 3600

@@ -1,4 +1,4 @@
-"""Test helpers for the gateway core (GW1): a virtual clock and a scripted seal that builds real
+"""For the gateway core's tests: a virtual clock and a scripted seal that builds real
 frames with the project's codec (docs/protocol.md), so tests speak the wire format, not internals."""
 
 from __future__ import annotations
@@ -168,3 +168,9 @@ def activate(pipeline: Pipeline, seal: FakeSeal, clock: VirtualClock, *, pos=(43
     res = pipeline.handle_uplink(seal.records(clock.t, [pos]), "test")
     assert [e["kind"] for e in res.events][:1] == ["ACTIVATED"], res
     return pipeline.status(escort_id=escort["escort_id"])[0]
+
+
+def reencode(seal: "FakeSeal", decoded: Any) -> bytes:
+    """Re-encode a decoded downlink frame exactly (same header) so the fake seal can answer it."""
+    return encode_frame(decoded.type, seal_id=decoded.seal_id, boot=decoded.boot, seq=decoded.seq,
+                        time=decoded.time, payload=decoded.payload, key=seal.key, flags=decoded.flags)

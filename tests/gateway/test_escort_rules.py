@@ -1,15 +1,15 @@
 """The escort rules through the real pipeline, in virtual time (three hours pass in microseconds)."""
 
 import pytest
-from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
-from gw1_support import FakeSeal, activate, activation_request, downlinks_of, lock_status, make_pipeline
+from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
+from pipeline_support import FakeSeal, activate, activation_request, downlinks_of, lock_status, make_pipeline, reencode
 
 import json
 import math
 
 from navseal.gateway import events as ev
 from navseal.gateway import geo
-from navseal.gateway.pipeline import CommandError
+from navseal.gateway.command_requests import CommandError
 
 HOUR = 3600
 
@@ -81,8 +81,7 @@ def test_activation_failed_when_the_first_fix_shows_the_lock_broken(gw):
     assert res.events[0]["details"]["reason"] == "lock_not_intact_at_first_fix"
     # The seal was armed: it is told to disarm (same frame's answer), and that closes quietly.
     (cmd,) = downlinks_of(res, seal, "DEACTIVATE")
-    from test_pipeline_gw1 import _raw
-    res = pipeline.handle_uplink(seal.command_result(clock.advance(3), _raw(seal, cmd)), "t")
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(3), reencode(seal, cmd)), "t")
     assert kinds(res) == [] and [c["status"] for c in pipeline.status(seal_id=1001)[0]["commands"]] == [
         "acked", "acked"]
 
@@ -96,9 +95,8 @@ def test_an_unconfirmed_activation_can_be_withdrawn(gw):
     view = pipeline.request_deactivation(1001, escort["declaration"], escort["vehicle"])
     assert view["status"] == "deactivation_requested"
     (deact,) = downlinks_of(pipeline.tick(clock.advance(1)), seal, "DEACTIVATE")
-    from test_pipeline_gw1 import _raw
     # The seal never got the ACTIVATE: it is inactive and says so.
-    res = pipeline.handle_uplink(seal.command_result(clock.advance(1), _raw(seal, deact), "WRONG_STATE",
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(1), reencode(seal, deact), "WRONG_STATE",
                                                      state="INACTIVE"), "t")
     assert kinds(res) == ["DEACTIVATED"]
     assert [c["status"] for c in pipeline.status(seal_id=1001)[0]["commands"]] == ["cancelled", "acked"]
@@ -232,8 +230,7 @@ def test_clean_deactivation_within_the_hour(gw):
     (cmd,) = downlinks_of(pipeline.tick(clock.advance(1)), seal, "DEACTIVATE")
     assert cmd.payload == {"escort_id": escort["escort_id"], "seal_number": 1001,
                            "declaration": escort["declaration"], "vehicle": escort["vehicle"]}
-    from test_pipeline_gw1 import _raw
-    res = pipeline.handle_uplink(seal.command_result(clock.advance(600), _raw(seal, cmd)), "t")
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(600), reencode(seal, cmd)), "t")
     (done,) = res.events
     assert done["kind"] == "DEACTIVATED" and done["details"]["clean"] is True
     assert done["details"]["within_deadline"] is True and done["details"]["reasons"] == []
@@ -261,8 +258,7 @@ def test_deactivation_overdue_then_late_and_not_clean_after_an_alarm(gw):
     # It calls in; the command goes out with its answer to that frame.
     res = pipeline.handle_uplink(seal.state(clock.advance(60), active=True, escort_id=escort["escort_id"]), "t")
     (cmd,) = downlinks_of(res, seal, "DEACTIVATE")
-    from test_pipeline_gw1 import _raw
-    res = pipeline.handle_uplink(seal.command_result(clock.advance(5), _raw(seal, cmd)), "t")
+    res = pipeline.handle_uplink(seal.command_result(clock.advance(5), reencode(seal, cmd)), "t")
     (done,) = res.events
     assert done["details"]["clean"] is False and done["details"]["within_deadline"] is False
     assert done["details"]["non_routine"] == ["HOUSING_OPENED"]

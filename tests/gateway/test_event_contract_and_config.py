@@ -4,8 +4,8 @@ import json
 
 import jsonschema
 import pytest
-from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
-from gw1_support import FakeSeal, activate, make_pipeline
+from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
+from pipeline_support import FakeSeal, activate, make_pipeline
 
 from navseal.gateway import events as ev
 from navseal.gateway.config import ConfigError, GatewayConfig, load_config

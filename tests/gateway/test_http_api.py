@@ -114,7 +114,7 @@ def test_metrics_and_health(service):
     m = parse_metrics(text)
     assert m['navseal_frames_total{reason="",result="accepted"}'] == 1
     assert m['navseal_frames_total{reason="truncated",result="rejected"}'] == 1
-    assert m["navseal_records_total"] == 10
+    assert m["navseal_records_committed_total"] == 10
     assert m["navseal_ingest_latency_seconds_count"] == 2
     assert m["navseal_ingest_queue_length"] == 0
     assert "# TYPE navseal_ingest_latency_seconds histogram" in text

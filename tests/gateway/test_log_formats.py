@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from navseal.gateway.service import setup_logging
+from navseal.gateway.logs import setup_logging
 
 
 def test_json_and_key_value_lines():

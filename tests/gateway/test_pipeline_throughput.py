@@ -13,7 +13,7 @@ import tempfile
 import time
 
 import pytest
-from gw1_support import FakeSeal, VirtualClock, activate
+from pipeline_support import FakeSeal, VirtualClock, activate
 
 from navseal.gateway.config import GatewayConfig
 from navseal.gateway.pipeline import Pipeline

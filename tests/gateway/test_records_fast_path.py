@@ -1,19 +1,19 @@
-"""The gateway's RECORDS fast path must be invisible: it accepts only what decode_frame accepts, with
-the same header and records, and the rows it stores (SQLite decoding the wire fields itself) equal
-the rows built from decode_frame's payload. Any refusal still comes from decode_frame."""
+"""The RECORDS fast path must be invisible: decode_frame with flat_records (the records' wire values,
+what ingest stores) accepts exactly what the dict decoding accepts, with the same header and records,
+and the rows the store writes (SQLite decoding the wire fields itself) equal the rows built from
+decode_frame's payload."""
 
 import random
 import struct
 import zlib
 
 import pytest
-from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
-from gw1_support import make_pipeline
+from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
+from pipeline_support import make_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from navseal.bench.seal_frames import SealFrames
-from navseal.gateway.pipeline import fast_records
 from navseal.gateway.store import RECORD_FIX, StoreTx, wire_fix_rows
 from navseal.protocol import DecodeError, decode_frame, encode_frame, schema, test_key
 
@@ -54,6 +54,19 @@ def _reference_rows(frame):
                     "housing_closed": int(bool(rec["status"]["housing_closed"])),
                     "battery_pct": rec["status"]["battery_pct"], "value": None})
     return out
+
+
+def fast_records(raw, key_for):
+    """What ingest takes from a frame: (Frame, the records' wire values); None when refused or not
+    an authentic RECORDS frame (ingest then refuses it with decode_frame's reason)."""
+    try:
+        frame = decode_frame(raw, key_for, flat_records=True)
+    except DecodeError:
+        return None
+    if frame.type != "RECORDS" or frame.mac_ok is not True:
+        return None
+    fields = frame.payload.pop("fields")
+    return frame, fields
 
 
 def _check_agrees(raw):
@@ -224,7 +237,7 @@ _ON_GLOBE = st.fixed_dictionaries({
 @given(records=st.lists(_ON_GLOBE, min_size=1, max_size=120), day_offset=st.integers(0, 3))
 def test_position_events_equal_the_reference(tmp_path_factory, records, day_offset):
     """An active escort's POSITION event: same positions, same dates (batches may cross midnight)."""
-    from gw1_support import FakeSeal, activate
+    from pipeline_support import FakeSeal, activate
 
     from navseal.gateway import events as ev
 
@@ -256,7 +269,7 @@ def test_position_events_equal_the_reference(tmp_path_factory, records, day_offs
                                  st.integers(0, 2**16 - 1), st.integers(0, 255), st.integers(0, 255),
                                  st.integers(0, 255), st.integers(0, 255)), min_size=1, max_size=5),
        first=st.integers(0, 2**32 - 1), base=st.integers(0, 2**32 - 1))
-def test_generated_fix_row_equals_the_reference_decoder(fields, first, base):
+def test_fix_row_equals_the_reference_decoder(fields, first, base):
     from navseal.gateway.store import fix_row
 
     flat = tuple(v for t in fields for v in t)

@@ -6,10 +6,10 @@ deactivation), then the clock jumps years ahead."""
 import datetime as dt
 
 import pytest
-from gw1_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
-from gw1_support import FakeSeal, activate, make_pipeline
+from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
+from pipeline_support import FakeSeal, activate, make_pipeline
 
-from navseal.gateway.store import retention_end
+from navseal.gateway.retention import retention_end
 
 KZ = dt.timezone(dt.timedelta(hours=5))
 

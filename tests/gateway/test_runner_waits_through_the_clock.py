@@ -1,6 +1,6 @@
-"""PipelineRunner waits for the pipeline's next deadline through its clock (EMU-needs finding 3):
-on the emulator's faster clock a rule deadline fires on time in virtual seconds, not up to
-`scale` times late; a clock of unknown speed is polled in short steps; wall time waits as before."""
+"""PipelineRunner waits for the pipeline's next deadline through its clock: on the emulator's faster
+clock a rule deadline fires on time in virtual seconds, not up to `scale` times late; a clock of
+unknown speed is polled in short steps; wall time waits as before."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import threading
 import time
 
 from navseal.emu.clock import RealTimeClock
-from navseal.gateway.service import (
+from navseal.gateway.metrics import ServiceMetrics
+from navseal.gateway.runner import (
     MAX_IDLE_WAIT_S,
     UNKNOWN_CLOCK_WAIT_S,
     PipelineRunner,
     wall_seconds_until,
 )
-from navseal.gateway.telemetry import Metrics
 
 T0 = 1_764_115_200.0
 
@@ -40,7 +40,7 @@ class _DeadlinePipeline:
 
 
 def _run(pipeline, clock) -> PipelineRunner:
-    runner = PipelineRunner(pipeline, Metrics(), clock=clock)  # type: ignore[arg-type]
+    runner = PipelineRunner(pipeline, ServiceMetrics(), clock=clock)  # type: ignore[arg-type]
     runner.start()
     return runner
 

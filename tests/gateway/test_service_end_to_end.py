@@ -216,7 +216,7 @@ def test_forged_replayed_and_malformed_frames_are_refused_and_counted(gateway_en
     assert wait_until(lambda: all(v >= 1 for v in counted().values()), timeout=15), counted()
     m = gw.metrics()
     assert m['navseal_frames_total{reason="",result="duplicate"}'] == 1
-    assert m["navseal_records_total"] == 5
+    assert m["navseal_records_committed_total"] == 5
     # Refused frames are not acknowledged, and the gateway keeps working.
     seal.send(seal.frames.records(1))
     ack, _ = seal.next_downlink(type_name="ACK")

@@ -145,7 +145,8 @@ def prepare_db(path: Path, seals: list[SealFrames], alarm_seals: list[SealFrames
     """Provision every seal; bring the alarm seals' escorts to ACTIVE in-process (the clause 8/10
     exchange played through the real pipeline), so the run can raise alarms on them."""
     from navseal.gateway.config import load_config
-    from navseal.gateway.pipeline import ActivationRequest, Pipeline
+    from navseal.gateway.command_requests import ActivationRequest
+    from navseal.gateway.pipeline import Pipeline
     from navseal.gateway.store import SqliteStore
 
     store = SqliteStore(str(path), synchronous=synchronous)

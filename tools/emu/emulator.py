@@ -373,7 +373,7 @@ class Emulator(SealRunner):
             self._command(action, lambda p, s=sid: p.request_deactivation(s, decl, vehicle), sid)
 
     def _command(self, action: Action, fn: Callable[[Any], Any], sid: int) -> None:
-        from navseal.gateway.pipeline import CommandError
+        from navseal.gateway.command_requests import CommandError
 
         want = action.params.get("expect_error")
         try:

@@ -20,7 +20,8 @@ import tempfile
 from typing import Any, Callable, TextIO
 
 from navseal.gateway.config import GatewayConfig
-from navseal.gateway.pipeline import ActivationRequest, CommandError, Pipeline
+from navseal.gateway.command_requests import ActivationRequest, CommandError
+from navseal.gateway.pipeline import Pipeline
 from navseal.gateway.store import SqliteStore
 
 from .clock import VirtualClock

@@ -1,0 +1,52 @@
+"""Storage for the gateway: the interface the core uses, and its engines.
+
+    interface.py     Store and StoreTx (what the core needs), status values, StoreError
+    wire_fixes.py    position records from their wire values to rows (SQL and Python forms)
+    sqlite.py        SqliteStore: the embedded default (one file, WAL)
+    sqlite_tx.py     one SQLite transaction (StoreTx)
+    sqlite_schema.py SQLite migrations
+
+`open_store(config)` gives the store a GatewayConfig names. The names below are the package's
+public surface: import them from `navseal.gateway.store`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .interface import (
+    CMD_ACKED,
+    CMD_CANCELLED,
+    CMD_FAILED,
+    CMD_QUEUED,
+    CMD_SENT,
+    ESCORT_ACTIVE,
+    ESCORT_ARMED,
+    ESCORT_DEACTIVATED,
+    ESCORT_DEACTIVATION_REQUESTED,
+    ESCORT_FAILED,
+    ESCORT_REQUESTED,
+    MONITORED_STATUSES,
+    OPEN_COMMAND_STATUSES,
+    OPEN_ESCORT_STATUSES,
+    OutboxItem,
+    Store,
+    StoreError,
+    StoreTx,
+)
+from .sqlite import SqliteStore
+from .sqlite_schema import MIGRATIONS
+from .wire_fixes import RECORD_FIX, WIRE_FIX_FIELDS, WIRE_FIX_FORMAT, fix_row, wire_fix_rows
+
+__all__ = [
+    "CMD_ACKED", "CMD_CANCELLED", "CMD_FAILED", "CMD_QUEUED", "CMD_SENT",
+    "ESCORT_ACTIVE", "ESCORT_ARMED", "ESCORT_DEACTIVATED", "ESCORT_DEACTIVATION_REQUESTED",
+    "ESCORT_FAILED", "ESCORT_REQUESTED", "MIGRATIONS", "MONITORED_STATUSES", "OPEN_COMMAND_STATUSES",
+    "OPEN_ESCORT_STATUSES", "OutboxItem", "RECORD_FIX", "SqliteStore", "Store", "StoreError", "StoreTx",
+    "WIRE_FIX_FIELDS", "WIRE_FIX_FORMAT", "fix_row", "open_store", "wire_fix_rows",
+]
+
+
+def open_store(config: Any) -> Store:
+    """The store a `GatewayConfig` names (today always SQLite at `db_path`)."""
+    return SqliteStore(config.db_path, synchronous=config.db_synchronous)

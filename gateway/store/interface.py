@@ -1,0 +1,217 @@
+"""The store interface: what the gateway core needs from storage, whatever the engine.
+
+Everything the gateway knows lives behind it: seals (keys, replay window, downlink counter, last fix),
+escorts (clause 8 data, status, timestamps, rule state), records (the track and the seal's journal
+events, unique per (seal, rseq)), accepted uplink frames (for exact-duplicate re-ACKs), events (the
+operator JSON, unique by event_id), the outbox (one row per event; each sink keeps its own durable
+cursor) and commands (ACTIVATE/DEACTIVATE/... with their downlink (boot, seq) and status).
+
+Transactions: the core opens `store.transaction()` and does all the reads and writes of one frame
+(or one batch of frames, one savepoint each) inside it; the ACK is built from what was committed and
+released only after `transaction()` exits without error. Rows are plain dicts keyed by column.
+
+`SqliteStore` (gateway/store/sqlite.py) implements it; another engine implements `Store` and
+`StoreTx` with the same SQL shapes. Nothing outside gateway/store/ writes SQL.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .wire_fixes import wire_fix_rows
+
+# Escort status values, in lifecycle order. "Monitored" ones are those the rules watch.
+ESCORT_REQUESTED = "requested"  # ACTIVATE queued/sent, seal has not confirmed yet
+ESCORT_ARMED = "armed"  # seal answered OK; waiting for its first fix with the lock intact
+ESCORT_ACTIVE = "active"  # ACTIVATED emitted
+ESCORT_DEACTIVATION_REQUESTED = "deactivation_requested"
+ESCORT_DEACTIVATED = "deactivated"
+ESCORT_FAILED = "failed"  # ACTIVATION_FAILED emitted; no tracking
+OPEN_ESCORT_STATUSES = (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED)
+MONITORED_STATUSES = (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED)
+
+# Command status values.
+CMD_QUEUED = "queued"
+CMD_SENT = "sent"
+CMD_ACKED = "acked"
+CMD_FAILED = "failed"
+CMD_CANCELLED = "cancelled"
+OPEN_COMMAND_STATUSES = (CMD_QUEUED, CMD_SENT)
+
+class StoreError(Exception):
+    """The store could not do what was asked (I/O, constraint); the caller must not ACK."""
+
+
+@dataclass
+class OutboxItem:
+    outbox_id: int
+    event: dict[str, Any]
+
+
+class StoreTx(abc.ABC):
+    """What the pipeline does inside one transaction. Rows are plain dicts keyed by column."""
+
+    # seals
+    @abc.abstractmethod
+    def get_seal(self, seal_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def update_seal(self, seal_id: int, **columns: Any) -> None: ...
+
+    @abc.abstractmethod
+    def next_downlink_seq(self, seal_id: int) -> int:
+        """Allocate the next downlink `seq` for this seal (persisted, strictly increasing)."""
+
+    def update_seal_next_seq(self, seal_id: int, **columns: Any) -> int:
+        """update_seal, then next_downlink_seq (one statement where the store can: once per frame)."""
+        self.update_seal(seal_id, **columns)
+        return self.next_downlink_seq(seal_id)
+
+    # uplink frames
+    @abc.abstractmethod
+    def get_uplink(self, seal_id: int, boot: int, seq: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def insert_uplink(self, row: dict[str, Any]) -> None: ...
+
+    # escorts
+    @abc.abstractmethod
+    def get_escort(self, escort_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def open_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None:
+        """The seal's escort that is not finished (requested/armed/active/deactivation_requested)."""
+
+    @abc.abstractmethod
+    def latest_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def insert_escort(self, row: dict[str, Any]) -> int: ...
+
+    @abc.abstractmethod
+    def update_escort(self, escort_id: int, **columns: Any) -> None: ...
+
+    @abc.abstractmethod
+    def find_escorts(self, **where: Any) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def escorts_with_status(self, statuses: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        """Escorts in these statuses, each with its seal's `seal_last_seen_at` (one query: timers)."""
+
+    # records
+    @abc.abstractmethod
+    def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]: ...
+
+    @abc.abstractmethod
+    def insert_records(self, rows: Sequence[dict[str, Any]]) -> None: ...
+
+    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                          fields: Sequence[int], received_at: float) -> int:
+        """Store a RECORDS batch given as its wire fields: `fields` holds, per record and in wire
+        order, the 8 values of a PositionRecord as `struct` unpacks them (WIRE_FIX_FORMAT); record i
+        is rseq `first_rseq + i`. Records already stored (same seal and rseq) are left as they are.
+        Returns how many were stored. (The hot path: SQLite decodes the bit fields itself.)"""
+        rows = [dict(r, seal_id=seal_id, escort_id=escort_id, received_at=received_at)
+                for r in wire_fix_rows(first_rseq, base_time, fields)]
+        if rows:
+            existing = self.existing_rseqs(seal_id, rows[0]["rseq"], rows[-1]["rseq"])
+            rows = [r for r in rows if r["rseq"] not in existing]
+            self.insert_records(rows)
+        return len(rows)
+
+    # events + outbox
+    @abc.abstractmethod
+    def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
+                      now: float) -> list[dict[str, Any]]:
+        """Insert events not yet stored (by event_id) and one outbox row each; return the new ones."""
+
+    # commands
+    @abc.abstractmethod
+    def insert_command(self, row: dict[str, Any]) -> int: ...
+
+    @abc.abstractmethod
+    def update_command(self, command_id: int, **columns: Any) -> None: ...
+
+    @abc.abstractmethod
+    def open_commands(self, seal_id: int | None = None) -> list[dict[str, Any]]:
+        """Queued or sent commands, oldest first (all seals when seal_id is None)."""
+
+    @abc.abstractmethod
+    def commands_for_escort(self, escort_id: int) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def head_commands(self) -> list[dict[str, Any]]:
+        """Per seal, its oldest open command, with `seal_last_seen_at` and `seal_key` (timers)."""
+
+    # retention (the calendar is gateway/retention.py's; the store only finds and deletes)
+    @abc.abstractmethod
+    def deactivated_escorts(self) -> list[dict[str, Any]]:
+        """`escort_id` and `deactivated_at` of every deactivated escort still stored."""
+
+    @abc.abstractmethod
+    def delete_escort(self, escort_id: int) -> dict[str, int]:
+        """Delete the escort and all its data; rows deleted per table (escorts, records, events,
+        outbox, commands, uplinks)."""
+
+    @abc.abstractmethod
+    def savepoint(self) -> contextlib.AbstractContextManager[None]:
+        """Nested unit: rolled back alone if the block raises (one frame of a batch)."""
+
+
+class Store(abc.ABC):
+    """Storage interface; `SqliteStore` implements it. Every method is thread-safe."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[StoreTx]:
+        """One atomic, durable unit: commits on normal exit, rolls back if the block raises."""
+
+    # keys
+    @abc.abstractmethod
+    def provision_seal(self, seal_id: int, key: bytes, now: float) -> None:
+        """Create the seal or replace its key (keeps its history and counters)."""
+
+    @abc.abstractmethod
+    def seal_key(self, seal_id: int) -> bytes | None: ...
+
+    # outbox (read by the outbox workers, gateway/outbox_worker.py, each on its own store object)
+    @abc.abstractmethod
+    def outbox_fetch(self, sink: str, limit: int = 100) -> list[OutboxItem]:
+        """Events after this sink's cursor, oldest first (so per-seal order is kept)."""
+
+    @abc.abstractmethod
+    def outbox_mark_delivered(self, sink: str, upto_outbox_id: int, now: float | None = None) -> None:
+        """Advance the sink's durable cursor to `upto_outbox_id` (never backwards)."""
+
+    @abc.abstractmethod
+    def outbox_note_failure(self, sink: str, error: str, next_attempt_at: float, now: float) -> None:
+        """Record a failed delivery attempt at the cursor (attempts, next_attempt_at, last_error)."""
+
+    @abc.abstractmethod
+    def outbox_depth(self, sink: str) -> int: ...
+
+    @abc.abstractmethod
+    def outbox_status(self) -> dict[str, dict[str, Any]]:
+        """Per known sink: cursor, depth, attempts, next_attempt_at, last_error."""
+
+    # reading
+    @abc.abstractmethod
+    def events(self, *, seal_id: int | None = None, escort_id: int | None = None,
+               kind: str | None = None, after_outbox_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def records(self, seal_id: int, *, escort_id: int | None = None, limit: int = 100_000) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (for tests, status and metrics)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+

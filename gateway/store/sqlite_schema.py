@@ -1,0 +1,151 @@
+"""The SQLite schema: numbered migrations, applied in order by `SqliteStore` at open.
+
+Index i brings the schema from version i to i+1; the database keeps its version in
+`schema_version`. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema
+    """
+    CREATE TABLE seals (
+        seal_id INTEGER PRIMARY KEY,
+        key BLOB NOT NULL,
+        provisioned_at REAL NOT NULL,
+        last_seen_at REAL,
+        last_source TEXT,
+        last_boot INTEGER,            -- uplink replay window: last accepted (boot, seq)
+        last_seq INTEGER,
+        committed_rseq INTEGER,       -- highest journal rseq stored
+        downlink_seq INTEGER NOT NULL DEFAULT 0,  -- last downlink seq used (ACKs and commands)
+        last_fix_time INTEGER,        -- last known position (seal clock) and lock/battery
+        last_lat INTEGER,
+        last_lon INTEGER,
+        last_cable_intact INTEGER,
+        last_housing_closed INTEGER,
+        last_battery_pct INTEGER,
+        last_state TEXT,              -- JSON of the last STATE payload
+        last_hello TEXT               -- JSON of the last HELLO payload
+    );
+
+    CREATE TABLE escorts (
+        escort_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        seal_id INTEGER NOT NULL REFERENCES seals(seal_id),
+        declaration TEXT NOT NULL,
+        vehicle TEXT NOT NULL,
+        departure_office_code TEXT NOT NULL,
+        departure_office_name TEXT NOT NULL,
+        dest_office_code TEXT NOT NULL,
+        dest_office_name TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        period_end REAL NOT NULL,
+        route TEXT,                   -- JSON [[lat_deg, lon_deg], ...] or NULL
+        corridor_m INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        requested_at REAL NOT NULL,
+        confirmed_at REAL,
+        activated_at REAL,
+        failed_at REAL,
+        failure_reason TEXT,
+        deactivation_requested_at REAL,
+        deactivated_at REAL,
+        clean INTEGER,                -- NULL until deactivated, then 1/0
+        rule_state TEXT NOT NULL DEFAULT '{}'  -- JSON: the rules' memory (flags, hysteresis)
+    );
+    CREATE INDEX escorts_seal ON escorts(seal_id, status);
+    CREATE INDEX escorts_declaration ON escorts(declaration);
+    CREATE INDEX escorts_vehicle ON escorts(vehicle);
+    CREATE INDEX escorts_status ON escorts(status);
+    CREATE INDEX escorts_deactivated ON escorts(deactivated_at) WHERE deactivated_at IS NOT NULL;
+
+    CREATE TABLE records (
+        seal_id INTEGER NOT NULL REFERENCES seals(seal_id),
+        rseq INTEGER NOT NULL,
+        escort_id INTEGER REFERENCES escorts(escort_id),
+        kind TEXT NOT NULL,           -- 'FIX' or the seal's EVENT code name
+        time INTEGER NOT NULL,        -- seal clock, Unix s
+        lat INTEGER, lon INTEGER,     -- 1e-7 degree, NULL when unknown
+        speed INTEGER, course INTEGER, fix_quality INTEGER, satellites INTEGER, hdop INTEGER,
+        cable_intact INTEGER, housing_closed INTEGER, battery_pct INTEGER,
+        value INTEGER,                -- EVENT value
+        received_at REAL NOT NULL,
+        PRIMARY KEY (seal_id, rseq)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_escort ON records(escort_id);
+
+    CREATE TABLE uplinks (
+        seal_id INTEGER NOT NULL REFERENCES seals(seal_id),
+        boot INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        crc INTEGER NOT NULL,
+        received_at REAL NOT NULL,
+        source TEXT,
+        escort_id INTEGER REFERENCES escorts(escort_id),
+        ack_rseq INTEGER NOT NULL,    -- committed_rseq the ACK carried (re-sent on a duplicate)
+        PRIMARY KEY (seal_id, boot, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX uplinks_escort ON uplinks(escort_id);
+
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        outbox_id INTEGER NOT NULL UNIQUE,   -- position in the outbox (forwarding order)
+        kind TEXT NOT NULL,
+        seal_id INTEGER NOT NULL,
+        escort_id INTEGER REFERENCES escorts(escort_id),
+        occurred_at TEXT,
+        emitted_at TEXT NOT NULL,
+        body TEXT NOT NULL            -- the operator JSON, byte-identical on every re-send
+    );
+    CREATE INDEX events_escort ON events(escort_id);
+    CREATE INDEX events_seal ON events(seal_id, outbox_id);
+
+    -- The outbox: one row per event in commit order; each sink reads past its own cursor.
+    CREATE TABLE outbox (
+        outbox_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        seal_id INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE sink_cursors (
+        sink TEXT PRIMARY KEY,
+        delivered_upto INTEGER NOT NULL DEFAULT 0,
+        delivered_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,      -- failed attempts at the current head
+        next_attempt_at REAL,
+        last_error TEXT
+    );
+
+    CREATE TABLE commands (
+        command_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        seal_id INTEGER NOT NULL REFERENCES seals(seal_id),
+        escort_id INTEGER REFERENCES escorts(escort_id),
+        type TEXT NOT NULL,           -- ACTIVATE, DEACTIVATE, CONFIG, TIME
+        payload TEXT NOT NULL,        -- JSON payload of the protocol message
+        status TEXT NOT NULL,         -- queued, sent, acked, failed, cancelled
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        sent_at REAL,
+        boot INTEGER,                 -- downlink (boot, seq) of the latest transmission
+        seq INTEGER,
+        sent_seqs TEXT NOT NULL DEFAULT '[]',  -- every (boot, seq) used, to match late results
+        result TEXT,
+        result_at REAL,
+        error TEXT
+    );
+    CREATE INDEX commands_open ON commands(seal_id, command_id) WHERE status IN ('queued', 'sent');
+    CREATE INDEX commands_escort ON commands(escort_id);
+    """,
+]
+
+
+def statements(script: str) -> Iterable[str]:
+    """Split a migration into statements (no semicolons inside our DDL strings or comments)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    for statement in "\n".join(lines).split(";"):
+        if statement.strip():
+            yield statement.strip()

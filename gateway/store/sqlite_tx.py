@@ -1,0 +1,259 @@
+"""One SQLite transaction: `StoreTx` (gateway/store/interface.py) on a connection inside BEGIN/COMMIT.
+
+`SqliteStore.transaction()` (gateway/store/sqlite.py) opens the transaction and hands out a
+`SqliteTx`; every read and write of one unit of work goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from typing import Any, Iterator, Sequence
+
+from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
+from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
+
+_SEAL_COLUMNS = {
+    "last_seen_at", "last_source", "last_boot", "last_seq", "committed_rseq", "downlink_seq",
+    "last_fix_time", "last_lat", "last_lon", "last_cable_intact", "last_housing_closed",
+    "last_battery_pct", "last_state", "last_hello", "key",
+}
+_ESCORT_COLUMNS = {
+    "status", "confirmed_at", "activated_at", "failed_at", "failure_reason",
+    "deactivation_requested_at", "deactivated_at", "clean", "rule_state",
+}
+_COMMAND_COLUMNS = {
+    "status", "attempts", "next_attempt_at", "sent_at", "boot", "seq", "sent_seqs", "result",
+    "result_at", "error",
+}
+_INSERT_RECORD = (
+    f"INSERT OR IGNORE INTO records ({', '.join(RECORD_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
+)
+_WIRE_FIX_SQL: dict[int, str] = {}
+
+
+def _insert_wire_fixes_sql(count: int) -> str:
+    """INSERT OR IGNORE of `count` position records given as their wire values
+    (gateway/store/wire_fixes.py). Parameters: ?1 seal_id, ?2 escort_id, ?3 received_at,
+    ?4 base_time, ?5 first_rseq, then the records' wire fields from ?6 on."""
+    sql = _WIRE_FIX_SQL.get(count)
+    if sql is None:
+        values = []
+        for i in range(count):
+            exprs = fix_columns_sql([f"?{6 + i * WIRE_FIX_FIELDS + j}" for j in range(WIRE_FIX_FIELDS)])
+            exprs["time"] = f"(?4 + {exprs['time']})"
+            row = {"seal_id": "?1", "rseq": f"(?5 + {i})", "escort_id": "?2", "kind": f"'{RECORD_FIX}'",
+                   "value": "NULL", "received_at": "?3", **exprs}
+            values.append("(" + ", ".join(row[c] for c in RECORD_COLUMNS) + ")")
+        sql = _WIRE_FIX_SQL[count] = (f"INSERT OR IGNORE INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
+                                      + ", ".join(values))
+    return sql
+
+
+def _dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    return dict(row) if row is not None else None
+
+
+def _set_clause(columns: dict[str, Any], allowed: set[str], what: str) -> str:
+    unknown = set(columns) - allowed
+    if unknown:
+        raise StoreError(f"{what}: cannot update {sorted(unknown)}")
+    return ", ".join(f"{c} = :{c}" for c in columns)
+
+
+class SqliteTx(StoreTx):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+        self._sp = 0
+
+    def _one(self, sql: str, args: Any = ()) -> dict[str, Any] | None:
+        return _dict(self._c.execute(sql, args).fetchone())
+
+    def _all(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+
+    # seals
+    def get_seal(self, seal_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM seals WHERE seal_id = ?", (seal_id,))
+
+    def update_seal(self, seal_id: int, **columns: Any) -> None:
+        if columns:
+            sql = f"UPDATE seals SET {_set_clause(columns, _SEAL_COLUMNS, 'seal')} WHERE seal_id = :_id"
+            self._c.execute(sql, {**columns, "_id": seal_id})
+
+    def update_seal_next_seq(self, seal_id: int, **columns: Any) -> int:
+        sets = _set_clause(columns, _SEAL_COLUMNS, "seal") + ", " if columns else ""
+        if "downlink_seq" in columns:
+            raise StoreError("seal: update_seal_next_seq allocates downlink_seq itself")
+        row = self._c.execute(
+            f"UPDATE seals SET {sets}downlink_seq = downlink_seq + 1 WHERE seal_id = :_id RETURNING downlink_seq",
+            {**columns, "_id": seal_id},
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"seal {seal_id} is not provisioned")
+        return int(row[0])
+
+    def next_downlink_seq(self, seal_id: int) -> int:
+        row = self._c.execute(
+            "UPDATE seals SET downlink_seq = downlink_seq + 1 WHERE seal_id = ? RETURNING downlink_seq",
+            (seal_id,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"seal {seal_id} is not provisioned")
+        return int(row[0])
+
+    # uplinks
+    def get_uplink(self, seal_id: int, boot: int, seq: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM uplinks WHERE seal_id = ? AND boot = ? AND seq = ?", (seal_id, boot, seq))
+
+    def insert_uplink(self, row: dict[str, Any]) -> None:
+        self._c.execute(
+            "INSERT INTO uplinks (seal_id, boot, seq, type, crc, received_at, source, escort_id, ack_rseq) "
+            "VALUES (:seal_id, :boot, :seq, :type, :crc, :received_at, :source, :escort_id, :ack_rseq)",
+            row,
+        )
+
+    # escorts
+    def get_escort(self, escort_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM escorts WHERE escort_id = ?", (escort_id,))
+
+    def open_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT * FROM escorts WHERE seal_id = ? AND status IN (?, ?, ?, ?) ORDER BY escort_id DESC LIMIT 1",
+            (seal_id, *OPEN_ESCORT_STATUSES),
+        )
+
+    def latest_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM escorts WHERE seal_id = ? ORDER BY escort_id DESC LIMIT 1", (seal_id,))
+
+    def insert_escort(self, row: dict[str, Any]) -> int:
+        cols = list(row)
+        cur = self._c.execute(
+            f"INSERT INTO escorts ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", row
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_escort(self, escort_id: int, **columns: Any) -> None:
+        if columns:
+            sql = f"UPDATE escorts SET {_set_clause(columns, _ESCORT_COLUMNS, 'escort')} WHERE escort_id = :_id"
+            self._c.execute(sql, {**columns, "_id": escort_id})
+
+    def find_escorts(self, **where: Any) -> list[dict[str, Any]]:
+        allowed = {"escort_id", "seal_id", "declaration", "vehicle", "status"}
+        unknown = set(where) - allowed
+        if unknown:
+            raise StoreError(f"cannot search escorts by {sorted(unknown)}")
+        clause = " AND ".join(f"{k} = :{k}" for k, v in where.items() if v is not None) or "1"
+        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", where)
+
+    def escorts_with_status(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        return self._all(f"SELECT * FROM escorts WHERE status IN ({marks}) ORDER BY escort_id", tuple(statuses))
+
+    def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        return self._all(
+            f"SELECT e.*, s.last_seen_at AS seal_last_seen_at FROM escorts e JOIN seals s USING (seal_id) "
+            f"WHERE e.status IN ({marks}) ORDER BY e.escort_id", tuple(statuses))
+
+    # records
+    def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]:
+        rows = self._c.execute(
+            "SELECT rseq FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ?", (seal_id, first, last)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self._c.executemany(_INSERT_RECORD, rows)
+
+    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                          fields: Sequence[int], received_at: float) -> int:
+        count = len(fields) // WIRE_FIX_FIELDS
+        if not count:
+            return 0
+        cur = self._c.execute(_insert_wire_fixes_sql(count),
+                              (seal_id, escort_id, received_at, base_time, first_rseq, *fields))
+        return int(cur.rowcount)
+
+    # events
+    def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
+                      now: float) -> list[dict[str, Any]]:
+        new: list[dict[str, Any]] = []
+        for event, escort_id in zip(events, escort_ids):
+            if self._c.execute("SELECT 1 FROM events WHERE event_id = ?", (event["event_id"],)).fetchone():
+                continue  # the same fact derived again: already stored and queued once
+            cur = self._c.execute(
+                "INSERT INTO outbox (event_id, seal_id, created_at) VALUES (?, ?, ?)",
+                (event["event_id"], event["seal_id"], now),
+            )
+            self._c.execute(
+                "INSERT INTO events (event_id, outbox_id, kind, seal_id, escort_id, occurred_at, emitted_at, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (event["event_id"], cur.lastrowid, event["kind"], event["seal_id"], escort_id,
+                 event.get("occurred_at"), event["emitted_at"],
+                 json.dumps(event, separators=(",", ":"), ensure_ascii=False)),
+            )
+            new.append(event)
+        return new
+
+    # commands
+    def insert_command(self, row: dict[str, Any]) -> int:
+        cols = list(row)
+        cur = self._c.execute(
+            f"INSERT INTO commands ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", row
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_command(self, command_id: int, **columns: Any) -> None:
+        if columns:
+            sql = f"UPDATE commands SET {_set_clause(columns, _COMMAND_COLUMNS, 'command')} WHERE command_id = :_id"
+            self._c.execute(sql, {**columns, "_id": command_id})
+
+    def open_commands(self, seal_id: int | None = None) -> list[dict[str, Any]]:
+        if seal_id is None:
+            return self._all("SELECT * FROM commands WHERE status IN ('queued', 'sent') ORDER BY command_id")
+        return self._all(
+            "SELECT * FROM commands WHERE seal_id = ? AND status IN ('queued', 'sent') ORDER BY command_id",
+            (seal_id,),
+        )
+
+    def commands_for_escort(self, escort_id: int) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM commands WHERE escort_id = ? ORDER BY command_id", (escort_id,))
+
+    def head_commands(self) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT c.*, s.last_seen_at AS seal_last_seen_at, s.key AS seal_key FROM commands c "
+            "JOIN seals s USING (seal_id) WHERE c.command_id IN ("
+            "  SELECT MIN(command_id) FROM commands WHERE status IN ('queued', 'sent') GROUP BY seal_id) "
+            "ORDER BY c.command_id")
+
+    # retention
+    def deactivated_escorts(self) -> list[dict[str, Any]]:
+        return self._all("SELECT escort_id, deactivated_at FROM escorts WHERE status = ? "
+                         "AND deactivated_at IS NOT NULL ORDER BY escort_id", (ESCORT_DEACTIVATED,))
+
+    def delete_escort(self, escort_id: int) -> dict[str, int]:
+        c = self._c
+        deleted = {"outbox": c.execute(
+            "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
+            (escort_id,)).rowcount}
+        for table in ("events", "records", "uplinks", "commands", "escorts"):  # children before the escort
+            deleted[table] = c.execute(f"DELETE FROM {table} WHERE escort_id = ?", (escort_id,)).rowcount
+        return deleted
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._sp += 1
+        name = f"sp{self._sp}"
+        self._c.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._c.execute(f"ROLLBACK TO {name}")
+            self._c.execute(f"RELEASE {name}")
+            raise
+        else:
+            self._c.execute(f"RELEASE {name}")

@@ -1,0 +1,76 @@
+"""Timers: what happens because time passed, not because a frame arrived.
+
+`tick(now)` runs the timed rules on every monitored escort (SIGNAL_LOST, TRANSIT_OVERDUE,
+DEACTIVATION_OVERDUE: gateway/rules.py) and resends due commands to seals that count as online
+(gateway/commands.py); `next_deadline(now)` says when `tick` next has something to do, so a driver
+can sleep until then. Only new authenticated frames prove a seal alive, so SIGNAL_LOST waits until
+the pipeline has run `startup_grace_s`: after a gateway outage the broker first delivers what the
+seals sent meanwhile, and a seal that did send must not be reported silent because the gateway was.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .commands import Commands, waits_for_seal
+from .config import GatewayConfig
+from .rules import EscortRules
+from .store import MONITORED_STATUSES, Store
+
+
+class Timers:
+    """The timers room; see the module docstring. Called by `Pipeline` under its lock."""
+
+    def __init__(self, store: Store, config: GatewayConfig, commands: Commands, started_at: float) -> None:
+        self.store = store
+        self.config = config
+        self.commands = commands
+        self.started_at = started_at
+
+    @property
+    def signal_not_before(self) -> float:
+        return self.started_at + self.config.startup_grace_s
+
+    def tick(self, now: float) -> tuple[list[tuple[int, bytes]], list[dict[str, Any]]]:
+        """(downlink frames to send, new events), all committed in one transaction; raises on failure
+        (then nothing of it was committed)."""
+        out: list[tuple[int, bytes]] = []
+        new: list[dict[str, Any]] = []
+        with self.store.transaction() as tx:
+            for escort in tx.escorts_with_seal(MONITORED_STATUSES):
+                rules = EscortRules(escort, self.config, now)
+                rules.tick(now, escort["seal_last_seen_at"] or escort.get("confirmed_at"),
+                           signal_not_before=self.signal_not_before)
+                changes = rules.finish()
+                if changes:
+                    tx.update_escort(rules.id, **changes)
+                if rules.events:
+                    new += tx.insert_events(rules.events, [rules.id] * len(rules.events), now)
+            for c in tx.head_commands():
+                if (c["seal_last_seen_at"] or -math.inf) < now - self.config.online_window_s:
+                    continue  # offline: sent when it next calls in
+                if waits_for_seal(c):
+                    continue
+                out += self.commands.due(tx, c["seal_id"], now, bytes(c["seal_key"]))
+        return out, new
+
+    def next_deadline(self, now: float) -> float | None:
+        """The earliest time at which `tick` has something to do (None: nothing pending)."""
+        times: list[float] = []
+        with self.store.transaction() as tx:
+            for escort in tx.escorts_with_seal(MONITORED_STATUSES):
+                rules = EscortRules(escort, self.config, 0.0)
+                times += rules.deadlines(escort["seal_last_seen_at"] or escort.get("confirmed_at"),
+                                         signal_not_before=self.signal_not_before)
+            for c in tx.head_commands():
+                last_seen = c["seal_last_seen_at"]
+                if last_seen is None or waits_for_seal(c):
+                    continue
+                due = c["next_attempt_at"] or c["created_at"]
+                # Only worth waking for while the seal counts as online (tick sends only then);
+                # an offline seal gets its command in the answer to its next frame.
+                if max(due, now) <= last_seen + self.config.online_window_s:
+                    times.append(due)
+        # A deadline exactly at t is acted on by tick(t') for t' > t (rules use strict ">").
+        return min(times) if times else None
