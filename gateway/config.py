@@ -17,7 +17,7 @@ from typing import Any
 
 HOUR = 3600.0
 
-# Sink kinds the drivers know (GW2 implements them; the pipeline only needs their names for the outbox).
+# Sink kinds the drivers know (gateway/sinks.py; the pipeline only needs their names for the outbox).
 SINK_KINDS = ("jsonl", "mqtt", "webhook")
 
 
@@ -98,7 +98,7 @@ class GatewayConfig:
     # --- logging of refused frames ---
     hex_excerpt_bytes: int = 48
 
-    # --- ingest drivers (GW2) ---
+    # --- ingest drivers ---
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "seals"  # seals/<id>/up and seals/<id>/down
@@ -111,7 +111,7 @@ class GatewayConfig:
     mqtt_protocol: str = "5"  # "5", or "3.1.1" for brokers that speak only 3.1.1 (no shared subscriptions)
     serial: list[SerialConfig] = field(default_factory=list)  # [[serial]] port, baudrate
 
-    # --- logs (GW2) ---
+    # --- logs ---
     log_format: str = "json"  # "json" or "text"
     log_level: str = "INFO"
 
@@ -121,7 +121,7 @@ class GatewayConfig:
     # 1 March 2024); the purge uses this fixed offset, so it never depends on the host's zone.
     retention_utc_offset_h: float = 5.0
 
-    # --- operator side (GW2) ---
+    # --- operator side ---
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     sinks: list[SinkConfig] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """Deliver the durable outbox to one sink, in order, with capped exponential backoff.
 
-The pipeline writes each new event into the outbox in the same SQLite transaction as the records
-and state that produced it (GW1's store). This worker, one thread per sink, reads that sink's rows
+The pipeline writes each new event into the outbox in the same store transaction as the records
+and state that produced it. This worker, one thread per sink, reads that sink's rows
 past its cursor, oldest first, hands them to the sink and advances the cursor only after the sink
 said it has them. Consequences:
 - nothing is lost: a crash between delivery and cursor update re-sends the same rows with the same
@@ -30,7 +30,7 @@ log = logging.getLogger("navseal.gateway.outbox")
 
 
 class OutboxSource(Protocol):
-    """What the worker needs from the store (see docs/team/GW2-needs.md)."""
+    """What the worker needs from the store (the outbox part of gateway/store/interface.py)."""
 
     def outbox_fetch(self, sink: str, limit: int) -> Sequence[Any]:
         """Rows past the sink's cursor, oldest first: objects with `outbox_id` and `event`

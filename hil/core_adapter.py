@@ -47,7 +47,8 @@ class SealDriver:
 
     def lock_changed(self, now_ms: int) -> None:
         """A pin-change interrupt: sample the lock inputs at the next poll, not up to a second
-        later. (SealCore has no public hook for this yet: docs/team/HIL-needs.md item 6.)"""
+        later: `SealCore.lock_changed` (what the board's pin IRQ calls); a core without it gets its next
+        lock sample moved to now."""
         if hasattr(self.core, "lock_changed"):
             self.core.lock_changed(now_ms)
         elif hasattr(self.core, "_next_lock"):

@@ -6,7 +6,7 @@
 #   - MemHal (this file): RAM flash that can tear a write at any byte, virtual clock; for tests
 #     and for the simulator, which runs thousands of seals in one process.
 #   - DesktopHal (hal_desktop.py): files in one directory per seal; for the emulator.
-#   - the board HAL (FW1's board module): littlefs, UART, pins, ADC, RTC.
+#   - the board HAL (board_esp32.py): littlefs, UART, pins, ADC, RTC.
 #
 # Interface (duck-typed; MicroPython has no abc):
 #   ticks_ms() -> int             monotonic milliseconds (only differences matter)

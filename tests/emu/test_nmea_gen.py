@@ -1,4 +1,4 @@
-"""The GNSS simulator's NMEA, read by the firmware's own parser (navseal_fw.nmea, FW1)."""
+"""The GNSS simulator's NMEA, read by the firmware's own parser (navseal_fw.nmea)."""
 
 from __future__ import annotations
 

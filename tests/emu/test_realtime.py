@@ -1,5 +1,5 @@
 """The same scenarios in real time (compressed): against a real Mosquitto (the project's config, via
-GW2's fixture), over a real pseudo-terminal, and `navseal demo` end to end as a user runs it."""
+the mosquitto_broker fixture), over a real pseudo-terminal, and `navseal demo` end to end as a user runs it."""
 
 from __future__ import annotations
 

@@ -35,8 +35,8 @@ def _stub_files(dist: str) -> list[str]:
 # Files that only ever run under CPython (the emulator's desktop HAL): not checked against the
 # MicroPython stubs (time.monotonic & co. are right there).
 CPYTHON_ONLY = {"hal_desktop.py"}
-# This helper's modules, checked on their own so a failure names its owner.
-FW1_FILES = ["boot.py", "main.py", "navseal_fw/codec.py", "navseal_fw/cobs.py", "navseal_fw/nmea.py",
+# The codec, framing, NMEA, lock and board modules, checked on their own so a failure says which group.
+IO_AND_BOARD_FILES = ["boot.py", "main.py", "navseal_fw/codec.py", "navseal_fw/cobs.py", "navseal_fw/nmea.py",
              "navseal_fw/lock.py", "navseal_fw/board_esp32.py"]
 
 
@@ -75,7 +75,7 @@ def _mypy(tmp_path, files):
 
 
 def test_io_codec_nmea_lock_board_type_check(tmp_path):
-    res = _mypy(tmp_path, [str(FIRMWARE / f) for f in FW1_FILES])
+    res = _mypy(tmp_path, [str(FIRMWARE / f) for f in IO_AND_BOARD_FILES])
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -283,7 +283,7 @@ def test_corrupt_record_in_the_middle_is_skipped_and_counted():
 
 
 def test_overflow_counts_only_undelivered_positions_and_compacts_delivered_first():
-    # HIL-needs finding 4: records already committed but still on flash (their segment is not
+    # Records already committed but still on flash (their segment is not
     # wholly released) must not be reported as lost.
     hal, j = make(capacity=32, seg_records=8)
     issued = [pos(j, i) for i in range(6)]

@@ -1,4 +1,4 @@
-"""Flash reads per frame through the whole seal (EMU-needs finding 4): SealCore on a HAL whose
+"""Flash reads per frame through the whole seal: SealCore on a HAL whose
 files count their reads, the firmware-codec gateway double answering ACKs. A backlog after a
 coverage gap and the steady one-record trickle of a moving seal both cost about one 20-byte read
 per record sent: at most batch_max + 2 reads a frame, wherever the records sit in a 1,023-record

@@ -1,4 +1,4 @@
-"""The seal core over the serial link (FW1's cobs.SerialLink) through a real pseudo-terminal:
+"""The seal core over the serial link (cobs.SerialLink) through a real pseudo-terminal:
 frames both ways with COBS framing, line noise on the downlink, resynchronisation."""
 
 import os

@@ -2,7 +2,7 @@
 
 Realistic traffic: many seals under escort (with a route and a corridor), each sending batched
 RECORDS frames of 60 records, every frame committed (WAL, synchronous=FULL) and ACKed.
-Run for figures:  .venv/bin/python tests/gateway/test_pipeline_throughput_gw1.py
+Run for figures:  .venv/bin/python tests/gateway/test_pipeline_throughput.py
 """
 
 from __future__ import annotations

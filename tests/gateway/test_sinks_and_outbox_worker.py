@@ -15,7 +15,7 @@ from webhook_target import WebhookTarget
 
 
 class MemoryOutbox:
-    """The outbox contract (docs/team/GW2-needs.md) in memory: rows and a cursor per sink."""
+    """The outbox contract (the outbox part of gateway/store/interface.py) in memory: rows and a cursor per sink."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, dict]] = []

@@ -102,7 +102,7 @@ def test_journal_full_thins_positions_and_keeps_every_event(dut):
     # Positions were dropped: gaps in the sequence, and only position numbers are missing.
     missing = set(range(first_hidden, delivered[-1] + 1)) - set(delivered)
     # The event's count may be higher: thinning also counts positions that were already
-    # acknowledged but still on flash (docs/team/HIL-needs.md, finding 4).
+    # acknowledged but still on flash before a journal compaction ran (docs/firmware.md, thinning).
     assert 0 < len(missing) <= sum(thinned)
     event_rseqs = {f.payload["rseq"] for f in got if f.type == "EVENT"}
     assert not missing & event_rseqs
@@ -110,7 +110,8 @@ def test_journal_full_thins_positions_and_keeps_every_event(dut):
     assert state.payload["alarms"]["JOURNAL_OVERFLOW"] is True
 
 
-# Regression for a SealCore bug this bench found (fixed in 5dbd572, docs/team/HIL-needs.md #1).
+# Regression: only an ACK of one of the journal frame's own transmissions ends its stop-and-wait
+# (a late ACK of a STATE sent meanwhile once ended it; fixed in 5dbd572).
 def test_a_late_ack_of_a_state_frame_does_not_end_the_wait_for_the_batch(dut):
     activate(dut, EscortData(escort_id=8303))
     feed = GnssFeed(dut.bench.gnss, dut.bench.clock).start()

@@ -124,7 +124,7 @@ def live_size(make):
 
 
 def busy(n=300):
-    """All of this helper's parts alive and working, one step per yield: run it with
+    """All of this bench's parts alive and working, one step per yield: run it with
     `runner.mjs --steps "bench_fw.busy()"` for the live heap between steps (MP_HEAP line)."""
     p = NmeaParser()
     c = C.Codec(1001, KEY)

@@ -12,9 +12,8 @@ from navseal.emu.sim import Simulator
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "tools" / "scenarios").glob("*.toml"))
 
-# Scenarios failing because of a known, reported defect (docs/team/EMU-needs.md), as
-# {name: reason}; strict, so the test turns red once the defect is fixed and the entry must go.
-# (Empty: EMU-needs #1 was fixed in the firmware, commit 5dbd572.)
+# Scenarios failing because of a known, reported defect, as {name: reason}; strict, so the test
+# turns red once the defect is fixed and the entry must go. (Empty: none known.)
 KNOWN: dict[str, str] = {}
 
 

@@ -53,7 +53,7 @@ _ACK = struct.Struct(fastpath.struct_format(schema.Ack))  # read off the constru
 
 
 # ------------------------------------------------------------------------------------------------
-# helper processes
+# the other processes of a run: publisher, bare subscriber, seals' ACK counters
 # ------------------------------------------------------------------------------------------------
 
 

@@ -74,7 +74,7 @@ class TruckWorld:
 
 
 class FileHal(DesktopHal):
-    """FW2's desktop HAL (the seal's flash is a directory of files) on the emulator's clock: the
+    """The firmware's desktop HAL (the seal's flash is a directory of files) on the emulator's clock: the
     world sets `now_ms` before every call into the core, and Unix time follows the scenario."""
 
     def __init__(self, root: str, start: float) -> None:
@@ -109,7 +109,7 @@ class SealWorld:
         self.start = start
         self.send_uplink = send_uplink
         # In-memory flash (can tear a write at any byte: power-cut tests; cheap for fleets) or, for
-        # the emulator, a directory of files per seal, as FW2's desktop HAL keeps them.
+        # the emulator, a directory of files per seal, as the firmware's desktop HAL keeps them.
         self.hal = MemHal(MemFlash(), unix0=int(start)) if flash_dir is None else FileHal(flash_dir, start)
         self.hal.battery = int(spec.battery_pct)
         self.battery = float(spec.battery_pct)

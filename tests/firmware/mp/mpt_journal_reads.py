@@ -1,4 +1,4 @@
-# Flash reads per journal frame (EMU-needs finding 4), under CPython and MicroPython (mpunit).
+# Flash reads per journal frame, under CPython and MicroPython (mpunit).
 # The journal keeps a read cursor in RAM, so sending a frame reads the records it sends (plus
 # the one that ended the batch), and an ACK of what was sent reads nothing, wherever in a
 # 1,023-record segment the records are. Before the cursor, every frame re-read its segment
