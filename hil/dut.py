@@ -108,11 +108,13 @@ class Dut:
                 self._cv.notify_all()  # wait_until may be watching what the radio hole swallows
             return
         self.bench.transcript.add("<<", summary(frame))
+        # ACK first, as a gateway answers a committed frame: a test that sees the frame received
+        # may rely on its ACK having gone out (e.g. cut coverage right after it).
+        if self.auto_ack:
+            self.ack(frame)
         with self._cv:
             self.received.append(frame)
             self._cv.notify_all()
-        if self.auto_ack:
-            self.ack(frame)
 
     def _check(self) -> None:
         if self._failure is not None:
