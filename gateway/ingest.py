@@ -30,8 +30,7 @@ from .commands import Commands
 from .config import GatewayConfig
 from .metrics import PipelineMetrics
 from .rules import EscortRules
-from .store import Store, StoreError, StoreTx, fix_row
-from .store.wire_fixes import WIRE_FIX_FIELDS
+from .store import WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
 
 log = logging.getLogger("navseal.gateway.pipeline.ingest")
 
