@@ -67,8 +67,6 @@ class SinkStats:
     failures: int = 0
     last_error: str | None = None
     last_delivered_at: float | None = None
-    # Fact-to-forward latency of delivered events (seconds), for the metrics summary.
-    forward_latency: list[float] = field(default_factory=list)
 
 
 def _row(item: Any) -> tuple[int, dict[str, Any]]:
