@@ -79,9 +79,9 @@ purge_interval_s = 60
     assert c.serial[0].port == "/dev/ttyUSB0" and c.sinks[0].url.endswith("/events") and c.log_level == "DEBUG"
     assert c.retention_purge_interval_s == 60
     for bad, message in (("signl_lost_after_s = 1", "unknown configuration key 'signl_lost_after_s'"),
-                         ("[[sinks]]\nname = 'a'\ntype = 'ftp'", "type 'ftp'"),
-                         ("signal_lost_after_s = 0", "must be > 0"),
-                         ("[mqtt]\nhots = 'x'", "mqtt_hots")):
+                         ("[[sinks]]\nname = 'a'\ntype = 'ftp'", "got 'ftp'"),
+                         ("signal_lost_after_s = 0", "signal_lost_after_s: input should be greater than 0"),
+                         ("[mqtt]\nhots = 'x'", r"\[mqtt\] hots")):
         path.write_text(bad)
         with pytest.raises(ConfigError, match=message):
             load_config(path)
