@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import events as ev
+from .auth import Actor
 from .geo import route_from_geojson, route_from_gpx
+
+# Who acts when an in-process tool (simulator, emulator, a test) calls the pipeline without an identity.
+SYSTEM_ACTOR = Actor("system", "system", via="process")
 
 
 class CommandError(ValueError):
@@ -21,7 +25,8 @@ class CommandError(ValueError):
     Codes: "bad_request" (a field missing/invalid), "unknown_seal" (not provisioned),
     "busy" (the seal already has an open escort), "not_found" (no such escort),
     "not_active" (escort not in a state that allows this), "mismatch" (DEACTIVATE data do not
-    match the escort: seal/declaration/vehicle).
+    match the escort: seal/declaration/vehicle), "forbidden" (not the caller's escort or seal),
+    "escorted" (re-keying a seal under escort without force).
     """
 
     def __init__(self, code: str, message: str) -> None:

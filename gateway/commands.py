@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from navseal.protocol import EncodeError, Frame, encode_frame
 from navseal.protocol.schema import densify_route
 
+from . import audit
 from . import events as ev
+from .auth import Actor
 from .command_requests import ActivationRequest, CommandError
 from .config import GatewayConfig
 from .geo import to_wire_route
@@ -64,7 +66,7 @@ class Commands:
         self.metrics = metrics
 
     # -- requests from customs offices --
-    def request_activation(self, rq: ActivationRequest) -> dict[str, Any]:
+    def request_activation(self, rq: ActivationRequest, actor: Actor) -> dict[str, Any]:
         """Create the escort and queue ACTIVATE for the seal; the new escort row. Raises CommandError."""
         _check_u32(rq.seal_id, "seal_id")
         for name, limit in _STR_LIMITS.items():
@@ -104,6 +106,7 @@ class Commands:
                                            f"deactivate it first")
             route_deg = [[lat / 1e5, lon / 1e5] for lat, lon in wire_route] if wire_route else None
             escort_id = tx.insert_escort({
+                "activated_by": json.dumps(actor.record(rq.departure_office_code.strip())),
                 "seal_id": rq.seal_id, "declaration": rq.declaration.strip(), "vehicle": rq.vehicle.strip(),
                 "departure_office_code": rq.departure_office_code.strip(),
                 "departure_office_name": rq.departure_office_name.strip(),
@@ -123,6 +126,9 @@ class Commands:
                 "corridor_m": rq.corridor_m, "route": wire_route,
             }
             _check_encodes("ACTIVATE", rq.seal_id, payload)
+            audit.record(tx, actor, "escort.activate", f"escort:{escort_id}",
+                         {"seal_id": rq.seal_id, "declaration": payload["declaration"],
+                          "vehicle": payload["vehicle"]}, office=rq.departure_office_code.strip(), now=now)
             tx.insert_command({"seal_id": rq.seal_id, "escort_id": escort_id, "type": "ACTIVATE",
                                "payload": json.dumps(payload, ensure_ascii=False), "status": CMD_QUEUED,
                                "created_at": now, "next_attempt_at": now})
@@ -130,11 +136,13 @@ class Commands:
         self.metrics.count("activations_requested")
         return created
 
-    def request_deactivation(self, seal_id: int, declaration: str,
-                             vehicle: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    def request_deactivation(self, seal_id: int, declaration: str, vehicle: str, actor: Actor,
+                             offices: Sequence[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
         """Clause 13: queue DEACTIVATE if seal, declaration and vehicle match the seal's escort; emits
         DEACTIVATION_REQUESTED and starts the one-hour deadline. Returns the escort row and the new
-        events (None when it was asked already: nothing new). Raises CommandError."""
+        events (None when it was asked already: nothing new). `offices`: only escorts whose
+        destination office is one of these ("forbidden" before anything about the escort is said).
+        Raises CommandError."""
         declaration = (declaration or "").strip()
         vehicle = (vehicle or "").strip()
         if not declaration or not vehicle:
@@ -148,6 +156,9 @@ class Commands:
                 latest = tx.latest_escort_for_seal(int(seal_id))
                 tail = f"; its latest escort {latest['escort_id']} is {latest['status']}" if latest else ""
                 raise CommandError("not_found", f"seal {seal_id} has no open escort{tail}")
+            if offices is not None and escort["dest_office_code"] not in offices:
+                raise CommandError("forbidden", f"seal {seal_id}: its escort's destination office is "
+                                                f"not one of yours {sorted(offices)}")
             mismatched = []
             if escort["declaration"] != declaration:
                 mismatched.append(f"declaration {declaration!r} (escort has {escort['declaration']!r})")
@@ -170,7 +181,10 @@ class Commands:
                         tx.update_command(c["command_id"], status=CMD_CANCELLED, result_at=now,
                                           error="withdrawn by a deactivation request")
             rules = EscortRules(escort, self.config, now)
-            rules.deactivation_requested()
+            rules.deactivation_requested(actor.record(escort["dest_office_code"]))
+            audit.record(tx, actor, "escort.deactivate", f"escort:{escort['escort_id']}",
+                         {"seal_id": int(seal_id), "declaration": declaration, "vehicle": vehicle},
+                         office=escort["dest_office_code"], now=now)
             tx.update_escort(rules.id, **rules.finish())
             for e in rules.events:
                 e["emitted_at"] = ev.iso(now)

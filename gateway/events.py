@@ -32,6 +32,7 @@ KINDS = (
     "DEACTIVATION_REQUESTED",
     "DEACTIVATED",
     "DEACTIVATION_OVERDUE",
+    "SEAL_REKEYED",
 )
 
 # Kinds that tell the offices of departure and destination (clause 11: within one hour).

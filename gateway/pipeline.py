@@ -26,8 +26,9 @@ from typing import Any, Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from . import retention, views
-from .command_requests import ActivationRequest, CommandError
+from . import retention, seal_keys, views
+from .auth import Actor
+from .command_requests import SYSTEM_ACTOR, ActivationRequest, CommandError
 from .commands import Commands
 from .config import GatewayConfig
 from .ingest import Ingest, IngestResult, SealKeys
@@ -75,30 +76,42 @@ class Pipeline:
             return self._ingest.handle(items)
 
     # -- commands --
-    def provision_seal(self, seal_id: int, key: bytes) -> None:
-        """Register a seal and its 32-byte key (or replace the key)."""
+    def provision_seal(self, seal_id: int, key: bytes, *, actor: Actor | None = None, rekey: bool = True,
+                       force: bool = False) -> dict[str, Any]:
+        """Register a seal and its 32-byte key, or replace the key (gateway/seal_keys.py: re-keying
+        needs `rekey`, and `force` under an open escort; audited as `actor`). Raises CommandError."""
         with self._lock:
             try:
-                self.store.provision_seal(int(seal_id), bytes(key), self.clock())
+                with self.store.transaction() as tx:
+                    answer, new = seal_keys.provision(tx, int(seal_id), key, actor=actor or SYSTEM_ACTOR,
+                                                      now=self.clock(), rekey=rekey, force=force, error=CommandError)
             except StoreError as exc:
                 raise CommandError("bad_request", str(exc)) from None
             self._keys.forget(int(seal_id))
+            self.pipeline_metrics.events_created(new)
+        return answer
 
-    def request_activation(self, request: ActivationRequest | dict[str, Any]) -> dict[str, Any]:
+    def request_activation(self, request: ActivationRequest | dict[str, Any], *,
+                           actor: Actor | None = None) -> dict[str, Any]:
         """Create the escort and queue ACTIVATE for the seal. Returns the escort (status dict).
-        Raises CommandError."""
+        `actor` (who asked) is kept on the escort, carried by ACTIVATED and audited in the same
+        transaction. Raises CommandError."""
         if isinstance(request, dict):
             request = ActivationRequest.from_dict(request)
         with self._lock:
-            created = self._commands.request_activation(request)
+            created = self._commands.request_activation(request, actor or SYSTEM_ACTOR)
         self._wake()
         return views.escort_view(created)
 
-    def request_deactivation(self, seal_id: int, declaration: str, vehicle: str) -> dict[str, Any]:
+    def request_deactivation(self, seal_id: int, declaration: str, vehicle: str, *, actor: Actor | None = None,
+                             offices: Sequence[str] | None = None) -> dict[str, Any]:
         """Clause 13: queue DEACTIVATE if seal, declaration and vehicle match the seal's escort;
-        emits DEACTIVATION_REQUESTED and starts the one-hour deadline. Raises CommandError."""
+        emits DEACTIVATION_REQUESTED and starts the one-hour deadline. `offices`: the caller may
+        only deactivate escorts whose destination office is one of these ("forbidden" otherwise,
+        before anything about the escort is revealed). Raises CommandError."""
         with self._lock:
-            escort, new = self._commands.request_deactivation(seal_id, declaration, vehicle)
+            escort, new = self._commands.request_deactivation(seal_id, declaration, vehicle,
+                                                              actor or SYSTEM_ACTOR, offices)
             if new is None:
                 return views.escort_view(escort)  # asked twice: same request, nothing new
             self.pipeline_metrics.events_created(new)
@@ -129,12 +142,14 @@ class Pipeline:
 
     # -- views, metrics, retention --
     def status(self, *, seal_id: int | None = None, escort_id: int | None = None,
-               declaration: str | None = None, vehicle: str | None = None) -> list[dict[str, Any]]:
+               declaration: str | None = None, vehicle: str | None = None,
+               offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Escorts matching the filters (all open escorts when none is given), each with its seal's
-        last seen time, last position and open commands."""
+        last seen time, last position and open commands. `offices`: only escorts whose departure or
+        destination office is one of these (an officer's scope; a store query, not a filter here)."""
         with self._lock:
             return views.status(self.store, self.config, self.clock(), seal_id=seal_id, escort_id=escort_id,
-                                declaration=declaration, vehicle=vehicle)
+                                declaration=declaration, vehicle=vehicle, offices=offices)
 
     def metrics(self) -> dict[str, Any]:
         """Snapshot of this pipeline's collectors (`registry`) for tests and tools:

@@ -133,11 +133,14 @@ class EscortRules:
         self.emit("ACTIVATION_FAILED", "activation_failed", seal_time, position=position,
                   details={"reason": reason, **(detail or {})})
 
-    def deactivation_requested(self) -> None:
-        self._set(status=ESCORT_DEACTIVATION_REQUESTED, deactivation_requested_at=self.known_at)
+    def deactivation_requested(self, by: dict[str, Any] | None = None) -> None:
+        """`by`: who asked (gateway/auth.Actor.record), carried by this event and DEACTIVATED."""
+        self._set(status=ESCORT_DEACTIVATION_REQUESTED, deactivation_requested_at=self.known_at,
+                  deactivation_requested_by=json.dumps(by) if by else None)
         self.emit("DEACTIVATION_REQUESTED", "deactivation_requested", self.known_at, details={
             "requested_at": ev.iso(self.known_at),
-            "deadline": ev.iso(self.known_at + self.config.deactivation_deadline_s)})
+            "deadline": ev.iso(self.known_at + self.config.deactivation_deadline_s),
+            "requested_by": by})
 
     def deactivated(self, seal_time: float, lock: dict[str, Any] | None, position: dict | None) -> None:
         """Clause 13: clean needs seal integrity and no non-routine situation during the escort."""
@@ -163,6 +166,7 @@ class EscortRules:
             "requested_at": ev.iso(requested),
             "within_deadline": requested is None
             or self.known_at - requested <= self.config.deactivation_deadline_s,
+            "requested_by": _actor(self.escort.get("deactivation_requested_by")),
         })
 
     # -- facts from the seal --
@@ -313,6 +317,7 @@ class EscortRules:
             "route_points": len(json.loads(self.escort["route"])) if self.escort.get("route") else 0,
             "corridor_m": self.escort.get("corridor_m", 0),
             "period_end": ev.iso(float(self.escort["period_end"])),
+            "activated_by": _actor(self.escort.get("activated_by")),
         })
 
     def _opening(self, flag: str, kind: str, when: float, pos: dict | None, source: str,
@@ -389,3 +394,8 @@ def _approx_m(lat0: float, lon0: float, lat1: float, lon1: float) -> float:
 
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
+
+
+def _actor(stored: str | None) -> dict[str, Any] | None:
+    """An escort's JSON actor column as the event carries it (None: no identity was recorded)."""
+    return json.loads(stored) if stored else None

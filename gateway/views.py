@@ -7,7 +7,7 @@ seal's last contact, position and lock state, and its commands. Times are RFC 33
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
 from . import events as ev
 from .config import GatewayConfig
@@ -15,15 +15,17 @@ from .store import OPEN_ESCORT_STATUSES, Store
 
 
 def status(store: Store, config: GatewayConfig, now: float, *, seal_id: int | None = None,
-           escort_id: int | None = None, declaration: str | None = None,
-           vehicle: str | None = None) -> list[dict[str, Any]]:
+           escort_id: int | None = None, declaration: str | None = None, vehicle: str | None = None,
+           offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Escorts matching the filters (all open escorts when none is given), each with its seal's last
-    seen time, last position and open commands."""
+    seen time, last position and open commands. `offices`: only escorts whose departure or
+    destination office is one of these (an officer's scope), in the store's query."""
     with store.transaction() as tx:
         if seal_id is None and escort_id is None and declaration is None and vehicle is None:
-            escorts = tx.escorts_with_status(OPEN_ESCORT_STATUSES)
+            escorts = tx.escorts_with_status(OPEN_ESCORT_STATUSES, offices=offices)
         else:
-            escorts = tx.find_escorts(seal_id=seal_id, escort_id=escort_id, declaration=declaration, vehicle=vehicle)
+            escorts = tx.find_escorts(seal_id=seal_id, escort_id=escort_id, declaration=declaration, vehicle=vehicle,
+                                      offices=offices)
         out = []
         for e in escorts:
             view = escort_view(e)
@@ -62,6 +64,9 @@ def escort_view(e: dict[str, Any]) -> dict[str, Any]:
         "deactivated_at": ev.iso(e["deactivated_at"]),
         "clean": None if e["clean"] is None else bool(e["clean"]),
         "rule_state": json.loads(e["rule_state"] or "{}"),
+        "activated_by": json.loads(e["activated_by"]) if e.get("activated_by") else None,
+        "deactivation_requested_by": (json.loads(e["deactivation_requested_by"])
+                                      if e.get("deactivation_requested_by") else None),
     }
 
 

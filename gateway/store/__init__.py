@@ -1,6 +1,8 @@
 """Storage for the gateway: the interface the core uses, and its engines.
 
     interface.py     Store and StoreTx (what the core needs), status values, StoreError
+    access.py        users, tokens, sessions, the audit log (AccessTx, inherited by StoreTx)
+    seal_key_codec.py seal keys as stored: encrypted with the master key
     wire_fixes.py    position records from their wire values to rows (SQL and Python forms)
     sqlite.py        SqliteStore: the embedded default (one file, WAL)
     sqlite_tx.py     one SQLite transaction (StoreTx)
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 
-def open_store(config: Any) -> Store:
-    """The store a `GatewayConfig` names (today always SQLite at `db_path`)."""
-    return SqliteStore(config.db_path, synchronous=config.db_synchronous)
+def open_store(config: Any, cipher: Any = None) -> Store:
+    """The store a `GatewayConfig` names (today always SQLite at `db_path`); `cipher` from
+    secrets.load_master_key encrypts seal keys at rest."""
+    return SqliteStore(config.db_path, synchronous=config.db_synchronous, cipher=cipher)

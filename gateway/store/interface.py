@@ -21,6 +21,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .access import AccessTx
 from .wire_fixes import wire_fix_rows
 
 # Escort status values, in lifecycle order. "Monitored" ones are those the rules watch.
@@ -51,8 +52,9 @@ class OutboxItem:
     event: dict[str, Any]
 
 
-class StoreTx(abc.ABC):
-    """What the pipeline does inside one transaction. Rows are plain dicts keyed by column."""
+class StoreTx(AccessTx, abc.ABC):
+    """What the pipeline does inside one transaction. Rows are plain dicts keyed by column.
+    Users, tokens, sessions and audit rows (AccessTx, access.py) are in the same transaction."""
 
     # seals
     @abc.abstractmethod
@@ -60,6 +62,13 @@ class StoreTx(abc.ABC):
 
     @abc.abstractmethod
     def update_seal(self, seal_id: int, **columns: Any) -> None: ...
+
+    @abc.abstractmethod
+    def put_seal_key(self, seal_id: int, key: bytes, now: float) -> bool:
+        """Create the seal with this key, or replace its key; True when the seal existed."""
+
+    @abc.abstractmethod
+    def seal_ids(self) -> list[int]: ...
 
     @abc.abstractmethod
     def next_downlink_seq(self, seal_id: int) -> int:
@@ -95,10 +104,13 @@ class StoreTx(abc.ABC):
     def update_escort(self, escort_id: int, **columns: Any) -> None: ...
 
     @abc.abstractmethod
-    def find_escorts(self, **where: Any) -> list[dict[str, Any]]: ...
+    def find_escorts(self, *, offices: Sequence[str] | None = None, **where: Any) -> list[dict[str, Any]]:
+        """Escorts matching `where`; with `offices`, only those whose departure or destination
+        office is one of them (an officer's scope)."""
 
     @abc.abstractmethod
-    def escorts_with_status(self, statuses: Sequence[str]) -> list[dict[str, Any]]: ...
+    def escorts_with_status(self, statuses: Sequence[str], *,
+                            offices: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
@@ -206,6 +218,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def records(self, seal_id: int, *, escort_id: int | None = None, limit: int = 100_000) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def audit_rows(self, *, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Audit rows in sequence order after `after_seq` (gateway/audit.py)."""
+
+    @abc.abstractmethod
+    def audit_high_water(self) -> int:
+        """The highest audit sequence number ever assigned (deleted rows included)."""
 
     @abc.abstractmethod
     def counts(self) -> dict[str, int]:

@@ -12,21 +12,46 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from typing import Any, Iterator, Sequence
 
 from .interface import OutboxItem, Store, StoreError, StoreTx
 from .sqlite_schema import MIGRATIONS, statements
+from .seal_key_codec import KeyCodec
 from .sqlite_tx import SqliteTx
 
+
+def _create_private(path: str) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, typically 0644);
+    SQLite gives its -wal and -shm files the database file's mode. An existing file that others
+    may read is tightened."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
+
+
 class SqliteStore(Store):
-    """SQLite in WAL mode, one file, foreign keys on, numbered migrations; see the module doc."""
+    """SQLite in WAL mode, one file (0600), foreign keys on, numbered migrations; see the module doc.
+    `cipher` (gateway/secrets.KeyCipher) encrypts seal keys at rest; plaintext keys found in the
+    file are encrypted when it is opened with one."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout_s: float = 30.0,
-                 cache_kib: int = 32 * 1024, wal_autocheckpoint_pages: int = 4000) -> None:
+                 cache_kib: int = 32 * 1024, wal_autocheckpoint_pages: int = 4000, cipher: Any = None) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._keys = KeyCodec(cipher)
+        _create_private(self.path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly a block.
         self._c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                   timeout=busy_timeout_s)
@@ -46,6 +71,17 @@ class SqliteStore(Store):
         # larger -wal file and a longer single checkpoint.
         self._c.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint_pages)}")
         self._migrate()
+        if cipher is not None:
+            self._encrypt_plain_keys()
+
+    def _encrypt_plain_keys(self) -> None:
+        """Encrypt keys stored before there was a master key; check that the others decrypt."""
+        with self.transaction():
+            for seal_id, blob in self._c.execute("SELECT seal_id, key FROM seals").fetchall():
+                key = self._keys.decode(seal_id, blob)  # StoreError: wrong master key
+                if bytes(blob) == key:
+                    self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?",
+                                    (self._keys.encode(seal_id, key), seal_id))
 
     # -- schema --
     def _migrate(self) -> None:
@@ -83,7 +119,7 @@ class SqliteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreError(f"begin: {exc}") from exc
             try:
-                yield SqliteTx(self._c)
+                yield SqliteTx(self._c, self._keys)
             except BaseException:
                 self._c.execute("ROLLBACK")
                 raise
@@ -105,15 +141,11 @@ class SqliteStore(Store):
         if len(key) != 32:
             raise StoreError(f"seal {seal_id}: key must be 32 bytes, got {len(key)}")
         with self.transaction() as tx:
-            if tx.get_seal(seal_id) is None:
-                self._c.execute("INSERT INTO seals (seal_id, key, provisioned_at) VALUES (?, ?, ?)",
-                                (seal_id, bytes(key), now))
-            else:
-                tx.update_seal(seal_id, key=bytes(key))
+            tx.put_seal_key(seal_id, key, now)
 
     def seal_key(self, seal_id: int) -> bytes | None:
         rows = self._read("SELECT key FROM seals WHERE seal_id = ?", (seal_id,))
-        return bytes(rows[0]["key"]) if rows else None
+        return self._keys.decode(seal_id, rows[0]["key"]) if rows else None
 
     def seals(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT * FROM seals ORDER BY seal_id")
@@ -185,6 +217,13 @@ class SqliteStore(Store):
             return self._read("SELECT * FROM records WHERE seal_id = ? ORDER BY rseq LIMIT ?", (seal_id, limit))
         return self._read("SELECT * FROM records WHERE seal_id = ? AND escort_id = ? ORDER BY rseq LIMIT ?",
                           (seal_id, escort_id, limit))
+
+    def audit_rows(self, *, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+
+    def audit_high_water(self) -> int:
+        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'audit'")
+        return int(rows[0]["seq"]) if rows else 0
 
     def counts(self) -> dict[str, int]:
         tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands")

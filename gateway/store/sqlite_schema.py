@@ -6,7 +6,10 @@ Index i brings the schema from version i to i+1; the database keeps its version 
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Iterable
+
+from .access import ACCESS_MIGRATION
 
 MIGRATIONS: list[str] = [
     # 1: initial schema
@@ -140,12 +143,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX commands_open ON commands(seal_id, command_id) WHERE status IN ('queued', 'sent');
     CREATE INDEX commands_escort ON commands(escort_id);
     """,
+    # 2: users, tokens, sessions, the audit log; who asked for an escort's activation/deactivation
+    ACCESS_MIGRATION,
 ]
 
 
 def statements(script: str) -> Iterable[str]:
-    """Split a migration into statements (no semicolons inside our DDL strings or comments)."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    for statement in "\n".join(lines).split(";"):
-        if statement.strip():
-            yield statement.strip()
+    """Split a migration into statements: a statement ends at the ";" where SQLite says it is
+    complete (so a trigger's BEGIN ... END body stays whole). No "--" inside our DDL strings."""
+    pending = ""
+    for piece in "\n".join(line.split("--", 1)[0] for line in script.splitlines()).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"migration ends inside a statement: {pending.strip()[:60]!r}")

@@ -11,17 +11,19 @@ import json
 import sqlite3
 from typing import Any, Iterator, Sequence
 
+from .access import SqliteAccessTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
+from .seal_key_codec import KeyCodec
 from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
 
 _SEAL_COLUMNS = {
     "last_seen_at", "last_source", "last_boot", "last_seq", "committed_rseq", "downlink_seq",
     "last_fix_time", "last_lat", "last_lon", "last_cable_intact", "last_housing_closed",
-    "last_battery_pct", "last_state", "last_hello", "key",
+    "last_battery_pct", "last_state", "last_hello",
 }
 _ESCORT_COLUMNS = {
     "status", "confirmed_at", "activated_at", "failed_at", "failure_reason",
-    "deactivation_requested_at", "deactivated_at", "clean", "rule_state",
+    "deactivation_requested_at", "deactivated_at", "clean", "rule_state", "deactivation_requested_by",
 }
 _COMMAND_COLUMNS = {
     "status", "attempts", "next_attempt_at", "sent_at", "boot", "seq", "sent_seqs", "result",
@@ -63,9 +65,21 @@ def _set_clause(columns: dict[str, Any], allowed: set[str], what: str) -> str:
     return ", ".join(f"{c} = :{c}" for c in columns)
 
 
-class SqliteTx(StoreTx):
-    def __init__(self, conn: sqlite3.Connection) -> None:
+def _office_clause(offices: Sequence[str], args: dict[str, Any]) -> str:
+    names = []
+    for i, code in enumerate(offices):
+        args[f"_office{i}"] = code
+        names.append(f":_office{i}")
+    if not names:
+        return "0"
+    marks = ", ".join(names)
+    return f"(departure_office_code IN ({marks}) OR dest_office_code IN ({marks}))"
+
+
+class SqliteTx(SqliteAccessTx, StoreTx):
+    def __init__(self, conn: sqlite3.Connection, keys: KeyCodec | None = None) -> None:
         self._c = conn
+        self._keys = keys or KeyCodec()
         self._sp = 0
 
     def _one(self, sql: str, args: Any = ()) -> dict[str, Any] | None:
@@ -75,8 +89,26 @@ class SqliteTx(StoreTx):
         return [dict(r) for r in self._c.execute(sql, args).fetchall()]
 
     # seals
+    def put_seal_key(self, seal_id: int, key: bytes, now: float) -> bool:
+        if not (0 < seal_id <= 0xFFFFFFFF):
+            raise StoreError(f"seal id {seal_id} out of range 1..4294967295")
+        if len(key) != 32:
+            raise StoreError(f"seal {seal_id}: key must be 32 bytes, got {len(key)}")
+        stored = self._keys.encode(seal_id, bytes(key))
+        cur = self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?", (stored, seal_id))
+        if cur.rowcount:
+            return True
+        self._c.execute("INSERT INTO seals (seal_id, key, provisioned_at) VALUES (?, ?, ?)", (seal_id, stored, now))
+        return False
+
+    def seal_ids(self) -> list[int]:
+        return [r[0] for r in self._c.execute("SELECT seal_id FROM seals ORDER BY seal_id").fetchall()]
+
     def get_seal(self, seal_id: int) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM seals WHERE seal_id = ?", (seal_id,))
+        row = self._one("SELECT * FROM seals WHERE seal_id = ?", (seal_id,))
+        if row is not None:
+            row.pop("key")  # keys leave the store only through seal_key / head_commands, decrypted
+        return row
 
     def update_seal(self, seal_id: int, **columns: Any) -> None:
         if columns:
@@ -140,17 +172,25 @@ class SqliteTx(StoreTx):
             sql = f"UPDATE escorts SET {_set_clause(columns, _ESCORT_COLUMNS, 'escort')} WHERE escort_id = :_id"
             self._c.execute(sql, {**columns, "_id": escort_id})
 
-    def find_escorts(self, **where: Any) -> list[dict[str, Any]]:
+    def find_escorts(self, *, offices: Sequence[str] | None = None, **where: Any) -> list[dict[str, Any]]:
         allowed = {"escort_id", "seal_id", "declaration", "vehicle", "status"}
         unknown = set(where) - allowed
         if unknown:
             raise StoreError(f"cannot search escorts by {sorted(unknown)}")
-        clause = " AND ".join(f"{k} = :{k}" for k, v in where.items() if v is not None) or "1"
-        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", where)
+        parts = [f"{k} = :{k}" for k, v in where.items() if v is not None]
+        args = dict(where)
+        if offices is not None:
+            parts.append(_office_clause(offices, args))
+        clause = " AND ".join(parts) or "1"
+        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", args)
 
-    def escorts_with_status(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
-        marks = ", ".join("?" for _ in statuses)
-        return self._all(f"SELECT * FROM escorts WHERE status IN ({marks}) ORDER BY escort_id", tuple(statuses))
+    def escorts_with_status(self, statuses: Sequence[str], *,
+                            offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        args: dict[str, Any] = {f"s{i}": s for i, s in enumerate(statuses)}
+        clause = f"status IN ({', '.join(':' + k for k in args)})"
+        if offices is not None:
+            clause += " AND " + _office_clause(offices, args)
+        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", args)
 
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in statuses)
@@ -224,11 +264,14 @@ class SqliteTx(StoreTx):
         return self._all("SELECT * FROM commands WHERE escort_id = ? ORDER BY command_id", (escort_id,))
 
     def head_commands(self) -> list[dict[str, Any]]:
-        return self._all(
+        rows = self._all(
             "SELECT c.*, s.last_seen_at AS seal_last_seen_at, s.key AS seal_key FROM commands c "
             "JOIN seals s USING (seal_id) WHERE c.command_id IN ("
             "  SELECT MIN(command_id) FROM commands WHERE status IN ('queued', 'sent') GROUP BY seal_id) "
             "ORDER BY c.command_id")
+        for row in rows:
+            row["seal_key"] = self._keys.decode(row["seal_id"], row["seal_key"])
+        return rows
 
     # retention
     def deactivated_escorts(self) -> list[dict[str, Any]]:
