@@ -22,13 +22,15 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
-from .config import GatewayConfig
+from .auth import Authenticator
+from .config import ConfigError, GatewayConfig
 from .events import ALARM_KINDS, parse_iso
 from .logs import setup_logging
 from .metrics import ServiceMetrics
 from .outbox_worker import Backoff, OutboxWorker
 from .pipeline import Pipeline
 from .runner import Ack, PipelineRunner, Reply
+from .secrets import is_test_key, load_master_key
 from .sinks import build_sink
 from .store import open_store
 
@@ -45,8 +47,11 @@ class GatewayService:
                  enable_mqtt: bool | None = None, http: bool = True) -> None:
         self.config = config
         self.clock = clock
-        self.store = open_store(config)
+        self.cipher = load_master_key(config)  # None: keys stored as they are (in-process tools only)
+        self.store = open_store(config, self.cipher)
         self.pipeline = Pipeline(self.store, config, clock)
+        # Sessions and tokens expire in wall time even when the rules run on a virtual clock (demo).
+        self.authenticator = Authenticator(self.store, session_idle_s=config.http_session_idle_s)
         self.metrics = ServiceMetrics(self.pipeline.registry)
         self.mqtt = None
         self.serial = None
@@ -99,17 +104,53 @@ class GatewayService:
             self.workers.append(
                 OutboxWorker(
                     sink,
-                    lambda: open_store(self.config),  # its own connection: reads beside the writer
+                    lambda: open_store(self.config, self.cipher),  # its own connection: reads beside the writer
                     backoff=Backoff(config.sink_retry_initial_s, config.sink_retry_max_s),
                     clock=clock,
                     on_delivered=self._delivered,
                 )
             )
         if http:
-            from .http_api import HttpApi
+            from .api import build_app
+            from .api.server import ApiServer
 
-            self.http = HttpApi(self, config.http_host, config.http_port)
+            self.http = ApiServer(build_app(self), config.http_host, config.http_port,
+                                  tls_cert=config.http_tls_cert, tls_key=config.http_tls_key,
+                                  request_timeout_s=config.http_request_timeout_s,
+                                  idle_timeout_s=config.http_idle_timeout_s,
+                                  max_connections=config.http_max_connections)
         self._register_metrics()
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz answers: status ok/degraded with the problems, queue, outbox depths."""
+        problems = []
+        if not self.runner._thread.is_alive():
+            problems.append("pipeline runner stopped")
+        if self.mqtt is not None and not self.mqtt.connected.is_set():
+            problems.append("mqtt broker not connected")
+        if self.serial is not None:
+            problems += [f"serial {r.port} not open" for r in self.serial.readers if not r.connected.is_set()]
+        return {
+            "status": "ok" if not problems else "degraded",
+            "problems": problems,
+            "queue": self.runner.queue_length(),
+            "outbox_depth": {w.sink.name: self.store.outbox_depth(w.sink.name) for w in self.workers},
+            "dev_test_keys": self.config.dev_test_keys,
+        }
+
+    def check_keys(self) -> None:
+        """A production gateway (no dev_test_keys) refuses to run with a published test key stored."""
+        if self.config.dev_test_keys:
+            log.warning("DEVELOPMENT MODE: the published test keys are accepted (dev_test_keys = true); "
+                        "never run a production gateway like this")
+            return
+        with self.store.transaction() as tx:
+            seal_ids = tx.seal_ids()
+        weak = [sid for sid in seal_ids if is_test_key(sid, self.store.seal_key(sid) or b"")]
+        if weak:
+            shown = ", ".join(map(str, weak[:10])) + (" ..." if len(weak) > 10 else "")
+            raise ConfigError(f"seal(s) {shown} have the published test key: re-key them "
+                              f"(navseal gateway provision --key-file) or set dev_test_keys for development")
 
     # -- driver callbacks --
     def _submit_mqtt(self, raw: bytes, source: str, reply: Reply, ack: Ack) -> None:
@@ -162,6 +203,7 @@ class GatewayService:
 
     # -- lifecycle --
     def start(self) -> None:
+        self.check_keys()
         self.runner.start()
         for worker in self.workers:
             worker.start()
@@ -175,7 +217,8 @@ class GatewayService:
             "db": self.config.db_path,
             "mqtt": f"{self.config.mqtt_host}:{self.config.mqtt_port}" if self.mqtt else None,
             "serial": [s.port for s in self.config.serial],
-            "http": f"{self.http.host}:{self.http.port}" if self.http else None,
+            "http": self.http.url if self.http else None,
+            "dev_test_keys": self.config.dev_test_keys,
             "sinks": [w.sink.name for w in self.workers],
         })
 
@@ -218,5 +261,10 @@ class GatewayService:
 
 
 def run(config: GatewayConfig) -> int:
+    """`navseal gateway run`: the production entry point. Needs a master key (seal keys are
+    encrypted at rest); ConfigError (one line) when something is missing or wrong."""
     setup_logging(config.log_format, config.log_level)
+    if load_master_key(config) is None:
+        raise ConfigError("master_key_file: not set, and NAVSEAL_MASTER_KEY is not set either; create one "
+                          "with `navseal gateway master-key --out FILE` (seal keys are encrypted with it)")
     return GatewayService(config).run_forever()

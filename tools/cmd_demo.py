@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--scenario", metavar="FILE", help="another scenario instead of the demo's")
     p.add_argument("--out", default="out", metavar="DIR", help="where the event log and tracks go (default ./out)")
     p.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    p.add_argument("--http-port", type=int, default=8080, metavar="PORT",
+                   help="the gateway API on 127.0.0.1:PORT (default 8080; any free port if taken)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_demo(scenario=scenario, out_dir=Path(args.out), broker_url=args.broker,
                           wall_seconds=args.seconds, stream=sys.stdout,
-                          tty=False if args.plain else None)
+                          tty=False if args.plain else None, http_port=args.http_port)
     except (RuntimeError, OSError) as exc:
         print(f"navseal demo: {exc}", file=sys.stderr)
         return 1

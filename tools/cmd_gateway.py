@@ -1,19 +1,27 @@
-"""`navseal gateway ...`: run the gateway and send it commands.
+"""`navseal gateway ...`: run the gateway, check its configuration, send it commands, manage access.
 
     navseal gateway run --config gateway.toml
-    navseal gateway provision --seal 1001 --test-key --db gw.sqlite3
+    navseal gateway check-config gateway.toml
+    navseal gateway master-key --out /etc/navseal/master.key
+    navseal gateway user add alice --role officer --office 10232010 --password-file - --db gw.sqlite3
+    navseal gateway user token alice --out alice.token --db gw.sqlite3
+    navseal gateway provision --seal 1001 --key-file seal-1001.key
     navseal gateway activate --seal 1001 --declaration 10228010/261126/0000001 --vehicle 123ABC02 \\
         --departure-office 10228010 --departure-office-name "Almaty customs post" \\
         --dest-office 10232010 --dest-office-name "Khorgos customs post" \\
         --period-end 2026-11-29T12:00:00Z --route route.geojson --corridor 500
     navseal gateway deactivate --seal 1001 --declaration 10228010/261126/0000001 --vehicle 123ABC02
     navseal gateway status [--seal 1001] [--json]
+    navseal gateway audit verify --config gateway.toml
     navseal gateway purge --config gateway.toml [--now 2031-12-01T00:00:00Z]
 
-Commands talk to the running gateway's HTTP API (`--api`, default from the config's [http] or
-http://127.0.0.1:8080) or, with `--db FILE`, directly to the SQLite database (when the gateway is
-not running, or for scripts). Exit codes: 0 ok, 1 refused by the gateway, 2 bad usage, 3 gateway
-unreachable.
+Commands talk to the running gateway's HTTP API (`--api`, default from the config's [http]) with
+an API token from `--token-file FILE` or the NAVSEAL_TOKEN environment variable, like any client.
+With `--db FILE` (or `--config` naming the database) they open the database directly instead:
+that is for an administrator on the gateway host (who can read the 0600 database and the master
+key), and every such command is written to the audit log under the host account. Keys are read
+from a file or stdin (`--key-file -`), never from the command line.
+Exit codes: 0 ok, 1 refused, 2 bad usage or configuration, 3 gateway unreachable.
 """
 
 from __future__ import annotations
@@ -23,19 +31,18 @@ import datetime as dt
 import json
 import sys
 import time
-import urllib.error
 import urllib.request
 from typing import Any
 
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
+from navseal import gateway_client as client
+from navseal import gateway_users
+from navseal.gateway_client import EXIT_USAGE, Direct, target_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "gateway",
-        help="run the gateway; activate, deactivate, status, provision, purge",
+        help="run the gateway; check-config, users, provision, activate, deactivate, status, audit, purge",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,24 +52,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
         help="run the gateway service until SIGTERM/SIGINT",
-        description="Run the gateway: MQTT/serial ingest, pipeline, sinks, HTTP API.",
+        description="Run the gateway: MQTT/serial ingest, pipeline, sinks, HTTP API. Needs a master key "
+        "(master_key_file or NAVSEAL_MASTER_KEY). Refuses to start on a configuration error, naming the key.",
         epilog="example: navseal gateway run --config /etc/navseal/gateway.toml",
     )
     run.add_argument("--config", "-c", help="TOML configuration (see docs/gateway.md); defaults without it")
     run.add_argument("--db", help="override db_path from the config")
     run.add_argument("--http-port", type=int, help="override [http] port (0: any free port)")
+    run.add_argument("--dev-test-keys", action="store_true",
+                     help="accept the published test keys (development only; logged, shown by /healthz)")
     run.set_defaults(func=cmd_run)
 
-    def target_options(p: argparse.ArgumentParser) -> None:
-        where = p.add_mutually_exclusive_group()
-        where.add_argument("--api", help="gateway HTTP API base URL (default http://<[http] host>:<port>)")
-        where.add_argument("--db", help="work on this SQLite database directly instead of the API")
-        p.add_argument("--config", "-c", help="gateway TOML (for the API address or db settings)")
-        p.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    check = sub.add_parser(
+        "check-config", help="check a configuration file and print the effective configuration",
+        description="Load FILE as `run` would (types, ranges, unknown keys, dangerous combinations) and print "
+        "the effective configuration as JSON (secrets masked). Exit 2 with one line naming the key otherwise.",
+        epilog="example: navseal gateway check-config /etc/navseal/gateway.toml")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    mk = sub.add_parser("master-key", help="create a master key file (0600) for encrypting seal keys",
+                        epilog="example: navseal gateway master-key --out /etc/navseal/master.key")
+    mk.add_argument("--out", required=True, help="file to create (refuses to overwrite)")
+    mk.set_defaults(func=cmd_master_key)
 
     act = sub.add_parser(
         "activate",
-        help="activate an escort (clause 8 data)",
+        help="activate an escort (clause 8 data; operator)",
         description="Queue ACTIVATE for a seal with the clause 8 data of the customs office of departure. "
         "ACTIVATED is emitted once the seal confirmed and sent a first fix with the lock intact.",
         epilog="example: navseal gateway activate --seal 1001 --declaration 10228010/261126/0000001 "
@@ -70,11 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dest-office 10232010 --dest-office-name Khorgos --period-hours 72 --route r.geojson --corridor 500",
     )
     act.add_argument("--seal", type=int, required=True, help="seal number")
-    act.add_argument("--declaration", required=True, help="transit declaration number (<= 40 bytes)")
+    act.add_argument("--declaration", required=True, help="transit declaration number, e.g. 10228010/261126/0000001")
     act.add_argument("--vehicle", required=True, help="vehicle registration number (<= 16 bytes)")
-    act.add_argument("--departure-office", required=True, help="customs office of departure: code")
+    act.add_argument("--departure-office", required=True, help="customs office of departure: code (5-8 digits)")
     act.add_argument("--departure-office-name", required=True, help="customs office of departure: name")
-    act.add_argument("--dest-office", required=True, help="customs office of destination: code (<= 16)")
+    act.add_argument("--dest-office", required=True, help="customs office of destination: code (5-8 digits)")
     act.add_argument("--dest-office-name", required=True, help="customs office of destination: name (<= 64)")
     act.add_argument("--period-start", help="transit period start, ISO 8601 or Unix s (default: now)")
     period = act.add_mutually_exclusive_group(required=True)
@@ -87,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     deact = sub.add_parser(
         "deactivate",
-        help="deactivate an escort (clause 13 data)",
+        help="deactivate an escort (clause 13 data; operator or destination officer)",
         description="Queue DEACTIVATE. Seal, declaration and vehicle must match the escort, or it is "
         "refused. The seal must confirm within one hour (DEACTIVATION_OVERDUE otherwise).",
         epilog="example: navseal gateway deactivate --seal 1001 --declaration 10228010/261126/0000001 --vehicle 123ABC02",
@@ -111,17 +127,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(func=cmd_status)
 
     prov = sub.add_parser(
-        "provision",
-        help="register a seal and its 32-byte key",
-        epilog="examples: navseal gateway provision --seal 1001 --key 00112233...; "
-        "navseal gateway provision --seal 1001 --test-key --db gw.sqlite3",
+        "provision", allow_abbrev=False,
+        help="register a seal and its 32-byte key (admin, operator); re-key (admin)",
+        description="The key is read from a file of 64 hex digits, or from stdin with --key-file -. "
+        "Re-keying an existing seal is for an admin; while the seal is under escort it also needs --force.",
+        epilog="examples: navseal gateway provision --seal 1001 --key-file seal-1001.key; "
+        "openssl rand -hex 32 | navseal gateway provision --seal 1001 --key-file -",
     )
     prov.add_argument("--seal", type=int, required=True)
-    key = prov.add_mutually_exclusive_group(required=True)
-    key.add_argument("--key", help="the seal key as 64 hex digits")
-    key.add_argument("--test-key", action="store_true", help="the protocol's test key for this seal (never in production)")
+    key = prov.add_mutually_exclusive_group()
+    key.add_argument("--key-file", help="file holding the key as 64 hex digits, '-' for stdin")
+    key.add_argument("--test-key", action="store_true",
+                     help="the protocol's published test key for this seal (a development gateway only)")
+    key.add_argument("--key", help=argparse.SUPPRESS)  # refused with a reason (argv is public)
+    prov.add_argument("--force", action="store_true", help="re-key even while the seal is under escort (admin)")
+    prov.add_argument("--dev-test-keys", action="store_true", help="with --db: allow --test-key (development)")
     target_options(prov)
     prov.set_defaults(func=cmd_provision)
+
+    gateway_users.register(sub)
+
+    api = sub.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json is this)")
+    api.set_defaults(func=cmd_openapi)
 
     purge = sub.add_parser(
         "purge",
@@ -135,15 +162,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def _config(args: argparse.Namespace):
-    from navseal.gateway.config import load_config
-
-    overrides = {}
-    if getattr(args, "db", None):
-        overrides["db_path"] = args.db
-    return load_config(getattr(args, "config", None), **overrides)
 
 
 def parse_time(text: str) -> float:
@@ -167,85 +185,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["db_path"] = args.db
     if args.http_port is not None:
         overrides["http_port"] = args.http_port
+    if args.dev_test_keys:
+        overrides["dev_test_keys"] = True
     try:
-        config = load_config(args.config, **overrides)
-    except (ConfigError, OSError) as exc:
+        return run(load_config(args.config, service=True, **overrides))
+    except ConfigError as exc:
         print(f"navseal gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return run(config)
 
 
-class _Target:
-    """The running gateway's API, or a pipeline on the database."""
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from navseal.gateway.config import ConfigError, effective, load_config
+    from navseal.gateway.secrets import load_master_key
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.direct = bool(args.db)
-        if self.direct:
-            from navseal.gateway.pipeline import Pipeline
-            from navseal.gateway.store import open_store
-
-            config = _config(args)
-            self.store = open_store(config)
-            self.pipeline = Pipeline(self.store, config)
-        else:
-            if args.api:
-                self.base = args.api.rstrip("/")
-            else:
-                config = _config(args)
-                host = "127.0.0.1" if config.http_host in ("0.0.0.0", "") else config.http_host
-                self.base = f"http://{host}:{config.http_port}"
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            try:
-                return exc.code, json.loads(exc.read() or b"null")
-            except json.JSONDecodeError:
-                return exc.code, {"error": "http", "message": str(exc)}
-
-
-def _finish(args: argparse.Namespace, status: int, answer: Any, describe) -> int:
-    if status >= 400:
-        if isinstance(answer, dict):
-            print(f"refused ({status} {answer.get('error')}): {answer.get('message')}", file=sys.stderr)
-        else:
-            print(f"refused ({status})", file=sys.stderr)
-        return EXIT_REFUSED
-    if args.json:
-        print(json.dumps(answer, indent=2, ensure_ascii=False, default=str))
-    else:
-        describe(answer)
+    try:
+        config = load_config(args.file, service=True)
+        master = load_master_key(config)
+    except ConfigError as exc:
+        print(f"navseal gateway: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = effective(config)
+    out["master_key"] = ("file" if config.master_key_file else "environment") if master else "missing"
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    if master is None:
+        print("navseal gateway: master_key_file: not set (nor NAVSEAL_MASTER_KEY): `run` will refuse to start",
+              file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any, direct) -> tuple[int, Any]:
-    """Through the API, or `direct(pipeline)` on the database; CommandError -> its HTTP status."""
-    from navseal.gateway.http_api import STATUS_FOR_CODE
-    from navseal.gateway.command_requests import CommandError
+def cmd_master_key(args: argparse.Namespace) -> int:
+    from navseal.gateway.secrets import SecretError, new_master_key_file
 
     try:
-        target = _Target(args)
-    except Exception as exc:  # noqa: BLE001 - configuration or database problem, explained
-        return 599, {"error": "setup", "message": str(exc)}
-    if target.direct:
-        try:
-            return 200, direct(target.pipeline)
-        except CommandError as exc:
-            return STATUS_FOR_CODE.get(exc.code, 400), {"error": exc.code, "message": exc.message}
-        finally:
-            target.store.close()
-    try:
-        return target.request(method, path, body)
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"navseal gateway: cannot reach {target.base} ({exc}); is it running? (or use --db)",
-              file=sys.stderr)
-        raise SystemExit(EXIT_UNREACHABLE)
+        new_master_key_file(args.out)
+    except (SecretError, OSError) as exc:
+        print(f"navseal gateway: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"master key written to {args.out} (0600); set master_key_file = \"{args.out}\"")
+    return 0
 
 
 def _print_escort(escort: dict) -> None:
@@ -255,21 +233,16 @@ def _print_escort(escort: dict) -> None:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
+    from navseal.gateway.api.models import Activation
     from navseal.gateway.command_requests import ActivationRequest
 
     start = parse_time(args.period_start) if args.period_start else time.time()
     end = parse_time(args.period_end) if args.period_end else start + args.period_hours * 3600
     body: dict[str, Any] = {
-        "seal_id": args.seal,
-        "declaration": args.declaration,
-        "vehicle": args.vehicle,
-        "departure_office_code": args.departure_office,
-        "departure_office_name": args.departure_office_name,
-        "dest_office_code": args.dest_office,
-        "dest_office_name": args.dest_office_name,
-        "period_start": start,
-        "period_end": end,
-        "corridor_m": args.corridor,
+        "seal_id": args.seal, "declaration": args.declaration, "vehicle": args.vehicle,
+        "departure_office_code": args.departure_office, "departure_office_name": args.departure_office_name,
+        "dest_office_code": args.dest_office, "dest_office_name": args.dest_office_name,
+        "period_start": start, "period_end": end, "corridor_m": args.corridor,
     }
     if args.route:
         from navseal.gateway.geo import load_route
@@ -279,26 +252,47 @@ def cmd_activate(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"navseal gateway activate: route {args.route}: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    status, answer = _call(
-        args, "POST", "/v1/escorts/activate", body,
-        lambda p: {"escort": p.request_activation(ActivationRequest.from_dict(body))},
-    )
-    return _finish(args, status, answer, lambda a: (print("activation queued:"), _print_escort(a["escort"])))
+
+    def direct(t: Direct) -> Any:
+        from navseal.gateway.command_requests import CommandError
+
+        try:
+            data = client.checked(Activation, body).checked(time.time())
+        except CommandError:
+            raise
+        except ValueError as exc:
+            raise CommandError("bad_request", str(exc)) from None
+        return {"escort": t.pipeline.request_activation(ActivationRequest.from_dict(data), actor=t.actor)}
+
+    return client.run(args, lambda a: a.request("POST", "/v1/escorts/activate", body), direct,
+                lambda a: (print("activation queued:"), _print_escort(a["escort"])),
+                "escort.activate", f"seal:{args.seal}")
 
 
 def cmd_deactivate(args: argparse.Namespace) -> int:
+    from navseal.gateway.api.models import Deactivation
+
     body = {"seal_id": args.seal, "declaration": args.declaration, "vehicle": args.vehicle}
-    status, answer = _call(
-        args, "POST", "/v1/escorts/deactivate", body,
-        lambda p: {"escort": p.request_deactivation(args.seal, args.declaration, args.vehicle)},
-    )
-    return _finish(args, status, answer, lambda a: (print("deactivation queued:"), _print_escort(a["escort"])))
+
+    def direct(t: Direct) -> Any:
+        d = client.checked(Deactivation, body)
+        return {"escort": t.pipeline.request_deactivation(d.seal_id, d.declaration, d.vehicle, actor=t.actor)}
+
+    return client.run(args, lambda a: a.request("POST", "/v1/escorts/deactivate", body), direct,
+                lambda a: (print("deactivation queued:"), _print_escort(a["escort"])),
+                "escort.deactivate", f"seal:{args.seal}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from navseal.gateway import audit
+
     filters = {k: v for k, v in (("seal_id", args.seal), ("escort_id", args.escort),
                                   ("declaration", args.declaration), ("vehicle", args.vehicle)) if v is not None}
     query = "&".join(f"{k}={urllib.request.quote(str(v))}" for k, v in filters.items())
+
+    def direct(t: Direct) -> Any:
+        audit.record_alone(t.store, t.actor, "escort.read", "escorts", filters, outcome=audit.OK)
+        return {"escorts": t.pipeline.status(**filters)}
 
     def describe(answer: dict) -> None:
         escorts = answer.get("escorts", [])
@@ -307,37 +301,61 @@ def cmd_status(args: argparse.Namespace) -> int:
         for escort in escorts:
             _print_escort(escort)
 
-    status, answer = _call(args, "GET", "/v1/escorts" + (f"?{query}" if query else ""), None,
-                           lambda p: {"escorts": p.status(**filters)})
-    return _finish(args, status, answer, describe)
+    return client.run(args, lambda a: a.request("GET", "/v1/escorts" + (f"?{query}" if query else "")), direct, describe)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    if args.test_key:
-        from navseal.protocol import test_key
+    from navseal.gateway.command_requests import CommandError
+    from navseal.gateway.secrets import SecretError, is_test_key, read_key_file
+    from navseal.protocol import test_key
 
-        key = test_key(args.seal)
-    else:
-        try:
-            key = bytes.fromhex(args.key)
-        except ValueError:
-            print("navseal gateway provision: --key must be 64 hex digits", file=sys.stderr)
-            return EXIT_USAGE
-    body = {"seal_id": args.seal, "key": key.hex()}
-    status, answer = _call(args, "POST", "/v1/seals", body,
-                           lambda p: (p.provision_seal(args.seal, key), {"seal_id": args.seal, "provisioned": True})[1])
-    return _finish(args, status, answer, lambda a: print(f"seal {args.seal} provisioned"))
+    if args.key is not None:
+        print("navseal gateway provision: --key is refused: a key on the command line shows in `ps` and in shell "
+              "history; use --key-file FILE or --key-file - (stdin)", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.test_key and not args.key_file:
+        print("navseal gateway provision: give --key-file FILE (or - for stdin)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        key = test_key(args.seal) if args.test_key else read_key_file(args.key_file)
+    except SecretError as exc:
+        print(f"navseal gateway provision: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    body = {"seal_id": args.seal, "key": key.hex(), "force": args.force}
+
+    def direct(t: Direct) -> Any:
+        if is_test_key(args.seal, key) and not (args.dev_test_keys or t.config.dev_test_keys):
+            raise CommandError("test_key", f"seal {args.seal}: the published test key is for development "
+                                           f"(--dev-test-keys)")
+        return t.pipeline.provision_seal(args.seal, key, actor=t.actor, rekey=True, force=args.force)
+
+    def describe(a: dict) -> None:
+        print(f"seal {args.seal} {'re-keyed' if a.get('rekeyed') else 'provisioned'}")
+
+    return client.run(args, lambda a: a.request("POST", "/v1/seals", body), direct, describe,
+                "seal.provision", f"seal:{args.seal}")
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from navseal.gateway.api import openapi_document
+
+    print(json.dumps(openapi_document(), indent=2, ensure_ascii=False))
+    return 0
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    from navseal.gateway import audit
+    from navseal.gateway.auth import host_actor
     from navseal.gateway.pipeline import Pipeline
     from navseal.gateway.store import open_store
 
-    config = _config(args)
+    config = client.config_for(args)
     now = parse_time(args.now) if args.now else time.time()
     store = open_store(config)
     try:
         report = Pipeline(store, config).purge(now)
+        audit.record_alone(store, host_actor(), "purge", "escorts", {"as_of": now, "purged": report},
+                           outcome=audit.OK)
     finally:
         store.close()
     print(json.dumps({"purged": report, "as_of": now}))

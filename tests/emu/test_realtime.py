@@ -13,6 +13,7 @@ import pytest
 
 from navseal.emu.emulator import Emulator
 from navseal.emu.scenario import load_scenario
+from navseal.protocol import test_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "tools" / "scenarios"
@@ -77,6 +78,19 @@ def test_demo_end_to_end_without_a_terminal(tmp_path):
     for sid in (3001, 3002, 3003, 3004):
         assert (out / f"track-{sid}.geojson").exists()
     assert str(out / "events.jsonl") in text and str(out / "tracks.geojson") in text
+    # The gateway's API ran with the real access layer: users and tokens made by the demo, said where.
+    assert "gateway API on http://127.0.0.1:" in text and str(out / "demo-access.txt") in text
+    access = out / "demo-access.txt"
+    assert access.stat().st_mode & 0o077 == 0 and access.read_text().count("token nst_") == 4
+    assert "DEVELOPMENT MODE" in proc.stderr  # the seals carry the published test keys
+    db = (out / "gateway.sqlite3").read_bytes()
+    assert (out / "gateway.sqlite3").stat().st_mode & 0o077 == 0
+    assert all(test_key(sid) not in db for sid in (3001, 3002, 3003, 3004))  # encrypted at rest
+    # The script's activations and deactivations went through the API as the demo's users.
+    who = {(e["kind"], (e["details"].get("activated_by") or e["details"].get("requested_by"))["user"])
+           for e in events if e["kind"] in ("ACTIVATED", "DEACTIVATION_REQUESTED", "DEACTIVATED")}
+    assert who == {("ACTIVATED", "demo-operator"), ("DEACTIVATION_REQUESTED", "demo-officer"),
+                   ("DEACTIVATED", "demo-officer")}
 
 
 def test_emulate_with_the_firmware_mqtt_client_per_seal(mosquitto_broker, tmp_path):

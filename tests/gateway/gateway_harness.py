@@ -20,16 +20,26 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from navseal.bench.seal_frames import SealFrames
+from navseal.gateway import auth
 from navseal.gateway.mosquitto_broker import free_port
+from navseal.gateway.secrets import new_master_key_file
+from navseal.gateway.store import SqliteStore
 from navseal.protocol import decode_frame
 
 NAVSEAL = str(Path(sys.executable).with_name("navseal"))
 
 
 def write_config(path: Path, broker, *, db: Path, http_port: int, sinks: list[dict] | None = None,
-                 extra: str = "") -> Path:
+                 extra: str = "", dev_test_keys: bool = True) -> Path:
+    """The gateway's TOML; a master key file (0600) beside it. `dev_test_keys`: the tests' seals
+    (SealFrames) use the published test keys, which only a development gateway accepts."""
+    master = path.with_name("master.key")
+    if not master.exists():
+        new_master_key_file(master)
     lines = [
         f'db_path = "{db}"',
+        f'master_key_file = "{master}"',
+        f"dev_test_keys = {'true' if dev_test_keys else 'false'}",
         'db_synchronous = "NORMAL"',
         'log_format = "json"',
         'log_level = "INFO"',
@@ -56,8 +66,9 @@ def write_config(path: Path, broker, *, db: Path, http_port: int, sinks: list[di
 class GatewayProcess:
     """`navseal gateway run --config FILE` as a child process; stderr (JSON logs) to a file."""
 
-    def __init__(self, config: Path, http_port: int, log_path: Path) -> None:
+    def __init__(self, config: Path, http_port: int, log_path: Path, tokens: dict[str, str] | None = None) -> None:
         self.config = config
+        self.tokens = tokens or {}
         self.api = f"http://127.0.0.1:{http_port}"
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
@@ -100,7 +111,8 @@ class GatewayProcess:
         return out
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(self.api + "/metrics", timeout=10) as resp:
+        req = urllib.request.Request(self.api + "/metrics", headers=_headers(self.tokens.get("auditor")))
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return parse_metrics(resp.read().decode())
 
 
@@ -113,17 +125,47 @@ def parse_metrics(text: str) -> dict[str, float]:
     return values
 
 
-def get_json(url: str) -> tuple[int, Any]:
+OFFICER_OFFICE = "10232010"  # the destination office of activation_body()
+
+
+def make_tokens(db: Path | str, roles=("admin", "operator", "officer", "auditor"), *,
+                passwords: bool = False) -> dict[str, str]:
+    """One user per role (named after it; the officer bound to OFFICER_OFFICE) and an API token
+    each, written straight into the gateway's database as `navseal gateway user ... --db` does.
+    With `passwords`, each may also log in with "<role>-password-123" (argon2: ~0.2 s each)."""
+    store = SqliteStore(str(db))
+    tokens = {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with store.transaction() as tx:
+            for role in roles:
+                if tx.get_user(name=role) is None:
+                    auth.add_user(tx, name=role, role=role, offices=[OFFICER_OFFICE] if role == "officer" else [],
+                                  password=f"{role}-password-123" if passwords else None, now=time.time(),
+                                  created_by=auth.host_actor())
+                tokens[role] = auth.issue_token(tx, role, now=time.time())[1]
+    finally:
+        store.close()
+    return tokens
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def get_json(url: str, token: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(url, headers=_headers(token))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def post_json(url: str, body: Any, *, raw: bytes | None = None) -> tuple[int, Any]:
+def post_json(url: str, body: Any, *, raw: bytes | None = None, token: str | None = None,
+              method: str = "POST") -> tuple[int, Any]:
     data = raw if raw is not None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **_headers(token)})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -204,17 +246,17 @@ def activation_body(seal_id: int, *, declaration: str | None = None, vehicle: st
     return body
 
 
-def bring_online_and_activate(api: str, seal: "MqttSeal", **activation) -> dict:
-    """Provision, request activation, and play the seal's side until the escort is active:
-    HELLO -> ACK + ACTIVATE -> COMMAND_RESULT OK -> first fix with the lock intact."""
-    status, body = post_json(api + "/v1/seals", {"seal_id": seal.seal_id, "key": seal.frames.key.hex()})
+def bring_online_and_activate(api: str, seal: "MqttSeal", token: str, **activation) -> dict:
+    """Provision, request activation (as `token`, an operator's), and play the seal's side until
+    the escort is active: HELLO -> ACK + ACTIVATE -> COMMAND_RESULT OK -> first fix, lock intact."""
+    status, body = post_json(api + "/v1/seals", {"seal_id": seal.seal_id, "key": seal.frames.key.hex()}, token=token)
     assert status == 201, body
-    status, body = post_json(api + "/v1/escorts/activate", activation_body(seal.seal_id, **activation))
+    status, body = post_json(api + "/v1/escorts/activate", activation_body(seal.seal_id, **activation), token=token)
     assert status == 202, body
     seal.send(seal.frames.hello())
     _, activate_raw = seal.next_downlink(type_name="ACTIVATE")
     seal.send(seal.frames.command_result(activate_raw))
     seal.send(seal.frames.records(1))
-    assert wait_until(lambda: get_json(f"{api}/v1/escorts?seal_id={seal.seal_id}")[1]["escorts"][0]["status"]
+    assert wait_until(lambda: get_json(f"{api}/v1/escorts?seal_id={seal.seal_id}", token)[1]["escorts"][0]["status"]
                       == "active"), "escort did not become active"
     return body["escort"]

@@ -21,24 +21,41 @@ def test_provision_activate_status_on_the_database(tmp_path):
     db = str(tmp_path / "gw.sqlite3")
     route = tmp_path / "route.gpx"
     route.write_text('<gpx><rte><rtept lat="43.2" lon="76.9"/><rtept lat="44.2" lon="79.9"/></rte></gpx>')
-    assert run("provision", "--seal", "1001", "--test-key", "--db", db).returncode == 0
-    result = run("activate", "--seal", "1001", "--declaration", "D-1", "--vehicle", "V-1",
-                 "--departure-office", "A1", "--departure-office-name", "Almaty",
-                 "--dest-office", "K1", "--dest-office-name", "Khorgos",
+    refused = run("provision", "--seal", "1001", "--test-key", "--db", db)
+    assert refused.returncode == 1 and "test_key" in refused.stderr  # not without the development flag
+    assert run("provision", "--seal", "1001", "--test-key", "--dev-test-keys", "--db", db).returncode == 0
+    result = run("activate", "--seal", "1001", "--declaration", "10228010/261126/0000001", "--vehicle", "V-1",
+                 "--departure-office", "10228010", "--departure-office-name", "Almaty",
+                 "--dest-office", "10232010", "--dest-office-name", "Khorgos",
                  "--period-hours", "24", "--route", str(route), "--corridor", "300", "--db", db, "--json")
     assert result.returncode == 0, result.stderr
     escort = json.loads(result.stdout)["escort"]
     assert escort["route_points"] >= 2 and escort["corridor_m"] == 300
     status = run("status", "--seal", "1001", "--db", db, "--json")
     assert json.loads(status.stdout)["escorts"][0]["status"] == "requested"
-    unknown = run("activate", "--seal", "77", "--declaration", "D", "--vehicle", "V", "--departure-office", "A",
-                  "--departure-office-name", "Almaty", "--dest-office", "K", "--dest-office-name", "K", "--period-hours", "1", "--db", db)
+    unknown = run("activate", "--seal", "77", "--declaration", "10228010/261126/0000002", "--vehicle", "V",
+                  "--departure-office", "10228010", "--departure-office-name", "Almaty", "--dest-office", "10232010",
+                  "--dest-office-name", "K", "--period-hours", "1", "--db", db)
     assert unknown.returncode == 1 and "unknown_seal" in unknown.stderr
-    bad_route = run("activate", "--seal", "1001", "--declaration", "D", "--vehicle", "V",
-                    "--departure-office", "A", "--departure-office-name", "Almaty",
-                    "--dest-office", "K", "--dest-office-name", "K", "--period-hours", "1",
+    checked = run("activate", "--seal", "1001", "--declaration", "D-1", "--vehicle", "V",
+                  "--departure-office", "10228010", "--departure-office-name", "Almaty", "--dest-office", "10232010",
+                  "--dest-office-name", "K", "--period-hours", "1", "--db", db)
+    assert checked.returncode == 1 and "declaration" in checked.stderr  # the API's checks apply to --db too
+    bad_route = run("activate", "--seal", "1001", "--declaration", "10228010/261126/0000001", "--vehicle", "V",
+                    "--departure-office", "10228010", "--departure-office-name", "Almaty",
+                    "--dest-office", "10232010", "--dest-office-name", "K", "--period-hours", "1",
                     "--route", str(tmp_path / "missing.geojson"), "--db", db)
     assert bad_route.returncode == 2
+    # Every command that opened the database is in the audit log under the host account.
+    store = SqliteStore(db)
+    try:
+        rows = store.audit_rows()
+    finally:
+        store.close()
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("seal.provision", "refused"), ("seal.provision", "ok"), ("escort.activate", "ok"), ("escort.read", "ok"),
+        ("escort.activate", "refused"), ("escort.activate", "refused")]
+    assert all(r["via"] == "db" and r["actor_user"].startswith("host:") for r in rows)
 
 
 def test_purge_keeps_five_years_after_deactivation(tmp_path):
@@ -69,3 +86,48 @@ def test_purge_keeps_five_years_after_deactivation(tmp_path):
     late = run("purge", "--db", db, "--now", "2030-11-28T00:00:00Z")
     purged = json.loads(late.stdout)["purged"]
     assert purged["escorts"] == 1 and purged["records"] >= 4
+
+
+def test_users_and_tokens_from_the_command_line(tmp_path):
+    """The first admin on the gateway host (--db), then everything else through the API with its token."""
+    import os
+    import stat
+
+    from navseal.gateway.service import GatewayService
+
+    db = str(tmp_path / "gw.sqlite3")
+    assert run("user", "add", "root", "--role", "admin", "--db", db).returncode == 0
+    token_file = tmp_path / "root.token"
+    issued = run("user", "token", "root", "--out", str(token_file), "--db", db)
+    assert issued.returncode == 0 and "nst_" not in issued.stdout  # the token went to the file only
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    svc = GatewayService(load_config(None, db_path=db, http_port=0, mqtt_host=""), enable_mqtt=False)
+    svc.start()
+    try:
+        api = ["--api", svc.http.url, "--token-file", str(token_file)]
+        bad = run("user", "add", "alice", "--role", "officer", *api)
+        assert bad.returncode == 1 and "office" in bad.stderr
+        added = subprocess.run([NAVSEAL, "gateway", "user", "add", "alice", "--role", "officer", "--office",
+                                "10232010", "--password-file", "-", *api], input="correct horse battery\n",
+                               capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stderr
+        listed = json.loads(run("user", "list", "--json", *api).stdout)["users"]
+        assert [(u["name"], u["role"], u["offices"], u["password"]) for u in listed] == [
+            ("alice", "officer", ["10232010"], True), ("root", "admin", [], False)]
+        alice = run("user", "token", "alice", *api).stdout.strip()
+        env = dict(os.environ, NAVSEAL_TOKEN=alice)
+        as_alice = subprocess.run([NAVSEAL, "gateway", "user", "list", "--api", svc.http.url],
+                                  capture_output=True, text=True, timeout=60, env=env)
+        assert as_alice.returncode == 1 and "403 forbidden" in as_alice.stderr
+        assert run("user", "disable", "alice", *api).returncode == 0
+        gone = subprocess.run([NAVSEAL, "gateway", "status", "--api", svc.http.url],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert gone.returncode == 1 and "401 unauthorized" in gone.stderr
+    finally:
+        svc.stop()
+    store = SqliteStore(db)
+    actions = [(r["action"], r["actor_user"], r["via"], r["outcome"]) for r in store.audit_rows()]
+    store.close()
+    assert actions[:2] == [("user.add", actions[0][1], "db", "ok"), ("token.issue", actions[0][1], "db", "ok")]
+    assert ("user.add", "root", "token", "ok") in actions and ("user.disable", "root", "token", "ok") in actions
+    assert ("request.refused", "alice", "token", "refused") in actions

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from gateway_harness import activation_body, get_json, parse_metrics, post_json
+from gateway_harness import activation_body, get_json, make_tokens, parse_metrics, post_json
 from navseal.bench.seal_frames import SealFrames
 from navseal.gateway.config import load_config
 from navseal.gateway.service import GatewayService
@@ -17,8 +17,10 @@ from navseal.protocol import decode_frame
 
 @pytest.fixture
 def service(tmp_path):
-    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="")
+    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="", dev_test_keys=True)
     svc = GatewayService(config, enable_mqtt=False)
+    svc.tokens = make_tokens(config.db_path, roles=("operator", "auditor"))
+    svc.op = svc.tokens["operator"]
     svc.start()
     svc.api = f"http://127.0.0.1:{svc.http.port}"
     yield svc
@@ -27,8 +29,8 @@ def service(tmp_path):
 
 def provision(svc, seal_id: int = 1001) -> SealFrames:
     seal = SealFrames(seal_id)
-    status, body = post_json(svc.api + "/v1/seals", {"seal_id": seal_id, "key": seal.key.hex()})
-    assert (status, body) == (201, {"seal_id": seal_id, "provisioned": True})
+    status, body = post_json(svc.api + "/v1/seals", {"seal_id": seal_id, "key": seal.key.hex()}, token=svc.op)
+    assert (status, body) == (201, {"seal_id": seal_id, "provisioned": True, "rekeyed": False, "forced": False})
     return seal
 
 
@@ -41,58 +43,66 @@ GPX = """<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.co
 @pytest.mark.parametrize("route", [GEOJSON, GPX, [[43.238, 76.945], [44.2, 79.9]]], ids=["geojson", "gpx", "pairs"])
 def test_activate_with_route_queues_the_command(service, route):
     provision(service)
-    status, body = post_json(service.api + "/v1/escorts/activate", activation_body(1001, route=route, corridor_m=500))
+    status, body = post_json(service.api + "/v1/escorts/activate", activation_body(1001, route=route, corridor_m=500),
+                             token=service.op)
     assert status == 202, body
     escort = body["escort"]
     assert escort["status"] == "requested" and escort["seal_id"] == 1001
     assert escort["route_points"] >= 2 and escort["corridor_m"] == 500
-    status, body = get_json(service.api + "/v1/escorts?seal_id=1001")
+    status, body = get_json(service.api + "/v1/escorts?seal_id=1001", service.op)
     assert status == 200
     [listed] = body["escorts"]
     assert listed["commands"][0]["type"] == "ACTIVATE" and listed["commands"][0]["status"] == "queued"
-    assert get_json(service.api + "/v1/status?seal_id=1001") == (200, body)
+    assert listed["activated_by"] == {"user": "operator", "role": "operator", "office": "10228010", "via": "token"}
+    assert get_json(service.api + "/v1/status?seal_id=1001", service.op) == (200, body)
 
 
 def test_bad_inputs_get_clear_json_errors(service):
     provision(service)
-    api = service.api
+    api, op = service.api, service.op
+    good = activation_body(1001)
     cases = [
-        (post_json(api + "/v1/escorts/activate", None, raw=b"{not json"), 400, "bad_json"),
-        (post_json(api + "/v1/escorts/activate", [1, 2]), 400, "bad_request"),
-        (post_json(api + "/v1/escorts/activate", {"seal_id": 1001}), 400, "bad_request"),
-        (post_json(api + "/v1/escorts/activate", activation_body(1001, route={"type": "Point"})), 400, "bad_request"),
-        (post_json(api + "/v1/escorts/activate", activation_body(4242)), 404, "unknown_seal"),
-        (post_json(api + "/v1/escorts/deactivate", {"seal_id": 1001}), 400, "bad_request"),
-        (post_json(api + "/v1/escorts/deactivate", {"seal_id": "x", "declaration": "a", "vehicle": "b"}), 400,
+        (post_json(api + "/v1/escorts/activate", None, raw=b"{not json", token=op), 400, "bad_json"),
+        (post_json(api + "/v1/escorts/activate", [1, 2], token=op), 400, "bad_request"),
+        (post_json(api + "/v1/escorts/activate", {"seal_id": 1001}, token=op), 400, "bad_request"),
+        (post_json(api + "/v1/escorts/activate", activation_body(1001, route={"type": "Point"}), token=op), 400,
          "bad_request"),
-        (post_json(api + "/v1/seals", {"seal_id": 5, "key": "abcd"}), 400, "bad_request"),
-        (get_json(api + "/v1/escorts?seal_id=abc"), 400, "bad_request"),
-        (get_json(api + "/v1/nothing"), 404, "not_found"),
-        (get_json(api + "/v1/escorts/activate"), 405, "method_not_allowed"),
+        (post_json(api + "/v1/escorts/activate", activation_body(4242), token=op), 404, "unknown_seal"),
+        (post_json(api + "/v1/escorts/activate", {**good, "extra": 1}, token=op), 400, "bad_request"),
+        (post_json(api + "/v1/escorts/deactivate", {"seal_id": 1001}, token=op), 400, "bad_request"),
+        (post_json(api + "/v1/escorts/deactivate", {"seal_id": "x", "declaration": "a", "vehicle": "b"}, token=op),
+         400, "bad_request"),
+        (post_json(api + "/v1/seals", {"seal_id": 5, "key": "abcd"}, token=op), 400, "bad_request"),
+        (get_json(api + "/v1/escorts?seal_id=abc", op), 400, "bad_request"),
+        (get_json(api + "/v1/nothing", op), 404, "not_found"),
+        (get_json(api + "/v1/escorts/activate", op), 405, "method_not_allowed"),
     ]
     for (status, body), want_status, want_code in cases:
         assert (status, body["error"]) == (want_status, want_code), body
         assert body["message"]
     # Mentions the field at fault.
-    _, body = post_json(api + "/v1/escorts/activate", {"seal_id": 1001})
+    _, body = post_json(api + "/v1/escorts/activate", {"seal_id": 1001}, token=op)
     assert "declaration" in body["message"]
+    _, body = post_json(api + "/v1/escorts/activate", {**good, "extra": 1}, token=op)
+    assert "extra" in body["message"]
 
 
 def test_activation_conflicts_and_deactivation_mismatch(service):
     provision(service)
     body = activation_body(1001)
-    assert post_json(service.api + "/v1/escorts/activate", body)[0] == 202
-    status, answer = post_json(service.api + "/v1/escorts/activate", body)
+    assert post_json(service.api + "/v1/escorts/activate", body, token=service.op)[0] == 202
+    status, answer = post_json(service.api + "/v1/escorts/activate", body, token=service.op)
     assert (status, answer["error"]) == (409, "busy")
     status, answer = post_json(service.api + "/v1/escorts/deactivate",
-                               {"seal_id": 1001, "declaration": "OTHER", "vehicle": body["vehicle"]})
-    assert status in (404, 409) and answer["error"] in ("mismatch", "not_active", "not_found")
+                               {"seal_id": 1001, "declaration": "10228010/261126/9999999", "vehicle": body["vehicle"]},
+                               token=service.op)
+    assert (status, answer["error"]) == (409, "mismatch")
 
 
 def test_command_reaches_the_seal_once_it_speaks_on_serial_like_transport(service):
     """Downlinks go back the way the seal spoke (here: a reply callback as serial uses)."""
     seal = provision(service)
-    post_json(service.api + "/v1/escorts/activate", activation_body(1001))
+    post_json(service.api + "/v1/escorts/activate", activation_body(1001), token=service.op)
     sent: list[bytes] = []
     service.runner.submit(seal.hello(), "serial:/dev/test", sent.append)
     deadline = __import__("time").monotonic() + 5
@@ -108,7 +118,9 @@ def test_metrics_and_health(service):
     service.runner.submit(seal.records(10), "test", replies.append)
     service.runner.submit(b"garbage!", "test", replies.append)
     service.runner.call(lambda p: None)  # a barrier: both frames are done
-    with urllib.request.urlopen(service.api + "/metrics") as resp:
+    request = urllib.request.Request(service.api + "/metrics",
+                                     headers={"Authorization": f"Bearer {service.tokens['auditor']}"})
+    with urllib.request.urlopen(request) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = resp.read().decode()
     m = parse_metrics(text)
@@ -118,8 +130,8 @@ def test_metrics_and_health(service):
     assert m["navseal_ingest_latency_seconds_count"] == 2
     assert m["navseal_ingest_queue_length"] == 0
     assert "# TYPE navseal_ingest_latency_seconds histogram" in text
-    status, health = get_json(service.api + "/healthz")
-    assert status == 200 and health["status"] == "ok"
+    status, health = get_json(service.api + "/healthz")  # public: no token
+    assert status == 200 and health["status"] == "ok" and health["dev_test_keys"] is True
 
 
 def test_health_degrades_when_the_runner_is_gone(tmp_path):

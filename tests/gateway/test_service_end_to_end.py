@@ -8,6 +8,7 @@ refused and counted, a webhook sink down then up with the outbox depth visible.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections import Counter
@@ -22,6 +23,7 @@ from gateway_harness import (
     bring_online_and_activate,
     free_port,
     get_json,
+    make_tokens,
     post_json,
     read_jsonl,
     wait_until,
@@ -53,10 +55,13 @@ def gateway_env(tmp_path, mosquitto_broker):
             sinks = sinks if sinks is not None else [{"name": "file", "type": "jsonl", "path": str(cls.events)}]
             cls.config = write_config(tmp_path / "gw.toml", mosquitto_broker, db=cls.db,
                                       http_port=cls.http_port, sinks=sinks)
+            if not hasattr(cls, "tokens"):
+                cls.tokens = make_tokens(cls.db)
+                cls.operator = cls.tokens["operator"]
 
         @classmethod
         def start(cls) -> GatewayProcess:
-            gw = GatewayProcess(cls.config, cls.http_port, tmp_path / "gateway.log").start()
+            gw = GatewayProcess(cls.config, cls.http_port, tmp_path / "gateway.log", cls.tokens).start()
             started.append(gw)
             return gw
 
@@ -110,7 +115,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(ga
     gw = gateway_env.start()
     seals = [gateway_env.seal(2000 + i) for i in range(4)]
     for seal in seals:
-        bring_online_and_activate(gateway_env.api, seal)
+        bring_online_and_activate(gateway_env.api, seal, gateway_env.operator)
     sent: dict[int, list[int]] = {}
     acked: dict[int, set[int]] = {}
 
@@ -152,7 +157,7 @@ def test_sigterm_is_graceful_everything_committed_and_delivered_once(gateway_env
     gw = gateway_env.start()
     seals = [gateway_env.seal(3000 + i) for i in range(3)]
     for seal in seals:
-        bring_online_and_activate(gateway_env.api, seal)
+        bring_online_and_activate(gateway_env.api, seal, gateway_env.operator)
     sent: dict[int, list[int]] = {}
     acked: dict[int, set[int]] = {}
     streamer = threading.Thread(target=_stream, args=(seals, 40, 20, sent))
@@ -181,7 +186,8 @@ def test_sigterm_is_graceful_everything_committed_and_delivered_once(gateway_env
 def test_forged_replayed_and_malformed_frames_are_refused_and_counted(gateway_env):
     gw = gateway_env.start()
     seal = gateway_env.seal(4001)
-    status, _ = post_json(gateway_env.api + "/v1/seals", {"seal_id": 4001, "key": seal.frames.key.hex()})
+    status, _ = post_json(gateway_env.api + "/v1/seals", {"seal_id": 4001, "key": seal.frames.key.hex()},
+                          token=gateway_env.operator)
     assert status == 201
     good = seal.frames.records(5)
     seal.send(good)
@@ -228,7 +234,8 @@ def test_forged_replayed_and_malformed_frames_are_refused_and_counted(gateway_en
 def test_broker_restart_gateway_reconnects_and_keeps_ingesting(gateway_env):
     gw = gateway_env.start()
     seal = gateway_env.seal(5001)
-    post_json(gateway_env.api + "/v1/seals", {"seal_id": 5001, "key": seal.frames.key.hex()})
+    post_json(gateway_env.api + "/v1/seals", {"seal_id": 5001, "key": seal.frames.key.hex()},
+              token=gateway_env.operator)
     seal.send(seal.frames.records(3))
     assert seal.next_downlink(type_name="ACK")[0].payload["committed_rseq"] == 3
     seal.close()
@@ -250,7 +257,7 @@ def test_webhook_sink_down_then_up_loses_nothing_and_depth_is_visible(gateway_en
     ])
     gw = gateway_env.start()  # the receiver is down from the start
     seal = gateway_env.seal(6001)
-    bring_online_and_activate(gateway_env.api, seal)
+    bring_online_and_activate(gateway_env.api, seal, gateway_env.operator)
     seal.send(seal.frames.event("CABLE_CUT", cable_intact=False))
     assert wait_until(lambda: any(e["kind"] == "UNAUTHORIZED_OPENING" for e in read_jsonl(gateway_env.events)))
     # ACTIVATED, POSITION, UNAUTHORIZED_OPENING wait for "ops"
@@ -258,7 +265,7 @@ def test_webhook_sink_down_then_up_loses_nothing_and_depth_is_visible(gateway_en
     m = gw.metrics()
     assert m['navseal_outbox_depth{sink="file"}'] == 0  # one sink down does not hold up another
     assert m['navseal_sink_failures{sink="ops"}'] >= 1
-    status, outbox = get_json(gw.api + "/v1/outbox")
+    status, outbox = get_json(gw.api + "/v1/outbox", gateway_env.tokens["auditor"])
     assert outbox["sinks"]["ops"]["depth"] >= 3 and outbox["sinks"]["ops"]["last_error"]
 
     target.start()
@@ -279,10 +286,14 @@ def test_cli_commands_against_the_running_gateway(gateway_env):
     seal = gateway_env.seal(7001)
     cli = [NAVSEAL, "gateway"]
     api = ["--api", gw.api]
+    env = dict(os.environ, NAVSEAL_TOKEN=gateway_env.operator)
 
     def run(*args):
-        return subprocess.run(cli + list(args), capture_output=True, text=True, timeout=60)
+        return subprocess.run(cli + list(args), capture_output=True, text=True, timeout=60, env=env)
 
+    anonymous = subprocess.run(cli + ["status", *api], capture_output=True, text=True, timeout=60,
+                               env={k: v for k, v in env.items() if k != "NAVSEAL_TOKEN"})
+    assert anonymous.returncode == 1 and "401 unauthorized" in anonymous.stderr
     assert run("provision", "--seal", "7001", "--test-key", *api).returncode == 0
     body = activation_body(7001)
     result = run("activate", "--seal", "7001", "--declaration", body["declaration"], "--vehicle", "123ABC02",

@@ -170,13 +170,34 @@ def prepare_db(path: Path, seals: list[SealFrames], alarm_seals: list[SealFrames
         if status != "active":
             raise RuntimeError(f"seal {seal.seal_id}: escort {status}, expected active")
     store.close()
+    _bench_token(path)
+
+
+# The bench's gateways: a master key in the environment (seal keys are encrypted at rest), the
+# published test keys accepted (the bench's seals use them), and an auditor token to read /metrics.
+_MASTER_KEY = os.urandom(32).hex()
+_TOKEN: dict[str, str] = {}
+
+
+def _bench_token(db: Path) -> None:
+    from navseal.gateway import auth
+    from navseal.gateway.store import SqliteStore
+
+    store = SqliteStore(str(db))
+    try:
+        with store.transaction() as tx:
+            if tx.get_user(name="bench") is None:
+                auth.add_user(tx, name="bench", role="auditor", now=time.time(), created_by=auth.host_actor())
+            _TOKEN["auditor"] = auth.issue_token(tx, "bench", now=time.time())[1]
+    finally:
+        store.close()
 
 
 def write_gateway_config(path: Path, broker: MosquittoBroker, db: Path, *, client_id: str,
                          share_group: str | None, synchronous: str) -> int:
     http_port = free_port()
     lines = [
-        f'db_path = "{db}"', f'db_synchronous = "{synchronous}"', 'log_level = "WARNING"',
+        f'db_path = "{db}"', f'db_synchronous = "{synchronous}"', 'log_level = "WARNING"', "dev_test_keys = true",
         "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}", f'client_id = "{client_id}"',
     ]
     if share_group:
@@ -191,7 +212,8 @@ def start_gateway(config: Path, http_port: int, log: Path) -> subprocess.Popen:
     import urllib.request
 
     proc = subprocess.Popen([NAVSEAL, "gateway", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
+                            env=dict(os.environ, NAVSEAL_MASTER_KEY=_MASTER_KEY))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -210,7 +232,9 @@ def scrape(http_port: int) -> dict[str, float]:
     import urllib.request
 
     values = {}
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as resp:
+    request = urllib.request.Request(f"http://127.0.0.1:{http_port}/metrics",
+                                     headers={"Authorization": f"Bearer {_TOKEN['auditor']}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         for line in resp.read().decode().splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")

@@ -28,24 +28,46 @@ ALARM_BITS = ("CABLE_CUT", "HOUSING_OPENED", "GNSS_LOST", "LOW_BATTERY", "JOURNA
 class DemoEmulator(Emulator):
     """The emulator with the demo's gateway wiring: the 3.1.1 ingest when the broker is amqtt."""
 
-    def __init__(self, scenario: Scenario, *, embedded_broker, **kw: Any) -> None:
+    def __init__(self, scenario: Scenario, *, embedded_broker, http_port: int = 8080, **kw: Any) -> None:
         super().__init__(scenario, **kw)
         self.embedded_broker = embedded_broker
+        self.http_port = http_port
         self.ingest = None
+        self.access = None
+        self.on_gateway_started: Any = None  # called once the API is up (the demo prints where to log in)
 
     def _start_gateway(self) -> None:
-        if self.embedded_broker is None:
-            return super()._start_gateway()  # a real broker: the gateway's own MQTT 5 ingest
+        """The gateway with its HTTP API on loopback, seal keys encrypted under a master key in the
+        output folder, and one user per role (demo_access.py)."""
         import dataclasses
 
         from navseal.gateway.mqtt_ingest import MqttIngest, MqttSettings
+        from navseal.gateway.mosquitto_broker import free_port
+        from navseal.gateway.secrets import new_master_key_file
         from navseal.gateway.service import GatewayService
 
-        config = dataclasses.replace(self._gateway_config_mqtt(), mqtt_host="")
-        self.service = GatewayService(config, clock=self.clock, enable_mqtt=False, http=False)
+        from .demo_access import create_demo_access
+
+        master = self.workdir / "master.key"
+        if not master.exists():
+            new_master_key_file(master)
+        config = dataclasses.replace(self._gateway_config_mqtt(), http_host="127.0.0.1", master_key_file=str(master),
+                                     http_port=self.http_port if _port_free(self.http_port) else free_port())
+        if self.embedded_broker is not None:
+            config = dataclasses.replace(config, mqtt_host="")
+        self.service = GatewayService(config, clock=self.clock, enable_mqtt=self.embedded_broker is None)
         for sid, spec in self.scenario.seals.items():
             self.service.pipeline.provision_seal(sid, spec.key)
+        offices = sorted({code for e in self.scenario.escorts.values()
+                          for code in (e.departure.code, e.destination.code)})
+        self.access = create_demo_access(self.service, self.workdir, offices)
         self.service.start()
+        if self.on_gateway_started is not None:
+            self.on_gateway_started()
+        if self.embedded_broker is None:  # a real broker: the gateway's own MQTT 5 ingest
+            if self.service.mqtt is not None and not self.service.mqtt.subscribed.wait(10):
+                raise RuntimeError("the demo gateway could not subscribe at the broker")
+            return
         runner = self.service.runner
         # amqtt speaks MQTT 3.1.1 only: the gateway's own ingest in its 3.1.1 mode.
         settings = MqttSettings(host=self.embedded_broker.host, port=self.embedded_broker.port,
@@ -56,6 +78,52 @@ class DemoEmulator(Emulator):
         if not self.ingest.subscribed.wait(10):
             raise RuntimeError("the demo gateway could not subscribe at the embedded broker")
 
+    # The scripted actions go through the gateway's API like an office's would: activation as
+    # demo-operator, deactivation as demo-officer; their names end up on the events and in the audit log.
+    def _do_activate(self, action, now: float) -> None:
+        from .routes import load_route
+        from .sim import activation_request
+
+        esc = self.scenario.escorts[action.params["escort"]]
+        route = load_route(esc.route, self.scenario.path.parent).points if esc.corridor_m and esc.route else None
+        for sid in esc.seals:
+            rq = activation_request(esc, sid, now, route)
+            body = {k: getattr(rq, k) for k in ("seal_id", "declaration", "vehicle", "departure_office_code",
+                                                 "departure_office_name", "dest_office_code", "dest_office_name",
+                                                 "period_start", "period_end", "corridor_m")}
+            body["route"] = [list(p) for p in rq.route] if rq.route else None
+            self._api_command(action, "/v1/escorts/activate", body, "operator", sid)
+
+    def _do_deactivate(self, action, now: float) -> None:
+        esc = self.scenario.escorts[action.params["escort"]]
+        decl = action.params.get("declaration", esc.declaration)
+        vehicle = action.params.get("vehicle", esc.vehicle)
+        for sid in esc.seals:
+            self._api_command(action, "/v1/escorts/deactivate",
+                              {"seal_id": sid, "declaration": decl, "vehicle": vehicle}, "officer", sid)
+
+    def _api_command(self, action, path: str, body: dict, role: str, sid: int) -> None:
+        """POST as the demo user of `role`; the same bookkeeping as Emulator._command."""
+        import urllib.error
+        import urllib.request
+
+        want = action.params.get("expect_error")
+        request = urllib.request.Request(self.access.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self.access.tokens[role]}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                escort = json.loads(resp.read())["escort"]
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read() or b"{}")
+            if answer.get("error") != want:
+                self.action_failures.append((action.where(), f"seal {sid}: refused: {answer.get('error')}: "
+                                                             f"{answer.get('message')}"))
+            return
+        self._escort_ids[sid] = escort["escort_id"]
+        if want:
+            self.action_failures.append((action.where(), f"seal {sid}: expected refusal {want!r}, accepted"))
+
     def _gateway_config_mqtt(self):
         return self._gateway_config()
 
@@ -64,6 +132,17 @@ class DemoEmulator(Emulator):
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -226,7 +305,7 @@ def _iso(t: float) -> str:
 
 
 def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_seconds: float,
-             stream: TextIO = sys.stdout, tty: bool | None = None) -> DemoResult:
+             stream: TextIO = sys.stdout, tty: bool | None = None, http_port: int = 8080) -> DemoResult:
     from .demo_broker import EmbeddedBroker
 
     if tty is None:
@@ -252,7 +331,8 @@ def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_
                  f"in about {format_duration(wall_seconds)} (x{scale:.0f}); output in {out_dir}/\n")
     stream.flush()
     emu = DemoEmulator(scenario, embedded_broker=embedded, workdir=out_dir, broker=url, scale=scale,
-                       topic_prefix="seals")
+                       topic_prefix="seals", http_port=http_port)
+    emu.on_gateway_started = lambda: _announce_access(emu, stream)
     view = LiveView(emu, scenario, stream, tty)
     emu.on_action = view.action
     interrupted = False
@@ -275,6 +355,16 @@ def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_
         counts[e["kind"]] = counts.get(e["kind"], 0) + 1
     return DemoResult(report=report, out_dir=out_dir, events_path=emu.events_path, track_paths=tracks,
                       counts=counts, interrupted=interrupted, wall_s=wall)
+
+
+def _announce_access(emu: DemoEmulator, stream: TextIO) -> None:
+    access = emu.access
+    if access is None:
+        return
+    stream.write(f"navseal demo: gateway API on {access.url} (log in: POST /v1/session, or a bearer token); "
+                 f"users demo-admin, demo-operator, demo-officer ({', '.join(access.offices)}), demo-auditor; "
+                 f"passwords and tokens in {access.file}\n")
+    stream.flush()
 
 
 def write_summary(result: DemoResult, events: list[dict[str, Any]], stream: TextIO) -> None:

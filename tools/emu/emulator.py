@@ -319,7 +319,8 @@ class Emulator(SealRunner):
         from navseal.gateway.config import GatewayConfig, SerialConfig, SinkConfig
 
         values: dict[str, Any] = dict(self.scenario.gateway)
-        values.update(db_path=str(self.db_path), db_synchronous="NORMAL",
+        # The emulated seals carry the published test keys: a development gateway (it says so loudly).
+        values.update(db_path=str(self.db_path), db_synchronous="NORMAL", dev_test_keys=True,
                       sinks=[SinkConfig(name="operator", type="jsonl", path=str(self.events_path))],
                       mqtt_topic_prefix=self.topic_prefix)
         # Rule timers are virtual seconds; the outbox worker's retries are not scaled: keep them short.
