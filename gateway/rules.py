@@ -166,7 +166,7 @@ class EscortRules:
             "requested_at": ev.iso(requested),
             "within_deadline": requested is None
             or self.known_at - requested <= self.config.deactivation_deadline_s,
-            "requested_by": _actor(self.escort.get("deactivation_requested_by")),
+            "requested_by": json.loads(self.escort.get("deactivation_requested_by") or "null"),
         })
 
     # -- facts from the seal --
@@ -317,7 +317,7 @@ class EscortRules:
             "route_points": len(json.loads(self.escort["route"])) if self.escort.get("route") else 0,
             "corridor_m": self.escort.get("corridor_m", 0),
             "period_end": ev.iso(float(self.escort["period_end"])),
-            "activated_by": _actor(self.escort.get("activated_by")),
+            "activated_by": json.loads(self.escort.get("activated_by") or "null"),  # who asked (JSON column)
         })
 
     def _opening(self, flag: str, kind: str, when: float, pos: dict | None, source: str,
@@ -394,8 +394,3 @@ def _approx_m(lat0: float, lon0: float, lat1: float, lon1: float) -> float:
 
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
-
-
-def _actor(stored: str | None) -> dict[str, Any] | None:
-    """An escort's JSON actor column as the event carries it (None: no identity was recorded)."""
-    return json.loads(stored) if stored else None
