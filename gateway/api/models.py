@@ -96,8 +96,9 @@ def unix_seconds(value: Any, name: str) -> float:
             raise ValueError(f"{name}: not RFC 3339 time: {value[:40]!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
-        return moment.timestamp()
-    number = float(value) if abs(value) < 1e12 else float("inf")
+        number = moment.timestamp()
+    else:
+        number = float(value) if abs(value) < 1e12 else float("inf")
     if not 0 <= number <= U32:
         raise ValueError(f"{name}: Unix seconds out of range 0 .. {U32}")
     return number
