@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from .access import AccessGate, current_actor, office_scope, require_roles
 from .errors import STATUS_FOR_CODE, install
@@ -91,4 +90,4 @@ def openapi_document() -> dict[str, Any]:
 
 
 __all__ = ["build_app", "openapi_document", "routes", "current_actor", "office_scope", "require_roles",
-           "STATUS_FOR_CODE", "APIRoute", "MissingRule"]
+           "STATUS_FOR_CODE", "MissingRule"]

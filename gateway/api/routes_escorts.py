@@ -12,7 +12,7 @@ from ..command_requests import ActivationRequest, CommandError
 from ..secrets import is_test_key
 from .access import current_actor, office_scope
 from .errors import ApiError
-from .models import Activation, Deactivation, EscortAnswer, EscortList, ErrorBody, Provision, Provisioned, SealId
+from .models import Activation, Deactivation, EscortAnswer, EscortList, ErrorBody, Provision, Provisioned
 
 router = APIRouter()
 COMMAND_TIMEOUT_S = 30.0
@@ -106,5 +106,3 @@ def provision(body: Provision, actor: Actor = Depends(current_actor), svc: Any =
                        lambda p: p.provision_seal(body.seal_id, key, actor=actor, rekey=actor.role == ADMIN,
                                                   force=body.force))
 
-
-__all__ = ["router", "SealId"]
