@@ -104,7 +104,7 @@ class GatewayService:
             self.workers.append(
                 OutboxWorker(
                     sink,
-                    lambda: open_store(self.config, self.cipher),  # its own connection: reads beside the writer
+                    lambda: open_store(self.config),  # its own connection (reads events; no keys, no master key)
                     backoff=Backoff(config.sink_retry_initial_s, config.sink_retry_max_s),
                     clock=clock,
                     on_delivered=self._delivered,

@@ -75,13 +75,15 @@ class SqliteStore(Store):
             self._encrypt_plain_keys()
 
     def _encrypt_plain_keys(self) -> None:
-        """Encrypt keys stored before there was a master key; check that the others decrypt."""
+        """Encrypt keys stored before there was a master key (32 raw bytes), and check on one
+        encrypted key that this is the master key they were encrypted with (StoreError if not)."""
         with self.transaction():
-            for seal_id, blob in self._c.execute("SELECT seal_id, key FROM seals").fetchall():
-                key = self._keys.decode(seal_id, blob)  # StoreError: wrong master key
-                if bytes(blob) == key:
-                    self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?",
-                                    (self._keys.encode(seal_id, key), seal_id))
+            sample = self._c.execute("SELECT seal_id, key FROM seals WHERE length(key) != 32 LIMIT 1").fetchone()
+            if sample is not None:
+                self._keys.decode(sample[0], sample[1])
+            for seal_id, key in self._c.execute("SELECT seal_id, key FROM seals WHERE length(key) = 32").fetchall():
+                self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?",
+                                (self._keys.encode(seal_id, bytes(key)), seal_id))
 
     # -- schema --
     def _migrate(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from typing import Any, Iterator, Sequence
 
@@ -15,6 +16,8 @@ from .access import SqliteAccessTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
 from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
+
+log = logging.getLogger("navseal.gateway.store")
 
 _SEAL_COLUMNS = {
     "last_seen_at", "last_source", "last_boot", "last_seq", "committed_rseq", "downlink_seq",
@@ -269,9 +272,15 @@ class SqliteTx(SqliteAccessTx, StoreTx):
             "JOIN seals s USING (seal_id) WHERE c.command_id IN ("
             "  SELECT MIN(command_id) FROM commands WHERE status IN ('queued', 'sent') GROUP BY seal_id) "
             "ORDER BY c.command_id")
+        out = []
         for row in rows:
-            row["seal_key"] = self._keys.decode(row["seal_id"], row["seal_key"])
-        return rows
+            try:
+                row["seal_key"] = self._keys.decode(row["seal_id"], row["seal_key"])
+            except StoreError as exc:  # one unreadable key must not stop every seal's commands
+                log.error("command for seal %s not sent: %s", row["seal_id"], exc)
+                continue
+            out.append(row)
+        return out
 
     # retention
     def deactivated_escorts(self) -> list[dict[str, Any]]:

@@ -82,8 +82,11 @@ def test_a_ciphertext_moved_to_another_seal_does_not_decrypt(tmp_path):
     store.close()
     with sqlite3.connect(db) as c:
         c.execute("UPDATE seals SET key = (SELECT key FROM seals WHERE seal_id = 1) WHERE seal_id = 2")
+    store = SqliteStore(db, cipher=cipher())
+    assert store.seal_key(1) == KEY
     with pytest.raises(StoreError, match="seal 2"):
-        SqliteStore(db, cipher=cipher())
+        store.seal_key(2)
+    store.close()
 
 
 def test_master_key_file_must_be_private(tmp_path):
@@ -191,3 +194,35 @@ def test_a_rehashed_edit_still_breaks_the_link_to_the_next_row(tmp_path):
     tamper(db, f"UPDATE audit SET actor_user = 'mallory', hash = '{new_hash}' WHERE seq = 2")
     code, out = verify(db)
     assert code == 1 and any(p.startswith("row 3: does not follow") for p in out["problems"])
+
+
+def test_an_unreadable_key_stops_only_its_own_seal(tmp_path):
+    """A key row that does not decrypt (copied from another seal, or a wrong master key for it):
+    that seal's frames and commands fail; every other seal's commands still go out."""
+    from navseal.bench.seal_frames import SealFrames
+    from navseal.gateway.config import load_config
+    from navseal.gateway.pipeline import Pipeline
+
+    db = str(tmp_path / "gw.sqlite3")
+    clock = [1_800_000_000.0]
+    store = SqliteStore(db, cipher=cipher())
+    pipeline = Pipeline(store, load_config(None, db_path=db), lambda: clock[0])
+    seals = {sid: SealFrames(sid, key=bytes([sid]) * 32, t0=int(clock[0])) for sid in (1, 2)}
+    for sid, seal in seals.items():
+        pipeline.provision_seal(sid, seal.key)
+        pipeline.handle_uplink(seal.hello(), "t")  # heard: online
+        pipeline.request_activation({
+            "seal_id": sid, "declaration": f"10228010/261126/000000{sid}", "vehicle": "123ABC02",
+            "departure_office_code": "10228010", "departure_office_name": "A", "dest_office_code": "10232010",
+            "dest_office_name": "K", "period_start": clock[0], "period_end": clock[0] + 86400})
+    store.close()
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE seals SET key = (SELECT key FROM seals WHERE seal_id = 1) WHERE seal_id = 2")
+    store = SqliteStore(db, cipher=cipher())
+    pipeline = Pipeline(store, load_config(None, db_path=db), lambda: clock[0])
+    clock[0] += 60
+    sent = pipeline.tick()
+    assert [sid for sid, _ in sent] == [1]
+    assert pipeline.handle_uplink(seals[2].records(1), "t").result == "rejected"
+    assert pipeline.handle_uplink(seals[1].records(1), "t").result == "accepted"
+    store.close()
