@@ -65,16 +65,17 @@ class AccessGate:
             if path_known:
                 return await _refuse(send, 405, "method_not_allowed", f"{method} not allowed on {scope['path']}")
             return await _refuse(send, 404, "not_found", f"no such endpoint: {scope['path'][:200]}")
+        client = (scope.get("client") or ("?",))[0]
         try:
             actor = await self._authenticate(headers)
         except ApiError as exc:
-            await self._audit_refusal(ANONYMOUS, method, path_format, exc.message)
+            await self._audit_refusal(ANONYMOUS, method, path_format, exc.message, client)
             return await _refuse(send, exc.status, exc.code, exc.message, exc.headers)
         if PUBLIC not in rule:
             refusal = self._authorize(actor, rule, method, path_format, headers)
             if refusal is not None:
                 status, code, message = refusal
-                await self._audit_refusal(actor, method, path_format, message)
+                await self._audit_refusal(actor, method, path_format, message, client)
                 extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
                 return await _refuse(send, status, code, message, extra)
         scope.setdefault("state", {})["actor"] = actor
@@ -123,9 +124,10 @@ class AccessGate:
                 return 403, "forbidden", "missing or wrong X-CSRF-Token for this session"
         return None
 
-    async def _audit_refusal(self, actor: Actor, method: str, path: str, reason: str) -> None:
+    async def _audit_refusal(self, actor: Actor, method: str, path: str, reason: str, client: str) -> None:
         def write() -> None:
-            audit.record_alone(self.store, actor, "request.refused", f"{method} {path}", {"reason": reason})
+            audit.record_alone(self.store, actor, "request.refused", f"{method} {path}",
+                               {"reason": reason, "client": client})
         try:
             await anyio.to_thread.run_sync(write)
         except Exception:  # noqa: BLE001 - the refusal stands even if the audit write failed

@@ -122,6 +122,7 @@ def test_a_refused_request_changes_nothing_and_is_audited(gw):
     assert (status, body["error"]) == (401, "unauthorized")
     assert gw.store.counts()["seals"] == 0 and gw.store.seal_key(1001) is None
     refused = [(r["actor_user"], r["actor_role"], r["target"]) for r in audit_rows(gw) if r["outcome"] == "refused"]
+    assert all(json.loads(r["details"])["client"] == "127.0.0.1" for r in audit_rows(gw) if r["outcome"] == "refused")
     assert refused == [("anonymous", "anonymous", "POST /v1/seals"), ("auditor", "auditor", "POST /v1/seals"),
                        ("officer", "officer", "POST /v1/seals"), ("anonymous", "anonymous", "POST /v1/seals")]
 
