@@ -15,15 +15,19 @@ API (the seal core depends on this; keep it stable)
         f = parser.fix
         f.time, f.lat_e7, f.lon_e7, f.speed, f.course, f.quality, f.sats, f.hdop
 
-A "fix" is completed by an RMC sentence with status A (and FAA mode not N): RMC is the one
-sentence that carries date, time, position, speed and course together, so `time`, `lat_e7`,
-`lon_e7` always belong to the same epoch. GGA/GNS/GSA update `quality`, `sats`, `hdop`
+A "fix" is completed by an RMC sentence with status A whose FAA mode (NMEA 2.3+, field 12), when
+present, is A autonomous, D differential, F float RTK, P precise or R RTK; E (estimated, dead
+reckoning), M (manual input), S (simulator) and N (no fix) are not a fix, nor is any other
+letter. RMC is the one sentence that carries date, time, position, speed and course together, so
+`time`, `lat_e7`, `lon_e7` always belong to the same epoch. Its date and time must exist on the
+calendar (no 31 February, month 13, day 0, hour 24, minute 60) and every numeric field is digits
+to its end (`4807.038abc` is refused, however many decimals come before the junk). GGA/GNS/GSA update `quality`, `sats`, `hdop`
 (`dim`) as they arrive (receivers send them in the same one-second burst as the RMC, before
 or after it); VTG updates `speed` and `course`.
 
 Fix attributes (all ints, no floats anywhere):
-    valid    True while the latest RMC reports a valid fix; an RMC with status V (or mode N)
-             makes it False. Loss of fix is "no valid fix for N seconds": the core's call.
+    valid    True while the latest RMC reports a valid fix; an RMC with status V (or a mode
+             that is not a fix) makes it False. Loss of fix is "no valid fix for N seconds": the core's call.
     time     Unix seconds UTC of the latest valid fix (0 before the first one).
     lat_e7   latitude in 1e-7 degree, converted exactly from ddmm.mmmm (integer maths,
              rounded to nearest); NO_POS (0x7FFFFFFF) before the first fix. Kept at the last
@@ -56,7 +60,10 @@ Parser attributes:
     too_long         sentence longer than LINE_MAX bytes, dropped up to its end
     partial          sentence cut short: no '*hh' before the line (or the next '$') ended
     noise            bytes outside any sentence (binary noise, comments, NULs)
-    no_fix           RMC sentences reporting no fix (status V or mode N)
+    no_fix           RMC sentences reporting no fix (status V, or a mode other than A D F P R)
+    bad_dates        RMC sentences that claimed a fix (status A, a fix mode) with a date or time
+                     that does not exist (also counted in bad_fields): the seal's GNSS_ANOMALY
+                     "invalid date" comes from this counter
 
 Talkers accepted: GP GL GA GB BD GN (GPS, GLONASS, Galileo, BeiDou twice, combined).
 Sentences end at CR/LF or at the next '$' (some receivers run two sentences together).
@@ -81,6 +88,8 @@ NO_POS = const(0x7FFFFFFF)
 LINE_MAX = const(120)
 
 _TALKERS = (b"GP", b"GL", b"GA", b"GB", b"BD", b"GN")
+_FIX_MODES = b"ADFPR"  # RMC mode letters that are a fix: autonomous, differential, float, precise, RTK
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _HEX = b"0123456789ABCDEFabcdef"
 _POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000)
 
@@ -127,12 +136,21 @@ def _digits(field):
     return int(field)
 
 
+def _check_digits(field, start):
+    # Extra decimals are dropped, but they must still be digits: "4807.0380000abc" is junk.
+    for k in range(start, len(field)):
+        c = field[k]
+        if c < 48 or c > 57:
+            raise ValueError("not a digit")
+
+
 def _scaled(field, places):
     """Unsigned decimal text to an int scaled by 10**places, extra digits truncated."""
     dot = field.find(b".")
     if dot < 0:
         return _digits(field) * _POW10[places]
     whole = _digits(field[:dot]) if dot else 0
+    _check_digits(field, dot + 1 + places)
     frac = field[dot + 1 : dot + 1 + places]
     value = whole * _POW10[places]
     if frac:
@@ -152,6 +170,7 @@ def _angle(field, hemi, deg_digits, neg, pos):
     if minutes >= 60:
         raise ValueError("minutes")
     frac = field[dot + 1 : dot + 8]  # 7 decimals of a minute is already below 1e-7 degree
+    _check_digits(field, dot + 8)
     k = len(frac)
     scaled = minutes * _POW10[k] + (_digits(frac) if k else 0)
     # scaled / 10**k minutes = scaled * 10**(7-k) / 60 units of 1e-7 degree; the product
@@ -168,8 +187,9 @@ def _angle(field, hemi, deg_digits, neg, pos):
 
 def _tod(field):
     """hhmmss[.sss] to seconds of the day (fraction dropped)."""
-    if len(field) < 6:
+    if len(field) < 6 or (len(field) > 6 and field[6] != 0x2E):  # '.'
         raise ValueError("time")
+    _check_digits(field, 7)
     hh = _digits(field[0:2])
     mm = _digits(field[2:4])
     ss = _digits(field[4:6])
@@ -195,10 +215,15 @@ def _unix(date, tod):
     d = _digits(date[0:2])
     m = _digits(date[2:4])
     yy = _digits(date[4:6])
-    if d < 1 or d > 31 or m < 1 or m > 12:
-        raise ValueError("date range")
     # Two-digit year: NMEA's own ambiguity. 80..99 are the 1980s/90s (cold-start dates).
     year = 2000 + yy if yy < 80 else 1900 + yy
+    if m < 1 or m > 12 or d < 1:
+        raise ValueError("date range")
+    last = _MONTH_DAYS[m - 1]
+    if m == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        last = 29
+    if d > last:
+        raise ValueError("date range")
     return days_from_civil(year, m, d) * 86400 + tod
 
 
@@ -243,6 +268,7 @@ class NmeaParser:
         self.partial = 0
         self.noise = 0
         self.no_fix = 0
+        self.bad_dates = 0
         self._buf = bytearray(LINE_MAX)
         self._mv = memoryview(self._buf)
         self._len = 0  # bytes of the current sentence in _buf, 0 = between sentences
@@ -347,14 +373,21 @@ class NmeaParser:
     def _rmc(self, f):
         # 1 time, 2 status, 3 lat, 4 N/S, 5 lon, 6 E/W, 7 knots, 8 course, 9 date,
         # 10 magvar, 11 E/W, [12 FAA mode], [13 nav status]
+        status = f[2]
+        if status != b"V" and status != b"A":
+            raise ValueError("status")
+        mode = f[12] if len(f) > 12 else b""
+        claims = status == b"A" and (not mode or (len(mode) == 1 and mode[0] in _FIX_MODES))
         utc = 0
         if f[1] and f[9]:
-            utc = _unix(f[9], _tod(f[1]))
-        mode = f[12] if len(f) > 12 else b""
+            try:
+                utc = _unix(f[9], _tod(f[1]))
+            except ValueError:
+                if claims:
+                    self.bad_dates += 1
+                raise
         fix = self.fix
-        if f[2] != b"A" or mode == b"N":
-            if f[2] != b"V" and f[2] != b"A":
-                raise ValueError("status")
+        if not claims:
             if utc:
                 self.utc = utc
             fix.valid = False

@@ -8,6 +8,7 @@ fix, the firmware parser must produce exactly the reference's time and 1e-7 degr
 from __future__ import annotations
 
 import calendar
+import datetime
 import re
 from fractions import Fraction
 from functools import reduce
@@ -45,13 +46,19 @@ def reference_fixes(data: bytes):
         if reduce(lambda a, b: a ^ b, body, 0) != int(m.group(14), 16):
             continue
         fields = body.split(b",")
-        if len(fields) > 12 and fields[12] == b"N":
-            continue  # FAA mode "no fix"
+        if len(fields) > 12 and fields[12] and fields[12] not in (b"A", b"D", b"F", b"P", b"R"):
+            continue  # FAA mode: not autonomous, differential or RTK
         hh, mm, ss = int(m.group(2)[:2]), int(m.group(2)[2:4]), int(m.group(2)[4:6])
         d, mo, yy = int(m.group(11)), int(m.group(12)), int(m.group(13))
         if Fraction(m.group(4).decode()) >= 60 or Fraction(m.group(7).decode()) >= 60:
             continue
         year = 2000 + yy if yy < 80 else 1900 + yy
+        try:
+            datetime.date(year, mo, d)
+        except ValueError:
+            continue  # not on the calendar
+        if hh > 23 or mm > 59 or ss > 60:
+            continue
         t = calendar.timegm((year, mo, d, hh, mm, ss))
         yield (line, t, _e7(m.group(3), m.group(4), m.group(5), b"S"),
                _e7(m.group(6), m.group(7), m.group(8), b"W"))
@@ -109,3 +116,34 @@ def test_latitude_is_exact(deg, minutes, frac, places, hemi):
 
 def test_the_captures_ship_with_the_repo():
     assert len(CAPTURES) == 8
+
+
+_MODES = st.sampled_from(["", ",A", ",D", ",F", ",P", ",R", ",E", ",M", ",S", ",N", ",X", ",AD"])
+_JUNK = st.sampled_from(["", "", "", "x", "abc", " ", "-", "0000000abc", ".5"])
+
+
+@given(st.integers(0, 35), st.integers(0, 14), st.integers(0, 99), st.integers(0, 25),
+       st.integers(0, 61), st.integers(0, 61), _MODES, st.sampled_from("AV"), _JUNK, _JUNK)
+@settings(max_examples=800, deadline=None)
+def test_a_fix_is_exactly_a_real_date_a_fix_mode_and_clean_digits(day, month, yy, hh, mm, ss, mode,
+                                                                  status, lat_junk, time_junk):
+    """Random RMC fields: the parser never raises and completes a fix exactly when the
+    reference (datetime, the mode table, a regular expression for the digits) says so."""
+    body = (f"GPRMC,{hh:02d}{mm:02d}{ss:02d}{time_junk},{status},4807.038{lat_junk},N,01131.000,E,"
+            f"022.4,084.4,{day:02d}{month:02d}{yy:02d},003.1,W{mode}")
+    cs = reduce(lambda a, b: a ^ b, body.encode(), 0)
+    p = NmeaParser()
+    got = p.feed(f"${body}*{cs:02X}\r\n".encode())
+    year = 2000 + yy if yy < 80 else 1900 + yy
+    try:
+        datetime.date(year, month, day)
+        date_ok = hh <= 23 and mm <= 59 and ss <= 60 and re.fullmatch(r"(\.\d*)?", time_junk) is not None
+    except ValueError:
+        date_ok = False
+    mode_ok = mode in ("", ",A", ",D", ",F", ",P", ",R")
+    digits_ok = re.fullmatch(r"\d*", lat_junk) is not None
+    claims = status == "A" and mode_ok
+    assert got == (1 if claims and date_ok and digits_ok else 0)
+    assert p.bad_dates == (1 if claims and not date_ok else 0)
+    if got:
+        assert p.fix.time == calendar.timegm((year, month, day, hh, mm, ss))

@@ -211,3 +211,58 @@ def test_mtk_first_fix_values():
             seen = (f.time, f.lat_e7, f.lon_e7, f.speed, f.course)
     # line 60: $GPRMC,081436.000,A,5212.982135,N,00653.101394,E,0.039,0.00,230808
     assert seen == (1219479276, 522163689, 68850232, 1, 0), seen
+
+
+FIX_BODY = "GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W"
+
+
+def test_only_autonomous_differential_and_rtk_modes_are_a_fix():
+    for mode, is_fix in (("A", 1), ("D", 1), ("F", 1), ("P", 1), ("R", 1), ("", 1),
+                         ("E", 0), ("M", 0), ("S", 0), ("N", 0), ("X", 0), ("AA", 0)):
+        p = NmeaParser()
+        body = FIX_BODY + ("," + mode if mode else "")
+        assert p.feed(nmea(body)) == is_fix, mode
+        assert p.fix.valid == bool(is_fix) and p.no_fix == 1 - is_fix, mode
+        assert p.bad_fields == 0 and p.bad_dates == 0, mode
+    p = NmeaParser()
+    assert p.feed(nmea(FIX_BODY + ",A")) == 1
+    assert p.feed(nmea(FIX_BODY.replace("123519", "123520") + ",S")) == 0  # simulator
+    assert not p.fix.valid and p.fix.time == 764426119  # the last real fix stays
+
+
+def test_junk_after_the_decimals_is_refused_however_far_out():
+    for field in ("4807.038abc", "4807.0380000abc", "4807.03800000000x", "4807.038 ",
+                  "4807.-38"):
+        p = NmeaParser()
+        assert p.feed(nmea(FIX_BODY.replace("4807.038", field) + ",A")) == 0, field
+        assert p.bad_fields == 1 and p.fix.count == 0, field
+    for field, speed in (("022.4x", 0), ("022.40000000001", 1)):
+        p = NmeaParser()
+        assert p.feed(nmea(FIX_BODY.replace("022.4", field) + ",A")) == speed, field
+    p = NmeaParser()
+    assert p.feed(nmea(FIX_BODY.replace("123519", "123519.00z") + ",A")) == 0
+    assert p.feed(nmea(FIX_BODY.replace("123519", "123519z") + ",A")) == 0
+    assert p.feed(nmea(FIX_BODY.replace("123519", "123519.25") + ",A")) == 1
+
+
+def test_dates_and_times_that_do_not_exist_are_refused_and_counted():
+    bad = ("310294", "300294", "290223", "290290", "310494", "311194", "231394", "000394",
+           "230094", "23039x")
+    for date in bad:
+        p = NmeaParser()
+        assert p.feed(nmea(FIX_BODY.replace("230394", date) + ",A")) == 0, date
+        assert p.bad_dates == 1 and p.bad_fields == 1 and p.utc == 0, date
+    for date in ("290224", "290200", "290296", "310194", "311294", "300494"):
+        p = NmeaParser()
+        assert p.feed(nmea(FIX_BODY.replace("230394", date) + ",A")) == 1, date
+    for tod in ("243519", "126019", "120060"):
+        p = NmeaParser()
+        got = p.feed(nmea(FIX_BODY.replace("123519", tod) + ",A"))
+        assert got == (1 if tod == "120060" else 0), tod  # second 60: a leap second
+        assert p.bad_dates == (0 if tod == "120060" else 1), tod
+    # A sentence that does not claim a fix is refused the same way but is no anomaly.
+    p = NmeaParser()
+    assert p.feed(nmea("GPRMC,123519,V,,,,,,,310294,,,N")) == 0
+    assert p.bad_fields == 1 and p.bad_dates == 0 and p.utc == 0
+    assert p.feed(nmea(FIX_BODY.replace("230394", "310294") + ",S")) == 0
+    assert p.bad_dates == 0
