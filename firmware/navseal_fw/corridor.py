@@ -1,0 +1,338 @@
+# The seal's own route-corridor check (sans-I/O): distance from a fix to the route polyline, and
+# the hysteresis that turns distances into ROUTE_DEVIATION / ROUTE_RETURNED.
+#
+#   c = Corridor(confirm_fixes=2, hysteresis_m=200)
+#   c.set_route(route_bytes, corridor_m)   # ACTIVATE's route: i32 lat_e5, i32 lon_e5 pairs
+#   c.distance_m(lat_e7, lon_e7)           # metres to the route, -1 without one
+#   ev = c.check(lat_e7, lon_e7)           # 0, EV_DEVIATION or EV_RETURNED; c.d is the distance
+#
+# Distance: the route's vertices are projected onto a plane around the fix with the WGS84 scales
+# (metres per 1e-5 degree of latitude from the meridian's radius of curvature, of longitude from
+# the parallel's radius at the latitude half-way between fix and vertex), then point-to-segment in
+# that plane. Against the gateway's ellipsoidal distance (gateway/geo.py, tangent plane on WGS84)
+# it agrees to 0.1 % plus a metre or two (rounding of the e5 route and the e7 fix) up to FAR_M,
+# 70 km (tests/firmware/test_corridor.py measures it: random routes, both hemispheres, up to 80
+# degrees of latitude); beyond, the answer is FAR_M, a lower bound (no corridor on the wire is
+# wider than 65,535 m). Longitudes are taken modulo 360 degrees, so a route across the
+# antimeridian (continuous longitudes on the wire, beyond +-180) works.
+#
+# Allocation-free per fix: MicroPython keeps integers below 2**30 unboxed ("small ints"), floats
+# and larger ints are heap objects. Every product here stays below 2**30: vertices are converted
+# only inside a window of about 130 km (|d e5| * q12 scale < 2**29), a segment is measured in
+# units of 2**s metres so its coordinates are below 8192, and the one square root is Newton's in
+# integers. The route is kept as an array of ints, read without unpacking tuples. No tuple is
+# returned per fix (check() leaves the distance in `d`).
+
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
+        return x
+
+EV_DEVIATION = const(11)  # the protocol's ROUTE_DEVIATION and ROUTE_RETURNED codes
+EV_RETURNED = const(12)
+# Every segment without a vertex in the window (about 94 km around the fix, less one segment's
+# extent) is farther than this: distances beyond it are reported as FAR_M, a lower bound.
+FAR_M = const(70000)
+_SEG_MAX_E5 = const(32768)  # the wire's i16 route deltas: no segment spans more in either axis
+_UNIT_MAX = const(8192)  # a segment is measured with coordinates below this (squares < 2**27)
+_LIM = const(0x20000000)  # |d e5| * scale (q12) stays below 2**29
+_WRAP = const(36000000)  # 360 degrees in 1e-5 degree
+_HALF = const(18000000)
+
+# WGS84, q12 (x 4096): metres per 1e-5 degree of latitude (meridional arc) and of longitude
+# (parallel of latitude) at 0, 1, ..., 90 degrees; linear in between (error below 4e-5).
+_KY = (4529, 4529, 4529, 4529, 4529, 4529, 4530, 4530, 4530, 4530, 4530, 4531, 4531, 4531, 4532,
+       4532, 4533, 4533, 4533, 4534, 4534, 4535, 4536, 4536, 4537, 4537, 4538, 4539, 4539, 4540,
+       4541, 4541, 4542, 4543, 4543, 4544, 4545, 4546, 4546, 4547, 4548, 4549, 4550, 4550, 4551,
+       4552, 4553, 4554, 4554, 4555, 4556, 4557, 4558, 4558, 4559, 4560, 4561, 4561, 4562, 4563,
+       4563, 4564, 4565, 4565, 4566, 4567, 4567, 4568, 4569, 4569, 4570, 4570, 4571, 4571, 4571,
+       4572, 4572, 4573, 4573, 4573, 4574, 4574, 4574, 4574, 4574, 4575, 4575, 4575, 4575, 4575,
+       4575)
+_KX = (4560, 4559, 4557, 4553, 4549, 4542, 4535, 4526, 4516, 4504, 4491, 4476, 4461, 4444, 4425,
+       4405, 4384, 4362, 4338, 4313, 4286, 4259, 4230, 4199, 4168, 4135, 4101, 4065, 4029, 3991,
+       3952, 3912, 3870, 3828, 3784, 3739, 3693, 3646, 3598, 3548, 3498, 3446, 3394, 3340, 3285,
+       3230, 3173, 3115, 3057, 2997, 2937, 2875, 2813, 2750, 2686, 2621, 2556, 2489, 2422, 2354,
+       2286, 2216, 2146, 2076, 2004, 1932, 1860, 1787, 1713, 1639, 1564, 1489, 1413, 1337, 1261,
+       1184, 1107, 1029, 951, 873, 794, 716, 637, 558, 478, 399, 319, 239, 160, 80, 0)
+
+
+def scale(table, lat_e5):
+    # q12 metres per 1e-5 degree at this latitude, interpolated between whole degrees.
+    a = lat_e5 if lat_e5 >= 0 else -lat_e5
+    i = a // 100000
+    if i >= 90:
+        return table[90]
+    lo = table[i]
+    return lo + (table[i + 1] - lo) * (a - i * 100000) // 100000
+
+
+def _hyp(x, y):
+    # sqrt(x*x + y*y) to the nearest integer, for |x|, |y| < 2**14: Newton from max + min/2
+    # (never below the root, at most 12 % above), three or four steps.
+    if x < 0:
+        x = -x
+    if y < 0:
+        y = -y
+    if x < y:
+        x, y = y, x
+    g = x + (y >> 1)
+    if g == 0:
+        return 0
+    n = x * x + y * y
+    while True:
+        h = (g + n // g) >> 1
+        if h >= g:
+            break
+        g = h
+    return g + 1 if n - g * g > g else g  # to nearest: (g + 1/2)**2 = g*g + g + 1/4
+
+
+def _scaled_hyp(x, y):
+    # sqrt(x*x + y*y) for |x|, |y| < 2**18: in units of 2**s metres below 2**13.
+    m = x if x >= 0 else -x
+    v = y if y >= 0 else -y
+    if v > m:
+        m = v
+    s = 0
+    while (m >> s) >= _UNIT_MAX:
+        s += 1
+    return _hyp(x >> s, y >> s) << s
+
+
+class Corridor:
+    def __init__(self, confirm_fixes=2, hysteresis_m=200):
+        self.confirm = confirm_fixes if confirm_fixes >= 1 else 1
+        self.hysteresis_m = hysteresis_m
+        self.pts = array("i")  # lat_e5, lon_e5, lat_e5, lon_e5, ... (route vertices)
+        self.corridor_m = 0
+        self.deviated = False  # the caller persists it (evidence) and restores it at boot
+        self.d = -1  # distance of the last check, metres
+        self.run_max = 0  # largest distance of the current outside run, metres
+        self._out = 0  # consecutive fixes outside the corridor
+        self._in = 0  # consecutive fixes inside it by the return margin
+
+    def set_route(self, route, corridor_m):
+        # route: bytes of big-endian i32 lat_e5, i32 lon_e5 pairs (the escort stores it so).
+        import struct
+
+        n = len(route) // 8
+        pts = array("i", bytes(8 * n))
+        for k in range(n):
+            lat, lon = struct.unpack_from(">ii", route, 8 * k)
+            pts[2 * k] = lat
+            pts[2 * k + 1] = lon
+        self.pts = pts
+        self.corridor_m = corridor_m
+        self._out = 0
+        self._in = 0
+        self.run_max = 0
+
+    def clear(self):
+        self.set_route(b"", 0)
+        self.deviated = False
+
+    def margin_m(self):
+        # Back inside only this far within the edge: a tenth of the corridor, at least the
+        # configured hysteresis, at most half the corridor.
+        c = self.corridor_m
+        m = c // 10
+        if m < self.hysteresis_m:
+            m = self.hysteresis_m
+        if m > c // 2:
+            m = c // 2
+        return m
+
+    def check(self, lat_e7, lon_e7):
+        # One fix: 0, EV_DEVIATION (the distance in self.d) after `confirm` fixes in a row outside
+        # the corridor, EV_RETURNED after as many in a row inside it by margin_m().
+        if self.corridor_m == 0 or len(self.pts) < 2:
+            self.d = -1
+            return 0
+        d = self.distance_m(lat_e7, lon_e7)
+        self.d = d
+        c = self.corridor_m
+        if d > c:
+            self._in = 0
+            self._out += 1
+            if self._out == 1 or d > self.run_max:
+                self.run_max = d
+            if not self.deviated and self._out >= self.confirm:
+                self.deviated = True
+                return EV_DEVIATION
+        elif d <= c - self.margin_m():
+            self._out = 0
+            self._in += 1
+            if self.deviated and self._in >= self.confirm:
+                self.deviated = False
+                return EV_RETURNED
+        else:
+            self._out = 0
+            self._in = 0
+        return 0
+
+    def _segment(self, ax, ay, bx, by):
+        # Distance in metres from the fix (the origin) to the segment a-b (coordinates in metres,
+        # each below 2**18, the segment's extent below 2**16 in each axis); the vector from the
+        # fix to the nearest point is described in _ex (its east component over its length, q12)
+        # and _qy (its north component, metres), for the mid-latitude rescaling.
+        m = ax if ax >= 0 else -ax
+        v = ay if ay >= 0 else -ay
+        if v > m:
+            m = v
+        v = bx if bx >= 0 else -bx
+        if v > m:
+            m = v
+        v = by if by >= 0 else -by
+        if v > m:
+            m = v
+        s = 0
+        while (m >> s) >= _UNIT_MAX:
+            s += 1
+        cx = ax >> s
+        cy = ay >> s
+        dx = (bx >> s) - cx
+        dy = (by >> s) - cy
+        ll = dx * dx + dy * dy
+        num = -(cx * dx + cy * dy)
+        if ll == 0 or num <= 0:
+            return self._point(ax, ay, _scaled_hyp(ax, ay))  # nearest to a (at its own scale)
+        if num >= ll:
+            return self._point(bx, by, _scaled_hyp(bx, by))  # nearest to b
+        # Inside: the distance to the line, |f x u| / |u|, with f a point of the line near the
+        # foot of the perpendicular (t = num / ll, roughly, in q12) and u the segment's direction.
+        # Any point of the line gives the same answer; one near the foot keeps the product small,
+        # so it is exact to the metre even where the coordinates above were rounded to 2**s m.
+        if num < 131072:
+            t = (num << 12) // ll
+        else:
+            t = num // (ll >> 12)  # ll > num >= 2**17: a few per cent, enough to land near the foot
+            if t > 4096:
+                t = 4096
+        ex = bx - ax
+        ey = by - ay
+        fx = ax + ((ex * t) >> 12)
+        fy = ay + ((ey * t) >> 12)
+        # direction with its larger component in [4096, 8192): 12-bit precision whatever its length
+        ux = ex
+        uy = ey
+        big = ux if ux >= 0 else -ux
+        v = uy if uy >= 0 else -uy
+        if v > big:
+            big = v
+        while big >= 8192:
+            ux >>= 1
+            uy >>= 1
+            big >>= 1
+        while big < 4096:
+            ux <<= 1
+            uy <<= 1
+            big <<= 1
+        k = 0  # f in units of 2**k metres, below 2**15 (the cross product stays below 2**29)
+        big = fx if fx >= 0 else -fx
+        v = fy if fy >= 0 else -fy
+        if v > big:
+            big = v
+        while (big >> k) >= 32768:
+            k += 1
+        fx >>= k
+        fy >>= k
+        u = _hyp(ux, uy)
+        # The foot is -proj from f along the segment, a is t/4096 of its length before f and b
+        # (4096 - t)/4096 after: the coarse test above may have been a few units of 2**s off.
+        proj = ((fx * ux + fy * uy) // u) << k
+        length = _scaled_hyp(ex, ey)
+        if -proj > ((4096 - t) * length) >> 12:
+            return self._point(bx, by, _scaled_hyp(bx, by))
+        if proj > (t * length) >> 12:
+            return self._point(ax, ay, _scaled_hyp(ax, ay))
+        cross = fx * uy - fy * ux
+        d = ((cross if cross >= 0 else -cross) + (u >> 1)) // u
+        # the foot is d along the normal (uy, -ux) / |u|, on the side the cross product says
+        self._ex = (uy << 12) // u
+        self._qy = (-d * ux // u) << k
+        if cross < 0:
+            self._qy = -self._qy
+        return d << k
+
+    def _point(self, x, y, d):
+        self._ex = (x << 12) // d if d > 0 else 0
+        self._qy = y
+        return d
+
+    def distance_m(self, lat_e7, lon_e7):
+        pts = self.pts
+        n = len(pts) >> 1
+        if n == 0:
+            return -1
+        fy = (lat_e7 + 50) // 100
+        fx = (lon_e7 + 50) // 100
+        # A linear map around the fix (straight route segments stay straight, as the gateway
+        # draws them), with the scales of the fix's latitude; the nearest point's east offset
+        # is then rescaled to the latitude half-way to it (meridians converge: 0.5 % at 65 km
+        # and 43 degrees without this).
+        ky = scale(_KY, fy)
+        kx = scale(_KX, fy)
+        # Convertible window: |d e5| * scale below 2**29. Vertices within it less one segment's
+        # extent are "near"; a segment without a near end is farther than FAR_M, so it is never
+        # measured.
+        lim_y = _LIM // ky
+        lim_x = _LIM // (kx + 1)
+        near_y = lim_y - _SEG_MAX_E5
+        near_x = lim_x - _SEG_MAX_E5
+        best = -1
+        ex = qy = 0
+        ax = ay = 0
+        a_ok = a_near = False
+        for k in range(n):
+            dy = pts[2 * k] - fy
+            dx = pts[2 * k + 1] - fx
+            if dx > _HALF or dx < -_HALF:
+                dx %= _WRAP
+                if dx > _HALF:
+                    dx -= _WRAP
+            ady = dy if dy >= 0 else -dy
+            adx = dx if dx >= 0 else -dx
+            b_ok = ady <= lim_y and adx <= lim_x
+            b_near = b_ok and ady <= near_y and adx <= near_x
+            if b_ok:
+                by = (dy * ky + 2048) >> 12
+                bx = (dx * kx + 2048) >> 12
+                if k == 0 and b_near:
+                    best = self._segment(bx, by, bx, by)
+                    ex = self._ex
+                    qy = self._qy
+                elif (a_near or b_near) and a_ok:
+                    # Cheap lower bound first: the segment's bounding box, in the larger axis.
+                    lo = ax if ax < bx else bx
+                    hi = bx if ax < bx else ax
+                    g = lo if lo > 0 else (-hi if hi < 0 else 0)
+                    lo = ay if ay < by else by
+                    hi = by if ay < by else ay
+                    h = lo if lo > 0 else (-hi if hi < 0 else 0)
+                    if h > g:
+                        g = h
+                    if best < 0 or g < best:
+                        d = self._segment(ax, ay, bx, by)
+                        if best < 0 or d < best:
+                            best = d
+                            ex = self._ex
+                            qy = self._qy
+                ax = bx
+                ay = by
+            a_ok = b_ok
+            a_near = b_near
+        if best < 0 or best > FAR_M:
+            return FAR_M
+        # Mid-latitude east scale for the nearest point, qy metres north: kx + dk, from the
+        # slope of the parallel's scale one degree either side; the east share of the distance
+        # (ex, q12, squared) grows or shrinks by dk / kx.
+        dy_e5 = (qy << 12) // ky
+        dk = (scale(_KX, fy + 100000) - scale(_KX, fy - 100000)) * dy_e5
+        dk = (dk + 200000) // 400000
+        if dk == 0 or ex == 0:
+            return best
+        best += ((best * dk // kx) * ((ex * ex) >> 12)) >> 12
+        return best if best < FAR_M else FAR_M
