@@ -102,6 +102,29 @@ def _scaled_hyp(x, y):
     return _hyp(x >> s, y >> s) << s
 
 
+def flat_m(lat1_e7, lon1_e7, lat2_e7, lon2_e7):
+    # Metres between two positions, flat-earth at their mean latitude (the jump check's
+    # distance): exact to a fraction of a per cent up to ~100 km, a coarse but monotonic answer
+    # beyond (coordinates are halved until the products fit a small int). No allocation.
+    dy = (lat2_e7 - lat1_e7 + 50) // 100
+    dx = (lon2_e7 - lon1_e7 + 50) // 100
+    if dx > _HALF or dx < -_HALF:
+        dx %= _WRAP
+        if dx > _HALF:
+            dx -= _WRAP
+    mid = (lat1_e7 + lat2_e7) // 200
+    ky = scale(_KY, mid)
+    kx = scale(_KX, mid)
+    s = 0
+    while dy >= 131072 or dy <= -131072 or dx >= 131072 or dx <= -131072:
+        dy >>= 1
+        dx >>= 1
+        s += 1
+    y = (dy * ky) >> 12
+    x = (dx * kx) >> 12
+    return _scaled_hyp(x, y) << s
+
+
 class Corridor:
     def __init__(self, confirm_fixes=2, hysteresis_m=200):
         self.confirm = confirm_fixes if confirm_fixes >= 1 else 1

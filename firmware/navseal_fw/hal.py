@@ -11,6 +11,9 @@
 # Interface (duck-typed; MicroPython has no abc):
 #   ticks_ms() -> int             monotonic milliseconds (only differences matter)
 #   unix() -> int                 wall clock, Unix seconds UTC (0 if unknown)
+#   unix_at(ms) -> int            (optional) the wall clock at an earlier ticks_ms() value, to the
+#                                 second (dates an edge the pin interrupt caught); without it the
+#                                 core rounds from unix() (off by a second at most)
 #   set_unix(t)                   set the wall clock (TIME command, GNSS time)
 #   open(name, mode) -> file      flash file, modes "rb", "wb", "ab"; file has read, readinto,
 #                                 write, seek, flush, close
@@ -20,6 +23,13 @@
 #   size(name) -> int             file size in bytes; OSError if missing
 #   gnss_read() -> bytes or None  bytes waiting on the GNSS UART
 #   lock_levels() -> (cable_closed, housing_closed) raw input levels as bools
+#   lock_irqs                     int, +1 at every edge the pin interrupt saw (optional, with:)
+#   lock_edges(out) -> int        the interrupt latch since the last call, then cleared: fills
+#                                 out[0:8], per input (cable at 0, housing at 4): edges, ms of
+#                                 the first opening edge (-1 none), ms of the last closing edge
+#                                 (-1 none), ms spent open in openings that also closed; returns
+#                                 the number of edges. Times on ticks_ms()'s clock. The seal core
+#                                 turns a pulse its sampling missed into an opening (tamper.py).
 #   battery_pct() -> int or None  0..100, None if unknown
 #   reset_cause() -> int          protocol code: POWER_ON 0, WATCHDOG 1, SOFT 2, BROWNOUT 3, ...
 #
@@ -225,6 +235,51 @@ class SimulatedInputs:
         self.battery = battery
         self.cause = 0
         self._gnss = bytearray()
+        # The pin-interrupt latch a board keeps (board_esp32.py): filled by set_lock and pulse.
+        self.lock_irqs = 0
+        self._latch = [0, -1, -1, 0, 0, -1, -1, 0]
+        self._open_since = [-1, -1]  # ms an opening still in progress began
+
+    # lock inputs as the board's pin interrupts see them (setting cable_closed / housing_closed
+    # directly changes the level without an interrupt: what a board without one would do)
+    def set_lock(self, cable_closed, housing_closed, now_ms):
+        """New levels (None: unchanged) at now_ms, each change an interrupt edge."""
+        if cable_closed is not None and bool(cable_closed) != self.cable_closed:
+            self._edge(0, bool(cable_closed), now_ms)
+            self.cable_closed = bool(cable_closed)
+        if housing_closed is not None and bool(housing_closed) != self.housing_closed:
+            self._edge(1, bool(housing_closed), now_ms)
+            self.housing_closed = bool(housing_closed)
+
+    def pulse(self, which, width_ms, end_ms):
+        """An opening of input `which` ("cable"/0 or "housing"/1) width_ms wide that ended at
+        end_ms, between two samples: only the interrupt latch knows of it."""
+        i = 0 if which in ("cable", 0) else 1
+        self._edge(i, False, end_ms - width_ms)
+        self._edge(i, True, end_ms)
+
+    def _edge(self, i, closed, t):
+        latch = self._latch
+        o = 4 * i
+        latch[o] += 1
+        self.lock_irqs += 1
+        if closed:
+            latch[o + 2] = t
+            if self._open_since[i] >= 0:
+                latch[o + 3] += t - self._open_since[i]
+                self._open_since[i] = -1
+        else:
+            if latch[o + 1] < 0:
+                latch[o + 1] = t
+            self._open_since[i] = t
+
+    def lock_edges(self, out):
+        latch = self._latch
+        n = latch[0] + latch[4]
+        for k in range(8):
+            out[k] = latch[k]
+            latch[k] = -1 if k in (1, 2, 5, 6) else 0
+        return n
 
     # inputs
     def push_gnss(self, data):
@@ -266,6 +321,9 @@ class MemHal(SimulatedInputs):
 
     def unix(self):
         return self._unix_at_ms0 + self.now_ms // 1000
+
+    def unix_at(self, ms):
+        return self._unix_at_ms0 + ms // 1000
 
     def set_unix(self, t):
         self._unix_at_ms0 = t - self.now_ms // 1000

@@ -41,6 +41,11 @@ class DesktopHal(SimulatedInputs):
             return self._unix_fn()
         return self._unix_offset + self._clock_ms() // 1000
 
+    def unix_at(self, ms):
+        if self._unix_fn is not None:
+            return self._unix_fn() - (self._clock_ms() - ms + 500) // 1000
+        return self._unix_offset + ms // 1000
+
     def set_unix(self, t):
         if self._unix_fn is not None:
             raise OSError("clock is driven from outside")

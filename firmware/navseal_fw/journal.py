@@ -45,11 +45,16 @@
 # keeping every event and every k-th position; the count dropped goes into a JOURNAL_OVERFLOW
 # event. If nothing is left to thin, new positions are refused (counted in `refused`) and events
 # are still written: an event is never dropped.
+#
+# The escort's count: `esc_thinned` is the number of positions with rseq above `thin_floor` (the
+# escort's start_rseq) that thinning dropped, exact across power cuts: a persist.Store "<p>thin"
+# holds (floor, count) and, written just before the rewrite's rename, the intent (segment,
+# dropped); recovery finds the rename done (no .tmp left) or not, and counts accordingly.
 
 import struct
 from binascii import crc32
 
-from navseal_fw.persist import Counter
+from navseal_fw.persist import Counter, Store
 
 try:
     from micropython import const
@@ -65,6 +70,7 @@ MAX_BATCH = const(120)
 _EVENT = const(0x8000)
 _OFF_MASK = const(0x7FFF)
 _NO_THIN = const(255)
+NO_FLOOR = const(0x3FFFFFFF)  # no escort: nothing counts (also keeps comparisons in small ints)
 EVENT_JOURNAL_OVERFLOW = const(8)
 _SEG_MAGIC = b"NJ\x02\x00"
 
@@ -92,6 +98,9 @@ class Journal:
         # rseq issued at least up to here: written only when recovery trims whole records that
         # rotted at the tail (they may have been sent), so their rseq are never issued again.
         self._issued_ctr = Counter(hal, prefix + "top")
+        self._thin_store = Store(hal, prefix + "thin")
+        self.thin_floor = NO_FLOOR  # positions above this rseq count in esc_thinned
+        self.esc_thinned = 0
         # Preallocated buffers: one flash record, one batch of wire records.
         self._rec = bytearray(REC_SIZE)
         self._rec_body = memoryview(self._rec)[0:18]  # what the check covers
@@ -212,11 +221,36 @@ class Journal:
 
     # ---- recovery -----------------------------------------------------------------------------
 
+    def set_thin_floor(self, floor):
+        # Count thinned positions above `floor` from now on, from zero (ACTIVATE: start_rseq;
+        # DEACTIVATE: none). One small write.
+        self.thin_floor = floor
+        self.esc_thinned = 0
+        self._save_thin(0, 0)
+
+    def _save_thin(self, segno, delta):
+        self._thin_store.save(struct.pack(">IIII", self.thin_floor, self.esc_thinned, segno, delta))
+
+    def _load_thin(self):
+        # Before recovery removes leftover .tmp files: a pending intent counts if its rename
+        # happened (the .tmp is gone), not if it did not (the .tmp is still there).
+        raw = self._thin_store.load()
+        if raw is None or len(raw) != 16:
+            return
+        self.thin_floor, self.esc_thinned, segno, delta = struct.unpack(">IIII", raw)
+        if segno:
+            try:
+                self._hal.size(self._name(segno)[:-4] + ".tmp")
+            except OSError:
+                self.esc_thinned += delta
+            self._save_thin(0, 0)
+
     def recover(self):
         # Rebuild the segment table from flash. Cost: one header and one record per closed segment,
         # plus a full scan of the last segment (and of any segment whose tail looks wrong), plus
         # the records before the read cursor in the segment holding the release point.
         self.close()
+        self._load_thin()
         self._cur_acked = -1
         self._nx_ok = False
         self.acked = self._acked_ctr.load()
@@ -578,6 +612,8 @@ class Journal:
         r = self._rec
         kept = 0
         thinned = 0
+        esc = 0  # of those, above the escort's floor
+        floor = self.thin_floor
         pos_index = 0
         bad = 0
         last = -1
@@ -622,6 +658,8 @@ class Journal:
                             pos_index += 1
                             if not keep:
                                 thinned += 1
+                                if rseq > floor:
+                                    esc += 1
                                 continue
                         dt += shift
                         if dt < 0 or dt > 0xFFFF:
@@ -642,7 +680,12 @@ class Journal:
         if not ok:
             self._hal.remove(tmp)
             return -1
+        if esc:
+            self._save_thin(segno, esc)  # intent: counted once the rename is done
         self._hal.rename(tmp, name)
+        if esc:
+            self.esc_thinned += esc
+            self._save_thin(0, 0)
         self._copy_thinned = thinned
         self._copy_last = kept_last
         self.corrupt += bad

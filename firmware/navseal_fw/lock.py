@@ -7,6 +7,9 @@ API (the seal core depends on this; keep it stable)
     # ev is NO_CHANGE (0), OPENED (1) or CLOSED (2): an edge of the DEBOUNCED state.
     cable.closed      # debounced state, bool
     cable.glitches    # excursions that ended before they became a change (counted, not alarms)
+    cable.settled()   # True when no excursion is being integrated (the raw level agrees)
+    cable.began       # True when the last update() started a new excursion (from settled)
+    cable.settle()    # drop the excursion being integrated
 
     lock = LockInputs(debounce_ms=50)      # both inputs, as the wire sees them
     ev = lock.update(cable_raw, housing_raw, now_ms)   # bit set of the four edges below
@@ -67,6 +70,17 @@ class DebouncedInput:
         self._away = 0  # integrated time away from the debounced state, in half-milliseconds
         self._last_ms = None  # time of the previous sample
         self._last_away = False
+        self.began = False
+
+    def settled(self):
+        """No excursion from the debounced state is being integrated."""
+        return self._away == 0 and not self._last_away
+
+    def settle(self):
+        """Forget the excursion being integrated (it was accounted for otherwise: the seal's
+        pin-interrupt latch measured it whole)."""
+        self._away = 0
+        self._last_away = False
 
     def update(self, raw_level, now_ms):
         """Take one raw sample; return NO_CHANGE, OPENED or CLOSED."""
@@ -91,6 +105,7 @@ class DebouncedInput:
             if self._away <= 0:
                 self._away = 0
                 self.glitches += 1
+        self.began = away and not self._last_away and self._away == 0
         self._last_away = away
         if away and self._away >= 2 * self.debounce_ms:
             self.closed = raw_closed

@@ -13,6 +13,13 @@
 # in the simulator, each with its own HAL (MemHal or DesktopHal). The board's main.py reads the
 # UART and calls these methods from a small asyncio loop.
 #
+# Modules it drives: escort.py (state machine, replay window, route), evidence.py (what the seal
+# observed during the escort, persisted, in every STATE and COMMAND_RESULT), tamper.py (opening
+# episodes from samples and the pin-interrupt latch), gnss_check.py (which fixes to believe,
+# anomalies), corridor.py (the seal's own route check), journal.py (store and forward).
+# (This file is past 400 lines: it is the one place that wires those parts to the frames and
+# timers, kept together so the order of "persist, then journal, then send" is visible.)
+#
 # Delivery: every position and event goes through the journal (flash) and is released only by an
 # ACK whose committed_rseq covers it. One journal frame is in flight at a time (stop-and-wait, as
 # docs/protocol.md requires for the cumulative ACK); it is re-sent after ack_timeout_s, doubling
@@ -22,14 +29,17 @@
 import struct
 from binascii import unhexlify
 from binascii import crc32
-from math import cos, sqrt
 
 from navseal_fw import codec
 from navseal_fw import escort as E
 from navseal_fw import journal as J
-from navseal_fw.lock import CABLE_CLOSED, CABLE_OPENED, HOUSING_CLOSED, HOUSING_OPENED, LockInputs
+from navseal_fw.corridor import EV_DEVIATION
+from navseal_fw.evidence import WIRE_SIZE, Evidence
+from navseal_fw.gnss_check import INVALID_DATE, GnssCheck
+from navseal_fw.lock import LockInputs
 from navseal_fw.nmea import NO_POS, NmeaParser
 from navseal_fw.persist import Counter, Store
+from navseal_fw.tamper import Tamper
 
 if False:  # for the type checker only; MicroPython has no typing module at run time
     from typing import Any
@@ -43,10 +53,8 @@ except ImportError:  # CPython
 FW_VERSION = (0, 1, 0)
 
 # Event codes, frame flags and the ACK's "no record": one definition, in the codec.
-from navseal_fw.codec import (EV_CABLE_CUT, EV_COMMAND_REJECTED, EV_GNSS_JUMP, EV_GNSS_LOST,  # noqa: E402
-                              EV_GNSS_REGAINED, EV_HOUSING_OPENED, EV_JOURNAL_OVERFLOW,
-                              EV_LOCK_RESTORED, EV_LOW_BATTERY, EV_REBOOT, EV_ROUTE_DEVIATION,
-                              EV_ROUTE_RETURNED, FLAG_MORE, FLAG_RETRANSMIT)
+from navseal_fw.codec import (EV_COMMAND_REJECTED, EV_GNSS_LOST, EV_GNSS_REGAINED,  # noqa: E402
+                              EV_LOW_BATTERY, EV_REBOOT, FLAG_MORE, FLAG_RETRANSMIT)
 from navseal_fw.codec import NO_RSEQ as NO_COMMIT  # noqa: E402
 
 # COMMAND_REJECTED reasons
@@ -55,12 +63,12 @@ REJ_REPLAYED = const(2)
 REJ_WRONG_TYPE = const(3)
 REJ_BAD_PAYLOAD = const(4)
 
+EV_GNSS_ANOMALY = const(13)  # codec.EV_GNSS_ANOMALY (protocol version 2)
+RESET_POWER_ON = const(0)  # HELLO.reset_cause values that mean the power was lost
+RESET_BROWNOUT = const(3)
+
 RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
 MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts
-# While a tamper input is away from its debounced state it is sampled this often; otherwise
-# LOCK_IDLE_MS (the board also wakes on a pin interrupt).
-LOCK_SAMPLE_MS = const(10)
-LOCK_IDLE_MS = const(1000)
 BATTERY_SAMPLE_MS = const(60000)
 LOW_BATTERY_HYST = const(5)  # back to normal only at low + 5 %
 MOVING_DECI_KMH = const(50)  # 5 km/h: below this the vehicle counts as stopped
@@ -86,6 +94,8 @@ DEFAULTS = {
     "journal_capacity": 100000,
     "journal_seg_records": 1021,  # 32 + 1021 x 20 = 20,452 B: exactly five 4 KB littlefs blocks
     "thin_keep": 2,
+    "route_confirm_fixes": 2,  # fixes in a row outside (inside) for a deviation (return)
+    "route_hysteresis_m": 200,  # back inside only this far within the edge (corridor.py)
 }
 # The CONFIG command's fields, in wire order (docs/protocol.md, 0x84 CONFIG).
 CONFIG_FIELDS = ("report_moving_s", "report_stopped_s", "report_inactive_s", "heartbeat_s",
@@ -115,6 +125,8 @@ class Config:
         self.journal_capacity = d["journal_capacity"]
         self.journal_seg_records = d["journal_seg_records"]
         self.thin_keep = d["thin_keep"]
+        self.route_confirm_fixes = d["route_confirm_fixes"]
+        self.route_hysteresis_m = d["route_hysteresis_m"]
         self.key_bytes = b""
         self.file_crc = 0
         if values:
@@ -129,6 +141,8 @@ class Config:
         # (Values come from JSON or the wire, hence Any for the type checker.)
         bm = self.batch_max  # type: Any
         self.batch_max = 1 if bm < 1 else (120 if bm > 120 else bm)
+        rc = self.route_confirm_fixes  # type: Any
+        self.route_confirm_fixes = 1 if rc < 1 else (60 if rc > 60 else rc)
         for name in ("report_moving_s", "report_stopped_s", "report_inactive_s", "heartbeat_s",
                      "gnss_lost_s", "ack_timeout_s"):
             v = getattr(self, name)  # type: Any
@@ -158,14 +172,6 @@ class Config:
         return cfg
 
 
-def distance_m(lat1, lon1, lat2, lon2):
-    # Metres between two positions in 1e-7 degree (flat-earth; exact enough up to ~100 km,
-    # which is all a jump check needs). Integer differences first for single-precision floats.
-    dy = (lat2 - lat1) * 0.011131949
-    dx = (lon2 - lon1) * 0.011131949 * cos((lat1 + lat2) * 8.726646259971648e-10)
-    return sqrt(dx * dx + dy * dy)
-
-
 class SealCore:
     def __init__(self, config, hal, send):
         self.cfg = config
@@ -175,9 +181,15 @@ class SealCore:
         self.codec = codec.Codec(config.seal_id, config.key_bytes)
         self.journal = J.Journal(hal, capacity=config.journal_capacity,
                                  seg_records=config.journal_seg_records, thin_keep=config.thin_keep)
-        self.escort = E.Escort(hal, config.seal_id)
+        self.escort = E.Escort(hal, config.seal_id, config.route_confirm_fixes,
+                               config.route_hysteresis_m)
+        self.evidence = Evidence(hal)
+        self._ev_buf = bytearray(WIRE_SIZE)  # the Evidence block as sent (see _evidence)
         self.gnss = NmeaParser()
+        self.gcheck = GnssCheck(config.jump_speed_kmh)
+        self._bad_dates = 0  # parser.bad_dates already raised as anomalies
         self.lock = LockInputs(config.debounce_ms)
+        self.tamper = Tamper(hal, self.lock, self.evidence, self.journal, self._event_at)
         self._boot_ctr = Counter(hal, "boot")
         self._cfg_store = Store(hal, "cfg")
         self._ev = bytearray(codec.EVIDENCE_SIZE)  # the Evidence block, packed (see _evidence)
@@ -193,13 +205,12 @@ class SealCore:
         self.fix_u8 = 0
         self.hdop_u8 = 255
         self._have_fix = False
-        self._last_fix_ms = 0
+        self._last_fix_ms = 0  # the last fix taken (or boot)
+        self._act_ms = 0  # activation (or boot): stretches without a fix start here at the earliest
         self._state_due = False  # a STATE to send once the journal is drained
         self._state_due_since = 0
-        self._jump_lat = NO_POS  # a fix that jumped: accepted once the next one agrees with it
-        self._jump_lon = NO_POS
-        self._jump_time = 0
         self.gnss_lost = False
+        self._loss_ms = 0  # when the lost stretch began (ms), while gnss_lost
         self.battery = None
         self.low_battery = False
         self.overflow_flag = False
@@ -209,7 +220,6 @@ class SealCore:
         self._last_report = 0
         self._next_heartbeat = 0
         self._next_battery = 0
-        self._next_lock = 0
         self._first_position = False  # send a position at the next fix (after activation)
         # journal frame in flight
         self._inflight = False
@@ -246,50 +256,85 @@ class SealCore:
         self.seq = 0
         self.escort.load()
         self.journal.recover()
-        self._thinned_seen = 0
         cause = self.hal.reset_cause()
+        self._restore_evidence(cause)
         self._sample_battery()
         self._out(self.codec.hello(self.boot, self._next_seq(), self.hal.unix(), FW_VERSION[0],
                                    FW_VERSION[1], FW_VERSION[2], cause & 0xFF, self.cfg.file_crc,
                                    self.journal.pending))
         self._event(EV_REBOOT, cause)
         self._last_fix_ms = now_ms
+        self._act_ms = now_ms
         self._last_report = now_ms - 3600000  # report at the first fix
         self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
         self._next_battery = now_ms + BATTERY_SAMPLE_MS
         self._send_state()
         self._pump()
 
+    def _restore_evidence(self, cause):
+        # The evidence follows the escort: ACTIVATE writes the escort, then resets the evidence;
+        # DEACTIVATE writes the escort, then freezes it. A power cut between the two is finished
+        # here, before anything is journaled (the journal's top is still the one of that moment).
+        e = self.escort
+        ev = self.evidence
+        ev.load()
+        j = self.journal
+        top = j.next_rseq - 1
+        if e.state == E.ACTIVE:
+            if ev.escort_id != e.escort_id or ev.closed:
+                ev.reset(e.escort_id, top)
+                j.set_thin_floor(top)
+            ev.reboots = ev.inc(ev.reboots)
+            if cause == RESET_POWER_ON or cause == RESET_BROWNOUT:
+                ev.power_losses = ev.inc(ev.power_losses)
+            e.corridor.deviated = ev.deviating
+            self.gcheck.kinds_now = ev.anom_kinds_now
+            if ev.loss_start:
+                # A GNSS loss was going on: it goes on (ended by the next fix, with its duration)
+                self.gnss_lost = True
+                lost_s = self.hal.unix() - ev.loss_start
+                self._loss_ms = self._now - (lost_s * 1000 if lost_s > 0 else 0)
+            ev.save()  # the reboot is counted before the seal does anything else
+            self.tamper.restore(self._now)
+            self.tamper.flush_pending()
+        elif ev.escort_id and ev.escort_id == e.last_escort_id and not ev.closed:
+            ev.closed = True
+            ev.hw_rseq = top
+            ev.thinned = j.esc_thinned
+            ev.opening_now = ev.opening_now  # frozen as it was
+            ev.save()
+            j.set_thin_floor(J.NO_FLOOR)
+
     # ---- inputs -----------------------------------------------------------------------------
 
     def feed_gnss(self, data, now_ms):
         self._now = now_ms
-        if self.gnss.feed(data):
-            self._on_fix(self.gnss.fix)
-        utc = self.gnss.utc
+        p = self.gnss
+        if p.feed(data):
+            self._on_fix(p.fix)
+        if p.bad_dates != self._bad_dates:
+            self._bad_dates = p.bad_dates
+            self.gcheck.note(INVALID_DATE)
+            self._anomaly()
+        utc = p.utc
         if utc > CLOCK_SANE:
+            # Only forward: time going backwards is never adopted as the seal's clock (a
+            # spoofer replaying old signals, a receiver's week rollover); TIME may set it back.
             t = self.hal.unix()
-            if t < CLOCK_SANE or t - utc > 2 or utc - t > 2:
+            if t < CLOCK_SANE or utc - t > 2:
                 self.hal.set_unix(utc)
 
     def _on_fix(self, f):
-        if self._have_fix and f.time > self.fix_time:
-            dt = f.time - self.fix_time
-            d = distance_m(self.lat, self.lon, f.lat_e7, f.lon_e7)
-            if d * 36 > self.cfg.jump_speed_kmh * dt * 10:  # d/dt m/s * 3.6 > km/h bound
-                agrees = False
-                if self._jump_time and f.time > self._jump_time:
-                    d2 = distance_m(self._jump_lat, self._jump_lon, f.lat_e7, f.lon_e7)
-                    agrees = d2 * 36 <= self.cfg.jump_speed_kmh * (f.time - self._jump_time) * 10
-                if not agrees:
-                    if not self._jump_time:
-                        self._event(EV_GNSS_JUMP, int(d))
-                    self._jump_lat = f.lat_e7
-                    self._jump_lon = f.lon_e7
-                    self._jump_time = f.time
-                    return
-                # Two fixes agree on the new place: the receiver was right, we move there.
-        self._jump_time = 0
+        g = self.gcheck
+        t = self.hal.unix()
+        ok = g.judge(f.time, f.lat_e7, f.lon_e7, t if t > CLOCK_SANE else 0)
+        if g.kind:
+            self._anomaly()
+        if g.episode_ended and self._active():
+            self.evidence.anom_kinds_now = 0
+            self.evidence.save()
+        if not ok:
+            return
         self._have_fix = True
         self.lat = f.lat_e7
         self.lon = f.lon_e7
@@ -298,26 +343,84 @@ class SealCore:
         self.course_u8 = f.course_u8()
         self.fix_u8 = f.fix_u8()
         self.hdop_u8 = f.hdop_u8()
+        self._stretch(self._now)
         self._last_fix_ms = self._now
         if self.gnss_lost:
             self.gnss_lost = False
-            self._event(EV_GNSS_REGAINED, 0)
-        code, d = self.escort.route_check(self.lat, self.lon)
-        if code:
-            self._event(code, d if d > 0 else 0)
+            lost_s = (self._now - self._loss_ms) // 1000
+            if self._active() and self.evidence.loss_start:
+                self.evidence.loss_start = 0
+                self.evidence.save()
+            self._event(EV_GNSS_REGAINED, lost_s)
+        self._route_check()
         if self._first_position:
             self._first_position = False
             self._record_position()
             self._last_report = self._now
             self._pump()
 
+    def _stretch(self, now_ms):
+        # The longest stretch without a fix this escort (since the last fix, or since activation
+        # or boot), an ongoing one included. RAM; written with the next evidence save, at the
+        # latest before it is reported. A stretch still going on is only a candidate: if it is
+        # the longest, its start stays and its length grows.
+        if not self._active():
+            return
+        ev = self.evidence
+        start = self._last_fix_ms if self._last_fix_ms > self._act_ms else self._act_ms
+        gap_s = (now_ms - start) // 1000
+        if gap_s > ev.gnss_longest_s:
+            ev.gnss_longest_s = gap_s
+            ev.gnss_longest_at = self.hal.unix() - gap_s
+
+    def _anomaly(self):
+        # The GnssCheck found an anomaly to raise (once per kind per episode).
+        g = self.gcheck
+        kind = g.kind
+        if not kind:
+            return
+        g.kind = 0
+        if self._active():
+            ev = self.evidence
+            if ev.anom_kinds_now == 0:
+                ev.anomalies = ev.inc(ev.anomalies)
+                if not ev.anomaly_first:
+                    ev.anomaly_first = self.hal.unix()
+            ev.anom_kinds_now = g.kinds_now
+            ev.anomaly_kinds |= 1 << (kind - 1)
+            ev.save()
+        self._event(EV_GNSS_ANOMALY, kind << 24 | g.detail)
+
+    def _route_check(self):
+        if not self._active():
+            return
+        c = self.escort.corridor
+        code = c.check(self.lat, self.lon)
+        ev = self.evidence
+        d = c.d
+        if d > ev.deviation_max_m:
+            ev.deviation_max_m = d  # RAM; written with the next save (see Evidence.dirty)
+        if code:
+            if code == EV_DEVIATION:
+                ev.deviations = ev.inc(ev.deviations)
+                if not ev.deviation_first:
+                    ev.deviation_first = self.hal.unix()
+            ev.deviating = c.deviated
+            ev.save()
+            self._event(code, d if code == EV_DEVIATION else 0)
+
+    def _active(self):
+        return self.escort.state == E.ACTIVE
+
     def poll(self, now_ms):
         self._now = now_ms
-        if now_ms >= self._next_lock:
-            self._sample_lock()
+        t = self.tamper
+        if t.pend_due():
+            t.flush_pending()  # an event an exception cut off last time
+        if now_ms >= t.next_ms or t.irq_pending():
+            t.sample(now_ms, self._active())
         if not self.gnss_lost and now_ms - self._last_fix_ms >= self.cfg.gnss_lost_s * 1000:
-            self.gnss_lost = True
-            self._event(EV_GNSS_LOST, (now_ms - self._last_fix_ms) // 1000)
+            self._gnss_lost(now_ms)
         # The interval is looked up at every poll, so a vehicle that starts moving reports at the
         # moving rate from then on rather than after the stopped interval runs out.
         if now_ms >= self._last_report + self._interval() * 1000:
@@ -349,24 +452,22 @@ class SealCore:
             return self.cfg.report_moving_s
         return self.cfg.report_stopped_s
 
+    def _gnss_lost(self, now_ms):
+        self.gnss_lost = True
+        self._loss_ms = self._last_fix_ms
+        lost_s = (now_ms - self._last_fix_ms) // 1000
+        if self._active():
+            ev = self.evidence
+            ev.gnss_losses = ev.inc(ev.gnss_losses)
+            ev.loss_start = self.hal.unix() - lost_s
+            self._stretch(now_ms)
+            ev.save()
+        self._event(EV_GNSS_LOST, lost_s)
+
     def lock_changed(self, now_ms):
         # A pin-change interrupt (board) or an emulator's input change: sample at the next poll
-        # instead of up to LOCK_IDLE_MS later.
-        self._next_lock = now_ms
-
-    def _sample_lock(self):
-        cable, housing = self.hal.lock_levels()
-        ev = self.lock.update(1 if cable else 0, 1 if housing else 0, self._now)
-        if ev & (CABLE_OPENED | HOUSING_OPENED):
-            new = self.escort.lock_opened(ev & CABLE_OPENED, ev & HOUSING_OPENED)
-            if new & E.ALARM_CABLE_CUT:
-                self._event(EV_CABLE_CUT, 0)
-            if new & E.ALARM_HOUSING_OPENED:
-                self._event(EV_HOUSING_OPENED, 0)
-        if ev & (CABLE_CLOSED | HOUSING_CLOSED) and self.escort.latched:
-            self._event(EV_LOCK_RESTORED, self.lock.bits())
-        unsettled = bool(cable) != self.lock.cable.closed or bool(housing) != self.lock.housing.closed
-        self._next_lock = self._now + (LOCK_SAMPLE_MS if unsettled else LOCK_IDLE_MS)
+        # instead of up to a second later.
+        self.tamper.next_ms = now_ms
 
     def _sample_battery(self):
         pct = self.hal.battery_pct()
@@ -386,7 +487,13 @@ class SealCore:
         return self.lock.bits() | (63 if b is None else (b if b <= 100 else 100) // 2)
 
     def alarms(self):
-        a = self.escort.alarms()
+        # Openings: latched for the escort (an episode was seen); the rest: as they are now.
+        ev = self.evidence
+        a = ev.opening_inputs if (self._active() or ev.closed) else 0  # bits 0, 1 = alarm bits
+        if self._active() and self.escort.corridor.deviated:
+            a |= E.ALARM_ROUTE_DEVIATION
+        if self.gcheck.kinds_now:
+            a |= E.ALARM_GNSS_ANOMALY
         if self.gnss_lost:
             a |= E.ALARM_GNSS_LOST
         if self.low_battery:
@@ -403,6 +510,10 @@ class SealCore:
     def _event(self, code, value):
         self.journal.append_event(self.hal.unix(), code, self.lat, self.lon, self.status_byte(),
                                   value)
+
+    def _event_at(self, code, value, t):
+        # An event dated by when it happened (an edge), not by when the seal got to it.
+        self.journal.append_event(t, code, self.lat, self.lon, self.status_byte(), value)
 
     def _pump(self):
         # Send the next journal frame if none is in flight; retransmit one whose ACK is late.
@@ -479,6 +590,7 @@ class SealCore:
             self.tx_failed += 1
 
     def _send_state(self):
+        self._evidence()  # (protocol version 2 puts it in the frame; see codec.state)
         e = self.escort
         b = self.battery
         self._out(self.codec.state(self.boot, self._next_seq(), self.hal.unix(), e.state,
@@ -490,6 +602,7 @@ class SealCore:
         self.results.append(result)
         if len(self.results) > 8:
             self.results.pop(0)
+        self._evidence()  # (protocol version 2 puts it in the frame; see codec.command_result)
         e = self.escort
         self._out(self.codec.command_result(self.boot, self._next_seq(), self.hal.unix(), boot,
                                             seq, mtype, result, e.state, e.escort_id,
@@ -590,6 +703,8 @@ class SealCore:
             was = e.state
             r = e.activate(self.lock.intact(), escort_id, seal_number, decl, vehicle, dcode, dname,
                            pstart, pend, corridor, route)
+            if r == E.OK and was != E.ACTIVE:
+                self._begin_evidence(escort_id)
             self._result(fr.boot, fr.seq, t, r)
             if r == E.OK and was != E.ACTIVE:
                 self.overflow_flag = False
@@ -602,7 +717,10 @@ class SealCore:
                 self._last_report = self._now
         elif t == codec.DEACTIVATE:
             escort_id, seal_number, decl, vehicle = p
-            r = e.deactivate(escort_id, seal_number, decl, vehicle)
+            was = e.state
+            r = e.deactivate(escort_id, seal_number, decl, vehicle, self.journal.pending)
+            if r == E.OK and was == E.ACTIVE:
+                self._freeze_evidence()
             self._result(fr.boot, fr.seq, t, r)
             if r == E.OK:
                 self._send_state()
@@ -627,6 +745,52 @@ class SealCore:
         else:
             self._result(fr.boot, fr.seq, t, E.UNSUPPORTED)
 
+    # ---- evidence ---------------------------------------------------------------------------
+
+    def _begin_evidence(self, escort_id):
+        # ACTIVATE: a new escort's evidence from the journal's top (its records are above it).
+        # What is going on at this moment counts for it: a GNSS loss, an anomaly episode.
+        ev = self.evidence
+        top = self.journal.next_rseq - 1
+        ev.reset(escort_id, top)
+        self._act_ms = self._now
+        now = self.hal.unix()
+        if self.gnss_lost:
+            ev.gnss_losses = 1
+            ev.loss_start = now
+            self._loss_ms = self._now
+        if self.gcheck.kinds_now:
+            ev.anomalies = 1
+            ev.anomaly_first = now
+            ev.anomaly_kinds = ev.anom_kinds_now = self.gcheck.kinds_now
+        ev.save()
+        self.journal.set_thin_floor(top)
+        self.tamper.begin()
+
+    def _freeze_evidence(self):
+        # DEACTIVATE (accepted only with the journal drained): the block is closed with the
+        # journal's top and the escort's thinned count, and sent as it is until the next ACTIVATE.
+        ev = self.evidence
+        self._stretch(self._now)
+        ev.closed = True
+        ev.hw_rseq = self.journal.next_rseq - 1
+        ev.thinned = self.journal.esc_thinned
+        ev.save()
+        self.journal.set_thin_floor(J.NO_FLOOR)
+
+    def _evidence(self):
+        # The Evidence block for a STATE or COMMAND_RESULT, packed into one reused buffer. A
+        # value that grew since the last save (largest distance, longest stretch without a fix)
+        # is written first: the seal never reports what its flash does not hold.
+        ev = self.evidence
+        if self._active():
+            self._stretch(self._now)
+        if ev.dirty():
+            ev.save()
+        j = self.journal
+        ev.pack_into(self._ev_buf, j.next_rseq - 1, j.esc_thinned)
+        return self._ev_buf
+
     def _apply_config_bytes(self, raw):
         vals = struct.unpack(">HHHHBHBHH", raw)
         for i in range(len(CONFIG_FIELDS)):
@@ -648,7 +812,9 @@ class SealCore:
     # ---- timers -----------------------------------------------------------------------------
 
     def next_deadline_ms(self):
-        d = self._next_lock
+        d = self.tamper.next_ms
+        if self.tamper.irq_pending() or self.tamper.pend_due():
+            d = self._now
         for t in (self._last_report + self._interval() * 1000, self._next_heartbeat,
                   self._next_battery):
             if t < d:

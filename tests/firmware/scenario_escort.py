@@ -113,7 +113,7 @@ class Gateway:
         self.codec = C.Codec(seal_id, key)
         self.seq = 0
         # Compact on purpose (its memory counts in the scenario's heap figure): a bitmap of
-        # delivered rseq, a count of positions, the events as (rseq, code, value).
+        # delivered rseq, a count of positions, the events as (rseq, code, value, time).
         self.seen = bytearray(1024)  # 8192 rseq
         self.positions = 0
         self.evs = []
@@ -153,7 +153,7 @@ class Gateway:
             committed = first + count - 1
         elif f.type == C.EVENT:
             if self._store(p[0]):
-                self.evs.append((p[0], p[2], p[6]))
+                self.evs.append((p[0], p[2], p[6], p[1]))
             committed = p[0]
         elif f.type == C.HELLO:
             self.hellos.append((f.boot, p))
@@ -193,6 +193,9 @@ class Gateway:
 
     def event_values(self, code):
         return [e[2] for e in self.evs if e[1] == code]
+
+    def event_times(self, code):
+        return [e[3] for e in self.evs if e[1] == code]
 
 
 # ---- the world around the seal ---------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""escort.Escort: activation rules, deactivation matching, replay window, latches, corridor."""
+"""escort.Escort: activation rules, deactivation matching and JOURNAL_PENDING, replay window, the
+stored route (the corridor check itself: test_corridor.py, mp/mpt_corridor.py)."""
 
 import struct
 
@@ -73,71 +74,27 @@ def test_replay_window_is_persisted():
     assert reboot(hal).fresh(0, 8)
 
 
-def test_latches_only_while_active_and_survive_reboot():
+def test_deactivate_waits_for_the_journal():
     hal = MemHal()
     e = reboot(hal)
-    assert e.lock_opened(True, False) == 0  # opening an unarmed seal is normal
     activate(e)
-    assert e.lock_opened(True, False) == E.ALARM_CABLE_CUT
-    assert e.lock_opened(True, False) == 0  # already latched
-    e2 = reboot(hal)
-    assert e2.alarms() == E.ALARM_CABLE_CUT
-    assert e2.lock_opened(False, True) == E.ALARM_HOUSING_OPENED
-    assert reboot(hal).alarms() == E.ALARM_CABLE_CUT | E.ALARM_HOUSING_OPENED
-    # Deactivation keeps them (the escort ended not clean); a new activation clears them.
-    e3 = reboot(hal)
-    e3.deactivate(7, SEAL, "10005020/261126/0001234", "123ABC02")
-    assert e3.alarms() == 3
-    activate(e3, escort_id=8)
-    assert e3.alarms() == 0 and reboot(hal).alarms() == 0
+    # MISMATCH first (a wrong command is wrong whatever the journal holds), then "not yet"
+    assert e.deactivate(7, SEAL, "10005020/261126/0001234", "999XYZ", pending=3) == E.MISMATCH
+    assert e.deactivate(7, SEAL, "10005020/261126/0001234", "123ABC02", pending=3) == E.JOURNAL_PENDING
+    assert e.state == E.ACTIVE
+    assert e.deactivate(7, SEAL, "10005020/261126/0001234", "123ABC02", pending=0) == E.OK
+    # a repeat after the OK was lost answers OK whatever the journal holds now
+    assert e.deactivate(7, SEAL, "10005020/261126/0001234", "123ABC02", pending=5) == E.OK
 
 
-def test_corridor_distance_and_events():
+def test_route_survives_reboot_as_the_corridor_check_uses_it():
     hal = MemHal()
     e = reboot(hal)
-    # A north-south segment at lon 76.945, from lat 43.238 to 43.338.
-    activate(e, corridor=200, rt=route((4323800, 7694500), (4333800, 7694500)))
-    # 0.001 degree of longitude east at lat 43.28 is about 81.1 m.
-    d = e.distance_m(432800000, 769460000)
-    assert 79 <= d <= 83
-    assert e.route_check(432800000, 769460000) == (0, d)
-    far = e.route_check(432800000, 769500000)  # ~405 m east
-    assert far[0] == 11 and 395 <= far[1] <= 410
-    assert e.route_check(432800000, 769520000)[0] == 0  # still out: no repeat
-    assert e.alarms() & E.ALARM_ROUTE_DEVIATION
-    assert reboot(hal).deviated
-    assert e.route_check(432800000, 769521000 - 3000)[0] == 0
-    assert e.route_check(432800000, 769470000)[0] == 12  # ~162 m < 90 % of 200
-    # Beyond the end point the distance is to the end point.
-    d_end = e.distance_m(433430000, 769450000)  # 0.005 deg north of the end: ~556 m
-    assert 550 <= d_end <= 560
-
-
-def test_corridor_distance_matches_a_float_reference():
-    # The seal's integer distance against plain float geometry on random routes and points
-    # within ~30 km: within a few metres (its unit is 4e-5 degree).
-    import math
-    import random
-
-    rnd = random.Random(7)
-    e = E.Escort(MemHal(), SEAL)
-    worst = 0.0
-    for _ in range(400):
-        pts = [(rnd.randint(4000000, 4800000), rnd.randint(5000000, 8700000))]
-        for _ in range(rnd.randint(1, 8)):
-            pts.append((pts[-1][0] + rnd.randint(-30000, 30000), pts[-1][1] + rnd.randint(-30000, 30000)))
-        e.route = route(*pts)
-        p = (pts[0][0] * 100 + rnd.randint(-2500000, 2500000), pts[0][1] * 100 + rnd.randint(-2500000, 2500000))
-        k = math.cos(math.radians(p[0] / 1e7))
-        xy = [((lo * 100 - p[1]) * k * 0.011131949, (la * 100 - p[0]) * 0.011131949) for la, lo in pts]
-        best = math.hypot(*xy[0])
-        for (ax, ay), (bx, by) in zip(xy, xy[1:]):
-            dx, dy = bx - ax, by - ay
-            t = max(0.0, min(1.0, -(ax * dx + ay * dy) / (dx * dx + dy * dy)))
-            best = min(best, math.hypot(ax + t * dx, ay + t * dy))
-        if best > 30000:
-            continue
-        got = e.distance_m(*p)
-        worst = max(worst, abs(got - best))
-        assert abs(got - best) <= 8 + best * 0.002, (pts, p, got, best)
-    assert worst > 0  # the comparison really ran
+    pts = ((4323800, 7694500), (4333800, 7694500), (4343800, 17994500 + 20000))
+    activate(e, corridor=200, rt=route(*pts))
+    e2 = reboot(hal)
+    assert list(e2.corridor.pts) == [v for p in pts for v in p]
+    assert e2.corridor.corridor_m == 200
+    assert 80 <= e2.corridor.distance_m(432800000, 769460000) <= 82
+    e2.deactivate(7, SEAL, "10005020/261126/0001234", "123ABC02")
+    assert reboot(hal).route_points() == 0 and reboot(hal).corridor_m == 0

@@ -2,7 +2,7 @@
 # persisted records and the journal cut by a power failure at every byte, thinning, escort rules,
 # a SealCore boot. The pytest-only variants (more cases, parametrised) are tests/firmware/test_*.py.
 from navseal_fw import journal as J
-from navseal_fw.escort import ACTIVE, LOCK_OPEN, MISMATCH, OK, Escort
+from navseal_fw.escort import ACTIVE, JOURNAL_PENDING, LOCK_OPEN, MISMATCH, OK, Escort
 from navseal_fw.hal import MemFlash, MemHal, PowerCut
 from navseal_fw.persist import Store
 
@@ -110,12 +110,12 @@ def test_escort_rules_and_persistence():
     args = (5, 1001, "DECL-1", "VEH-1", "55201", "Khorgos", T0, T0 + 86400, 0, b"")
     assert e.activate(False, *args) == LOCK_OPEN
     assert e.activate(True, *args) == OK
-    assert e.lock_opened(True, False) == 1
     assert e.deactivate(5, 1001, "DECL-1", "VEH-2") == MISMATCH
+    assert e.deactivate(5, 1001, "DECL-1", "VEH-1", 2) == JOURNAL_PENDING
     e.accept(0, 7)
     e2 = Escort(hal, 1001)
     e2.load()
-    assert e2.state == ACTIVE and e2.alarms() == 1 and not e2.fresh(0, 7) and e2.fresh(0, 8)
+    assert e2.state == ACTIVE and e2.escort_id == 5 and not e2.fresh(0, 7) and e2.fresh(0, 8)
 
 
 def test_seal_core_boots_and_counts_boots():

@@ -1,0 +1,150 @@
+# The seal's latched evidence for one escort (docs/protocol.md "Evidence", docs/firmware.md):
+# what it observed, persisted so that no reboot, power cut or crash loses it, and packed in the
+# wire layout for every STATE and COMMAND_RESULT. Reset at ACTIVATE, frozen at DEACTIVATE.
+#
+# This module only keeps and stores the facts; seal.py, tamper.py and gnss_check.py decide
+# them. Every change goes to flash before the seal acts on it (journals the event, answers the
+# command): a reset or an exception half-way leaves the fact on flash, and a journal event that
+# may not have been written is remembered as `pend_*` (see tamper.py) and written at the next
+# poll or boot. Values that grow continuously (the largest distance from the route, the longest
+# stretch without a fix) are kept in RAM and written with the next event, or before the next
+# STATE or COMMAND_RESULT that reports them: never per fix. Each save is one persist.Store
+# write of REC_SIZE bytes plus its 14-byte frame, then a rename.
+#
+# Stored record: the 55-byte wire block (with the frozen hw_rseq and thinned; live ones are
+# filled in when packing an ACTIVE escort), then the episode state the seal needs at boot.
+
+import struct
+
+from navseal_fw.persist import Store
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
+        return x
+
+WIRE_FMT = ">IBIIIHIBHIIHIIHIBHH"  # codec.EVIDENCE_FMT (docs/protocol.md), 55 bytes
+WIRE_SIZE = const(55)
+_TAIL_FMT = ">BBIBBIII"  # open_bits, ep_inputs, loss_start, anom_kinds_now, pend_code,
+#                            pend_value, pend_time, pend_rseq
+REC_SIZE = const(78)  # 55 + 23
+
+# flags (wire)
+F_CLOSED = const(0x01)
+F_OPENING_NOW = const(0x02)
+F_DEVIATING_NOW = const(0x04)
+F_GNSS_LOST_NOW = const(0x08)
+# opening_inputs (wire), also open_bits / ep_inputs
+CABLE = const(0x01)
+HOUSING = const(0x02)
+_U16 = const(0xFFFF)
+
+
+class Evidence:
+    def __init__(self, hal, name="evid"):
+        self._store = Store(hal, name)
+        self._rec = bytearray(REC_SIZE)
+        self.reset(0, 0)
+        self.closed = False
+
+    def reset(self, escort_id, start_rseq):
+        self.escort_id = escort_id
+        self.closed = False
+        self.opening_now = False
+        self.start_rseq = start_rseq
+        self.hw_rseq = 0  # frozen at DEACTIVATE; live (journal top) while ACTIVE
+        self.thinned = 0  # frozen at DEACTIVATE; live (journal) while ACTIVE
+        self.openings = 0
+        self.opening_first = 0
+        self.opening_inputs = 0
+        self.deviating = False
+        self.deviations = 0
+        self.deviation_first = 0
+        self.deviation_max_m = 0
+        self.gnss_losses = 0
+        self.gnss_longest_s = 0
+        self.gnss_longest_at = 0
+        self.anomalies = 0
+        self.anomaly_first = 0
+        self.anomaly_kinds = 0
+        self.reboots = 0
+        self.power_losses = 0
+        # episode state (not on the wire)
+        self.open_bits = 0  # inputs whose debounced state is open
+        self.ep_inputs = 0  # inputs whose opening event this episode has (journaled)
+        self.loss_start = 0  # seal time an ongoing GNSS loss began, 0: none
+        self.anom_kinds_now = 0  # kinds journaled in the ongoing anomaly episode, 0: none
+        # one journal event that must be written (or was, if the journal has reached pend_rseq)
+        self.pend_code = 0
+        self.pend_value = 0
+        self.pend_time = 0
+        self.pend_rseq = 0
+        # what the last save wrote of the values that grow between saves
+        self._saved_max_m = 0
+        self._saved_longest_s = 0
+
+    # ---- flash --------------------------------------------------------------------------------
+
+    def load(self):
+        raw = self._store.load()
+        if raw is None or len(raw) != REC_SIZE:
+            return False
+        (self.escort_id, flags, self.start_rseq, self.hw_rseq, self.thinned, self.openings,
+         self.opening_first, self.opening_inputs, self.deviations, self.deviation_first,
+         self.deviation_max_m, self.gnss_losses, self.gnss_longest_s, self.gnss_longest_at,
+         self.anomalies, self.anomaly_first, self.anomaly_kinds, self.reboots,
+         self.power_losses) = struct.unpack_from(WIRE_FMT, raw, 0)
+        (self.open_bits, self.ep_inputs, self.loss_start, self.anom_kinds_now, self.pend_code,
+         self.pend_value, self.pend_time, self.pend_rseq) = struct.unpack_from(_TAIL_FMT, raw,
+                                                                               WIRE_SIZE)
+        self.closed = bool(flags & F_CLOSED)
+        self.opening_now = bool(flags & F_OPENING_NOW)
+        self.deviating = bool(flags & F_DEVIATING_NOW)
+        self._saved_max_m = self.deviation_max_m
+        self._saved_longest_s = self.gnss_longest_s
+        return True
+
+    def save(self):
+        r = self._rec
+        self._pack(r, self.hw_rseq, self.thinned)
+        struct.pack_into(_TAIL_FMT, r, WIRE_SIZE, self.open_bits, self.ep_inputs,
+                         self.loss_start, self.anom_kinds_now, self.pend_code,
+                         self.pend_value & 0xFFFFFFFF, self.pend_time, self.pend_rseq)
+        self._store.save(r)
+        self._saved_max_m = self.deviation_max_m
+        self._saved_longest_s = self.gnss_longest_s
+
+    def dirty(self):
+        # A growing value changed since the last save (written before it is reported).
+        return (self.deviation_max_m != self._saved_max_m
+                or self.gnss_longest_s != self._saved_longest_s)
+
+    # ---- wire ---------------------------------------------------------------------------------
+
+    def flags(self):
+        return ((F_CLOSED if self.closed else 0) | (F_OPENING_NOW if self.opening_now else 0)
+                | (F_DEVIATING_NOW if self.deviating else 0)
+                | (F_GNSS_LOST_NOW if self.loss_start else 0))
+
+    def _pack(self, buf, hw_rseq, thinned):
+        struct.pack_into(WIRE_FMT, buf, 0, self.escort_id, self.flags(), self.start_rseq,
+                         hw_rseq, thinned, self.openings, self.opening_first,
+                         self.opening_inputs, self.deviations, self.deviation_first,
+                         self.deviation_max_m, self.gnss_losses, self.gnss_longest_s,
+                         self.gnss_longest_at, self.anomalies, self.anomaly_first,
+                         self.anomaly_kinds, self.reboots, self.power_losses)
+
+    def pack_into(self, buf, hw_rseq, thinned):
+        # The wire block into buf[0:55]. An ACTIVE escort's journal marks are live (the caller
+        # passes the journal's); a closed one's are the frozen values.
+        if self.closed or self.escort_id == 0:
+            hw_rseq = self.hw_rseq
+            thinned = self.thinned
+        self._pack(buf, hw_rseq, thinned)
+
+    # ---- counting helpers (saturating u16) ----------------------------------------------------
+
+    @staticmethod
+    def inc(n):
+        return n + 1 if n < _U16 else n
