@@ -24,20 +24,16 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
-WIRE_FMT = ">IBIIIHIBHIIHIIHIBHH"  # codec.EVIDENCE_FMT (docs/protocol.md), 55 bytes
-WIRE_SIZE = const(55)
+from navseal_fw.codec import EVIDENCE_FMT as WIRE_FMT  # docs/protocol.md "Evidence"
+from navseal_fw.codec import EVIDENCE_SIZE as WIRE_SIZE
+from navseal_fw.codec import (EVF_CLOSED as F_CLOSED, EVF_DEVIATING_NOW as F_DEVIATING_NOW,
+                              EVF_GNSS_LOST_NOW as F_GNSS_LOST_NOW, EVF_OPENING_NOW as F_OPENING_NOW,
+                              EVI_CABLE as CABLE, EVI_HOUSING as HOUSING)
+
 _TAIL_FMT = ">BBIBBIII"  # open_bits, ep_inputs, loss_start, anom_kinds_now, pend_code,
 #                            pend_value, pend_time, pend_rseq
 REC_SIZE = const(78)  # 55 + 23
 
-# flags (wire)
-F_CLOSED = const(0x01)
-F_OPENING_NOW = const(0x02)
-F_DEVIATING_NOW = const(0x04)
-F_GNSS_LOST_NOW = const(0x08)
-# opening_inputs (wire), also open_bits / ep_inputs
-CABLE = const(0x01)
-HOUSING = const(0x02)
 _U16 = const(0xFFFF)
 
 
@@ -136,9 +132,9 @@ class Evidence:
                          self.anomaly_kinds, self.reboots, self.power_losses)
 
     def pack_into(self, buf, hw_rseq, thinned):
-        # The wire block into buf[0:55]. An ACTIVE escort's journal marks are live (the caller
-        # passes the journal's); a closed one's are the frozen values.
-        if self.closed or self.escort_id == 0:
+        # The wire block into buf[0:55]. The journal marks are live (the caller passes the
+        # journal's) until DEACTIVATE froze them.
+        if self.closed:
             hw_rseq = self.hw_rseq
             thinned = self.thinned
         self._pack(buf, hw_rseq, thinned)

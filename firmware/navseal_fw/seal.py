@@ -34,7 +34,7 @@ from navseal_fw import codec
 from navseal_fw import escort as E
 from navseal_fw import journal as J
 from navseal_fw.corridor import EV_DEVIATION
-from navseal_fw.evidence import WIRE_SIZE, Evidence
+from navseal_fw.evidence import Evidence
 from navseal_fw.gnss_check import INVALID_DATE, GnssCheck
 from navseal_fw.lock import LockInputs
 from navseal_fw.nmea import NO_POS, NmeaParser
@@ -53,8 +53,9 @@ except ImportError:  # CPython
 FW_VERSION = (0, 1, 0)
 
 # Event codes, frame flags and the ACK's "no record": one definition, in the codec.
-from navseal_fw.codec import (EV_COMMAND_REJECTED, EV_GNSS_LOST, EV_GNSS_REGAINED,  # noqa: E402
-                              EV_LOW_BATTERY, EV_REBOOT, FLAG_MORE, FLAG_RETRANSMIT)
+from navseal_fw.codec import (EV_COMMAND_REJECTED, EV_GNSS_ANOMALY, EV_GNSS_LOST,  # noqa: E402
+                              EV_GNSS_REGAINED, EV_LOW_BATTERY, EV_REBOOT, FLAG_MORE,
+                              FLAG_RETRANSMIT, RESET_BROWNOUT, RESET_POWER_ON)
 from navseal_fw.codec import NO_RSEQ as NO_COMMIT  # noqa: E402
 
 # COMMAND_REJECTED reasons
@@ -63,9 +64,6 @@ REJ_REPLAYED = const(2)
 REJ_WRONG_TYPE = const(3)
 REJ_BAD_PAYLOAD = const(4)
 
-EV_GNSS_ANOMALY = const(13)  # codec.EV_GNSS_ANOMALY (protocol version 2)
-RESET_POWER_ON = const(0)  # HELLO.reset_cause values that mean the power was lost
-RESET_BROWNOUT = const(3)
 
 RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
 MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts
@@ -184,7 +182,7 @@ class SealCore:
         self.escort = E.Escort(hal, config.seal_id, config.route_confirm_fixes,
                                config.route_hysteresis_m)
         self.evidence = Evidence(hal)
-        self._ev_buf = bytearray(WIRE_SIZE)  # the Evidence block as sent (see _evidence)
+        self._ev_buf = bytearray(codec.EVIDENCE_SIZE)  # the Evidence block as sent (_evidence)
         self.gnss = NmeaParser()
         self.gcheck = GnssCheck(config.jump_speed_kmh)
         self._bad_dates = 0  # parser.bad_dates already raised as anomalies
@@ -192,7 +190,6 @@ class SealCore:
         self.tamper = Tamper(hal, self.lock, self.evidence, self.journal, self._event_at)
         self._boot_ctr = Counter(hal, "boot")
         self._cfg_store = Store(hal, "cfg")
-        self._ev = bytearray(codec.EVIDENCE_SIZE)  # the Evidence block, packed (see _evidence)
         self.boot = 0
         self.seq = 0
         self.link_up = True
@@ -590,7 +587,6 @@ class SealCore:
             self.tx_failed += 1
 
     def _send_state(self):
-        self._evidence()  # (protocol version 2 puts it in the frame; see codec.state)
         e = self.escort
         b = self.battery
         self._out(self.codec.state(self.boot, self._next_seq(), self.hal.unix(), e.state,
@@ -602,22 +598,10 @@ class SealCore:
         self.results.append(result)
         if len(self.results) > 8:
             self.results.pop(0)
-        self._evidence()  # (protocol version 2 puts it in the frame; see codec.command_result)
         e = self.escort
         self._out(self.codec.command_result(self.boot, self._next_seq(), self.hal.unix(), boot,
                                             seq, mtype, result, e.state, e.escort_id,
                                             self._evidence()))
-
-    def _evidence(self):
-        # The Evidence block that ends STATE and COMMAND_RESULT (docs/protocol.md, "Evidence"),
-        # packed in wire layout into one reused buffer. This is the one place that fills it: what
-        # the core knows today is the escort (the current one, or after DEACTIVATE the one just
-        # ended) and the journal's top rseq; every episode count, time and flag is still 0.
-        e = self.escort
-        escort_id = e.escort_id if e.state == E.ACTIVE else e.last_escort_id
-        struct.pack_into(codec.EVIDENCE_FMT, self._ev, 0, escort_id, 0, 0,
-                         self.journal.next_rseq - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        return self._ev
 
     def on_link(self, up, now_ms):
         self._now = now_ms

@@ -133,19 +133,6 @@ def test_gnss_lost_and_regained():
     assert r.gw.events(C.EV_GNSS_REGAINED) and not r.core.alarms() & C.AL_GNSS_LOST
 
 
-def test_gnss_jump_is_an_event_and_the_position_is_not_taken_until_confirmed():
-    r = Rig()
-    r.run(5)
-    before = r.core.lat
-    r.run(1, dlat=10000000)  # 1 degree north in one second
-    assert r.gw.events(C.EV_GNSS_JUMP)
-    assert r.gw.event_values(C.EV_GNSS_JUMP)[0] > 100000
-    assert r.core.lat == before
-    r.run(1)  # the receiver insists: it was right, the seal follows
-    assert r.core.lat == LAT0 + 10000000
-    assert len(r.gw.events(C.EV_GNSS_JUMP)) == 1
-
-
 def test_low_battery_event_once_with_hysteresis():
     r = Rig()
     r.hal.battery = 14
