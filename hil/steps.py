@@ -113,9 +113,17 @@ def activate(dut: Dut, escort: EscortData | None = None, expect_result: str = "O
     return res
 
 
-def deactivate(dut: Dut, escort: EscortData, expect_result: str = "OK", timeout: float = 5.0, **override):
-    seq = dut.send_command("DEACTIVATE", escort.deactivate(dut.seal_id, **override))
-    res = dut.expect("COMMAND_RESULT", cmd_seq=seq, timeout=timeout)
+def deactivate(dut: Dut, escort: EscortData, expect_result: str = "OK", timeout: float = 5.0,
+               attempts: int = 10, **override):
+    """Send DEACTIVATE; return its COMMAND_RESULT (asserting ``expect_result``). A seal with
+    journal records not yet acknowledged answers JOURNAL_PENDING ("not yet"): as the gateway
+    does, the command goes again after the seal's next journal frame was acknowledged."""
+    for _ in range(attempts):
+        seq = dut.send_command("DEACTIVATE", escort.deactivate(dut.seal_id, **override))
+        res = dut.expect("COMMAND_RESULT", cmd_seq=seq, timeout=timeout)
+        if res.payload["result"] != "JOURNAL_PENDING" or expect_result == "JOURNAL_PENDING":
+            break
+        dut.expect(where=lambda f: f.type in ("RECORDS", "EVENT"), timeout=timeout)
     assert res.payload["result"] == expect_result, f"DEACTIVATE -> {res.payload['result']}, wanted {expect_result}"
     return res
 

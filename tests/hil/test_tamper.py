@@ -1,4 +1,5 @@
-"""Lock integrity: tamper while ACTIVE is an alarm latched across a power cut; opening an
+"""Lock integrity: tamper while ACTIVE is an alarm latched across a power cut, one event per
+opening episode (numbered); a pulse shorter than the sampling period is caught; opening an
 INACTIVE seal is its normal use and raises nothing."""
 
 import pytest
@@ -14,12 +15,14 @@ def test_cable_cut_while_active_is_latched_across_a_power_cycle(dut):
     dut.bench.lock.set_lock(False, True)
     ev = dut.expect("EVENT", code="CABLE_CUT", timeout=3)
     assert ev.payload["status"]["cable_intact"] is False
+    assert ev.payload["value"] == 1  # the escort's first opening episode
     state = dut.expect("STATE", where=lambda f: f.payload["alarms"]["CABLE_CUT"], timeout=3)
     assert state.payload["state"] == "ACTIVE"
 
-    # Putting the cable back does not clear the alarm: it is evidence.
+    # Putting the cable back ends the episode but does not clear the alarm: it is evidence.
     dut.bench.lock.set_lock(True, True)
-    dut.expect("EVENT", code="LOCK_RESTORED", timeout=3)
+    restored = dut.expect("EVENT", code="LOCK_RESTORED", timeout=3)
+    assert restored.payload["value"] == 1 << 8 | 0xC0
     after = dut.expect("STATE", where=lambda f: f.payload["lock"]["cable_intact"], timeout=3)
     assert after.payload["alarms"]["CABLE_CUT"] is True
 
@@ -31,14 +34,20 @@ def test_cable_cut_while_active_is_latched_across_a_power_cycle(dut):
     assert booted.payload["state"] == "ACTIVE" and booted.payload["escort_id"] == 8201
     assert booted.payload["alarms"]["CABLE_CUT"] is True
     assert booted.payload["alarms"]["HOUSING_OPENED"] is False
-    # ...and a second cut of a latched cable is not a second alarm event.
+    evidence = booted.payload["evidence"]
+    assert evidence["openings"] == 1 and evidence["reboots"] == 1 and evidence["power_losses"] == 1
+    # ...and a second cut after the restore is a second episode, with its own number.
     dut.bench.lock.set_lock(False, True)
-    dut.expect_none("EVENT", code="CABLE_CUT", within=1.5)
+    again = dut.expect("EVENT", code="CABLE_CUT", timeout=3)
+    assert again.payload["value"] == 2
     # Deactivated at destination: the STATE after it still says the escort did not end clean.
     dut.bench.lock.set_lock(True, True)
+    dut.expect("EVENT", code="LOCK_RESTORED", timeout=3)
     deactivate(dut, escort)
     ended = dut.expect("STATE", state="INACTIVE", timeout=3)
     assert ended.payload["alarms"]["CABLE_CUT"] is True
+    assert ended.payload["evidence"]["flags"]["closed"] is True
+    assert ended.payload["evidence"]["openings"] == 2
 
 
 @pytest.mark.needs("lock")
