@@ -155,6 +155,11 @@ class Bench:
         ctl.command("REBOOT")
         return ctl.wait_ready(before, timeout)
 
+    def pulse_lock(self, which: str, width_ms: int) -> None:
+        """Open "cable" or "housing" for width_ms between two of the seal's samples (feature
+        lock_pulse: the bench build latches it as its pin interrupts would)."""
+        self._control().command("LOCK", "PULSE", which, int(width_ms))
+
     def set_battery(self, pct: int | None) -> None:
         self._control().command("BATT", "unknown" if pct is None else pct)
 

@@ -9,6 +9,8 @@ the LF is ignored), at most MAX_LINE bytes. Every command gets exactly one reply
     PING <token>                       OK PING <token>
     NMEA <sentence>                    OK NMEA            (sentence fed to the GNSS UART + CR LF)
     LOCK <cable> <housing>             OK LOCK ...        (each 'closed' or 'open': raw levels)
+    LOCK PULSE <cable|housing> <ms>    OK LOCK PULSE ...  (an opening that just ended, between
+                                                           two samples; feature lock_pulse)
     BATT <0..100|unknown>              OK BATT ...
     LINK <up|down>                     OK LINK ...        (the modem's network state)
     REBOOT                             OK REBOOT          (then a soft reset, then READY)
@@ -27,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_LINE = 256
+MAX_PULSE_MS = 10000  # LOCK PULSE: a longer opening is LOCK open ... LOCK closed
 VERBS = ("PING", "NMEA", "LOCK", "BATT", "LINK", "REBOOT", "CUTWRITE", "STATUS", "FEATURES")
 LEVELS = {"closed": True, "open": False, "1": True, "0": False}
 
@@ -83,6 +86,11 @@ def parse_command(line: bytes) -> Command:
             raise ControlProtocolError("NMEA needs a sentence starting with '$'")
         return Command(verb, (rest,))
     args = tuple(rest.split())
+    if verb == "LOCK" and args[:1] == ("PULSE",):
+        if (len(args) != 3 or args[1] not in ("cable", "housing") or not args[2].isdigit()
+                or len(args[2]) > 5 or not 1 <= int(args[2]) <= MAX_PULSE_MS):
+            raise ControlProtocolError(f"LOCK PULSE needs cable|housing and 1..{MAX_PULSE_MS} ms")
+        return Command(verb, args)
     if verb == "LOCK" and (len(args) != 2 or any(a not in LEVELS for a in args)):
         raise ControlProtocolError("LOCK needs two levels: closed|open closed|open")
     if verb == "BATT" and (len(args) != 1 or not (args[0] == "unknown" or _pct(args[0]))):

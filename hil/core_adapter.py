@@ -47,12 +47,8 @@ class SealDriver:
 
     def lock_changed(self, now_ms: int) -> None:
         """A pin-change interrupt: sample the lock inputs at the next poll, not up to a second
-        later: `SealCore.lock_changed` (what the board's pin IRQ calls); a core without it gets its next
-        lock sample moved to now."""
-        if hasattr(self.core, "lock_changed"):
-            self.core.lock_changed(now_ms)
-        elif hasattr(self.core, "_next_lock"):
-            self.core._next_lock = now_ms
+        later: `SealCore.lock_changed` (what the board's pin interrupt does)."""
+        self.core.lock_changed(now_ms)
 
     def lock_settled(self, cable: bool, housing: bool) -> bool:
         """True once the debounced inputs show these levels."""

@@ -137,7 +137,8 @@ class EmulatorBench(Bench):
         self.gnss = ControlGnss(self.control, self.transcript)
         self.lock = ControlLock(self.control)
         self.power = ProcessPower(self)
-        for feature in ("gnss", "lock", "power", "reboot", "battery", "write_cut", "link_state"):
+        for feature in ("gnss", "lock", "lock_pulse", "power", "reboot", "battery", "write_cut",
+                        "link_state"):
             self.declare(feature, True)
         self.declare("small_journal", journal_capacity <= 256,
                      f"journal capacity {journal_capacity} is too large to fill during a test")

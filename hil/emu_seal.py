@@ -141,7 +141,7 @@ class EmuTarget:
 
     def __init__(self, runner: "Runner") -> None:
         self.r = runner
-        feats = ["gnss", "lock", "battery", "reboot", "link_state"]
+        feats = ["gnss", "lock", "lock_pulse", "battery", "reboot", "link_state"]
         if not runner.args.serve:  # served, nobody would power it on again after the cut
             feats.append("write_cut")
         if runner.args.journal_capacity <= 256:
@@ -154,8 +154,13 @@ class EmuTarget:
 
     def set_lock(self, cable: bool, housing: bool, now: int) -> None:
         assert self.r.seal is not None
-        self.r.hal.cable_closed, self.r.hal.housing_closed = cable, housing
+        self.r.hal.set_lock(cable, housing, now)  # edges into the interrupt latch, as a board's
         self.r.seal.lock_changed(now)
+
+    def pulse_lock(self, which: str, width_ms: int, now: int) -> None:
+        """An opening that has just ended, as the board's pin interrupts latch it."""
+        assert self.r.seal is not None
+        self.r.hal.pulse(which, width_ms, now)
 
     def lock_settled(self, cable: bool, housing: bool) -> bool:
         assert self.r.seal is not None

@@ -18,6 +18,7 @@ STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 FEATURES = {
     "gnss": "feed NMEA into the seal's GNSS UART",
     "lock": "set the cable-loop and housing inputs (relay or bench-build override)",
+    "lock_pulse": "open an input for a few milliseconds between two samples (bench-build LOCK PULSE)",
     "power": "cut and restore the seal's supply",
     "reboot": "soft-reset the seal on command",
     "battery": "set the battery level the seal reads",

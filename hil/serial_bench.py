@@ -121,6 +121,10 @@ class SerialBench(Bench):
         elif "lock" in bench_build and self.control is not None:
             self.lock = ControlLock(self.control)
         self.declare("lock", self.lock is not None, "no lock relay (--bench-lock-cmd) and no bench-build LOCK")
+        # A pulse of a few ms is the bench build's (a relay driven by a shell command cannot time
+        # one): Bench.pulse_lock goes over the control line, also on a bench with a lock relay.
+        self.declare("lock_pulse", "lock_pulse" in bench_build,
+                     no_ctl if self.control is None else "the bench build does not implement lock_pulse")
         if power_on and power_off:
             self.power = ExternalPower(self, power_on, power_off)
         self.declare("power", self.power is not None, "no power relay (--bench-power-on/--bench-power-off)")

@@ -5,6 +5,9 @@
 # Target interface (duck-typed; main.py's BenchTarget on a board, a fake in the tests):
 #   feed_gnss(data, now_ms)            NMEA bytes as if the receiver had sent them
 #   set_lock(cable, housing, now_ms)   override the raw lock levels (bools: True = closed)
+#   pulse_lock(which, width_ms, now_ms) (optional, feature "lock_pulse") an opening of "cable" or
+#                                      "housing" width_ms wide that has just ended, as the pin
+#                                      interrupts latch it: the seal's sampling never saw it
 #   lock_settled(cable, housing)       True once the debounced inputs show these levels
 #   set_battery(pct_or_None)           the battery level the seal reads
 #   set_link(up, now_ms)               the modem's network state
@@ -18,6 +21,7 @@
 
 MAX_LINE = 256  # bytes including the LF
 LOCK_SETTLE_MS = 2000  # a LOCK reply waits at most this long for the debounced inputs
+MAX_PULSE_MS = 10000  # LOCK PULSE: longer openings are LOCK open ... LOCK closed
 MAX_HELD = 8  # complete lines kept while a LOCK reply is pending (the bench sends one at a time)
 VERBS = ("PING", "NMEA", "LOCK", "BATT", "LINK", "REBOOT", "CUTWRITE", "STATUS", "FEATURES")
 _LEVELS = {"closed": True, "open": False, "1": True, "0": False}
@@ -162,6 +166,14 @@ class BenchCtl:
                 return reply(False, verb, "NMEA needs a sentence starting with '$'")
             t.feed_gnss((rest + "\r\n").encode(), now_ms)
             return reply(True, verb)
+        if verb == "LOCK" and args and args[0] == "PULSE":
+            if (len(args) != 3 or args[1] not in ("cable", "housing") or not args[2].isdigit()
+                    or len(args[2]) > 5 or not 1 <= int(args[2]) <= MAX_PULSE_MS):
+                return reply(False, verb, "LOCK PULSE needs cable|housing and 1..%d ms" % MAX_PULSE_MS)
+            if not hasattr(t, "pulse_lock"):
+                return reply(False, verb, "PULSE unsupported")
+            t.pulse_lock(args[1], int(args[2]), now_ms)
+            return reply(True, verb, "PULSE %s %s" % (args[1], args[2]))
         if verb == "LOCK":
             if len(args) != 2 or args[0] not in _LEVELS or args[1] not in _LEVELS:
                 return reply(False, verb, "LOCK needs two levels: closed|open closed|open")

@@ -1,8 +1,18 @@
 """Board HAL for an ESP32-S3 seal (ESP32-S3-WROOM-1 N16R8 class module), MicroPython >= 1.24.
 
-The same duck-typed interface as hal.MemHal (see hal.py): ticks_ms, unix, set_unix, open,
-rename, remove, listdir, size, gnss_read, lock_levels, battery_pct, reset_cause; plus the
-board-only parts main.py uses: the watchdog, the serial bench UART and the network.
+The same duck-typed interface as hal.MemHal (see hal.py): ticks_ms, unix, unix_at, set_unix,
+open, rename, remove, listdir, size, gnss_read, lock_levels, lock_irqs, lock_edges, battery_pct,
+reset_cause; plus the board-only parts main.py uses: the watchdog, the serial bench UART and the
+network.
+
+Lock inputs: both pins interrupt on both edges (a hard IRQ: the handler runs at the edge, even
+while the interpreter waits in a blocking socket call, and allocates nothing). It only updates a
+RAM latch of small ints: per input the edge count, the ticks of the first opening edge and of
+the last closing edge since the core last read it, the time spent open in openings that also
+closed, and the start of an opening in progress. The core reads and clears it at its next poll
+(lock_edges), so an opening that starts and ends between two samples is still seen, dated by its
+edges. `lock_irqs` counts edges (the core samples at once when it moved); main.py may set
+`lock_flag` to an asyncio.ThreadSafeFlag, which the handler sets, to wake its loop at once.
 
 Pin map (docs/firmware.md has the same table and the reasoning):
     GNSS      UART1  TX GPIO17 -> receiver RX, RX GPIO18 <- receiver TX, 9600 8N1
@@ -99,6 +109,19 @@ class Board:
         self.gnss_en = Pin(PIN_GNSS_EN, Pin.OUT, value=1)
         self.cable = Pin(PIN_CABLE, Pin.IN, Pin.PULL_UP)
         self.housing = Pin(PIN_HOUSING, Pin.IN, Pin.PULL_UP)
+        # Pin-interrupt latch, 5 small ints per input (cable at 0, housing at 5): edges, ticks of
+        # the first opening edge and of the last closing edge (-1: none), ms open in completed
+        # openings, ticks of the opening in progress (-1: none). See lock_edges.
+        self._latch = [0, -1, -1, 0, -1, 0, -1, -1, 0, -1]
+        self.lock_irqs = 0
+        self.lock_flag = None  # main.py: an asyncio.ThreadSafeFlag to wake on a lock edge
+        self._bench_levels = (True, True)
+        trig = Pin.IRQ_RISING | Pin.IRQ_FALLING
+        for pin, handler in ((self.cable, self._irq_cable), (self.housing, self._irq_housing)):
+            try:
+                pin.irq(handler, trig, hard=True)
+            except TypeError:  # a port without hard pin interrupts: scheduled ones
+                pin.irq(handler, trig)
         self.led = Pin(PIN_LED, Pin.OUT, value=0)
         # rxbuf: 1 s of NMEA at 9600 baud is 960 bytes; main.py drains it every 100 ms.
         self.gnss_uart = machine.UART(GNSS_UART, baudrate=GNSS_BAUD, tx=PIN_GNSS_TX,
@@ -127,6 +150,15 @@ class Board:
 
     def unix(self):
         return self._time.time() + self._epoch
+
+    def unix_at(self, ms):
+        """The wall clock at an earlier ticks_ms() value, with the RTC's sub-second part."""
+        now = self.ticks_ms()
+        try:
+            sub_ms = self.rtc.datetime()[7] // 1000  # microseconds on the ESP32 port
+        except (AttributeError, IndexError, TypeError):
+            sub_ms = 500
+        return self.unix() - (now - ms - sub_ms + 999) // 1000
 
     def set_unix(self, t):
         tm = self._time.gmtime(t - self._epoch)
@@ -167,6 +199,58 @@ class Board:
             return self.bench_lock
         # Pull-ups, contacts to GND: a closed loop / closed housing reads 0.
         return (self.cable.value() == 0, self.housing.value() == 0)
+
+    # Hard interrupt handlers: small-int stores into a preallocated list, nothing allocated.
+    def _irq_cable(self, pin):
+        self._edge(0, pin.value(), self._time.ticks_ms())
+
+    def _irq_housing(self, pin):
+        self._edge(5, pin.value(), self._time.ticks_ms())
+
+    def _edge(self, o, level, now):
+        latch = self._latch
+        latch[o] += 1
+        if level:  # 1: open (the contact to GND is broken)
+            if latch[o + 1] < 0:
+                latch[o + 1] = now
+            latch[o + 4] = now
+        else:
+            latch[o + 2] = now
+            if latch[o + 4] >= 0:
+                latch[o + 3] += self._time.ticks_diff(now, latch[o + 4])
+                latch[o + 4] = -1
+        self.lock_irqs += 1
+        flag = self.lock_flag
+        if flag is not None:
+            flag.set()
+
+    def lock_edges(self, out):
+        """Read and clear the interrupt latch (hal.py): out[0:8], per input (cable at 0,
+        housing at 4) edges, first opening edge, last closing edge (ms on ticks_ms()'s clock,
+        -1 none), ms open in openings that also closed. Returns the number of edges."""
+        m = self._m
+        latch = self._latch
+        state = m.disable_irq()
+        try:
+            t = self._time.ticks_ms()
+            for i in (0, 1):
+                o = 5 * i
+                k = 4 * i
+                out[k] = latch[o]
+                out[k + 1] = latch[o + 1]
+                out[k + 2] = latch[o + 2]
+                out[k + 3] = latch[o + 3]
+                latch[o] = 0
+                latch[o + 1] = -1
+                latch[o + 2] = -1
+                latch[o + 3] = 0  # an opening in progress (o + 4) is kept: it closes later
+        finally:
+            m.enable_irq(state)
+        now = self.ticks_ms()
+        for k in (1, 2, 5, 6):
+            if out[k] >= 0:
+                out[k] = now - self._time.ticks_diff(t, out[k])
+        return out[0] + out[4]
 
     def battery_pct(self):
         if self.bench_battery is not None:
@@ -214,7 +298,30 @@ class Board:
                             rx=PIN_BENCH_CTL_RX, rxbuf=1024, timeout=0)
 
     def bench_set_lock(self, cable_closed, housing_closed):
+        # As the pins would: each change of level is an interrupt edge in the latch.
+        old = self._bench_levels if self.bench_lock is None else self.bench_lock
         self.bench_lock = (cable_closed, housing_closed)
+        now = self._time.ticks_ms()
+        state = self._m.disable_irq()
+        try:
+            if bool(cable_closed) != bool(old[0]):
+                self._edge(0, 0 if cable_closed else 1, now)
+            if bool(housing_closed) != bool(old[1]):
+                self._edge(5, 0 if housing_closed else 1, now)
+        finally:
+            self._m.enable_irq(state)
+
+    def bench_pulse(self, which, width_ms):
+        """An opening of `which` ("cable" or "housing") width_ms wide that has just ended, as
+        the pin interrupts would have latched it (the bench-control line's LOCK PULSE)."""
+        o = 0 if which == "cable" else 5
+        now = self._time.ticks_ms()
+        state = self._m.disable_irq()
+        try:
+            self._edge(o, 1, self._time.ticks_add(now, -width_ms))
+            self._edge(o, 0, now)
+        finally:
+            self._m.enable_irq(state)
 
     def bench_set_battery(self, pct):
         self.bench_battery = ("pct", pct)

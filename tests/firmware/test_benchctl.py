@@ -18,7 +18,7 @@ from navseal_fw import benchctl as fw
 MP_DIR = Path(__file__).resolve().parent / "mp"
 sys.path.insert(0, str(MP_DIR))
 try:
-    from mpt_benchctl import FakeTarget
+    from mpt_benchctl import PulseTarget as FakeTarget
 finally:
     sys.path.remove(str(MP_DIR))
 
@@ -35,6 +35,8 @@ COMMANDS = [
     bench.format_command("NMEA", "$GNRMC,120000.00,A,4314.2800,N,07656.7000,E,20.0,90.0,261126,,,A*6B"),
     bench.format_command("LOCK", "closed", "open"),
     bench.format_command("LOCK", "1", "0"),
+    bench.format_command("LOCK", "PULSE", "cable", 50),
+    bench.format_command("LOCK", "PULSE", "housing", 10000),
     bench.format_command("BATT", 0),
     bench.format_command("BATT", 100),
     bench.format_command("BATT", "unknown"),
@@ -54,13 +56,16 @@ def test_every_bench_command_gets_the_reply_the_bench_expects():
         assert (msg.kind, msg.verb) == ("OK", sent.verb), (cmd, msg)
         if sent.verb in ("PING", "BATT", "LINK", "CUTWRITE"):
             assert msg.text == sent.args[0]
-        if sent.verb == "LOCK":
+        if sent.verb == "LOCK" and sent.args[0] == "PULSE":
+            assert msg.text == " ".join(sent.args)
+        elif sent.verb == "LOCK":
             assert msg.text == " ".join(bench.level_word(bench.LEVELS[a]) for a in sent.args)
 
 
 _words = st.sampled_from(["PING", "NMEA", "LOCK", "BATT", "LINK", "REBOOT", "CUTWRITE", "STATUS",
                           "FEATURES", "open", "closed", "up", "down", "1", "0", "100", "101",
-                          "-3", "unknown", "$GPRMC", "x", "ping"])
+                          "-3", "unknown", "$GPRMC", "x", "ping", "PULSE", "cable", "housing",
+                          "50", "10000", "10001", "00050"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -166,7 +171,7 @@ def test_emulator_runner_answers_with_the_same_handler(tmp_path):
                 got_no_log.append(line)
         assert got_no_log[:2] == [b"ERR BOGUS unknown verb 'BOGUS'\n",
                                   b"ERR ? line too long (max 256 bytes with LF)\n"], got
-        assert got_no_log[2] == b"OK FEATURES gnss lock battery reboot link_state\n", got
+        assert got_no_log[2] == b"OK FEATURES gnss lock lock_pulse battery reboot link_state\n", got
         assert got_no_log[3].startswith(b"ERR CUTWRITE "), got
         port.close()
     finally:

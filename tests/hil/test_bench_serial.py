@@ -71,12 +71,13 @@ def test_scenarios_run_unchanged_on_the_serial_bench(served_seal, tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
          os.path.join(HERE, "test_activation.py"),
          os.path.join(HERE, "test_tamper.py") + "::test_cable_cut_while_active_is_latched_across_a_power_cycle",
+         os.path.join(HERE, "test_tamper.py") + "::test_a_50_ms_pulse_between_two_samples_raises_the_alarm",
          "--bench", "serial", "--bench-port", link, "--bench-gnss-port", stim,
          f"--junitxml={junit}", "-o", "junit_logging=system-out", "--bench-log-dir", str(tmp_path / "logs")],
         capture_output=True, text=True, timeout=120, env=env)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
-    assert "4 passed, 1 skipped" in out, out[-1500:]
+    assert "5 passed, 1 skipped" in out, out[-1500:]
     assert "lacks power: no power relay" in out
     suite = ET.parse(junit).getroot().find("testsuite")
     cases = {c.get("name"): c for c in suite.iter("testcase")}

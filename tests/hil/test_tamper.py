@@ -79,3 +79,23 @@ def test_opening_while_inactive_is_not_an_alarm(dut):
     assert res.payload["state"] == "ACTIVE"
     armed = dut.expect("STATE", state="ACTIVE", timeout=3)
     assert armed.payload["alarms"]["CABLE_CUT"] is False and armed.payload["alarms"]["HOUSING_OPENED"] is False
+
+
+@pytest.mark.needs("lock_pulse")
+def test_a_50_ms_pulse_between_two_samples_raises_the_alarm(dut):
+    # The seal samples an idle lock once a second; a 50 ms opening between two samples is seen
+    # by the pin interrupts' latch: one episode, CABLE_CUT and LOCK_RESTORED, alarm latched.
+    activate(dut, EscortData(escort_id=8204))
+    dut.expect("STATE", state="ACTIVE", timeout=3)
+    dut.bench.pulse_lock("cable", 50)
+    cut = dut.expect("EVENT", code="CABLE_CUT", timeout=3)
+    assert cut.payload["value"] == 1
+    restored = dut.expect("EVENT", code="LOCK_RESTORED", timeout=3)
+    assert restored.payload["value"] == 1 << 8 | 0xC0
+    assert restored.payload["time"] >= cut.payload["time"]
+    state = dut.expect("STATE", where=lambda f: f.payload["alarms"]["CABLE_CUT"], timeout=3)
+    assert state.payload["lock"]["cable_intact"] is True
+    assert state.payload["evidence"]["openings"] == 1
+    # Shorter than the debounce time: a glitch, no episode.
+    dut.bench.pulse_lock("housing", 20)
+    dut.expect_none("EVENT", code="HOUSING_OPENED", within=1.5)

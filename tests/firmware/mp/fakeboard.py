@@ -8,6 +8,8 @@ class Pin:
     IN = 1
     OUT = 3
     PULL_UP = 2
+    IRQ_FALLING = 1
+    IRQ_RISING = 2
 
     def __init__(self, pin, mode=-1, pull=-1, value=None):
         self.pin = pin
@@ -21,6 +23,17 @@ class Pin:
         if v is None:
             return self.level
         self.level = v
+
+    def irq(self, handler=None, trigger=3, hard=False):
+        self.handler = handler
+        self.trigger = trigger
+        self.hard = hard
+
+    def edge(self, level):
+        # the wire changes: the level, then the interrupt (as the hardware does)
+        self.level = level
+        if getattr(self, "handler", None) is not None:
+            self.handler(self)
 
 
 class UART:
@@ -61,8 +74,11 @@ class ADC:
 class RTC:
     def __init__(self):
         self.set_to = None
+        self.sub_us = 0
 
     def datetime(self, t=None):
+        if t is None:
+            return (2025, 11, 26, 2, 0, 0, 0, self.sub_us)
         self.set_to = t
 
 
@@ -89,9 +105,18 @@ class Machine:
 
     def __init__(self, cause=3):
         self.cause = cause
+        self.irq_off = 0
 
     def reset_cause(self):
         return self.cause
+
+    def disable_irq(self):
+        self.irq_off += 1
+        return 7
+
+    def enable_irq(self, state):
+        assert state == 7
+        self.irq_off -= 1
 
 
 class Time:
@@ -105,6 +130,9 @@ class Time:
 
     def ticks_diff(self, a, b):
         return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+    def ticks_add(self, a, b):
+        return (a + b) & 0x3FFFFFFF
 
     def advance(self, ms):
         self.ticks = (self.ticks + ms) & 0x3FFFFFFF

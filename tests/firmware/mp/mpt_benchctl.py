@@ -13,6 +13,7 @@ class FakeTarget:
         self.battery = 90
         self.link = None
         self.cut = None
+        self.pulses = []
 
     def feed_gnss(self, data, now_ms):
         self.gnss.extend(data)
@@ -160,3 +161,22 @@ def test_ready_and_log_lines():
     assert B.ready_line(1001, 7, "0.1.0") == b"READY seal=1001 boot=7 fw=0.1.0\n"
     assert B.log_line("rx  ACK\n0/7") == b"LOG rx ACK 0/7\n"
     assert len(B.log_line("x" * 1000)) <= B.MAX_LINE
+
+
+class PulseTarget(FakeTarget):
+    def pulse_lock(self, which, width_ms, now_ms):
+        self.pulses.append((which, width_ms, now_ms))
+
+
+def test_lock_pulse():
+    t = PulseTarget()
+    ctl = B.BenchCtl(t)
+    assert one(ctl, b"LOCK PULSE cable 50\n", 700) == b"OK LOCK PULSE cable 50\n"
+    assert t.pulses == [("cable", 50, 700)]
+    for bad in (b"LOCK PULSE cable\n", b"LOCK PULSE lid 50\n", b"LOCK PULSE cable 0\n",
+                b"LOCK PULSE cable 10001\n", b"LOCK PULSE cable -5\n", b"LOCK PULSE cable 5 6\n"):
+        assert one(ctl, bad).startswith(b"ERR LOCK "), bad
+    assert len(t.pulses) == 1
+
+    ctl = B.BenchCtl(FakeTarget())  # a target without pulses (an older bench build)
+    assert one(ctl, b"LOCK PULSE housing 50\n") == b"ERR LOCK PULSE unsupported\n"
