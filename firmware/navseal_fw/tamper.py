@@ -49,6 +49,8 @@ class Tamper:
         self._has_latch = hasattr(hal, "lock_edges")
         self._unix_at = getattr(hal, "unix_at", None)
         self._latch = [0, _NONE, _NONE, 0, 0, _NONE, _NONE, 0]
+        if self._has_latch:
+            hal.lock_edges(self._latch)  # a board boots with it empty; a simulated one may not
         self._irqs = getattr(hal, "lock_irqs", 0)
         self._open_at = [_NONE, _NONE]  # ms the raw input left its closed state (this opening)
         self._close_at = [_NONE, _NONE]  # ms of its last closing edge

@@ -69,6 +69,10 @@ def test_good_file_loads(tmp_path):
     (GOOD.replace("[scenario]\n", "[scenario]\nstart = 2026-11-26T04:00:00\n"), "scenario.start", "UTC offset"),
     (GOOD.replace('route = "kordai-almaty"', 'route = "kordai-almaty"\ntunnels = [{ from_km = 5, to_km = 4 }]'),
      "trucks[0].tunnels[0].to_km", "greater than"),
+    (GOOD + '\n[[actions]]\nat = "1h"\ndo = "lock_pulse"\nseal = 1001\ninput = "lid"\n', "actions[1].input", "one of"),
+    (GOOD + '\n[[actions]]\nat = "1h"\ndo = "lock_pulse"\nseal = 1001\n', "actions[1].input", "required"),
+    (GOOD + '\n[[actions]]\nat = "1h"\ndo = "lock_pulse"\nseal = 1001\ninput = "cable"\nwidth = "11s"\n',
+     "actions[1].width", "1ms .. 10s"),
 ])
 def test_errors_name_file_and_field(tmp_path, text, field, words):
     path = write(tmp_path, text)
@@ -87,12 +91,22 @@ def test_not_toml_and_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("15m", 900), ("3h", 10800), ("1h30m", 5400),
-                                          ("2d", 172800), (42, 42), (1.5, 1.5)])
+                                          ("2d", 172800), (42, 42), (1.5, 1.5), ("50ms", 0.05),
+                                          ("1m2s500ms", 62.5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "3 hours", "-5", "h", True, -1])
+@pytest.mark.parametrize("bad", ["", "3 hours", "-5", "h", True, -1, "5ms3s"])
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_lock_pulse_action(tmp_path):
+    sc = load_scenario(write(tmp_path, GOOD + '\n[[actions]]\nat = "1h"\ndo = "lock_pulse"\nseal = 1001\n'
+                                              'input = "housing"\nwidth = "50ms"\n'
+                                              '\n[[actions]]\nat = "1h1m"\ndo = "lock_pulse"\ntruck = "t"\n'
+                                              'input = "cable"\n'))
+    assert sc.actions[1].params == {"seal": 1001, "input": "housing", "width": 0.05}
+    assert sc.actions[2].seals == [1001] and sc.actions[2].params["width"] == 0.05  # the default

@@ -162,6 +162,9 @@ class SealRunner:
     def _do_lock_restored(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.set_lock(now, cable=True, housing=True))
 
+    def _do_lock_pulse(self, action: Action, now: float) -> None:
+        self._each(action, lambda s: s.lock_pulse(now, action.params["input"], action.params["width"]))
+
     def _do_coverage_lost(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.set_coverage(False, now))
 

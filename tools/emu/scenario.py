@@ -31,6 +31,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cable_cut": ((), _TARGET),
     "housing_open": ((), _TARGET),
     "lock_restored": ((), _TARGET),
+    "lock_pulse": (("input",), _TARGET + ("width",)),
     "coverage_lost": ((), _TARGET),
     "coverage_restored": ((), _TARGET),
     "reboot": ((), _TARGET),
@@ -198,11 +199,14 @@ class Scenario:
 # Helpers
 # --------------------------------------------------------------------------------------------
 
-_DUR = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+_DUR = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*"
+                  r"(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+(?:\.\d+)?)ms)?\s*$")
+LOCK_INPUTS = ("cable", "housing")
+PULSE_MAX_S = 10.0  # a lock_pulse is short; a longer opening is cable_cut ... lock_restored
 
 
 def parse_duration(value: Any) -> float:
-    """'90s', '15m', '3h', '1h30m', '2d', or a number of seconds -> seconds."""
+    """'90s', '15m', '3h', '1h30m', '2d', '50ms', or a number of seconds -> seconds."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, (int, float)):
@@ -212,8 +216,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, str):
         m = _DUR.match(value)
         if m and any(m.groups()):
-            d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            return d * 86400 + h * 3600 + mi * 60 + s
+            d, h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
+            return d * 86400 + h * 3600 + mi * 60 + s + ms / 1000
     raise ValueError(f"{value!r} is not a duration (write e.g. \"90s\", \"15m\", \"3h\", \"1h30m\" or seconds)")
 
 
@@ -563,7 +567,7 @@ def _action(loader: _Loader, t: _Table, index: int, trucks: dict[str, Truck], se
         if key not in required and key not in optional:
             loader.fail(f"{t.path}.{key}", f"not a parameter of {do!r} (it takes {', '.join(required + optional) or 'none'})")
         value = t.get(key)
-        if key in ("duration", "ramp", "down_for"):
+        if key in ("duration", "ramp", "down_for", "width"):
             value = t.duration(key)
         params[key] = value
     action = Action(at=at if at is not None else -1.0, do=do, index=index, params=params)
@@ -584,6 +588,11 @@ def _action(loader: _Loader, t: _Table, index: int, trucks: dict[str, Truck], se
         loader.fail(f"{t.path}.sink", f"sink {params['sink']!r} is not one of scenario.sinks {sinks}")
     if do == "battery" and not (isinstance(params["pct"], (int, float)) and 0 <= params["pct"] <= 100):
         loader.fail(f"{t.path}.pct", "must be 0 .. 100")
+    if do == "lock_pulse":
+        if params["input"] not in LOCK_INPUTS:
+            loader.fail(f"{t.path}.input", f"must be one of {LOCK_INPUTS}")
+        if not 0.001 <= params.setdefault("width", 0.05) <= PULSE_MAX_S:
+            loader.fail(f"{t.path}.width", f"must be 1ms .. {PULSE_MAX_S:g}s")
     if do == "forged_command":
         if params["command"] not in ("deactivate", "activate"):
             loader.fail(f"{t.path}.command", "must be \"deactivate\" or \"activate\"")

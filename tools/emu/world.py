@@ -260,14 +260,18 @@ class SealWorld:
         self.hal.battery = int(self.battery)
 
     def set_lock(self, now: float, *, cable: bool | None = None, housing: bool | None = None) -> None:
-        """Change the tamper inputs, and tell the core as the board's pin interrupt would."""
-        if cable is not None:
-            self.hal.cable_closed = cable
-        if housing is not None:
-            self.hal.housing_closed = housing
+        """Change the tamper inputs: each change an edge in the HAL's pin-interrupt latch (the
+        core dates the opening by it and samples at once), as on the board."""
+        self.hal.set_lock(cable, housing, self._ms(now))
         changed = getattr(self.core, "lock_changed", None)
         if changed is not None and self.powered:
             self._guard(lambda: changed(self._ms(now)))
+
+    def lock_pulse(self, now: float, which: str, width_s: float) -> None:
+        """`which` was open for `width_s`, ending now, between two of the seal's samples: only the
+        pin-interrupt latch knows (a powered-off seal sees nothing)."""
+        if self.powered:
+            self.hal.pulse(which, max(1, int(round(width_s * 1000))), self._ms(now))
 
     def set_battery(self, pct: float, now: float) -> None:
         self._battery_t = now
