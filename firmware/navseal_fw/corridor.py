@@ -136,6 +136,8 @@ class Corridor:
         self.run_max = 0  # largest distance of the current outside run, metres
         self._out = 0  # consecutive fixes outside the corridor
         self._in = 0  # consecutive fixes inside it by the return margin
+        self._ex = 0  # _segment's nearest point: east share of the distance (q12), metres north
+        self._qy = 0
 
     def set_route(self, route, corridor_m):
         # route: bytes of big-endian i32 lat_e5, i32 lon_e5 pairs (the escort stores it so).

@@ -1,8 +1,9 @@
 # Which GNSS fixes the seal believes (sans-I/O), and its GNSS anomaly episodes.
 #
 #   g = GnssCheck(jump_speed_kmh=250)
-#   ok = g.judge(t, lat_e7, lon_e7)     # True: take the fix; g.kind/g.detail: an anomaly to
-#                                       # raise (0: none)
+#   ok = g.judge(t, lat_e7, lon_e7, clock, last_t, last_lat, last_lon)
+#       # the new fix against the last one taken (last_t 0: none since boot) and the seal's clock
+#       # (0: unknown); True: take it. g.kind/g.detail: an anomaly to raise (0: none)
 #   g.note(kind)                        # an anomaly seen elsewhere (the parser's invalid date)
 #   if g.raise_now(kind): journal GNSS_ANOMALY (kind << 24 | detail)
 #
@@ -42,10 +43,6 @@ _DETAIL_MAX = const(0xFFFFFF)
 class GnssCheck:
     def __init__(self, jump_speed_kmh=250):
         self.jump_speed_kmh = jump_speed_kmh
-        self.have = False  # a fix was taken since boot
-        self.time = 0  # the last fix taken
-        self.lat = 0
-        self.lon = 0
         self._j_time = 0  # a fix refused for its speed: taken if the next one agrees with it
         self._j_lat = 0
         self._j_lon = 0
@@ -54,22 +51,22 @@ class GnssCheck:
         self.kind = 0  # set by judge(): an anomaly to raise now
         self.detail = 0
         self.episode_ended = False  # set by judge(): the last fix ended an episode
+        self.bad_dates = 0  # the parser's bad_dates already noted (seal.py)
 
     def _fast(self, d, dt):
         # d metres in dt seconds faster than the bound? (d/dt m/s * 3.6 > km/h)
         return d * 36 > self.jump_speed_kmh * dt * 10
 
-    def judge(self, t, lat, lon, clock=0):
-        # clock: the seal's own Unix time if it is set (0: unknown).
+    def judge(self, t, lat, lon, clock, last_t, last_lat, last_lon):
         self.kind = 0
         self.episode_ended = False
-        if self.have:
-            if t == self.time:
+        if last_t:
+            if t == last_t:
                 return False  # the same epoch again
-            if t < self.time:
-                return self._refuse(TIME_BACKWARDS, self.time - t)
-            d = flat_m(self.lat, self.lon, lat, lon)
-            if self._fast(d, t - self.time):
+            if t < last_t:
+                return self._refuse(TIME_BACKWARDS, last_t - t)
+            d = flat_m(last_lat, last_lon, lat, lon)
+            if self._fast(d, t - last_t):
                 agrees = (self._j_time and t > self._j_time
                           and not self._fast(flat_m(self._j_lat, self._j_lon, lat, lon),
                                              t - self._j_time))
@@ -82,10 +79,6 @@ class GnssCheck:
         elif clock and t + CLOCK_SLACK_S < clock:
             return self._refuse(TIME_BACKWARDS, clock - t)
         self._j_time = 0
-        self.have = True
-        self.time = t
-        self.lat = lat
-        self.lon = lon
         if self.kinds_now:
             self._good += 1
             if self._good >= CLEAR_FIXES:

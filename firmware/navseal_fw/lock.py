@@ -8,13 +8,14 @@ API (the seal core depends on this; keep it stable)
     cable.closed      # debounced state, bool
     cable.glitches    # excursions that ended before they became a change (counted, not alarms)
     cable.settled()   # True when no excursion is being integrated (the raw level agrees)
-    cable.began       # True when the last update() started a new excursion (from settled)
     cable.settle()    # drop the excursion being integrated
 
     lock = LockInputs(debounce_ms=50)      # both inputs, as the wire sees them
     ev = lock.update(cable_raw, housing_raw, now_ms)   # bit set of the four edges below
     if ev & CABLE_OPENED: ...              # CABLE_OPENED 1, CABLE_CLOSED 2,
-                                           # HOUSING_OPENED 4, HOUSING_CLOSED 8
+                                           # HOUSING_OPENED 4, HOUSING_CLOSED 8, and
+                                           # CABLE_BEGAN 16, HOUSING_BEGAN 32: this sample
+                                           # started an excursion from the debounced state
     lock.bits()   # wire lock byte: bit 7 cable_intact, bit 6 housing_closed
     lock.intact() # both closed
 
@@ -53,6 +54,8 @@ CABLE_OPENED = const(1)
 CABLE_CLOSED = const(2)
 HOUSING_OPENED = const(4)
 HOUSING_CLOSED = const(8)
+CABLE_BEGAN = const(16)
+HOUSING_BEGAN = const(32)
 
 _TICKS_PERIOD = const(0x40000000)  # MicroPython ticks_ms() wraps at 2**30
 
@@ -70,7 +73,6 @@ class DebouncedInput:
         self._away = 0  # integrated time away from the debounced state, in half-milliseconds
         self._last_ms = None  # time of the previous sample
         self._last_away = False
-        self.began = False
 
     def settled(self):
         """No excursion from the debounced state is being integrated."""
@@ -105,7 +107,6 @@ class DebouncedInput:
             if self._away <= 0:
                 self._away = 0
                 self.glitches += 1
-        self.began = away and not self._last_away and self._away == 0
         self._last_away = away
         if away and self._away >= 2 * self.debounce_ms:
             self.closed = raw_closed
@@ -113,6 +114,11 @@ class DebouncedInput:
             self._last_away = False
             return CLOSED if raw_closed else OPENED
         return NO_CHANGE
+
+    def _began(self, was_away):
+        # After update(): did this sample start an excursion (away now, nothing integrated and
+        # not away before)? (With debounce_ms 0 the flip itself is the start: not reported.)
+        return self._last_away and not was_away and self._away == 0
 
 
 class LockInputs:
@@ -126,16 +132,24 @@ class LockInputs:
     def update(self, cable_raw, housing_raw, now_ms):
         """Sample both inputs; return a bit set of CABLE_/HOUSING_ OPENED/CLOSED edges."""
         ev = 0
-        e = self.cable.update(cable_raw, now_ms)
+        c = self.cable
+        was = c._last_away
+        e = c.update(cable_raw, now_ms)
         if e == OPENED:
             ev |= CABLE_OPENED
         elif e == CLOSED:
             ev |= CABLE_CLOSED
-        e = self.housing.update(housing_raw, now_ms)
+        if c._began(was):
+            ev |= CABLE_BEGAN
+        h = self.housing
+        was = h._last_away
+        e = h.update(housing_raw, now_ms)
         if e == OPENED:
             ev |= HOUSING_OPENED
         elif e == CLOSED:
             ev |= HOUSING_CLOSED
+        if h._began(was):
+            ev |= HOUSING_BEGAN
         return ev
 
     def intact(self):

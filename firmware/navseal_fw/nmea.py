@@ -273,14 +273,6 @@ class NmeaParser:
         self._mv = memoryview(self._buf)
         self._len = 0  # bytes of the current sentence in _buf, 0 = between sentences
         self._drop = False  # current sentence overflowed LINE_MAX: swallow it to its end
-        # Sentence type -> parser. Per instance (bound methods), built once.
-        self._parsers = {
-            b"RMC": self._rmc,
-            b"GGA": self._gga,
-            b"GSA": self._gsa,
-            b"GNS": self._gns,
-            b"VTG": self._vtg,
-        }
 
     # ---- framing -----------------------------------------------------------------------
 
@@ -349,7 +341,7 @@ class NmeaParser:
         # traffic) cost neither a checksum loop nor a split.
         parser = None
         if star >= 6 and line[6] == 0x2C and line[1:3] in _TALKERS:  # "$ttSSS,"
-            parser = self._parsers.get(line[3:6])
+            parser = _PARSERS.get(line[3:6])
         if parser is None:
             self.unknown += 1
             return
@@ -362,7 +354,7 @@ class NmeaParser:
             return
         self.sentences += 1
         try:
-            parser(line[1:star].split(b","))
+            parser(self, line[1:star].split(b","))
         except (ValueError, IndexError):
             self.bad_fields += 1
             return
@@ -466,3 +458,14 @@ class NmeaParser:
         fix = self.fix
         fix.speed = speed
         fix.course = course
+
+
+# Sentence type -> parser (functions of the class, called with the parser instance): one table
+# for every parser instance, not a dict of bound methods each (the seal's heap is small).
+_PARSERS = {
+    b"RMC": NmeaParser._rmc,
+    b"GGA": NmeaParser._gga,
+    b"GSA": NmeaParser._gsa,
+    b"GNS": NmeaParser._gns,
+    b"VTG": NmeaParser._vtg,
+}

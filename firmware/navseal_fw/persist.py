@@ -30,8 +30,11 @@ class Store:
     def __init__(self, hal, name):
         self._hal = hal
         self.name = name
-        self._new = name + ".new"
         self.generation = 0
+
+    @property
+    def _new(self):
+        return self.name + ".new"  # built when used (rarely): a seal holds a dozen Stores
 
     def _read(self, name):
         # -> (generation, data) or None when missing, short or corrupt.

@@ -182,12 +182,10 @@ class SealCore:
         self.escort = E.Escort(hal, config.seal_id, config.route_confirm_fixes,
                                config.route_hysteresis_m)
         self.evidence = Evidence(hal)
-        self._ev_buf = bytearray(codec.EVIDENCE_SIZE)  # the Evidence block as sent (_evidence)
         self.gnss = NmeaParser()
         self.gcheck = GnssCheck(config.jump_speed_kmh)
-        self._bad_dates = 0  # parser.bad_dates already raised as anomalies
         self.lock = LockInputs(config.debounce_ms)
-        self.tamper = Tamper(hal, self.lock, self.evidence, self.journal, self._event_at)
+        self.tamper = Tamper(self)
         self._boot_ctr = Counter(hal, "boot")
         self._cfg_store = Store(hal, "cfg")
         self.boot = 0
@@ -309,8 +307,8 @@ class SealCore:
         p = self.gnss
         if p.feed(data):
             self._on_fix(p.fix)
-        if p.bad_dates != self._bad_dates:
-            self._bad_dates = p.bad_dates
+        if p.bad_dates != self.gcheck.bad_dates:
+            self.gcheck.bad_dates = p.bad_dates
             self.gcheck.note(INVALID_DATE)
             self._anomaly()
         utc = p.utc
@@ -324,7 +322,8 @@ class SealCore:
     def _on_fix(self, f):
         g = self.gcheck
         t = self.hal.unix()
-        ok = g.judge(f.time, f.lat_e7, f.lon_e7, t if t > CLOCK_SANE else 0)
+        ok = g.judge(f.time, f.lat_e7, f.lon_e7, t if t > CLOCK_SANE else 0,
+                     self.fix_time if self._have_fix else 0, self.lat, self.lon)
         if g.kind:
             self._anomaly()
         if g.episode_ended and self._active():
@@ -772,8 +771,9 @@ class SealCore:
         if ev.dirty():
             ev.save()
         j = self.journal
-        ev.pack_into(self._ev_buf, j.next_rseq - 1, j.esc_thinned)
-        return self._ev_buf
+        buf = bytearray(codec.EVIDENCE_SIZE)  # a frame's worth of garbage, not a buffer kept
+        ev.pack_into(buf, j.next_rseq - 1, j.esc_thinned)
+        return buf
 
     def _apply_config_bytes(self, raw):
         vals = struct.unpack(">HHHHBHBHH", raw)

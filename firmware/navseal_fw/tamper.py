@@ -1,7 +1,8 @@
 # Opening episodes (sans-I/O): the lock inputs' samples and pin-interrupt latch in, journal
 # events and the escort's evidence out. docs/firmware.md "Opening episodes" has the state table.
 #
-#   t = Tamper(hal, lock, evidence, journal, emit)   # emit(code, value, unix_time) journals
+#   t = Tamper(core)             # the SealCore: its hal, lock (LockInputs), evidence, journal,
+#                                # and _event_at(code, value, unix_time), which journals
 #   t.sample(now_ms, active)     # one poll: read the latch, sample, debounce, episodes
 #   t.restore(now_ms) / t.begin()  # at boot (debounced state from the evidence) / ACTIVATE
 #   t.flush_pending()            # journal an event whose write an exception or reset cut off
@@ -34,28 +35,35 @@ EV_LOCK_RESTORED = const(3)
 LOCK_SAMPLE_MS = const(10)  # while an input is away from its debounced state
 LOCK_IDLE_MS = const(1000)  # otherwise (the pin interrupt covers what happens in between)
 _NONE = const(-1)
-_BOTH_CLOSED = const(0xC0)  # lock bits when an episode ends: cable intact, housing closed
+_BOTH_CLOSED = const(0xC0)
+_OPEN_AT = const(8)  # in _latch, see __init__
+_CLOSE_AT = const(10)  # lock bits when an episode ends: cable intact, housing closed
 
 
 class Tamper:
-    def __init__(self, hal, lock, evidence, journal, emit):
-        self._hal = hal
-        self.lock = lock
-        self.ev = evidence
-        self._journal = journal
-        self._emit = emit
+    # One reference to the core rather than five to its parts: a MicroPython instance's
+    # attributes cost RAM, the seal's heap is small.
+    @property
+    def lock(self):
+        return self._c.lock
+
+    @property
+    def ev(self):
+        return self._c.evidence
+
+    def __init__(self, core):
+        self._c = core
+        hal = core.hal
         # HAL interrupt latch (hal.py): per input edges, first opening edge, last closing edge,
         # time open in completed pulses. Absent on a HAL without interrupts.
         self._has_latch = hasattr(hal, "lock_edges")
-        self._unix_at = getattr(hal, "unix_at", None)
-        self._latch = [0, _NONE, _NONE, 0, 0, _NONE, _NONE, 0]
+        # latch[0:8]: the HAL's latch as read; then per input the ms its raw level left the
+        # closed state (this opening: 8, 9) and of its last closing edge (10, 11). One list.
+        self._latch = [0, _NONE, _NONE, 0, 0, _NONE, _NONE, 0, _NONE, _NONE, _NONE, _NONE]
         if self._has_latch:
             hal.lock_edges(self._latch)  # a board boots with it empty; a simulated one may not
         self._irqs = getattr(hal, "lock_irqs", 0)
-        self._open_at = [_NONE, _NONE]  # ms the raw input left its closed state (this opening)
-        self._close_at = [_NONE, _NONE]  # ms of its last closing edge
         self._end_at = _NONE  # ms of the closing edge that may end the episode (both closed)
-        self._now = 0
         self.pulses = 0  # short openings the sampling missed and the latch turned into episodes
         self.glitches = 0  # ... and shorter than debounce_ms: counted, no episode
         self.next_ms = 0  # when the inputs should be sampled next
@@ -64,7 +72,7 @@ class Tamper:
         return self.ev.pend_code != 0
 
     def irq_pending(self):
-        return self._has_latch and self._hal.lock_irqs != self._irqs
+        return self._has_latch and self._c.hal.lock_irqs != self._irqs
 
     def begin(self):
         # ACTIVATE (the lock is intact): a new escort has no episode yet.
@@ -73,20 +81,18 @@ class Tamper:
     def restore(self, now_ms):
         # At boot: the debounced state the evidence persisted, so an input that was open stays
         # open (no second episode) and one that closed while the seal was off ends the episode.
-        self._now = now_ms
         ev = self.ev
         ob = ev.open_bits if ev.opening_now and not ev.closed else 0
         self.lock.cable.closed = not ob & CABLE
         self.lock.housing.closed = not ob & HOUSING
         if ev.opening_now and not ev.closed and not ob:
-            self._end_at = self._now  # both had closed; the end was not confirmed yet
+            self._end_at = now_ms  # both had closed; the end was not confirmed yet
 
     # ---- one sample -----------------------------------------------------------------------
 
     def sample(self, now_ms, active):
-        self._now = now_ms
-        hal = self._hal
-        lock = self.lock
+        hal = self._c.hal
+        lock = self._c.lock
         deb = lock.cable.debounce_ms
         cable, housing = hal.lock_levels()
         cable = bool(cable)
@@ -111,18 +117,18 @@ class Tamper:
                     if open_ms >= deb:
                         t0 = first_open
                         if t0 == _NONE:
-                            t0 = self._open_at[i]
+                            t0 = latch[_OPEN_AT + i]
                         if t0 == _NONE:
                             t0 = (now_ms if last_close == _NONE else last_close) - open_ms
                         if missed is None:
                             missed = []
                         missed.append((t0, i, now_ms if last_close == _NONE else last_close))
-                        self._open_at[i] = _NONE
+                        latch[_OPEN_AT + i] = _NONE
                         self.pulses += 1
                     else:
                         self.glitches += 1
                 elif not inp.closed and last_close != _NONE:
-                    self._close_at[i] = last_close
+                    latch[_CLOSE_AT + i] = last_close
         ev = lock.update(1 if cable else 0, 1 if housing else 0, now_ms)
         for i in (0, 1):
             inp = lock.cable if i == 0 else lock.housing
@@ -130,7 +136,7 @@ class Tamper:
                 for m in missed:
                     if m[1] == i:
                         inp.settle()  # the latch measured that excursion: it is not a glitch
-            if inp.began:
+            if ev & (16 if i == 0 else 32):  # CABLE_BEGAN / HOUSING_BEGAN
                 # A new excursion from the debounced state: its edge is the latch's (the first
                 # opening / last closing edge since the last read) or, without one, this sample.
                 t = now_ms
@@ -139,24 +145,24 @@ class Tamper:
                     if t == _NONE:
                         t = now_ms
                 if inp.closed:
-                    self._open_at[i] = t
+                    latch[_OPEN_AT + i] = t
                 else:
-                    self._close_at[i] = t
+                    latch[_CLOSE_AT + i] = t
             elif inp.closed and inp.settled():
-                self._open_at[i] = _NONE  # a glitch drained away
+                latch[_OPEN_AT + i] = _NONE  # a glitch drained away
         unsettled = cable != lock.cable.closed or housing != lock.housing.closed
-        if ev or missed:
+        if ev & 15 or missed:
             # Edges of this sample, in the order they happened (rare: a list is fine here).
             seq = missed if missed is not None else []
             for i in (0, 1):
                 if ev & (1 if i == 0 else 4):  # CABLE_OPENED / HOUSING_OPENED
-                    t = self._open_at[i]
+                    t = latch[_OPEN_AT + i]
                     seq.append((now_ms if t == _NONE else t, i, _NONE))
-                    self._open_at[i] = _NONE
+                    latch[_OPEN_AT + i] = _NONE
                 if ev & (2 if i == 0 else 8):  # CABLE_CLOSED / HOUSING_CLOSED
-                    t = self._close_at[i]
+                    t = latch[_CLOSE_AT + i]
                     seq.append((now_ms if t == _NONE else t, i + 2, _NONE))
-                    self._close_at[i] = _NONE
+                    latch[_CLOSE_AT + i] = _NONE
             if active:
                 self._episodes(seq, now_ms, deb)
         if active and self._end_at != _NONE:
@@ -164,7 +170,7 @@ class Tamper:
             # opening within that time belongs to it), dated by the last closing edge.
             if (now_ms >= self._end_at + deb and lock.cable.closed and lock.housing.closed
                     and lock.cable.settled() and lock.housing.settled()):
-                self._end(self._end_at)
+                self._end(self._end_at, now_ms)
             else:
                 unsettled = True
         self.next_ms = now_ms + (LOCK_SAMPLE_MS if unsettled else LOCK_IDLE_MS)
@@ -185,7 +191,8 @@ class Tamper:
         for t, what in steps:
             bit = CABLE if what & 1 == 0 else HOUSING
             if self._end_at != _NONE and t >= self._end_at + deb:
-                self._end(self._end_at)  # closed long enough before this: that episode ended
+                # closed long enough before this step: that episode ended
+                self._end(self._end_at, now_ms)
             if what < 2:
                 self._end_at = _NONE  # (an opening within debounce_ms continues the episode)
                 if not ev.opening_now:
@@ -210,24 +217,25 @@ class Tamper:
         if moved:
             ev.save()  # open_bits changed without an event (e.g. one of two inputs closed)
 
-    def _end(self, t_ms):
+    def _end(self, t_ms, now_ms):
         self._end_at = _NONE
         ev = self.ev
         ev.opening_now = False
         self._journal_now(EV_LOCK_RESTORED, ev.openings << 8 | _BOTH_CLOSED,
-                          self._unix(t_ms, self._now))
+                          self._unix(t_ms, now_ms))
 
     def _unix(self, t_ms, now_ms):
-        if self._unix_at is not None:
-            return self._unix_at(t_ms)
-        return self._hal.unix() - (now_ms - t_ms + 500) // 1000
+        hal = self._c.hal
+        if hasattr(hal, "unix_at"):
+            return hal.unix_at(t_ms)
+        return hal.unix() - (now_ms - t_ms + 500) // 1000
 
     def _journal_now(self, code, value, t):
         ev = self.ev
         ev.pend_code = code
         ev.pend_value = value
         ev.pend_time = t
-        ev.pend_rseq = self._journal.next_rseq
+        ev.pend_rseq = self._c.journal.next_rseq
         ev.save()
         self.flush_pending()
 
@@ -236,6 +244,6 @@ class Tamper:
         ev = self.ev
         if ev.pend_code == 0:
             return
-        if self._journal.next_rseq <= ev.pend_rseq:
-            self._emit(ev.pend_code, ev.pend_value, ev.pend_time)
+        if self._c.journal.next_rseq <= ev.pend_rseq:
+            self._c._event_at(ev.pend_code, ev.pend_value, ev.pend_time)
         ev.pend_code = 0  # on flash it stays until the next save; harmless (rseq passed)

@@ -500,6 +500,42 @@ def bench_fix(n=600, report=print):
         pass
 
 
+def bench_corridor_steps(n=300, report=print):
+    # The seal's corridor check per fix (corridor.Corridor.check), against the NMEA parse of one
+    # epoch (GGA + RMC) measured in the same run as the baseline: a 30-point route with the fix
+    # near it, a 400-point route (400 x 1.5 km) near it, and a fix 0.5 degree off (every vertex
+    # far: only the window test).
+    from navseal_fw.corridor import Corridor
+    from navseal_fw.nmea import NmeaParser
+
+    data = nmea_fix(T0, LAT0 + 5000, LON0 + 5000, 496, 45)
+    p = NmeaParser()
+    t0 = _us()
+    for i in range(n):
+        p.feed(data)
+    nmea_us = _elapsed_us(t0)
+    yield
+    routes = (("30pt", route_line(30, 2000)), ("400pt", route_line(400, 1000)))
+    for name, route in routes:
+        c = Corridor(2, 200)
+        c.set_route(route, 1000)
+        for label, dlat, dlon in (("near", 1000, 1500), ("far", 5000000, 0)):
+            lat = LAT0 + dlat
+            lon = LON0 + dlon
+            t0 = _us()
+            for i in range(n):
+                c.check(lat + 700 * i, lon + 1000 * i)
+            us = _elapsed_us(t0)
+            report("FIGURE corridor_%s_%s_x1000 %d" % (name, label, us * 1000 // max(nmea_us, 1)))
+            yield
+    report("FIGURE nmea_epoch_us %d" % (nmea_us // n))
+
+
+def bench_corridor(n=300, report=print):
+    for _ in bench_corridor_steps(n, report):
+        pass
+
+
 def footprint_steps(report=print):
     # The seal core's live heap, apart from the test's own objects: each print happens at the
     # start of a step, after the WebAssembly port's top-level collection, so gc.mem_alloc() is

@@ -146,18 +146,18 @@ def test_deviations_in_the_evidence_and_no_flash_write_per_fix():
     assert r.activate(route=route_line(3, 1000), corridor=300) == C.RES_OK
     r.run(5)
     ev = r.core.evidence
-    gen0 = ev._store.generation
+    gen0 = ev.generation
     r.run(100, dlon=3000, speed=900)  # due east, away from the north-east line: deviates
     assert ev.deviations == 1 and ev.deviating and ev.deviation_first
     grows = ev.deviation_max_m
     assert grows > 1500
     # Written when it deviated, then not once per fix although the distance grew every second:
     # only with a STATE (heartbeat 300 s: none yet).
-    assert ev._store.generation - gen0 == 1
+    assert ev.generation - gen0 == 1
     assert ev.dirty()
     r.core._send_state()
     r.flush()
-    assert not ev.dirty() and ev._store.generation - gen0 == 2
+    assert not ev.dirty() and ev.generation - gen0 == 2
     assert r.gw.states[-1][10][10] == grows  # deviation_max_m as sent = as stored
     r2 = SealCore(r.cfg, r.hal, lambda f: True)
     r2.start(r.hal.now_ms)

@@ -105,3 +105,20 @@ def test_fix_and_journal_speed_micropython_vs_cpython():
              cpy["journal_append_us"], mp["journal_recover_us_2000"], cpy["journal_recover_us_2000"]))
     # A fix a second must cost a small fraction of a second even at the WebAssembly port's speed.
     assert mp["us_per_fix_core"] < 20000
+
+
+@pytest.mark.micropython
+def test_corridor_cost_against_the_nmea_parse_micropython_and_cpython():
+    """Per fix, the corridor check as a ratio to one epoch's NMEA parse in the same run (x1000).
+    docs/firmware.md "Corridor" has the figures before and after the rewrite."""
+    lines = []
+    scenario_escort.bench_corridor(300, report=lines.append)
+    cpy = _figures("\n".join(lines))
+    mp = _figures(_stepper("S.bench_corridor_steps(300)"))
+    for name in ("30pt_near", "30pt_far", "400pt_near", "400pt_far"):
+        key = "corridor_%s_x1000" % name
+        print("corridor %s: %.2f x the NMEA epoch on MicroPython, %.2f x on CPython"
+              % (name, mp[key] / 1000, cpy[key] / 1000))
+    print("NMEA epoch: MicroPython %d us, CPython %d us" % (mp["nmea_epoch_us"], cpy["nmea_epoch_us"]))
+    # A 30-point route costs less than parsing the epoch that carried the fix.
+    assert mp["corridor_30pt_near_x1000"] < 1500
