@@ -102,10 +102,11 @@ def _scaled_hyp(x, y):
     return _hyp(x >> s, y >> s) << s
 
 
-def flat_m(lat1_e7, lon1_e7, lat2_e7, lon2_e7):
+def flat_m(lat1_e7, lon1_e7, lat2_e7, lon2_e7, within=-1):
     # Metres between two positions, flat-earth at their mean latitude (the jump check's
     # distance): exact to a fraction of a per cent up to ~100 km, a coarse but monotonic answer
     # beyond (coordinates are halved until the products fit a small int). No allocation.
+    # within >= 0: 0 when the distance is surely at most that (no square root: the usual case).
     dy = (lat2_e7 - lat1_e7 + 50) // 100
     dx = (lon2_e7 - lon1_e7 + 50) // 100
     if dx > _HALF or dx < -_HALF:
@@ -122,6 +123,11 @@ def flat_m(lat1_e7, lon1_e7, lat2_e7, lon2_e7):
         s += 1
     y = (dy * ky) >> 12
     x = (dx * kx) >> 12
+    if within >= 0 and not s:
+        ax = x if x >= 0 else -x
+        ay = y if y >= 0 else -y
+        if ax + ay <= within:  # Euclid <= L1
+            return 0
     return _scaled_hyp(x, y) << s
 
 
@@ -138,6 +144,9 @@ class Corridor:
         self._in = 0  # consecutive fixes inside it by the return margin
         self._ex = 0  # _segment's nearest point: east share of the distance (q12), metres north
         self._qy = 0
+        self._seed = 0  # the segment (its end vertex) nearest to the last fix
+        self._vx = 0  # _xy's vertex
+        self._vy = 0
 
     def set_route(self, route, corridor_m):
         # route: bytes of big-endian i32 lat_e5, i32 lon_e5 pairs (the escort stores it so).
@@ -151,6 +160,7 @@ class Corridor:
             pts[2 * k + 1] = lon
         self.pts = pts
         self.corridor_m = corridor_m
+        self._seed = 0
         self._out = 0
         self._in = 0
         self.run_max = 0
@@ -265,14 +275,20 @@ class Corridor:
         fx >>= k
         fy >>= k
         u = _hyp(ux, uy)
-        # The foot is -proj from f along the segment, a is t/4096 of its length before f and b
-        # (4096 - t)/4096 after: the coarse test above may have been a few units of 2**s off.
-        proj = ((fx * ux + fy * uy) // u) << k
-        length = _scaled_hyp(ex, ey)
-        if -proj > ((4096 - t) * length) >> 12:
-            return self._point(bx, by, _scaled_hyp(bx, by))
-        if proj > (t * length) >> 12:
-            return self._point(ax, ay, _scaled_hyp(ax, ay))
+        # The coarse test above may be a few units of 2**s off near the segment's ends: there,
+        # check exactly. The foot is -proj from f along the segment, a is t/4096 of its length
+        # before f and b (4096 - t)/4096 after.
+        dm = dx if dx >= 0 else -dx
+        v = dy if dy >= 0 else -dy
+        if v > dm:
+            dm = v
+        if num < 3 * dm or ll - num < 3 * dm:
+            proj = ((fx * ux + fy * uy) // u) << k
+            length = _scaled_hyp(ex, ey)
+            if -proj > ((4096 - t) * length) >> 12:
+                return self._point(bx, by, _scaled_hyp(bx, by))
+            if proj > (t * length) >> 12:
+                return self._point(ax, ay, _scaled_hyp(ax, ay))
         cross = fx * uy - fy * ux
         d = ((cross if cross >= 0 else -cross) + (u >> 1)) // u
         # the foot is d along the normal (uy, -ux) / |u|, on the side the cross product says
@@ -286,6 +302,22 @@ class Corridor:
         self._ex = (x << 12) // d if d > 0 else 0
         self._qy = y
         return d
+
+    def _xy(self, k, fy, fx, ky, kx, lim_y, lim_x):
+        # Vertex k in metres around the fix into (_vx, _vy), as the loop in distance_m does;
+        # False outside the window given.
+        pts = self.pts
+        dy = pts[2 * k] - fy
+        dx = pts[2 * k + 1] - fx
+        if dx > _HALF or dx < -_HALF:
+            dx %= _WRAP
+            if dx > _HALF:
+                dx -= _WRAP
+        if dy > lim_y or dy < -lim_y or dx > lim_x or dx < -lim_x:
+            return False
+        self._vy = (dy * ky + 2048) >> 12
+        self._vx = (dx * kx + 2048) >> 12
+        return True
 
     def distance_m(self, lat_e7, lon_e7):
         pts = self.pts
@@ -309,45 +341,67 @@ class Corridor:
         near_x = lim_x - _SEG_MAX_E5
         best = -1
         ex = qy = 0
+        # Seed with the segment nearest to the last fix (a vehicle moves little between fixes):
+        # its distance makes the bounding-box test below skip nearly every other segment.
+        seed = -1  # the segment measured here, not again in the loop
+        k = self._seed
+        if 0 < k < n and self._xy(k - 1, fy, fx, ky, kx, near_y, near_x):
+            ax = self._vx
+            ay = self._vy
+            if self._xy(k, fy, fx, ky, kx, lim_y, lim_x):
+                best = self._segment(ax, ay, self._vx, self._vy)
+                ex = self._ex
+                qy = self._qy
+                seed = k
         ax = ay = 0
         a_ok = a_near = False
-        for k in range(n):
-            dy = pts[2 * k] - fy
-            dx = pts[2 * k + 1] - fx
+        k = -1
+        for i in range(0, 2 * n, 2):
+            k += 1
+            dy = pts[i] - fy
+            if dy > lim_y or dy < -lim_y:  # out of the window (most vertices of a long route)
+                a_ok = a_near = False
+                continue
+            dx = pts[i + 1] - fx
             if dx > _HALF or dx < -_HALF:
                 dx %= _WRAP
                 if dx > _HALF:
                     dx -= _WRAP
-            ady = dy if dy >= 0 else -dy
-            adx = dx if dx >= 0 else -dx
-            b_ok = ady <= lim_y and adx <= lim_x
-            b_near = b_ok and ady <= near_y and adx <= near_x
-            if b_ok:
-                by = (dy * ky + 2048) >> 12
-                bx = (dx * kx + 2048) >> 12
-                if k == 0 and b_near:
-                    best = self._segment(bx, by, bx, by)
-                    ex = self._ex
-                    qy = self._qy
-                elif (a_near or b_near) and a_ok:
-                    # Cheap lower bound first: the segment's bounding box, in the larger axis.
-                    lo = ax if ax < bx else bx
-                    hi = bx if ax < bx else ax
-                    g = lo if lo > 0 else (-hi if hi < 0 else 0)
-                    lo = ay if ay < by else by
-                    hi = by if ay < by else ay
-                    h = lo if lo > 0 else (-hi if hi < 0 else 0)
-                    if h > g:
-                        g = h
-                    if best < 0 or g < best:
-                        d = self._segment(ax, ay, bx, by)
-                        if best < 0 or d < best:
-                            best = d
-                            ex = self._ex
-                            qy = self._qy
-                ax = bx
-                ay = by
-            a_ok = b_ok
+            if dx > lim_x or dx < -lim_x:
+                a_ok = a_near = False
+                continue
+            b_near = -near_y <= dy <= near_y and -near_x <= dx <= near_x
+            by = (dy * ky + 2048) >> 12
+            bx = (dx * kx + 2048) >> 12
+            if k == 0:
+                if b_near:
+                    d = self._segment(bx, by, bx, by)  # (a one-point route's only distance)
+                    if best < 0 or d < best:
+                        best = d
+                        ex = self._ex
+                        qy = self._qy
+            elif (a_near or b_near) and a_ok and k != seed:
+                # Cheap lower bound first: the segment's bounding box, in the larger axis.
+                if ax < bx:
+                    g = ax if ax > 0 else (-bx if bx < 0 else 0)
+                else:
+                    g = bx if bx > 0 else (-ax if ax < 0 else 0)
+                if ay < by:
+                    h = ay if ay > 0 else (-by if by < 0 else 0)
+                else:
+                    h = by if by > 0 else (-ay if ay < 0 else 0)
+                if h > g:
+                    g = h
+                if best < 0 or g < best:
+                    d = self._segment(ax, ay, bx, by)
+                    if best < 0 or d < best:
+                        best = d
+                        ex = self._ex
+                        qy = self._qy
+                        self._seed = k
+            ax = bx
+            ay = by
+            a_ok = True
             a_near = b_near
         if best < 0 or best > FAR_M:
             return FAR_M

@@ -65,8 +65,9 @@ class GnssCheck:
                 return False  # the same epoch again
             if t < last_t:
                 return self._refuse(TIME_BACKWARDS, last_t - t)
-            d = flat_m(last_lat, last_lon, lat, lon)
-            if self._fast(d, t - last_t):
+            dt = t - last_t
+            d = flat_m(last_lat, last_lon, lat, lon, self.jump_speed_kmh * dt * 10 // 36)
+            if self._fast(d, dt):
                 agrees = (self._j_time and t > self._j_time
                           and not self._fast(flat_m(self._j_lat, self._j_lon, lat, lon),
                                              t - self._j_time))

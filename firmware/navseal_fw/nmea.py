@@ -150,7 +150,8 @@ def _scaled(field, places):
     if dot < 0:
         return _digits(field) * _POW10[places]
     whole = _digits(field[:dot]) if dot else 0
-    _check_digits(field, dot + 1 + places)
+    if len(field) > dot + 1 + places:
+        _check_digits(field, dot + 1 + places)
     frac = field[dot + 1 : dot + 1 + places]
     value = whole * _POW10[places]
     if frac:
@@ -170,7 +171,8 @@ def _angle(field, hemi, deg_digits, neg, pos):
     if minutes >= 60:
         raise ValueError("minutes")
     frac = field[dot + 1 : dot + 8]  # 7 decimals of a minute is already below 1e-7 degree
-    _check_digits(field, dot + 8)
+    if len(field) > dot + 8:
+        _check_digits(field, dot + 8)
     k = len(frac)
     scaled = minutes * _POW10[k] + (_digits(frac) if k else 0)
     # scaled / 10**k minutes = scaled * 10**(7-k) / 60 units of 1e-7 degree; the product
@@ -189,7 +191,8 @@ def _tod(field):
     """hhmmss[.sss] to seconds of the day (fraction dropped)."""
     if len(field) < 6 or (len(field) > 6 and field[6] != 0x2E):  # '.'
         raise ValueError("time")
-    _check_digits(field, 7)
+    if len(field) > 7:
+        _check_digits(field, 7)
     hh = _digits(field[0:2])
     mm = _digits(field[2:4])
     ss = _digits(field[4:6])

@@ -102,6 +102,11 @@ class Tamper:
         if self._has_latch:
             self._irqs = hal.lock_irqs
             edges = hal.lock_edges(latch)
+        if (not edges and cable == lock.cable.closed and housing == lock.housing.closed
+                and lock.cable.settled() and lock.housing.settled() and self._end_at == _NONE):
+            # Nothing happened (the usual sample): the debouncers, settled, would not move.
+            self.next_ms = now_ms + LOCK_IDLE_MS
+            return
         missed = None  # [(t_open, input, t_close)] of pulses the sampling never saw
         for i in (0, 1):
             inp = lock.cable if i == 0 else lock.housing

@@ -132,3 +132,20 @@ def test_no_deviation_return_flap_along_the_corridor_edge_with_25_m_noise():
 def test_the_noise_run_does_deviate_when_really_outside():
     # The same drive 300 m outside a 500 m corridor: one deviation, no return (the check bites).
     assert _edge_run(3, 800.0, 500, minutes=5) == [EV_DEVIATION]
+
+
+@given(route_and_fix(), st.lists(st.tuples(st.integers(-300000, 300000), st.integers(-300000, 300000)),
+                                 min_size=1, max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_a_sequence_of_fixes_gives_what_a_fresh_check_gives(case, moves):
+    """The check starts from the segment nearest the last fix (a speed-up): the answer must be
+    the same as without that memory, wherever the next fix lands."""
+    pts, lat, lon = case
+    kept = Corridor()
+    kept.set_route(_wire_route(pts), 1000)
+    for dlat, dlon in moves:
+        lat = max(-850000000, min(850000000, lat + dlat))
+        lon = (lon + dlon + 1800000000) % 3600000000 - 1800000000
+        fresh = Corridor()
+        fresh.set_route(_wire_route(pts), 1000)
+        assert kept.distance_m(lat, lon) == fresh.distance_m(lat, lon)
