@@ -22,6 +22,9 @@
 # units of 2**s metres so its coordinates are below 8192, and the one square root is Newton's in
 # integers. The route is kept as an array of ints, read without unpacking tuples. No tuple is
 # returned per fix (check() leaves the distance in `d`).
+#
+# (Past 400 lines: half of it is the integer geometry with the reasoning for each bound, which
+# only makes sense next to the code it constrains.)
 
 from array import array
 

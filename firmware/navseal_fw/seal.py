@@ -296,7 +296,6 @@ class SealCore:
             ev.closed = True
             ev.hw_rseq = top
             ev.thinned = j.esc_thinned
-            ev.opening_now = ev.opening_now  # frozen as it was
             ev.save()
             j.set_thin_floor(J.NO_FLOOR)
 
