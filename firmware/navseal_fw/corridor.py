@@ -54,6 +54,16 @@ _KY = (4529, 4529, 4529, 4529, 4529, 4529, 4530, 4530, 4530, 4530, 4530, 4531, 4
        4563, 4564, 4565, 4565, 4566, 4567, 4567, 4568, 4569, 4569, 4570, 4570, 4571, 4571, 4571,
        4572, 4572, 4573, 4573, 4573, 4574, 4574, 4574, 4574, 4574, 4575, 4575, 4575, 4575, 4575,
        4575)
+_KY_MEAN = const(4552)
+_W_EX = const(0)  # Corridor._w slots
+_W_QY = const(1)
+_W_VX = const(2)
+_W_VY = const(3)
+_W_KLAT = const(4)
+_W_KY = const(5)
+_W_KX = const(6)
+_W_KD = const(7)
+_W_SIZE = const(8)
 _KX = (4560, 4559, 4557, 4553, 4549, 4542, 4535, 4526, 4516, 4504, 4491, 4476, 4461, 4444, 4425,
        4405, 4384, 4362, 4338, 4313, 4286, 4259, 4230, 4199, 4168, 4135, 4101, 4065, 4029, 3991,
        3952, 3912, 3870, 3828, 3784, 3739, 3693, 3646, 3598, 3548, 3498, 3446, 3394, 3340, 3285,
@@ -116,9 +126,8 @@ def flat_m(lat1_e7, lon1_e7, lat2_e7, lon2_e7, within=-1):
         dx %= _WRAP
         if dx > _HALF:
             dx -= _WRAP
-    mid = (lat1_e7 + lat2_e7) // 200
-    ky = scale(_KY, mid)
-    kx = scale(_KX, mid)
+    ky = _KY_MEAN  # within 0.5 % of the meridian's scale anywhere: enough for a jump check
+    kx = scale(_KX, (lat1_e7 + lat2_e7) // 200)
     s = 0
     while dy >= 131072 or dy <= -131072 or dx >= 131072 or dx <= -131072:
         dy >>= 1
@@ -145,11 +154,11 @@ class Corridor:
         self.run_max = 0  # largest distance of the current outside run, metres
         self._out = 0  # consecutive fixes outside the corridor
         self._in = 0  # consecutive fixes inside it by the return margin
-        self._ex = 0  # _segment's nearest point: east share of the distance (q12), metres north
-        self._qy = 0
         self._seed = 0  # the segment (its end vertex) nearest to the last fix
-        self._vx = 0  # _xy's vertex
-        self._vy = 0
+        # Scratch small ints in one array (fewer instance attributes: RAM on MicroPython):
+        # _segment's nearest point (east share of the distance, q12; metres north), _xy's
+        # vertex, the latitude (e5) the scales were computed for and those scales.
+        self._w = array("i", bytes(4 * _W_SIZE))
 
     def set_route(self, route, corridor_m):
         # route: bytes of big-endian i32 lat_e5, i32 lon_e5 pairs (the escort stores it so).
@@ -295,15 +304,15 @@ class Corridor:
         cross = fx * uy - fy * ux
         d = ((cross if cross >= 0 else -cross) + (u >> 1)) // u
         # the foot is d along the normal (uy, -ux) / |u|, on the side the cross product says
-        self._ex = (uy << 12) // u
-        self._qy = (-d * ux // u) << k
+        self._w[_W_EX] = (uy << 12) // u
+        self._w[_W_QY] = (-d * ux // u) << k
         if cross < 0:
-            self._qy = -self._qy
+            self._w[_W_QY] = -self._w[_W_QY]
         return d << k
 
     def _point(self, x, y, d):
-        self._ex = (x << 12) // d if d > 0 else 0
-        self._qy = y
+        self._w[_W_EX] = (x << 12) // d if d > 0 else 0
+        self._w[_W_QY] = y
         return d
 
     def _xy(self, k, fy, fx, ky, kx, lim_y, lim_x):
@@ -318,8 +327,8 @@ class Corridor:
                 dx -= _WRAP
         if dy > lim_y or dy < -lim_y or dx > lim_x or dx < -lim_x:
             return False
-        self._vy = (dy * ky + 2048) >> 12
-        self._vx = (dx * kx + 2048) >> 12
+        self._w[_W_VY] = (dy * ky + 2048) >> 12
+        self._w[_W_VX] = (dx * kx + 2048) >> 12
         return True
 
     def distance_m(self, lat_e7, lon_e7):
@@ -333,8 +342,17 @@ class Corridor:
         # draws them), with the scales of the fix's latitude; the nearest point's east offset
         # is then rescaled to the latitude half-way to it (meridians converge: 0.5 % at 65 km
         # and 43 degrees without this).
-        ky = scale(_KY, fy)
-        kx = scale(_KX, fy)
+        # (Scales and windows are kept while the fix stays within 0.005 degree of latitude of
+        # where they were computed: they change by less than 1e-4 over that.)
+        d = fy - self._w[_W_KLAT]
+        if d > 500 or d < -500 or not self._w[_W_KY]:
+            self._w[_W_KLAT] = fy
+            self._w[_W_KY] = scale(_KY, fy)
+            self._w[_W_KX] = scale(_KX, fy)
+            # the parallel's scale slope, for the mid-latitude rescaling at the end
+            self._w[_W_KD] = scale(_KX, fy + 100000) - scale(_KX, fy - 100000)
+        ky = self._w[_W_KY]
+        kx = self._w[_W_KX]
         # Convertible window: |d e5| * scale below 2**29. Vertices within it less one segment's
         # extent are "near"; a segment without a near end is farther than FAR_M, so it is never
         # measured.
@@ -346,44 +364,47 @@ class Corridor:
         ex = qy = 0
         # Seed with the segment nearest to the last fix (a vehicle moves little between fixes):
         # its distance makes the bounding-box test below skip nearly every other segment.
-        seed = -1  # the segment measured here, not again in the loop
+        seed = -1  # the segment measured here (index of its end in pts), not again below
         k = self._seed
         if 0 < k < n and self._xy(k - 1, fy, fx, ky, kx, near_y, near_x):
-            ax = self._vx
-            ay = self._vy
+            ax = self._w[_W_VX]
+            ay = self._w[_W_VY]
             if self._xy(k, fy, fx, ky, kx, lim_y, lim_x):
-                best = self._segment(ax, ay, self._vx, self._vy)
-                ex = self._ex
-                qy = self._qy
-                seed = k
+                best = self._segment(ax, ay, self._w[_W_VX], self._w[_W_VY])
+                ex = self._w[_W_EX]
+                qy = self._w[_W_QY]
+                seed = 2 * k
+        # The loop runs for every vertex of every fix: kept to as few bytecodes as it can be.
+        nlim_y = -lim_y
+        nlim_x = -lim_x
+        nnear_y = -near_y
+        nnear_x = -near_x
         ax = ay = 0
         a_ok = a_near = False
-        k = -1
         for i in range(0, 2 * n, 2):
-            k += 1
             dy = pts[i] - fy
-            if dy > lim_y or dy < -lim_y:  # out of the window (most vertices of a long route)
+            if not nlim_y <= dy <= lim_y:  # out of the window (most vertices of a long route)
                 a_ok = a_near = False
                 continue
             dx = pts[i + 1] - fx
-            if dx > _HALF or dx < -_HALF:
+            if not -_HALF <= dx <= _HALF:
                 dx %= _WRAP
                 if dx > _HALF:
                     dx -= _WRAP
-            if dx > lim_x or dx < -lim_x:
+            if not nlim_x <= dx <= lim_x:
                 a_ok = a_near = False
                 continue
-            b_near = -near_y <= dy <= near_y and -near_x <= dx <= near_x
+            b_near = nnear_y <= dy <= near_y and nnear_x <= dx <= near_x
             by = (dy * ky + 2048) >> 12
             bx = (dx * kx + 2048) >> 12
-            if k == 0:
+            if i == 0:
                 if b_near:
                     d = self._segment(bx, by, bx, by)  # (a one-point route's only distance)
                     if best < 0 or d < best:
                         best = d
-                        ex = self._ex
-                        qy = self._qy
-            elif (a_near or b_near) and a_ok and k != seed:
+                        ex = self._w[_W_EX]
+                        qy = self._w[_W_QY]
+            elif a_ok and (a_near or b_near) and i != seed and best != 0:
                 # Cheap lower bound first: the segment's bounding box, in the larger axis.
                 if ax < bx:
                     g = ax if ax > 0 else (-bx if bx < 0 else 0)
@@ -399,9 +420,9 @@ class Corridor:
                     d = self._segment(ax, ay, bx, by)
                     if best < 0 or d < best:
                         best = d
-                        ex = self._ex
-                        qy = self._qy
-                        self._seed = k
+                        ex = self._w[_W_EX]
+                        qy = self._w[_W_QY]
+                        self._seed = i >> 1
             ax = bx
             ay = by
             a_ok = True
@@ -410,10 +431,11 @@ class Corridor:
             return FAR_M
         # Mid-latitude east scale for the nearest point, qy metres north: kx + dk, from the
         # slope of the parallel's scale one degree either side; the east share of the distance
-        # (ex, q12, squared) grows or shrinks by dk / kx.
+        # (ex, q12, squared) grows or shrinks by dk / kx. (Below 2 km it is under half a metre.)
+        if best < 2000:
+            return best
         dy_e5 = (qy << 12) // ky
-        dk = (scale(_KX, fy + 100000) - scale(_KX, fy - 100000)) * dy_e5
-        dk = (dk + 200000) // 400000
+        dk = (self._w[_W_KD] * dy_e5 + 200000) // 400000
         if dk == 0 or ex == 0:
             return best
         best += ((best * dk // kx) * ((ex * ex) >> 12)) >> 12

@@ -188,6 +188,23 @@ class Evidence(Store):
             thinned = self.v[_THINNED]
         self._pack(buf, hw_rseq, thinned)
 
+    # ---- per fix (no property calls: these run once a second) ----------------------------------
+
+    def gap(self, gap_s):
+        # A stretch without a fix of gap_s seconds: True if it is the longest (recorded; the
+        # caller sets gnss_longest_at).
+        v = self.v
+        if gap_s > v[_GNSS_LONGEST_S]:
+            v[_GNSS_LONGEST_S] = gap_s
+            return True
+        return False
+
+    def distance(self, d):
+        # A fix d metres from the route: the largest is kept.
+        v = self.v
+        if d > v[_DEVIATION_MAX_M]:
+            v[_DEVIATION_MAX_M] = d
+
     # ---- counting helpers (saturating u16) ----------------------------------------------------
 
     @staticmethod

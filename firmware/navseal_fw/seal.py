@@ -320,12 +320,18 @@ class SealCore:
 
     def _on_fix(self, f):
         g = self.gcheck
-        t = self.hal.unix()
-        ok = g.judge(f.time, f.lat_e7, f.lon_e7, t if t > CLOCK_SANE else 0,
-                     self.fix_time if self._have_fix else 0, self.lat, self.lon)
+        have = self._have_fix
+        clock = 0
+        if not have:  # the first fix after a boot is judged against the seal's clock
+            clock = self.hal.unix()
+            if clock < CLOCK_SANE:
+                clock = 0
+        ok = g.judge(f.time, f.lat_e7, f.lon_e7, clock, self.fix_time if have else 0, self.lat,
+                     self.lon)
+        active = self.escort.state == E.ACTIVE
         if g.kind:
             self._anomaly()
-        if g.episode_ended and self._active():
+        if g.episode_ended and active:
             self.evidence.anom_kinds_now = 0
             self.evidence.save()
         if not ok:
@@ -338,16 +344,18 @@ class SealCore:
         self.course_u8 = f.course_u8()
         self.fix_u8 = f.fix_u8()
         self.hdop_u8 = f.hdop_u8()
-        self._stretch(self._now)
+        if active:
+            self._stretch(self._now)
         self._last_fix_ms = self._now
         if self.gnss_lost:
             self.gnss_lost = False
             lost_s = (self._now - self._loss_ms) // 1000
-            if self._active() and self.evidence.loss_start:
+            if active and self.evidence.loss_start:
                 self.evidence.loss_start = 0
                 self.evidence.save()
             self._event(EV_GNSS_REGAINED, lost_s)
-        self._route_check()
+        if active:
+            self._route_check()
         if self._first_position:
             self._first_position = False
             self._record_position()
@@ -356,17 +364,13 @@ class SealCore:
 
     def _stretch(self, now_ms):
         # The longest stretch without a fix this escort (since the last fix, or since activation
-        # or boot), an ongoing one included. RAM; written with the next evidence save, at the
-        # latest before it is reported. A stretch still going on is only a candidate: if it is
-        # the longest, its start stays and its length grows.
-        if not self._active():
-            return
-        ev = self.evidence
+        # or boot), an ongoing one included: ACTIVE only. RAM; written with the next evidence
+        # save, at the latest before it is reported. A stretch still going on is only a
+        # candidate: if it is the longest, its start stays and its length grows.
         start = self._last_fix_ms if self._last_fix_ms > self._act_ms else self._act_ms
         gap_s = (now_ms - start) // 1000
-        if gap_s > ev.gnss_longest_s:
-            ev.gnss_longest_s = gap_s
-            ev.gnss_longest_at = self.hal.unix() - gap_s
+        if self.evidence.gap(gap_s):
+            self.evidence.gnss_longest_at = self.hal.unix() - gap_s
 
     def _anomaly(self):
         # The GnssCheck found an anomaly to raise (once per kind per episode).
@@ -387,14 +391,12 @@ class SealCore:
         self._event(EV_GNSS_ANOMALY, kind << 24 | g.detail)
 
     def _route_check(self):
-        if not self._active():
-            return
+        # ACTIVE only.
         c = self.escort.corridor
         code = c.check(self.lat, self.lon)
         ev = self.evidence
         d = c.d
-        if d > ev.deviation_max_m:
-            ev.deviation_max_m = d  # RAM; written with the next save (see Evidence.dirty)
+        ev.distance(d)  # RAM; written with the next save (see Evidence.dirty)
         if code:
             if code == EV_DEVIATION:
                 ev.deviations = ev.inc(ev.deviations)
@@ -761,7 +763,7 @@ class SealCore:
         self.journal.set_thin_floor(J.NO_FLOOR)
 
     def _evidence(self):
-        # The Evidence block for a STATE or COMMAND_RESULT, packed into one reused buffer. A
+        # The Evidence block for a STATE or COMMAND_RESULT, packed into a new 55-byte buffer. A
         # value that grew since the last save (largest distance, longest stretch without a fix)
         # is written first: the seal never reports what its flash does not hold.
         ev = self.evidence

@@ -138,8 +138,10 @@ def test_the_noise_run_does_deviate_when_really_outside():
                                  min_size=1, max_size=12))
 @settings(max_examples=300, deadline=None)
 def test_a_sequence_of_fixes_gives_what_a_fresh_check_gives(case, moves):
-    """The check starts from the segment nearest the last fix (a speed-up): the answer must be
-    the same as without that memory, wherever the next fix lands."""
+    """The check starts from the segment nearest the last fix and keeps its scales while the
+    latitude changes by less than 0.005 degree (speed-ups): the answer must be the same as
+    without that memory, wherever the next fix lands, to one step of the q12 longitude scale
+    (1/kx: 0.02 % at the equator, 0.13 % at 80 degrees) and two metres of rounding."""
     pts, lat, lon = case
     kept = Corridor()
     kept.set_route(_wire_route(pts), 1000)
@@ -148,4 +150,5 @@ def test_a_sequence_of_fixes_gives_what_a_fresh_check_gives(case, moves):
         lon = (lon + dlon + 1800000000) % 3600000000 - 1800000000
         fresh = Corridor()
         fresh.set_route(_wire_route(pts), 1000)
-        assert kept.distance_m(lat, lon) == fresh.distance_m(lat, lon)
+        a, b = kept.distance_m(lat, lon), fresh.distance_m(lat, lon)
+        assert abs(a - b) <= b * 0.0015 + 2, (a, b)
