@@ -46,14 +46,16 @@ _WRAP = const(36000000)  # 360 degrees in 1e-5 degree
 _HALF = const(18000000)
 
 # WGS84, q12 (x 4096): metres per 1e-5 degree of latitude (meridional arc) and of longitude
-# (parallel of latitude) at 0, 1, ..., 90 degrees; linear in between (error below 4e-5).
-_KY = (4529, 4529, 4529, 4529, 4529, 4529, 4530, 4530, 4530, 4530, 4530, 4531, 4531, 4531, 4532,
-       4532, 4533, 4533, 4533, 4534, 4534, 4535, 4536, 4536, 4537, 4537, 4538, 4539, 4539, 4540,
-       4541, 4541, 4542, 4543, 4543, 4544, 4545, 4546, 4546, 4547, 4548, 4549, 4550, 4550, 4551,
-       4552, 4553, 4554, 4554, 4555, 4556, 4557, 4558, 4558, 4559, 4560, 4561, 4561, 4562, 4563,
-       4563, 4564, 4565, 4565, 4566, 4567, 4567, 4568, 4569, 4569, 4570, 4570, 4571, 4571, 4571,
-       4572, 4572, 4573, 4573, 4573, 4574, 4574, 4574, 4574, 4574, 4575, 4575, 4575, 4575, 4575,
-       4575)
+# (parallel of latitude) at 0, 1, ..., 90 degrees, big-endian u16 (bytes: half a tuple's RAM);
+# linear in between (error below 4e-5). _KY runs 4529..4575, _KX 4560..0.
+_KY = (b"\x11\xb1\x11\xb1\x11\xb1\x11\xb1\x11\xb1\x11\xb1\x11\xb2\x11\xb2\x11\xb2\x11\xb2\x11\xb2\x11\xb3"
+       b"\x11\xb3\x11\xb3\x11\xb4\x11\xb4\x11\xb5\x11\xb5\x11\xb5\x11\xb6\x11\xb6\x11\xb7\x11\xb8\x11\xb8"
+       b"\x11\xb9\x11\xb9\x11\xba\x11\xbb\x11\xbb\x11\xbc\x11\xbd\x11\xbd\x11\xbe\x11\xbf\x11\xbf\x11\xc0"
+       b"\x11\xc1\x11\xc2\x11\xc2\x11\xc3\x11\xc4\x11\xc5\x11\xc6\x11\xc6\x11\xc7\x11\xc8\x11\xc9\x11\xca"
+       b"\x11\xca\x11\xcb\x11\xcc\x11\xcd\x11\xce\x11\xce\x11\xcf\x11\xd0\x11\xd1\x11\xd1\x11\xd2\x11\xd3"
+       b"\x11\xd3\x11\xd4\x11\xd5\x11\xd5\x11\xd6\x11\xd7\x11\xd7\x11\xd8\x11\xd9\x11\xd9\x11\xda\x11\xda"
+       b"\x11\xdb\x11\xdb\x11\xdb\x11\xdc\x11\xdc\x11\xdd\x11\xdd\x11\xdd\x11\xde\x11\xde\x11\xde\x11\xde"
+       b"\x11\xde\x11\xdf\x11\xdf\x11\xdf\x11\xdf\x11\xdf\x11\xdf")
 _KY_MEAN = const(4552)
 _W_EX = const(0)  # Corridor._w slots
 _W_QY = const(1)
@@ -64,12 +66,14 @@ _W_KY = const(5)
 _W_KX = const(6)
 _W_KD = const(7)
 _W_SIZE = const(8)
-_KX = (4560, 4559, 4557, 4553, 4549, 4542, 4535, 4526, 4516, 4504, 4491, 4476, 4461, 4444, 4425,
-       4405, 4384, 4362, 4338, 4313, 4286, 4259, 4230, 4199, 4168, 4135, 4101, 4065, 4029, 3991,
-       3952, 3912, 3870, 3828, 3784, 3739, 3693, 3646, 3598, 3548, 3498, 3446, 3394, 3340, 3285,
-       3230, 3173, 3115, 3057, 2997, 2937, 2875, 2813, 2750, 2686, 2621, 2556, 2489, 2422, 2354,
-       2286, 2216, 2146, 2076, 2004, 1932, 1860, 1787, 1713, 1639, 1564, 1489, 1413, 1337, 1261,
-       1184, 1107, 1029, 951, 873, 794, 716, 637, 558, 478, 399, 319, 239, 160, 80, 0)
+_KX = (b"\x11\xd0\x11\xcf\x11\xcd\x11\xc9\x11\xc5\x11\xbe\x11\xb7\x11\xae\x11\xa4\x11\x98\x11\x8b\x11\x7c"
+       b"\x11\x6d\x11\x5c\x11\x49\x11\x35\x11\x20\x11\x0a\x10\xf2\x10\xd9\x10\xbe\x10\xa3\x10\x86\x10\x67"
+       b"\x10\x48\x10\x27\x10\x05\x0f\xe1\x0f\xbd\x0f\x97\x0f\x70\x0f\x48\x0f\x1e\x0e\xf4\x0e\xc8\x0e\x9b"
+       b"\x0e\x6d\x0e\x3e\x0e\x0e\x0d\xdc\x0d\xaa\x0d\x76\x0d\x42\x0d\x0c\x0c\xd5\x0c\x9e\x0c\x65\x0c\x2b"
+       b"\x0b\xf1\x0b\xb5\x0b\x79\x0b\x3b\x0a\xfd\x0a\xbe\x0a\x7e\x0a\x3d\x09\xfc\x09\xb9\x09\x76\x09\x32"
+       b"\x08\xee\x08\xa8\x08\x62\x08\x1c\x07\xd4\x07\x8c\x07\x44\x06\xfb\x06\xb1\x06\x67\x06\x1c\x05\xd1"
+       b"\x05\x85\x05\x39\x04\xed\x04\xa0\x04\x53\x04\x05\x03\xb7\x03\x69\x03\x1a\x02\xcc\x02\x7d\x02\x2e"
+       b"\x01\xde\x01\x8f\x01\x3f\x00\xef\x00\xa0\x00\x50\x00\x00")
 
 
 def scale(table, lat_e5):
@@ -77,9 +81,10 @@ def scale(table, lat_e5):
     a = lat_e5 if lat_e5 >= 0 else -lat_e5
     i = a // 100000
     if i >= 90:
-        return table[90]
-    lo = table[i]
-    return lo + (table[i + 1] - lo) * (a - i * 100000) // 100000
+        return table[180] << 8 | table[181]
+    lo = table[2 * i] << 8 | table[2 * i + 1]
+    hi = table[2 * i + 2] << 8 | table[2 * i + 3]
+    return lo + (hi - lo) * (a - i * 100000) // 100000
 
 
 def _hyp(x, y):

@@ -152,3 +152,20 @@ def test_a_sequence_of_fixes_gives_what_a_fresh_check_gives(case, moves):
         fresh.set_route(_wire_route(pts), 1000)
         a, b = kept.distance_m(lat, lon), fresh.distance_m(lat, lon)
         assert abs(a - b) <= b * 0.0015 + 2, (a, b)
+
+
+def test_the_scale_tables_are_wgs84():
+    """corridor._KY/_KX (big-endian u16, q12) against the WGS84 radii of curvature."""
+    from navseal_fw import corridor as C
+
+    a, f = 6378137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    for deg in range(91):
+        phi = math.radians(deg)
+        w = 1 - e2 * math.sin(phi) ** 2
+        m = a * (1 - e2) / w ** 1.5  # meridian
+        n = a / math.sqrt(w)  # prime vertical
+        per_e5 = math.pi / 180 * 1e-5 * 4096
+        assert C.scale(C._KY, deg * 100000) == round(m * per_e5), deg
+        assert C.scale(C._KX, deg * 100000) == round(n * math.cos(phi) * per_e5), deg
+        assert C.scale(C._KX, -deg * 100000) == C.scale(C._KX, deg * 100000)
