@@ -403,12 +403,10 @@ class Corridor:
             by = (dy * ky + 2048) >> 12
             bx = (dx * kx + 2048) >> 12
             if i == 0:
-                if b_near:
-                    d = self._segment(bx, by, bx, by)  # (a one-point route's only distance)
-                    if best < 0 or d < best:
-                        best = d
-                        ex = self._w[_W_EX]
-                        qy = self._w[_W_QY]
+                if n == 1 and b_near:  # a one-point route: its only distance
+                    best = self._segment(bx, by, bx, by)
+                    ex = self._w[_W_EX]
+                    qy = self._w[_W_QY]
             elif a_ok and (a_near or b_near) and i != seed and best != 0:
                 # Cheap lower bound first: the segment's bounding box, in the larger axis.
                 if ax < bx:
