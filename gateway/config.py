@@ -164,6 +164,15 @@ class GatewayConfig:
     # Browser sessions (cookie) expire after this much inactivity.
     http_session_idle_s: Annotated[float, Field(gt=0, le=7 * 24 * HOUR)] = 8 * HOUR
 
+    # --- web console (docs/console.md) ---
+    # An operator's own map tile server under the offline basemap, e.g.
+    # "https://tiles.example.kz/{z}/{x}/{y}.png"; none: country borders only (no tile server, no CDN).
+    console_tile_url: str | None = None
+    console_tile_attribution: str = ""
+    # Where the browser libraries are (npm: leaflet, world-atlas, topojson-client); default
+    # tools/web/node_modules of this checkout, installed by `bash tools/run setup`.
+    console_vendor_dir: str | None = None
+
     # --- sinks ---
     sinks: list[SinkConfig] = field(default_factory=list)
     sink_retry_initial_s: Seconds = 1.0
@@ -180,6 +189,10 @@ class GatewayConfig:
             raise ConfigError("[http] tls_cert and tls_key: give both (HTTPS) or neither")
         if self.mqtt_share_group and self.mqtt_protocol != "5":
             raise ConfigError("[mqtt] share_group needs protocol = \"5\" (shared subscriptions are MQTT 5)")
+        if self.console_tile_url is not None and not (
+                self.console_tile_url.startswith(("https://", "http://"))
+                and all(p in self.console_tile_url for p in ("{z}", "{x}", "{y}"))):
+            raise ConfigError("[console] tile_url: an http(s) URL template with {z}, {x} and {y}")
         names = [s.name for s in self.sinks]
         if len(set(names)) != len(names):
             raise ConfigError(f"[[sinks]] names must be unique: {names}")

@@ -23,6 +23,7 @@ class PurgeReport:
     outbox: int = 0
     commands: int = 0
     uplinks: int = 0
+    alarm_acks: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
+from .bell import Bell
 from .auth import Authenticator
 from .config import ConfigError, GatewayConfig
 from .events import ALARM_KINDS, parse_iso
@@ -49,6 +50,10 @@ class GatewayService:
         self.clock = clock
         self.cipher = load_master_key(config)  # None: keys stored as they are (in-process tools only)
         self.store = open_store(config, self.cipher)
+        # The HTTP API's reads (tracks, tables, the alarm feed) on a connection of their own: WAL
+        # readers never wait for ingest's write transaction, nor hold it up.
+        self.reader = open_store(config)
+        self.bell = Bell()  # rung after each commit that made events: the live alarm feed waits on it
         self.pipeline = Pipeline(self.store, config, clock)
         # Sessions and tokens expire in wall time even when the rules run on a virtual clock (demo).
         self.authenticator = Authenticator(self.store, session_idle_s=config.http_session_idle_s)
@@ -162,6 +167,7 @@ class GatewayService:
     def _notify_workers(self) -> None:
         for worker in self.workers:
             worker.notify()
+        self.bell.ring()
 
     def _delivered(self, sink: str, events: list[dict[str, Any]]) -> None:
         now = self.clock()
@@ -227,6 +233,7 @@ class GatewayService:
             return
         self._stopped.set()
         log.info("gateway stopping")
+        self.bell.close()  # live feeds end now rather than hold the HTTP server's exit
         if self.http:
             self.http.stop()
         if self.mqtt:
@@ -242,6 +249,7 @@ class GatewayService:
         if self.mqtt:
             self.mqtt.stop()  # after the runner: the last PUBACKs and ACK downlinks go out first
         self.store.close()
+        self.reader.close()
         log.info("gateway stopped", extra={"undelivered_in_outbox": undelivered})
 
     def run_forever(self) -> int:

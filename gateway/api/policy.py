@@ -33,6 +33,18 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/metrics"): frozenset({ADMIN, AUDITOR}),
     ("GET", "/healthz"): frozenset({PUBLIC}),
     ("GET", "/openapi.json"): frozenset({PUBLIC}),
+    # the web console (docs/console.md): its data routes, then its files (no data in them)
+    ("GET", "/v1/console/escorts"): READERS,
+    ("GET", "/v1/escorts/{escort_id}/track"): READERS,
+    ("GET", "/v1/escorts/{escort_id}/events"): READERS,
+    ("GET", "/v1/alarms"): READERS,
+    ("GET", "/v1/alarms/stream"): READERS,
+    ("POST", "/v1/alarms/{event_id}/ack"): frozenset({OPERATOR, OFFICER}),
+    ("GET", "/v1/seals"): READERS,
+    ("GET", "/"): frozenset({PUBLIC}),
+    ("GET", "/console/"): frozenset({PUBLIC}),
+    ("GET", "/console/app/{name:path}"): frozenset({PUBLIC}),
+    ("GET", "/console/vendor/{name:path}"): frozenset({PUBLIC}),
 }
 
 

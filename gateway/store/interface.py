@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .access import AccessTx
+from .console import ConsoleReads, ConsoleTx
 from .wire_fixes import wire_fix_rows
 
 # Escort status values, in lifecycle order. "Monitored" ones are those the rules watch.
@@ -52,9 +53,10 @@ class OutboxItem:
     event: dict[str, Any]
 
 
-class StoreTx(AccessTx, abc.ABC):
+class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     """What the pipeline does inside one transaction. Rows are plain dicts keyed by column.
-    Users, tokens, sessions and audit rows (AccessTx, access.py) are in the same transaction."""
+    Users, tokens, sessions and audit rows (AccessTx, access.py) and alarm acknowledgements
+    (ConsoleTx, console.py) are in the same transaction."""
 
     # seals
     @abc.abstractmethod
@@ -169,15 +171,16 @@ class StoreTx(AccessTx, abc.ABC):
     @abc.abstractmethod
     def delete_escort(self, escort_id: int) -> dict[str, int]:
         """Delete the escort and all its data; rows deleted per table (escorts, records, events,
-        outbox, commands, uplinks)."""
+        outbox, commands, uplinks, alarm_acks)."""
 
     @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:
         """Nested unit: rolled back alone if the block raises (one frame of a batch)."""
 
 
-class Store(abc.ABC):
-    """Storage interface; `SqliteStore` implements it. Every method is thread-safe."""
+class Store(ConsoleReads, abc.ABC):
+    """Storage interface; `SqliteStore` implements it. Every method is thread-safe. The web console's
+    and the public read routes' queries are `ConsoleReads` (console.py)."""
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[StoreTx]:

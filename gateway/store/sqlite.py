@@ -18,6 +18,7 @@ import threading
 from typing import Any, Iterator, Sequence
 
 from .interface import OutboxItem, Store, StoreError, StoreTx
+from .sqlite_console import SqliteConsoleReads
 from .sqlite_schema import MIGRATIONS, statements
 from .seal_key_codec import KeyCodec
 from .sqlite_tx import SqliteTx
@@ -41,7 +42,7 @@ def _create_private(path: str) -> None:
                 os.chmod(path + suffix, 0o600)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteConsoleReads, Store):
     """SQLite in WAL mode, one file (0600), foreign keys on, numbered migrations; see the module doc.
     `cipher` (gateway/secrets.KeyCipher) encrypts seal keys at rest; plaintext keys found in the
     file are encrypted when it is opened with one."""

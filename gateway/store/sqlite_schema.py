@@ -10,6 +10,7 @@ import sqlite3
 from typing import Iterable
 
 from .access import ACCESS_MIGRATION
+from .console import CONSOLE_MIGRATION
 
 MIGRATIONS: list[str] = [
     # 1: initial schema
@@ -145,6 +146,8 @@ MIGRATIONS: list[str] = [
     """,
     # 2: users, tokens, sessions, the audit log; who asked for an escort's activation/deactivation
     ACCESS_MIGRATION,
+    # 3: alarm acknowledgements; indexes for the console's escort pages and alarm feed
+    CONSOLE_MIGRATION,
 ]
 
 

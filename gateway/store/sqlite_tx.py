@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any, Iterator, Sequence
 
 from .access import SqliteAccessTx
+from .sqlite_console import SqliteConsoleTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
 from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
@@ -79,7 +80,7 @@ def _office_clause(offices: Sequence[str], args: dict[str, Any]) -> str:
     return f"(departure_office_code IN ({marks}) OR dest_office_code IN ({marks}))"
 
 
-class SqliteTx(SqliteAccessTx, StoreTx):
+class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
     def __init__(self, conn: sqlite3.Connection, keys: KeyCodec | None = None) -> None:
         self._c = conn
         self._keys = keys or KeyCodec()
@@ -292,7 +293,7 @@ class SqliteTx(SqliteAccessTx, StoreTx):
         deleted = {"outbox": c.execute(
             "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
             (escort_id,)).rowcount}
-        for table in ("events", "records", "uplinks", "commands", "escorts"):  # children before the escort
+        for table in ("alarm_acks", "events", "records", "uplinks", "commands", "escorts"):  # children first
             deleted[table] = c.execute(f"DELETE FROM {table} WHERE escort_id = ?", (escort_id,)).rowcount
         return deleted
 
