@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway_harness import OFFICER_OFFICE, activation_body, get_json, make_tokens, post_json
+from pipeline_support import FakeSeal
 from navseal.bench.seal_frames import SealFrames
 from navseal.gateway.api import MissingRule, build_app, check_rules, openapi_document, routes
 from navseal.gateway.api.policy import PUBLIC, ROUTE_ROLES
@@ -46,6 +47,8 @@ def call(svc, method: str, path: str, body=None, role: str | None = None, header
                                           **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.headers.get_content_type() == "text/event-stream":
+                return resp.status, None  # a live feed: admitted; it would run until the server ends it
             raw = resp.read()
             return resp.status, (json.loads(raw) if raw and resp.headers.get_content_type() == "application/json"
                                  else raw.decode())
@@ -55,7 +58,8 @@ def call(svc, method: str, path: str, body=None, role: str | None = None, header
 
 
 def concrete(path: str) -> str:
-    return path.replace("{name}", "nobody").replace("{token_id}", "0" * 16)
+    return (path.replace("{name}", "nobody").replace("{token_id}", "0" * 16).replace("{escort_id}", "1")
+            .replace("{event_id}", "0" * 32).replace("{name:path}", "nothing.js"))
 
 
 def audit_rows(svc) -> list[dict]:
@@ -277,8 +281,31 @@ def test_every_documented_route_works_for_its_role(gw):
     me = ok("POST", "/v1/session", body={"name": "officer", "password": "officer-password-123"})
     assert me["role"] == "officer"
     ok("DELETE", "/v1/session", role="officer")
+    # The console's reads, and an alarm (a seal that refuses ACTIVATE) to acknowledge.
+    ok("POST", "/v1/seals", body={"seal_id": 1002, "key": test_key(1002).hex()}, role="admin")
+    ok("POST", "/v1/escorts/activate", body=activation_body(1002), role="operator")
+    seal = FakeSeal(1002)
+    result = gw.pipeline.handle_uplink(seal.hello(gw.clock()), "test")
+    (command,) = [raw for _, raw in result.downlink if seal.decode(raw).type == "ACTIVATE"]
+    gw.pipeline.handle_uplink(seal.command_result(gw.clock(), command, "LOCK_OPEN"), "test")
+    rows = ok("GET", "/v1/console/escorts?alarm=any", "/v1/console/escorts", role="officer")["rows"]
+    assert [(r["seal_id"], r["state"]) for r in rows] == [(1002, "failed")]
+    ok("GET", f"/v1/escorts/{rows[0]['escort_id']}/track", "/v1/escorts/{escort_id}/track", role="auditor")
+    ok("GET", f"/v1/escorts/{rows[0]['escort_id']}/events", "/v1/escorts/{escort_id}/events", role="officer")
+    [alarm] = ok("GET", "/v1/alarms", role="officer")["items"]
+    assert alarm["event"]["kind"] == "ACTIVATION_FAILED" and alarm["acks"] == []
+    ok("GET", "/v1/alarms/stream?after=0&acks_after=0", "/v1/alarms/stream", role="officer")
+    ok("POST", f"/v1/alarms/{alarm['event']['event_id']}/ack", "/v1/alarms/{event_id}/ack", body={"note": "seen"},
+       role="officer")
+    assert [s["seal_id"] for s in ok("GET", "/v1/seals", role="auditor")["rows"]] == [1001, 1002]
+    # The console's own files: public, no data in them.
+    assert "navseal" in ok("GET", "/")
+    ok("GET", "/console/")
+    ok("GET", "/console/app/app.js", "/console/app/{name:path}")
+    ok("GET", "/console/vendor/leaflet.js", "/console/vendor/{name:path}")
     documented = {(m.upper(), p) for p, ops in openapi_document()["paths"].items() for m in ops}
-    assert documented | {("GET", "/openapi.json")} == seen == set(ROUTE_ROLES)
+    console_files = {r for r in ROUTE_ROLES if r[1] == "/" or r[1].startswith("/console/")}
+    assert documented | {("GET", "/openapi.json")} | console_files == seen == set(ROUTE_ROLES)
 
 
 def test_openapi_document_in_docs_is_the_one_the_gateway_serves(gw):
