@@ -8,6 +8,7 @@ kinds' entries of `events_kind`; the alarm feed seeks `events_kind` per kind.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from typing import Any, Sequence
@@ -55,11 +56,20 @@ class SqliteConsoleReads(ConsoleReads):
 
     def escort_rows(self, query: EscortQuery) -> list[dict[str, Any]]:
         args = _Args()
-        where = []
-        if query.offices is not None:
-            where.append(_in_offices(args, query.offices))
-        if query.office is not None:
-            where.append(_in_offices(args, [query.office]))
+        where = []  # all must hold
+        either = []  # groups of alternatives: one of each group must hold
+        offices = [query.office] if query.office is not None else query.offices
+        if offices is not None:
+            marks = args.many(list(offices))
+            either.append([f"e.departure_office_code IN {marks}", f"e.dest_office_code IN {marks}"])
+        if query.text:
+            text = query.text
+            alternatives = [
+                f"(e.declaration >= {args.add(text)} AND e.declaration < {args.add(_prefix_end(text))})",
+                f"(e.vehicle >= {args.add(text.upper())} AND e.vehicle < {args.add(_prefix_end(text.upper()))})"]
+            if text.isdigit() and len(text) <= 10:
+                alternatives.append(f"e.seal_id = {args.add(int(text))}")
+            either.append(alternatives)
         if query.statuses:
             where.append(f"e.status IN {args.many(query.statuses)}")
         if query.overdue_at is not None:
@@ -74,18 +84,20 @@ class SqliteConsoleReads(ConsoleReads):
             where.append(f"e.requested_at >= {args.add(query.since)}")
         if query.until is not None:
             where.append(f"e.requested_at < {args.add(query.until)}")
-        if query.text:
-            text = query.text
-            parts = [f"(e.declaration >= {args.add(text)} AND e.declaration < {args.add(_prefix_end(text))})",
-                     f"(e.vehicle >= {args.add(text.upper())} AND e.vehicle < {args.add(_prefix_end(text.upper()))})"]
-            if text.isdigit() and len(text) <= 10:
-                parts.append(f"e.seal_id = {args.add(int(text))}")
-            where.append("(" + " OR ".join(parts) + ")")
         if query.before is not None:
             where.append(f"e.escort_id < {args.add(query.before)}")
-        clause = " AND ".join(where) or "1"
-        return self._read(f"{_ESCORT_ROW} WHERE {clause} ORDER BY e.escort_id DESC LIMIT {args.add(query.limit)}",
-                          args.values)
+        limit = args.add(query.limit)
+        if either:
+            # "A or B" over two indexed columns made SQLite fetch every match and sort it (60 ms
+            # for an officer's two offices among 100,000 escorts). Instead each combination of
+            # alternatives is its own index walk stopping at `limit`, and the page is the newest
+            # `limit` of their union: the same rows, a few hundred index entries read.
+            branches = [f"SELECT escort_id FROM (SELECT e.escort_id FROM escorts e WHERE {' AND '.join([*combo, *where])} "
+                        f"ORDER BY e.escort_id DESC LIMIT {limit})" for combo in itertools.product(*either)]
+            clause = f"e.escort_id IN ({' UNION '.join(branches)})"
+        else:
+            clause = " AND ".join(where) or "1"
+        return self._read(f"{_ESCORT_ROW} WHERE {clause} ORDER BY e.escort_id DESC LIMIT {limit}", args.values)
 
     def escort_with_seal(self, escort_id: int) -> dict[str, Any] | None:
         rows = self._read(f"{_ESCORT_ROW} WHERE e.escort_id = ?", (escort_id,))
