@@ -7,11 +7,14 @@ officer's offices (an officer learns nothing about other offices' escorts).
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from .. import console_views as cv
 from .. import track
@@ -66,14 +69,51 @@ def escort_track(escort_id: int = EscortId,
                  bbox: str | None = Query(default=None, max_length=100, description="west,south,east,north"),
                  tolerance_px: float = Query(default=track.DEFAULT_TOLERANCE_PX, ge=0.1, le=20),
                  gap_s: float = Query(default=track.DEFAULT_GAP_S, ge=10, le=7 * 86400),
-                 offices=Depends(office_scope), svc: Any = Depends(service)) -> JSONResponse:
+                 offices=Depends(office_scope), svc: Any = Depends(service)) -> Response:
     escort = escort_in_scope(svc, escort_id, offices)
     box = _box(bbox)
-    fixes = reader(svc).track_fixes(escort["seal_id"], escort_id)
-    body = track.track_collection(fixes, route=cv.route_points(escort), corridor_m=escort["corridor_m"],
-                                  zoom=zoom, width_px=width, height_px=height, box=box, tolerance_px=tolerance_px,
-                                  gap_s=gap_s, meta={"escort_id": escort_id, "seal_id": escort["seal_id"]})
-    return JSONResponse(body, media_type=GEOJSON)
+    store = reader(svc)
+    key = (id(store), escort_id, store.track_version(escort["seal_id"], escort_id), escort["route"],
+           escort["corridor_m"], zoom, width, height, bbox, tolerance_px, gap_s)
+    body = _CACHE.get(key)
+    if body is None:
+        fixes = store.track_fixes(escort["seal_id"], escort_id)
+        collection = track.track_collection(
+            fixes, route=cv.route_points(escort), corridor_m=escort["corridor_m"], zoom=zoom, width_px=width,
+            height_px=height, box=box, tolerance_px=tolerance_px, gap_s=gap_s,
+            meta={"escort_id": escort_id, "seal_id": escort["seal_id"]})
+        body = json.dumps(collection, separators=(",", ":")).encode()
+        _CACHE.put(key, body)
+    return Response(body, media_type=GEOJSON)
+
+
+class _Lru:
+    """The last answers of the track route: an officer's browser asks for the same escort at the
+    same size again and again (page loads, zooming back out), and a 36,000-fix track takes ~100 ms
+    to read and simplify. Keyed by everything the answer depends on, the track's version included,
+    so a new fix is never hidden."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Any, bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Any) -> bytes | None:
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: bytes) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_CACHE = _Lru(256)
 
 
 def _kinds(text: str | None, name: str) -> tuple[str, ...]:

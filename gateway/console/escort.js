@@ -36,10 +36,20 @@ export async function render(main, params) {
   const me = session.me;
   const mapEl = h("div", { id: "map", class: "map" });
   const t0 = performance.now();
+  // The page's frame first, so the map has its size and the track is asked for at once, beside
+  // the escort and its events (the track is the slowest answer).
+  const skeleton = h("div", { class: "detail" }, h("div", { class: "map-column" }, mapEl), h("div", { class: "side" }));
+  main.append(skeleton);
+  const fetchTrack = (extra) => api(`/v1/escorts/${id}/track${query({ width: mapEl.clientWidth || 800,
+    height: mapEl.clientHeight || 500, ...extra })}`);
+  const missing = missingLibraries();
+  const firstTrack = missing ? null : fetchTrack({});
+  if (firstTrack) firstTrack.catch(() => {}); // a refusal is reported by the escort's own answer
   const [list, firstEvents] = await Promise.all([
     api(`/v1/escorts?escort_id=${id}`),
     api(`/v1/escorts/${id}/events?exclude=POSITION&limit=1000`),
   ]);
+  skeleton.remove();
   if (!list.escorts.length) throw Object.assign(new Error(t("error_not_found")), { status: 404 });
   let escort = list.escorts[0];
   const events = [...firstEvents.items];
@@ -68,16 +78,13 @@ export async function render(main, params) {
       [t("t_time"), t("t_kind"), t("t_source"), t("t_details"), ""].map((c) => h("th", {}, c)))), timeline));
 
   let view = null;
-  const fetchTrack = (extra) => api(`/v1/escorts/${id}/track${query({ width: mapEl.clientWidth || 800,
-    height: mapEl.clientHeight || 500, ...extra })}`);
-  const missing = missingLibraries();
   let drawn;
   if (missing) {
     mapUnavailable(mapEl, missing);
     drawn = Promise.resolve();
   } else {
     view = createMap(mapEl, { fetchTrack, onFocus: (eventId) => highlight(eventId) });
-    drawn = Promise.all([fetchTrack({}).then((fc) => { view.setTrack(fc, { fit: true }); drawTrackInfo(fc); }),
+    drawn = Promise.all([firstTrack.then((fc) => { view.setTrack(fc, { fit: true }); drawTrackInfo(fc); }),
       view.baseReady]);
     view.setEvents(events);
   }

@@ -98,6 +98,12 @@ class ConsoleReads(abc.ABC):
                 out.append((r["rseq"], r["time"], r["lat"], r["lon"], r["speed"]))
         return out
 
+    def track_version(self, seal_id: int, escort_id: int) -> tuple[int, int]:
+        """(how many fixes, highest rseq) of the escort's track: a cached track is still right while
+        this is unchanged (late records change it too). Engines override this with one cheap query."""
+        fixes = self.track_fixes(seal_id, escort_id)
+        return len(fixes), (fixes[-1][0] if fixes else 0)
+
     @abc.abstractmethod
     def escort_events(self, escort_id: int, *, kinds: Sequence[str] = (), exclude: Sequence[str] = (),
                       after: int = 0, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
