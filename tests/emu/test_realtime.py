@@ -4,6 +4,7 @@ the mosquitto_broker fixture), over a real pseudo-terminal, and `navseal demo` e
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -82,6 +83,12 @@ def test_demo_end_to_end_without_a_terminal(tmp_path):
     assert "gateway API on http://127.0.0.1:" in text and str(out / "demo-access.txt") in text
     access = out / "demo-access.txt"
     assert access.stat().st_mode & 0o077 == 0 and access.read_text().count("token nst_") == 4
+    # ... and where the web console is, with a login for it.
+    password = next(line.split("password ")[1] for line in access.read_text().splitlines()
+                    if line.startswith("officer:"))
+    assert re.search(r"web console on http://127\.0\.0\.1:\d+/console/: log in as demo-officer / " + re.escape(password),
+                     text)
+    assert "/console/" in access.read_text()
     assert "DEVELOPMENT MODE" in proc.stderr  # the seals carry the published test keys
     db = (out / "gateway.sqlite3").read_bytes()
     assert (out / "gateway.sqlite3").stat().st_mode & 0o077 == 0

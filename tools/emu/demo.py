@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .demo_access import console_url
 from .emulator import Emulator
 from .expect import Report
 from .scenario import Scenario, format_duration
@@ -235,9 +236,12 @@ class LiveView:
         frac, text = self.progress()
         width = 30
         bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        access = getattr(self.emu, "access", None)
+        console = (f"Web console: {console_url(access.url)}  log in as {console_login(access)}\n"
+                   if access is not None else "")
         out = ["\x1b[H\x1b[2J",
                f"navseal demo: {self.scenario.description}\n",
-               f"[{bar}] {frac * 100:3.0f}%  {text} virtual (x{self.emu.scale:.0f})   Ctrl-C stops\n\n",
+               f"[{bar}] {frac * 100:3.0f}%  {text} virtual (x{self.emu.scale:.0f})   Ctrl-C stops\n", console, "\n",
                f"{'SEAL':<6} {'TRUCK':<8} {'STATE':<8} {'LINK':<5} {'ALARMS':<22} {'POSITION':<21} "
                f"{'KM':>6} {'KM/H':>5} {'BATT':>5} {'QUEUED':>6}\n"]
         now = self.emu.clock.now
@@ -357,13 +361,17 @@ def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_
                       counts=counts, interrupted=interrupted, wall_s=wall)
 
 
+def console_login(access) -> str:
+    return f"demo-officer / {access.passwords['officer']}"
+
+
 def _announce_access(emu: DemoEmulator, stream: TextIO) -> None:
     access = emu.access
     if access is None:
         return
-    stream.write(f"navseal demo: gateway API on {access.url} (log in: POST /v1/session, or a bearer token); "
-                 f"users demo-admin, demo-operator, demo-officer ({', '.join(access.offices)}), demo-auditor; "
-                 f"passwords and tokens in {access.file}\n")
+    stream.write(f"navseal demo: web console on {console_url(access.url)}: log in as {console_login(access)}; "
+                 f"gateway API on {access.url}; users demo-admin, demo-operator, demo-officer "
+                 f"({', '.join(access.offices)}), demo-auditor; passwords and tokens in {access.file}\n")
     stream.flush()
 
 

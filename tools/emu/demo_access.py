@@ -24,6 +24,10 @@ class DemoAccess:
     offices: list[str]
 
 
+def console_url(api_url: str) -> str:
+    return f"{api_url}/console/"
+
+
 def create_demo_access(service, out_dir: Path, offices: list[str]) -> DemoAccess:
     """admin, operator, officer (bound to `offices`) and auditor, each with a password and a token."""
     actor = auth.host_actor()
@@ -43,8 +47,8 @@ def create_demo_access(service, out_dir: Path, offices: list[str]) -> DemoAccess
             audit.record(tx, actor, "token.issue", f"user:{name}", {"label": "demo"}, now=now)
     url = service.http.url
     path = Path(out_dir) / "demo-access.txt"
-    lines = [f"navseal demo gateway API: {url}", "",
-             "Log in (POST /v1/session {name, password}) or send Authorization: Bearer <token>.", ""]
+    lines = [f"navseal demo gateway API: {url}", f"web console: {console_url(url)} (log in with a name and password below)",
+             "", "Log in (POST /v1/session {name, password}) or send Authorization: Bearer <token>.", ""]
     for role in auth.ROLES:
         lines += [f"{role}: name demo-{role}  password {passwords[role]}", f"  token {tokens[role]}"]
     lines += ["", f"example: curl -H 'Authorization: Bearer {tokens[auth.OFFICER]}' {url}/v1/escorts", ""]
