@@ -83,8 +83,8 @@ export async function render(main, params) {
     mapUnavailable(mapEl, missing);
     drawn = Promise.resolve();
   } else {
-    view = createMap(mapEl, { fetchTrack, onFocus: (eventId) => highlight(eventId) });
-    drawn = Promise.all([firstTrack.then((fc) => { view.setTrack(fc, { fit: true }); drawTrackInfo(fc); }),
+    view = createMap(mapEl, { fetchTrack, onFocus: (eventId) => highlight(eventId), onTrack: (fc) => drawTrackInfo(fc) });
+    drawn = Promise.all([firstTrack.then((fc) => { view.setTrack(fc, { fit: true }); }),
       view.baseReady]);
     view.setEvents(events);
   }
@@ -211,7 +211,7 @@ export async function render(main, params) {
       if (view && (Date.now() - lastTrack > TRACK_EVERY_MS || force)) {
         lastTrack = Date.now();
         const fc = await fetchTrack({});
-        if (!stopped) { view.setTrack(fc); drawTrackInfo(fc); }
+        if (!stopped) view.setTrack(fc);
       }
     } catch (err) {
       if (err.status && err.status !== 401) actionsBox.append(errorBox(err));

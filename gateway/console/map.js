@@ -43,7 +43,7 @@ function speedColor(kmh) {
   return SPEED_BINS[SPEED_BINS.length - 1][1];
 }
 
-export function createMap(container, { fetchTrack, onFocus }) {
+export function createMap(container, { fetchTrack, onFocus, onTrack }) {
   const renderer = L.canvas({ padding: 0.5 });
   const map = L.map(container, { preferCanvas: true, renderer, zoomSnap: 1, worldCopyJump: true, attributionControl: true });
   map.attributionControl.setPrefix("Leaflet · Natural Earth");
@@ -107,6 +107,7 @@ export function createMap(container, { fetchTrack, onFocus }) {
     container.dataset.trackPoints = String(fc.meta.points);
     container.dataset.trackFixes = String(fc.meta.fixes);
     container.dataset.trackZoom = String(fc.meta.zoom);
+    if (onTrack) onTrack(fc);
   }
 
   function setTrack(fc, { fit = false } = {}) {
