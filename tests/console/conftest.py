@@ -29,8 +29,10 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 900}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module: Playwright's sync API keeps an asyncio loop running while it
+    is open, which would break later tests that call asyncio.run()."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `bash tools/run setup` installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
