@@ -208,4 +208,5 @@ def in_scope(escort: dict[str, Any] | None, offices: Sequence[str] | None) -> bo
     """Whether the caller may see this escort: its departure or destination office is theirs."""
     if escort is None:
         return False
-    return offices is None or escort.get("departure_office_code") in offices or escort.get("dest_office_code") in offices
+    return (offices is None or escort.get("departure_office_code") in offices
+            or escort.get("dest_office_code") in offices)

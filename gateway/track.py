@@ -196,7 +196,8 @@ def track_collection(fixes: Sequence[Fix], *, route: Sequence[Sequence[float]] |
         features.append({"type": "Feature", "id": "route",
                          "properties": {"role": "route", "corridor_m": corridor_m},
                          "geometry": {"type": "LineString",
-                                      "coordinates": [[round(lon, ROUND), round(lat, ROUND)] for lat, lon in route_points]}})
+                                      "coordinates": [[round(lon, ROUND), round(lat, ROUND)]
+                                                      for lat, lon in route_points]}})
     for n, part in enumerate(parts):
         if not part:
             continue

@@ -73,8 +73,9 @@ def escort_track(escort_id: int = EscortId,
     escort = escort_in_scope(svc, escort_id, offices)
     box = _box(bbox)
     store = reader(svc)
-    key = (id(store), escort_id, store.track_version(escort["seal_id"], escort_id), escort["route"],
-           escort["corridor_m"], zoom, width, height, bbox, tolerance_px, gap_s)
+    version = store.track_version(escort["seal_id"], escort_id)
+    key = (getattr(store, "path", id(store)), escort_id, version, escort["route"], escort["corridor_m"], zoom, width,
+           height, bbox, tolerance_px, gap_s)
     body = _CACHE.get(key)
     if body is None:
         fixes = store.track_fixes(escort["seal_id"], escort_id)

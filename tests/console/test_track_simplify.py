@@ -51,7 +51,8 @@ def test_every_dropped_fix_is_within_the_tolerance_of_the_line_drawn(zoom):
     px = track.TILE_PX * 2 ** zoom  # world units -> pixels at this zoom
     worst = 0.0
     for a, b in zip(kept, kept[1:]):
-        pa, pb = track.mercator(fixes[a - 1][2] / 1e7, fixes[a - 1][3] / 1e7), track.mercator(fixes[b - 1][2] / 1e7, fixes[b - 1][3] / 1e7)
+        pa = track.mercator(fixes[a - 1][2] / 1e7, fixes[a - 1][3] / 1e7)
+        pb = track.mercator(fixes[b - 1][2] / 1e7, fixes[b - 1][3] / 1e7)
         for r in range(a + 1, b):
             p = track.mercator(fixes[r - 1][2] / 1e7, fixes[r - 1][3] / 1e7)
             worst = max(worst, distance_to_segment(p, pa, pb) * px)
