@@ -1,51 +1,151 @@
 # main.py: the seal's program on the board. A small asyncio loop around the sans-I/O core:
-# it reads the GNSS UART, polls the link, calls SealCore.poll at its deadlines and feeds the
-# watchdog. All decisions are in navseal_fw.seal.SealCore; this file only moves bytes and time.
+# it reads the GNSS UART, runs the link as its own task, hands downlinks to the core, calls
+# SealCore.poll at its deadlines and feeds the watchdog. All decisions are in
+# navseal_fw.seal.SealCore; this file only moves bytes and time. Nothing here blocks: the link
+# (navseal_fw.link_mqtt, cobs.SerialLink) is coroutines with measured timeouts, and a downlink
+# reaches the core from this loop's own task, never from inside the link's I/O.
 #
 #   /data/navseal.json (written by `navseal provision`): the core's keys (seal_id, key,
 #   intervals; see seal.DEFAULTS) plus this file's: "link": "mqtt" | "serial",
-#   "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "wifi_ssid", "wifi_password", "apn",
+#   "mqtt_host", "mqtt_port" (default 8883 with TLS, else 1883), "mqtt_user", "mqtt_password",
+#   "mqtt_tls": true (verify the broker against the CA in "mqtt_ca", default "ca.der", DER, on
+#   flash; "mqtt_server_name" if the certificate names the broker differently from mqtt_host),
+#   "mqtt_keepalive_s", "mqtt_backoff_cap_s", "wifi_ssid", "wifi_password", "apn",
 #   "bench": true (a BENCH BUILD: also answer the bench-control line of docs/hil.md on the
 #   board's bench_ctl_uart(); default false: a production seal never opens that UART).
 #
+# Faults: any exception out of the loop or a callback (MemoryError above all) is written to
+# flash (navseal_fw.fault) and answered with a reboot: never a silent stop. The next boot's
+# REBOOT event carries it.
+#
 # `run(board, core, link, ...)` is separate from `main()` so the tests can drive the same loop
 # with an in-memory board under CPython and under the WebAssembly MicroPython (which has no
-# asyncio.run: the test awaits run() itself).
+# asyncio.run: the test awaits run() itself). The board is the ESP32's (board_esp32) on a
+# board and the desktop one (board_desktop) on the unix port.
 import asyncio
 import gc
 import json
 
+from navseal_fw.aio import sleep_ms, ticks_diff, ticks_ms, wait_event
+
 GNSS_POLL_MS = 100  # 96 bytes at 9600 baud: well inside the UART's 2 KB buffer
 MAX_SLEEP_MS = 1000  # the loop wakes at least this often (watchdog, lock sampling)
 MIN_SLEEP_MS = 5
+GC_EVERY_MS = 1000  # collect once a second: small pauses, no fragmentation build-up
+_LAG_BINS = 100  # lag histogram: 1 ms bins below 100 ms, one bin above
 
 
-def _sleep_ms(ms):
-    if hasattr(asyncio, "sleep_ms"):
-        return asyncio.sleep_ms(ms)  # type: ignore[attr-defined]
-    return asyncio.sleep(ms / 1000)
+class LoopStats:
+    """How late the loop's tasks wake (lag: time past the sleep they asked for; what a
+    blocked loop shows first) and the heap, sampled once a second after a collection."""
+
+    def __init__(self):
+        self.bins = [0] * (_LAG_BINS + 1)
+        self.n = 0
+        self.max_ms = 0
+        self.heap_base = 0  # live heap after boot (modules, core, link)
+        self.heap_peak = 0  # highest live heap after a collection
+        self.alloc_peak = 0  # highest heap in use just before a collection (with garbage)
+        self.free_min = -1
+        self._gc_at = ticks_ms()
+
+    def lag(self, ms):
+        if ms < 0:
+            ms = 0
+        self.n += 1
+        if ms > self.max_ms:
+            self.max_ms = ms
+        self.bins[ms if ms < _LAG_BINS else _LAG_BINS] += 1
+
+    def percentile(self, q):
+        # -> the smallest lag (ms) that q percent of the samples do not exceed; 100 = over 99 ms
+        need = self.n * q / 100
+        seen = 0
+        for ms in range(_LAG_BINS + 1):
+            seen += self.bins[ms]
+            if seen >= need:
+                return ms
+        return _LAG_BINS
+
+    def sample_heap(self, force=False):
+        if not hasattr(gc, "mem_alloc"):
+            return 0  # CPython (tests, emulator): its own memory manager, nothing to learn
+        now = ticks_ms()
+        if not force and ticks_diff(now, self._gc_at) < GC_EVERY_MS:
+            return 0
+        self._gc_at = now
+        before = gc.mem_alloc()
+        if before > self.alloc_peak:
+            self.alloc_peak = before
+        gc.collect()
+        live = gc.mem_alloc()
+        free = gc.mem_free()
+        if live > self.heap_peak:
+            self.heap_peak = live
+        if self.free_min < 0 or free < self.free_min:
+            self.free_min = free
+        return live
+
+    def line(self):
+        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d heap_base=%d heap_peak=%d "
+                "alloc_peak=%d free_min=%d" % (self.n, self.percentile(50), self.percentile(99),
+                                               self.max_ms, self.heap_base, self.heap_peak,
+                                               self.alloc_peak, self.free_min))
 
 
-async def _gnss(board, core, stop):
-    while not stop[0]:
+class _Stop:
+    def __init__(self):
+        self.done = False
+        self.fault = None
+        self.event = asyncio.Event()
+
+    def fail(self, exc):
+        if self.fault is None:
+            self.fault = exc
+        self.done = True
+        self.event.set()
+
+
+async def _guard(stop, aw):
+    # Every task of the loop runs under this: an exception (MemoryError too) stops the loop
+    # and reaches main(), which records it and reboots; a task never dies alone.
+    try:
+        await aw
+    except Exception as e:  # noqa: BLE001 - any fault ends in a reboot, see main()
+        stop.fail(e)
+
+
+async def _nap(stats, ms):
+    t0 = ticks_ms()
+    await sleep_ms(ms)
+    stats.lag(ticks_diff(ticks_ms(), t0) - ms)
+
+
+async def _gnss(board, core, stop, stats):
+    while not stop.done:
         data = board.gnss_read()
         if data:
             core.feed_gnss(data, board.ticks_ms())
-        await _sleep_ms(GNSS_POLL_MS)
+        await _nap(stats, GNSS_POLL_MS)
 
 
-async def _control(board, core, link, stop):
-    while not stop[0]:
+async def _control(board, core, stop, stats):
+    while not stop.done:
         now = board.ticks_ms()
-        link.poll(now)
         core.poll(now)
         board.wdt_feed()
+        stats.sample_heap()
         wake = core.next_deadline_ms()
-        link_wake = link.next_deadline_ms()
-        if wake is None or (link_wake is not None and link_wake < wake):
-            wake = link_wake
         wait = MAX_SLEEP_MS if wake is None else wake - board.ticks_ms()
-        await _sleep_ms(MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
+        await _nap(stats, MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
+
+
+async def _downlinks(board, link, stop):
+    # Downlinks and link state changes reach the core here, in the loop's own task, after the
+    # link has finished reading them: never inside a publish, never re-entering the link.
+    while not stop.done:
+        await link.ready.wait()
+        link.poll(board.ticks_ms())
 
 
 BENCH_POLL_MS = 20  # control line: 115200 baud fills 1 KB rxbuf in ~90 ms
@@ -105,7 +205,7 @@ async def _bench(board, core, uart, stop):
     fw = "%d.%d.%d" % seal.FW_VERSION
     uart.write(benchctl.log_line("boot: reset cause %d, bench build" % board.reset_cause()))
     uart.write(benchctl.ready_line(core.cfg.seal_id, core.boot, fw))
-    while not stop[0]:
+    while not stop.done:
         data = uart.read()
         now = board.ticks_ms()
         out = ctl.feed(data, now) if data else []
@@ -119,24 +219,38 @@ async def _bench(board, core, uart, stop):
         if ctl.reboot_requested:
             board.reboot()  # on a board this does not return
             return
-        await _sleep_ms(BENCH_SETTLE_POLL_MS if ctl.busy() else BENCH_POLL_MS)
+        await sleep_ms(BENCH_SETTLE_POLL_MS if ctl.busy() else BENCH_POLL_MS)
 
 
-async def run(board, core, link, duration_ms=None, bench_uart=None):
+async def run(board, core, link, duration_ms=None, bench_uart=None, stats=None):
     """Start the core and run the loop; forever, or for duration_ms (tests). bench_uart: the
-    bench-control line (bench builds only, see bench_uart_for())."""
-    stop = [False]
+    bench-control line (bench builds only, see bench_uart_for()). Returns the LoopStats; raises
+    whatever stopped the loop (main() turns that into a recorded fault and a reboot)."""
+    stop = _Stop()
+    if stats is None:
+        stats = LoopStats()
     core.start(board.ticks_ms())
-    tasks = [asyncio.create_task(_gnss(board, core, stop)),
-             asyncio.create_task(_control(board, core, link, stop))]
+    stats.heap_base = stats.sample_heap(force=True)
+    coros = [_gnss(board, core, stop, stats), _control(board, core, stop, stats),
+             _downlinks(board, link, stop), link.run()]
     if bench_uart is not None:
-        tasks.append(asyncio.create_task(_bench(board, core, bench_uart, stop)))
+        coros.append(_bench(board, core, bench_uart, stop))
+    service = getattr(board, "service", None)  # a board's own task (the desktop's control line)
+    if service is not None:
+        coros.append(service(stats))
+    tasks = [asyncio.create_task(_guard(stop, c)) for c in coros]
     if duration_ms is None:
-        await asyncio.gather(*tasks)
-        return
-    await _sleep_ms(duration_ms)
-    stop[0] = True
-    await asyncio.gather(*tasks)
+        await stop.event.wait()
+    else:
+        await wait_event(stop.event, duration_ms)
+    stop.done = True
+    link.close()
+    for t in tasks:
+        t.cancel()
+    await sleep_ms(MIN_SLEEP_MS)  # let the cancellations land
+    if stop.fault is not None:
+        raise stop.fault
+    return stats
 
 
 def _settings(board):
@@ -179,27 +293,87 @@ def build(board):
         serial = SerialLink(board.bench_uart(), on_frame)
         box.append(SealCore(cfg, board, lambda frame: serial.send(frame, board.ticks_ms())))
         return box[0], serial
-    from navseal_fw.link_mqtt import MqttLink, tcp_connector
+    from navseal_fw.link_mqtt import MqttLink, tcp_opener
 
     board.network_up(settings.get("wifi_ssid"), settings.get("wifi_password"), settings.get("apn"))
-    mqtt = MqttLink(cfg.seal_id, tcp_connector(settings.get("mqtt_host", "127.0.0.1"),
-                                               settings.get("mqtt_port", 1883)),
+    ssl_ctx = tls_context(board, settings) if settings.get("mqtt_tls") else None
+    host = settings.get("mqtt_host", "127.0.0.1")
+    port = settings.get("mqtt_port", 8883 if ssl_ctx is not None else 1883)
+    mqtt = MqttLink(cfg.seal_id,
+                    tcp_opener(host, port, ssl=ssl_ctx,
+                               server_hostname=settings.get("mqtt_server_name")),
                     on_frame, on_state,
+                    keepalive_s=settings.get("mqtt_keepalive_s", 60),
+                    backoff_cap_ms=settings.get("mqtt_backoff_cap_s", 120) * 1000,
                     # The production broker refuses anonymous clients; its ACL keys on this login.
                     user=settings.get("mqtt_user"), password=settings.get("mqtt_password"))
     box.append(SealCore(cfg, board, lambda frame: mqtt.send(frame, board.ticks_ms())))
     return box[0], mqtt
 
 
-def main():
-    from navseal_fw.board_esp32 import Board
+def tls_context(board, settings):
+    """TLS client context: the broker's certificate must chain to the CA on the seal's flash
+    (DER, which is what MicroPython's cadata takes) and name the broker."""
+    import ssl
 
-    board = Board()
-    board.wdt_start()
-    core, link = build(board)
-    bench_uart = bench_uart_for(board)
-    gc.collect()
-    asyncio.run(run(board, core, link, bench_uart=bench_uart))
+    f = board.open(settings.get("mqtt_ca", "ca.der"), "rb")
+    try:
+        ca = f.read()
+    finally:
+        f.close()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca)
+    return ctx
+
+
+def make_board():
+    """The ESP32 board on a board; the desktop board on the unix port (sys.platform linux or
+    darwin), whose flash is the directory $NAVSEAL_FLASH (see board_desktop)."""
+    import sys
+
+    if sys.platform in ("linux", "darwin"):
+        from navseal_fw.board_desktop import Board
+    else:
+        from navseal_fw.board_esp32 import Board  # type: ignore[assignment]
+    return Board()
+
+
+def fault_reboot(board, exc):
+    """The loop stopped on `exc`: record it on flash, say so, reboot (never a silent stop)."""
+    from navseal_fw import fault
+
+    code = fault.code_of(exc)
+    gc.collect()  # whatever the failed step held is garbage now: room to write the record
+    fault.record(board, code)
+    try:
+        import sys
+
+        print("fault %d: reboot after" % code)
+        if hasattr(sys, "print_exception"):
+            sys.print_exception(exc)  # type: ignore[attr-defined]
+        else:
+            import traceback
+
+            traceback.print_exception(exc)
+    except Exception:  # noqa: BLE001 - printing may fail for the same reason (no memory)
+        pass
+    board.reboot()
+
+
+def main():
+    from navseal_fw import fault
+
+    board = make_board()
+    try:
+        board.wdt_start()
+        board.fault = fault.take(board)  # the last program's fault, for HELLO and REBOOT
+        core, link = build(board)
+        bench_uart = bench_uart_for(board)
+        gc.collect()
+        asyncio.run(run(board, core, link, bench_uart=bench_uart))
+    except Exception as e:  # noqa: BLE001 - MemoryError included: record, reboot
+        fault_reboot(board, e)
 
 
 if __name__ == "__main__":

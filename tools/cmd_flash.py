@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 # Modules that only make sense on a desktop (the emulator's HAL): not copied to a board.
-DESKTOP_ONLY = frozenset({"hal_desktop.py"})
+DESKTOP_ONLY = frozenset({"hal_desktop.py", "board_desktop.py"})
 BOARD_LIB = "/lib/navseal_fw"
 BOARD_DATA = "/data"
 
@@ -54,8 +54,10 @@ def firmware_root() -> Path:
     return root
 
 
-def firmware_modules(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "navseal_fw").glob("*.py") if p.name not in DESKTOP_ONLY)
+def firmware_modules(root: Path, *, desktop: bool = False) -> list[Path]:
+    """The modules a board gets; with desktop=True also the desktop board's (unix port)."""
+    return sorted(p for p in (root / "navseal_fw").glob("*.py")
+                  if desktop or p.name not in DESKTOP_ONLY)
 
 
 def _tool(name: str, module: str) -> list[str] | None:
@@ -85,9 +87,10 @@ def port_is_device_path(port: str) -> bool:
     return port.startswith("/") or port.startswith("\\\\.\\")
 
 
-def build_steps(mpy_cross: list[str], root: Path, build_dir: Path, march: str | None) -> list[list[str]]:
+def build_steps(mpy_cross: list[str], root: Path, build_dir: Path, march: str | None, *,
+                desktop: bool = False) -> list[list[str]]:
     steps = []
-    for src in firmware_modules(root):
+    for src in firmware_modules(root, desktop=desktop):
         out = build_dir / "navseal_fw" / (src.stem + ".mpy")
         cmd = [*mpy_cross, "-o", str(out)]
         if march:

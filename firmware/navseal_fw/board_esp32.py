@@ -139,6 +139,7 @@ class Board:
         self._ms = 0
         self._last_ticks = time_mod.ticks_ms()
         self._cause = self._map_reset_cause(machine.reset_cause())
+        self.fault = 0  # set by main.py at boot: the fault that made the last program reboot
 
     # ---- clock ---------------------------------------------------------------------------
 
@@ -262,7 +263,8 @@ class Board:
         return battery_percent(uv * BATTERY_DIVIDER // 1000)
 
     def reset_cause(self):
-        return self._cause
+        # HELLO takes the low byte; the REBOOT event's value also carries the fault (bits 8-15)
+        return self._cause | self.fault << 8
 
     def _map_reset_cause(self, cause):
         # machine constants -> protocol HELLO.reset_cause. The ESP32 port reports a brownout

@@ -180,40 +180,92 @@ class SerialLink:
     framing above. Same shape as link_mqtt.MqttLink for the core and main.py:
 
         link = SerialLink(uart, on_frame)   # on_frame(bytes): a complete body from the wire
-        link.send(frame) -> True            # COBS + delimiter written
-        link.poll(now_ms)                   # drains stream.read(); never raises on bad bytes
-        link.next_deadline_ms()             # None: no timer of its own (the caller polls)
+        task = asyncio.create_task(link.run())   # reads and writes the stream, never blocks
+        link.send(frame) -> bool            # queued (False: queue full)
+        link.ready                          # asyncio.Event: bodies wait for poll()
+        link.poll(now_ms)                   # on_frame(body) for each, from the seal's loop
+        link.pump()                         # one I/O step by hand (what run() repeats)
 
-    A serial line has no connection to come or go, so it is always `connected`. Bodies are
-    copied before on_frame sees them (the caller may keep them).
+    The stream is polled, as a UART with timeout=0 is: read() returns what is waiting (or
+    None), write() takes a chunk. Writes go CHUNK bytes at a time so a 2 KB frame at 115200
+    baud (180 ms on the wire) never holds the loop. A serial line has no connection to come or
+    go, so it is always `connected`. Bodies are copied before on_frame sees them.
     """
 
+    POLL_MS = 10
+    CHUNK = 128  # 11 ms at 115200 baud: one pump step's worth
+    MAX_QUEUE = 6
+
     def __init__(self, stream, on_frame, on_error=None):
+        import asyncio
+
         self.stream = stream
         self.connected = True
+        self.ready = asyncio.Event()
         self._on_frame = on_frame
         self.deframer = Deframer(self._body, on_error)
+        self._inbox = []
+        self._outbox = []
+        self._pending = None  # memoryview of the wire bytes being written
+        self._closed = False
         self.sent = 0
         self.received = 0
+        self.refused = 0
+        self.dropped = 0  # bodies beyond MAX_QUEUE while the loop was behind
         # flush delimiter: whatever partial frame the far end holds is dropped, not merged
         self._primed = False
 
     def _body(self, body):
-        self.received += 1
-        self._on_frame(bytes(body))
+        if len(self._inbox) >= self.MAX_QUEUE:
+            self.dropped += 1  # the core's protocol repeats (ACK by retransmission, commands)
+            return
+        self._inbox.append(bytes(body))
+        self.ready.set()
 
     def send(self, frame, now_ms=None):
+        if len(self._outbox) >= self.MAX_QUEUE:
+            self.refused += 1
+            return False
         if not self._primed:
-            self.stream.write(b"\x00")
+            self._outbox.append(b"\x00")
             self._primed = True
-        self.stream.write(cobs_frame(frame))
+        self._outbox.append(cobs_frame(frame))
         self.sent += 1
         return True
 
     def poll(self, now_ms=None):
-        data = self.stream.read()
-        if data:
-            self.deframer.feed(data)
+        box = self._inbox
+        while box:
+            self._on_frame(box.pop(0))
+            self.received += 1
+        self.ready.clear()
 
     def next_deadline_ms(self):
         return None
+
+    def busy(self):
+        """True while bytes wait to be written."""
+        return self._pending is not None or bool(self._outbox)
+
+    def pump(self):
+        data = self.stream.read()
+        if data:
+            self.deframer.feed(data)
+        if self._pending is None and self._outbox:
+            self._pending = memoryview(self._outbox.pop(0))
+        pend = self._pending
+        if pend is not None:
+            n = self.stream.write(pend[: self.CHUNK])
+            if n is None:
+                n = 0  # a UART whose buffer is full: try again next step
+            self._pending = pend[n:] if n < len(pend) else None
+
+    async def run(self):
+        from navseal_fw.aio import sleep_ms
+
+        while not self._closed:
+            self.pump()
+            await sleep_ms(self.POLL_MS)
+
+    def close(self):
+        self._closed = True

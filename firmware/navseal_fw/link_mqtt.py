@@ -1,22 +1,42 @@
 # MQTT link: moves frames between the seal core and the broker, nothing else. One frame per
 # message, up on "<prefix>/<seal_id>/up" (QoS 1), down on "<prefix>/<seal_id>/down" (QoS 1).
 #
-# Two layers, as in micropython-lib's umqtt.simple / umqtt.robust:
-#   MQTTClient: a minimal MQTT 3.1.1 client with umqtt.simple's API (connect, publish,
-#     subscribe, check_msg, wait_msg, ping, disconnect, set_callback). The transport is injected:
-#     `connect_fn()` returns a stream with read(n), write(b), setblocking(flag), close(); the
-#     tests hand in an in-memory fake or a real TCP socket wrapped by SocketStream.
-#   MqttLink: the policy: persistent session (clean_session False), keepalive pings,
-#     reconnect with capped exponential backoff and jitter, driven by poll(now_ms) so it never
-#     sleeps (the board's asyncio main, the emulator and the tests call it).
+# Shaped after Peter Hinch's mqtt_as (micropython-mqtt), on asyncio streams: every network step
+# is a coroutine with a measured timeout, so the loop never blocks and a dead broker is told from
+# a quiet one by time, never by errno (a timed-out recv is OSError(11) on the unix port, 110 on
+# the ESP32). The core is never called from inside the link's I/O:
+#
+#   link = MqttLink(seal_id, opener, on_frame, on_state, user=..., password=...)
+#   task = asyncio.create_task(link.run())   # connect, keepalive, reconnect with backoff: forever
+#   link.send(frame) -> bool     # queued for publishing (False: link down or queue full; the
+#                                # core's journal keeps what matters and retries by its timer)
+#   link.ready                   # asyncio.Event: downlinks or a state change wait for poll()
+#   link.poll(now_ms)            # from the seal's loop: on_state(up) and on_frame(frame) calls;
+#                                # a downlink is PUBACKed only after on_frame returned, so a
+#                                # command that could not be processed (MemoryError, reboot) is
+#                                # redelivered by the broker instead of being lost
+#   link.close()
+#
+# `opener` is a coroutine function returning (reader, writer) asyncio streams: tcp_opener() for
+# a real socket (TLS when given an ssl context), an in-memory fake in the tests.
+#
+# QoS 1 both ways. Up: packet ids tracked in flight (at most MAX_INFLIGHT); a PUBACK not back
+# within response_ms means the broker stalls: reconnect, then re-send what is in flight (DUP
+# when the broker kept the session). Down: a redelivery (DUP) of a message this link already
+# handed to the core, whose PUBACK was lost with the connection, is only acknowledged again.
 
 import struct
+from binascii import crc32
+
+from navseal_fw.aio import TIMEOUT_ERRORS, sleep_ms, ticks_diff, ticks_ms, wait_event, wait_ms
 
 try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
+
+import asyncio
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
@@ -27,123 +47,315 @@ _SUBACK = const(0x90)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
+_DUP = const(0x08)
 # A downlink frame is at most 2083 bytes (docs/protocol.md); anything much larger is not ours.
 MAX_PACKET = const(4096)
+MAX_INFLIGHT = const(4)  # uplink PUBLISHes awaiting PUBACK (the core sends one journal frame
+MAX_OUT = const(6)  # at a time; STATE/RESULT ride beside it) and frames queued behind them
+MAX_IN = const(6)  # downlinks waiting for poll(); beyond, the socket is not read (backpressure)
+_RECENT = const(8)  # (pid, crc) of downlinks handed to the core, for DUP redeliveries
+_MIN_WAIT_MS = const(5)
 
 
 class MQTTException(Exception):
     pass
 
 
-class SocketStream:
-    # A socket as the stream MQTTClient reads: CPython sockets have no read/write, and
-    # MicroPython's ssl sockets have nothing else, so the client talks to this shape only.
-    def __init__(self, sock, timeout_s=None):
-        self._sock = sock
-        self._timeout = timeout_s
-
-    def read(self, n):
-        try:
-            data = self._sock.recv(n)
-        except OSError as e:
-            if e.args and e.args[0] in (11, 35, 115):  # EAGAIN / EWOULDBLOCK / EINPROGRESS
-                return None
-            raise
-        return data
-
-    def write(self, data):
-        if hasattr(self._sock, "sendall"):
-            self._sock.sendall(data)
-        else:
-            self._sock.write(data)
-        return len(data)
-
-    def setblocking(self, flag):
-        # Blocking means "with the connection's timeout", so a dead broker cannot hang a read.
-        if flag and self._timeout is not None:
-            self._sock.settimeout(self._timeout)
-        else:
-            self._sock.setblocking(flag)
-
-    def close(self):
-        self._sock.close()
+# Errors that mean "this connection is gone": reconnect. Anything else (MemoryError, a bug)
+# leaves run() so the seal's fault handling sees it.
+CONN_ERRORS = (OSError, EOFError, MQTTException) + TIMEOUT_ERRORS
 
 
-def tcp_connector(host, port, timeout_s=10):
-    # -> a connect_fn for MQTTClient that opens a real TCP connection.
-    def connect():
-        import socket
+def tcp_opener(host, port, ssl=None, server_hostname=None):
+    """-> an opener for MqttLink: asyncio.open_connection, over TLS when `ssl` is an
+    SSLContext (server certificate checked against the context's CA, name `server_hostname`,
+    default `host`). The address is resolved once: getaddrinfo blocks, and a seal's broker is
+    given as an address or a name that does not move during a run."""
+    box = []
 
-        addr = socket.getaddrinfo(host, port)[0][-1]
-        s = socket.socket()
-        s.settimeout(timeout_s)
-        s.connect(addr)
-        if hasattr(socket, "TCP_NODELAY"):
-            # One small frame at a time: Nagle against delayed ACKs costs ~40 ms per message.
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return SocketStream(s, timeout_s)
+    async def open_():
+        if not box:
+            import socket
 
-    return connect
+            box.append(socket.getaddrinfo(host, port)[0][-1])
+        addr = box[0]
+        ip = addr[0] if isinstance(addr, tuple) else host  # MicroPython: a sockaddr bytes
+        if ssl is None:
+            return await asyncio.open_connection(ip, port)
+        return await asyncio.open_connection(ip, port, ssl=ssl,
+                                             server_hostname=server_hostname or host)
+
+    return open_
 
 
 def _str(s):
-    b = s.encode() if isinstance(s, str) else s
+    b = s.encode() if isinstance(s, str) else bytes(s)
     return struct.pack(">H", len(b)) + b
 
 
-class MQTTClient:
-    def __init__(self, client_id, connect_fn, keepalive=60, user=None, password=None):
-        self.client_id = client_id
-        self._connect_fn = connect_fn
-        self.keepalive = keepalive
+def packet(ptype, *parts):
+    """One MQTT packet: fixed header with the remaining length, then the parts, in one buffer
+    (one write, one TLS record)."""
+    n = 0
+    for p in parts:
+        n += len(p)
+    hdr = bytearray((ptype,))
+    rem = n
+    while True:
+        b = rem & 0x7F
+        rem >>= 7
+        hdr.append(b | 0x80 if rem else b)
+        if not rem:
+            break
+    out = bytearray(len(hdr) + n)
+    out[0:len(hdr)] = hdr
+    o = len(hdr)
+    for p in parts:
+        out[o:o + len(p)] = p
+        o += len(p)
+    return out
+
+
+def connect_packet(client_id, keepalive_s, user=None, password=None, clean=False):
+    flags = 0x02 if clean else 0
+    payload = _str(client_id)
+    if user is not None:
+        flags |= 0x80
+        payload += _str(user)
+        if password is not None:
+            flags |= 0x40
+            payload += _str(password)
+    return packet(_CONNECT, _str("MQTT"), bytes((4, flags)), struct.pack(">H", keepalive_s),
+                  payload)
+
+
+class MqttLink:
+    def __init__(self, seal_id, opener, on_frame, on_state=None, prefix="seals", keepalive_s=60,
+                 backoff_ms=1000, backoff_cap_ms=120000, response_ms=10000, rand=None,
+                 user=None, password=None):
+        # user/password: the broker's per-seal login (user name = seal id; the production
+        # broker takes it as the client id too and its ACL limits the seal to its topics).
+        self.client_id = "seal-%d" % seal_id
+        self._opener = opener
+        self._on_frame = on_frame
+        self._on_state = on_state
+        self.up_topic = "%s/%d/up" % (prefix, seal_id)
+        self.down_topic = "%s/%d/down" % (prefix, seal_id)
+        self._up_topic = _str(self.up_topic)
+        self._down = self.down_topic.encode()
+        self.keepalive_s = keepalive_s
+        self.ping_ms = keepalive_s * 250  # mqtt_as: a ping every quarter keepalive when idle
+        self.response_ms = response_ms
+        self.backoff_ms = backoff_ms
+        self.backoff_cap_ms = backoff_cap_ms
+        self._rand = rand if rand is not None else _default_rand
         self.user = user
         self.password = password
-        self.sock = None
-        self.cb = None
-        self.pid = 0
-        self.pings_outstanding = 0
-        self._acked = 0  # packet id of the last PUBACK/SUBACK
-        self._suback_rc = 0
+        self.ready = asyncio.Event()  # poll() has something to deliver
+        self._kick = asyncio.Event()  # the writer has something to send
+        self.connected = False
+        self.attempts = 0  # consecutive failed connections
+        self.session_present = False
+        self._closed = False
+        self._r = None
+        self._w = None
+        self._gen = 0  # connection number: a PUBACK goes only on the connection it belongs to
+        self._pid = 0
+        self._out = []  # frames to publish
+        self._inflight = {}  # pid -> [frame, sent_ms]
+        self._events = []  # (gen, pid, frame) downlinks and (gen, -1, up) state changes
+        self._acks = []  # pids to PUBACK
+        self._recent = []  # (pid, crc) handed to the core
+        self._dead = None  # the reader's exception, for the writer to raise
+        self._last_tx = 0
+        self._last_rx = 0
+        self._ping_at = None  # ms of the PINGREQ awaiting an answer
+        self.sent = 0  # PUBLISHes PUBACKed
+        self.received = 0  # downlinks handed to the core
+        self.redelivered = 0  # DUP redeliveries answered without the core
+        self.refused = 0  # send() refusals (down or queue full)
+        self.failures = 0
+        self.last_error = None
 
-    def set_callback(self, f):
-        self.cb = f
+    # ---- the seal's side ----------------------------------------------------------------------
 
-    # ---- wire helpers -------------------------------------------------------------------------
+    def send(self, frame, now_ms=None):
+        if not self.connected or len(self._out) >= MAX_OUT:
+            self.refused += 1
+            return False
+        self._out.append(bytes(frame))
+        self._kick.set()
+        return True
 
-    def _sock(self):
-        sock = self.sock
-        if sock is None:
-            raise OSError(-1)  # not connected
-        return sock
+    def poll(self, now_ms=None):
+        ev = self._events
+        while ev:
+            gen, pid, item = ev.pop(0)
+            if pid < 0:
+                if self._on_state is not None:
+                    self._on_state(item)
+                continue
+            self._on_frame(item)  # raises: no PUBACK, the broker redelivers after a reconnect
+            self.received += 1
+            if pid and gen == self._gen and self.connected:
+                self._remember(pid, item)
+                self._acks.append(pid)
+                self._kick.set()
+        self.ready.clear()
 
-    def _read(self, n):
-        out = b""
-        sock = self._sock()
-        while len(out) < n:
-            chunk = sock.read(n - len(out))
-            if chunk is None:
-                continue  # non-blocking socket mid-packet: the rest is on its way
-            if not chunk:
-                raise OSError(-1)  # connection closed
-            out += chunk
-        return out
+    def next_deadline_ms(self):
+        return None  # the link runs as its own task
 
-    def _send(self, ptype, body):
-        n = len(body)
-        hdr = bytearray((ptype,))
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            hdr.append(b | 0x80 if n else b)
-            if not n:
+    def close(self):
+        self._closed = True
+        self._kick.set()
+        self._drop_stream()
+
+    # ---- connection supervisor ----------------------------------------------------------------
+
+    def _delay(self):
+        # Capped exponential backoff with jitter: uniform in [d/2, d], so a fleet that lost the
+        # broker together does not come back in lockstep.
+        d = self.backoff_ms << min(self.attempts, 16)
+        if d > self.backoff_cap_ms:
+            d = self.backoff_cap_ms
+        return d // 2 + self._rand(d // 2 + 1)
+
+    async def run(self):
+        while not self._closed:
+            try:
+                await self._connect()
+            except CONN_ERRORS as e:
+                self._failed(e)
+                await self._backoff()
+                continue
+            self.connected = True
+            self.attempts = 0
+            self._state(True)
+            reader = asyncio.create_task(self._reader())
+            try:
+                await self._writer()
+            except CONN_ERRORS as e:
+                self._failed(e)
+            finally:
+                reader.cancel()
+                self._drop_stream()
+                self.connected = False
+                self._state(False)
+            if not self._closed:
+                await self._backoff()
+
+    async def _backoff(self):
+        self._kick.clear()  # only close() may cut the wait short now
+        if not self._closed:
+            await wait_event(self._kick, self._delay())
+        self._kick.clear()
+
+    def _failed(self, err):
+        self.failures += 1
+        self.attempts += 1
+        self.last_error = err
+        self._drop_stream()
+
+    def _state(self, up):
+        self._events.append((self._gen, -1, up))
+        self.ready.set()
+
+    def _drop_stream(self):
+        w = self._w
+        self._r = self._w = None
+        if w is not None:
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket may raise anything
+                pass
+
+    async def _connect(self):
+        self._gen += 1
+        self._dead = None
+        self._ping_at = None
+        del self._acks[:]
+        self._r, self._w = await wait_ms(self._opener(), self.response_ms)
+        await self._write(connect_packet(self.client_id, self.keepalive_s, self.user,
+                                         self.password))
+        op, body = await wait_ms(self._read_packet(), self.response_ms)
+        if op != _CONNACK or len(body) != 2:
+            raise MQTTException("bad CONNACK")
+        if body[1]:
+            raise MQTTException("connection refused, code %d" % body[1])
+        self.session_present = bool(body[0] & 1)
+        if not self.session_present:
+            del self._recent[:]  # the broker forgot what it had not delivered: no redeliveries
+        pid = self._next_pid()
+        await self._write(packet(_SUBSCRIBE, struct.pack(">H", pid), _str(self.down_topic),
+                                 b"\x01"))
+        t0 = ticks_ms()
+        while True:  # a kept session may deliver queued downlinks before the SUBACK
+            left = self.response_ms - ticks_diff(ticks_ms(), t0)
+            if left <= 0:
+                raise MQTTException("no SUBACK")
+            op, body = await wait_ms(self._read_packet(), left)
+            if op == _SUBACK and len(body) >= 3 and struct.unpack(">H", body[0:2])[0] == pid:
+                if body[2] == 0x80:
+                    raise MQTTException("subscription refused")
                 break
-        self._sock().write(bytes(hdr) + body)
+            await self._handle(op, body)
+        # Unacknowledged uplinks go again, as the broker expects of a resumed session.
+        dup = _DUP if self.session_present else 0
+        now = ticks_ms()
+        for p in self._inflight:
+            item = self._inflight[p]
+            await self._publish(p, item[0], dup)
+            item[1] = now
 
-    def _recv_len(self):
+    # ---- wire ---------------------------------------------------------------------------------
+
+    def _next_pid(self):
+        self._pid = self._pid % 0xFFFF + 1
+        return self._pid
+
+    async def _write(self, data):
+        w = self._w
+        if w is None:
+            raise OSError(-1)  # not connected
+        w.write(data)
+        await wait_ms(w.drain(), self.response_ms)
+        self._last_tx = ticks_ms()
+
+    async def _publish(self, pid, frame, dup=0):
+        await self._write(packet(_PUBLISH | 0x02 | dup, self._up_topic, struct.pack(">H", pid),
+                                 frame))
+
+    async def _read_packet(self):
+        r = self._r
+        if r is None:
+            raise OSError(-1)
+        first = await r.readexactly(1)
+        return await self._rest(first[0])
+
+    async def _reader(self):
+        try:
+            while True:
+                r = self._r
+                if r is None:
+                    raise OSError(-1)
+                # The first byte may take as long as the broker is quiet (the keepalive judges
+                # that); the rest of a packet must follow within response_ms.
+                first = await r.readexactly(1)
+                op, body = await wait_ms(self._rest(first[0]), self.response_ms)
+                await self._handle(op, body)
+        except Exception as e:  # noqa: BLE001 - handed to the writer, which raises it in run()
+            self._dead = e
+            self._kick.set()
+
+    async def _rest(self, op):
+        r = self._r
+        if r is None:
+            raise OSError(-1)
         n = 0
         shift = 0
         while True:
-            b = self._read(1)[0]
+            b = (await r.readexactly(1))[0]
             n |= (b & 0x7F) << shift
             if not b & 0x80:
                 break
@@ -152,240 +364,106 @@ class MQTTClient:
                 raise MQTTException("bad remaining length")
         if n > MAX_PACKET:
             raise MQTTException("packet too large")
-        return n
+        body = await r.readexactly(n) if n else b""
+        self._last_rx = ticks_ms()
+        return op, body
 
-    def _next_pid(self):
-        self.pid = self.pid % 0xFFFF + 1
-        return self.pid
-
-    # ---- API (umqtt.simple's) -----------------------------------------------------------------
-
-    def connect(self, clean_session=True):
-        self.sock = self._connect_fn()
-        flags = 0x02 if clean_session else 0
-        body = _str("MQTT") + bytes((4,))
-        payload = _str(self.client_id)
-        if self.user is not None:
-            flags |= 0x80
-            payload += _str(self.user)
-            if self.password is not None:
-                flags |= 0x40
-                payload += _str(self.password)
-        body += bytes((flags,)) + struct.pack(">H", self.keepalive) + payload
-        self._send(_CONNECT, body)
-        resp = self._read(4)
-        if resp[0] != _CONNACK or resp[1] != 2:
-            raise MQTTException("bad CONNACK")
-        if resp[3] != 0:
-            raise MQTTException("connection refused, code %d" % resp[3])
-        self.pings_outstanding = 0
-        return resp[2] & 1  # session present
-
-    def disconnect(self):
-        try:
-            self._send(_DISCONNECT, b"")
-        finally:
-            self.close()
-
-    def close(self):
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            finally:
-                self.sock = None
-
-    def ping(self):
-        self._send(_PINGREQ, b"")
-        self.pings_outstanding += 1
-
-    def publish(self, topic, msg, retain=False, qos=1):
-        # Blocks until the PUBACK (QoS 1), delivering downlink messages that arrive meanwhile.
-        pid = self._next_pid() if qos else 0
-        body = _str(topic)
-        if qos:
-            body += struct.pack(">H", pid)
-        self._send(_PUBLISH | (qos << 1) | (1 if retain else 0), body + bytes(msg))
-        if not qos:
-            return
-        while True:
-            op = self.wait_msg()
-            if op == _PUBACK and self._acked == pid:
-                return
-
-    def subscribe(self, topic, qos=1):
-        pid = self._next_pid()
-        self._send(_SUBSCRIBE, struct.pack(">H", pid) + _str(topic) + bytes((qos,)))
-        while True:
-            op = self.wait_msg()
-            if op == _SUBACK:
-                if self._acked == pid:
-                    if self._suback_rc == 0x80:
-                        raise MQTTException("subscription refused")
-                    return
-
-    def wait_msg(self):
-        # Read one packet (blocking). Returns its type (high nibble form), None if nothing was
-        # waiting on a non-blocking socket.
-        sock = self._sock()
-        first = sock.read(1)
-        if first is None:
-            return None
-        if first == b"":
-            raise OSError(-1)
-        sock.setblocking(True)  # the rest of the packet is on its way: wait for it
-        op = first[0]
-        n = self._recv_len()
-        body = self._read(n) if n else b""
+    async def _handle(self, op, body):
         kind = op & 0xF0
         if kind == _PUBLISH:
-            qos = (op >> 1) & 3
-            tlen = struct.unpack(">H", body[0:2])[0]
-            topic = body[2:2 + tlen]
-            o = 2 + tlen
-            if qos:
-                pid = struct.unpack(">H", body[o:o + 2])[0]
-                o += 2
-            msg = body[o:]
-            if self.cb is not None:
-                self.cb(topic, msg)
-            if qos == 1:
-                self._send(_PUBACK, struct.pack(">H", pid))
-            elif qos == 2:
-                raise MQTTException("QoS 2 not supported")
-            return _PUBLISH
-        if kind == _PUBACK:
-            self._acked = struct.unpack(">H", body[0:2])[0]
-            return _PUBACK
-        if kind == _SUBACK & 0xF0:
-            self._acked = struct.unpack(">H", body[0:2])[0]
-            self._suback_rc = body[2] if len(body) > 2 else 0x80
-            return _SUBACK
-        if kind == _PINGRESP:
-            self.pings_outstanding = 0
-            return _PINGRESP
-        return kind
+            await self._on_publish(op, body)
+        elif kind == _PUBACK and len(body) == 2:
+            pid = struct.unpack(">H", body)[0]
+            if self._inflight.pop(pid, None) is not None:
+                self.sent += 1
+                self._kick.set()  # room in the window
+        elif kind == _PINGRESP:
+            self._ping_at = None
+        # SUBACK outside connect, anything else: nothing to do
 
-    def check_msg(self):
-        # Non-blocking: handle one waiting packet if any.
-        self._sock().setblocking(False)
-        try:
-            return self.wait_msg()
-        finally:
-            sock = self.sock
-            if sock is not None:
-                sock.setblocking(True)
-
-
-class MqttLink:
-    # The policy layer. Frames from the core go to send(); frames for the core come out through
-    # on_frame(bytes); on_state(up) tells the core when the link comes and goes (it retries its
-    # in-flight frame at once instead of waiting out its backoff).
-
-    def __init__(self, seal_id, connect_fn, on_frame, on_state=None, prefix="seals",
-                 keepalive_s=60, backoff_ms=1000, backoff_cap_ms=120000, rand=None,
-                 user=None, password=None):
-        # user/password: the broker's per-seal login (the production Mosquitto refuses
-        # anonymous clients and its ACL limits each seal to its own topics).
-        self.client = MQTTClient("seal-%d" % seal_id, connect_fn, keepalive=keepalive_s,
-                                 user=user, password=password)
-        self.client.set_callback(self._on_msg)
-        self.up_topic = "%s/%d/up" % (prefix, seal_id)
-        self.down_topic = "%s/%d/down" % (prefix, seal_id)
-        self._on_frame = on_frame
-        self._on_state = on_state
-        self.keepalive_ms = keepalive_s * 1000
-        self.backoff_ms = backoff_ms
-        self.backoff_cap_ms = backoff_cap_ms
-        self._rand = rand if rand is not None else _default_rand
-        self.connected = False
-        self.attempts = 0  # consecutive failed connection attempts
-        self.next_attempt_ms = 0
-        self._last_tx_ms = 0
-        self._now = 0
-        self.sent = 0
-        self.received = 0
-        self.failures = 0
-        self.last_error = None
-
-    def _on_msg(self, topic, msg):
-        if bytes(topic) == self.down_topic.encode():
-            self.received += 1
-            self._on_frame(bytes(msg))
-
-    def _delay(self):
-        # Capped exponential backoff with jitter: a uniform pick in [d/2, d], so a fleet that
-        # lost the broker together does not come back in lockstep.
-        d = self.backoff_ms << min(self.attempts, 16)
-        if d > self.backoff_cap_ms:
-            d = self.backoff_cap_ms
-        return d // 2 + self._rand(d // 2 + 1)
-
-    def _down(self, err):
-        was = self.connected
-        self.connected = False
-        self.failures += 1
-        self.last_error = err
-        self.client.close()
-        self.attempts += 1
-        self.next_attempt_ms = self._now + self._delay()
-        if was and self._on_state is not None:
-            self._on_state(False)
-
-    def poll(self, now_ms):
-        self._now = now_ms
-        if not self.connected:
-            if now_ms < self.next_attempt_ms:
+    async def _on_publish(self, op, body):
+        qos = (op >> 1) & 3
+        if qos == 2:
+            raise MQTTException("QoS 2 not supported")
+        tlen = struct.unpack(">H", body[0:2])[0]
+        o = 2 + tlen
+        topic = body[2:o]
+        pid = 0
+        if qos:
+            pid = struct.unpack(">H", body[o:o + 2])[0]
+            o += 2
+        msg = bytes(body[o:])
+        if bytes(topic) != self._down:
+            if pid:
+                self._acks.append(pid)  # not ours (the ACL should prevent it): drop it for good
+                self._kick.set()
+            return
+        if pid:
+            key = (pid, crc32(msg))
+            if op & _DUP and key in self._recent:
+                self.redelivered += 1  # the core has it; our PUBACK was lost with a connection
+                self._acks.append(pid)
+                self._kick.set()
                 return
-            try:
-                self.client.connect(clean_session=False)
-                self.client.subscribe(self.down_topic, qos=1)
-            except (OSError, MQTTException) as e:
-                self._down(e)
+            self._forget(pid)  # a new message may reuse a pid the broker has released
+        while len(self._events) >= MAX_IN:  # the seal's loop is behind: stop reading
+            await sleep_ms(20)
+        self._events.append((self._gen, pid, msg))
+        self.ready.set()
+
+    def _remember(self, pid, msg):
+        self._forget(pid)
+        self._recent.append((pid, crc32(msg)))
+        if len(self._recent) > _RECENT:
+            self._recent.pop(0)
+
+    def _forget(self, pid):
+        rec = self._recent
+        for i in range(len(rec)):
+            if rec[i][0] == pid:
+                rec.pop(i)
                 return
-            self.connected = True
-            self.attempts = 0
-            self._last_tx_ms = now_ms
-            if self._on_state is not None:
-                self._on_state(True)
-        try:
-            while self.connected and self.client.check_msg() is not None:
-                pass
-            if self.connected and now_ms - self._last_tx_ms >= self.keepalive_ms // 2:
-                if self.client.pings_outstanding >= 2:
-                    raise MQTTException("no PINGRESP")
-                self.client.ping()
-                self._last_tx_ms = now_ms
-        except (OSError, MQTTException) as e:
-            self._down(e)
 
-    def send(self, frame, now_ms=None):
-        # -> True if the broker took it (PUBACK), False if the link is down (the journal keeps
-        # what matters; the caller retries journal frames by its own timer).
-        if now_ms is not None:
-            self._now = now_ms
-        if not self.connected:
-            return False
-        try:
-            self.client.publish(self.up_topic, frame, qos=1)
-        except (OSError, MQTTException) as e:
-            self._down(e)
-            return False
-        self.sent += 1
-        self._last_tx_ms = self._now
-        return True
-
-    def next_deadline_ms(self):
-        if not self.connected:
-            return self.next_attempt_ms
-        return self._last_tx_ms + self.keepalive_ms // 2
-
-    def close(self):
-        if self.connected:
-            try:
-                self.client.disconnect()
-            except OSError:
-                pass
-        self.connected = False
+    async def _writer(self):
+        while True:
+            if self._closed:
+                try:
+                    await self._write(b"\xe0\x00")  # DISCONNECT
+                except CONN_ERRORS:
+                    pass
+                return
+            if self._dead is not None:
+                raise self._dead
+            while self._acks:
+                await self._write(struct.pack(">BBH", _PUBACK, 2, self._acks.pop(0)))
+            while self._out and len(self._inflight) < MAX_INFLIGHT:
+                frame = self._out.pop(0)
+                pid = self._next_pid()
+                self._inflight[pid] = [frame, ticks_ms()]
+                await self._publish(pid, frame)
+            now = ticks_ms()
+            wait = self.ping_ms - ticks_diff(now, self._last_tx)
+            for pid in self._inflight:
+                age = ticks_diff(now, self._inflight[pid][1])
+                if age >= self.response_ms:
+                    raise MQTTException("no PUBACK in %d ms" % age)
+                if self.response_ms - age < wait:
+                    wait = self.response_ms - age
+            if self._ping_at is not None:
+                age = ticks_diff(now, self._ping_at)
+                if age >= self.response_ms:
+                    raise MQTTException("no PINGRESP in %d ms" % age)
+                if self.response_ms - age < wait:
+                    wait = self.response_ms - age
+            elif wait <= 0:
+                await self._write(b"\xc0\x00")
+                self._ping_at = ticks_ms()
+                continue
+            self._kick.clear()
+            if self._acks or self._dead is not None or self._closed or (
+                    self._out and len(self._inflight) < MAX_INFLIGHT):
+                continue
+            await wait_event(self._kick, wait if wait > _MIN_WAIT_MS else _MIN_WAIT_MS)
 
 
 def _default_rand(n):

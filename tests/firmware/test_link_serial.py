@@ -80,8 +80,9 @@ def test_seal_over_a_pty_with_line_noise(pty_pair):
                     deframer.feed(data)
                 while gw.out:
                     gw_side.write(cobs_frame(gw.out.pop(0)))
+                link.pump()  # one I/O step (the board runs link.run(), which repeats it)
                 link.poll(hal.now_ms)
-                if not gw.out and not core._inflight and not data:
+                if not gw.out and not core._inflight and not data and not link.busy():
                     break
                 time.sleep(0.001)
 

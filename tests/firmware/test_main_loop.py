@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mp_helper import REPO, require_mp, run_mp
+from mp_unix import require_unix, run_unix
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
 
@@ -55,6 +56,23 @@ def test_main_loop_micropython():
     )
     res = run_mp(code, copies=[(MP_DIR, "/t"), (REPO / "firmware" / "main.py", "/lib/main.py")],
                  use_async=True)
+    assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+    assert "TYPES [1" in res.stdout
+    assert "BENCH OK REBOOT" in res.stdout
+
+
+@pytest.mark.micropython
+def test_main_loop_unix_port():
+    require_unix()
+    code = (
+        "import asyncio, main_check, main\n"
+        "types = asyncio.run(main_check.check(main))\n"
+        "asyncio.run(main_check.check_serial(main))\n"
+        "print('BENCH', asyncio.run(main_check.check_bench(main))[-1])\n"
+        "asyncio.run(main_check.check_bench_disabled(main))\n"
+        "print('TYPES', types)\n"
+    )
+    res = run_unix(code, paths=[REPO / "firmware", MP_DIR, REPO / "tests" / "micropython"])
     assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     assert "TYPES [1" in res.stdout
     assert "BENCH OK REBOOT" in res.stdout

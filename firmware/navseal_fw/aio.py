@@ -1,0 +1,54 @@
+# asyncio and clock helpers that read the same under MicroPython and CPython, so the links and
+# main.py run unchanged on a board, on the unix port, under the WebAssembly build and in CPython.
+#
+#   await sleep_ms(ms)
+#   await wait_ms(awaitable, ms)    -> its result, or raises TIMEOUT_ERRORS after ms
+#   await wait_event(event, ms)     -> True if the event was set, False on timeout
+#   ticks_ms(), ticks_diff(a, b)    a millisecond clock that only moves forward (differences only)
+import asyncio
+
+try:
+    from time import ticks_diff as _ticks_diff, ticks_ms as _ticks_ms  # type: ignore[attr-defined]
+except ImportError:  # CPython
+    from time import monotonic as _monotonic
+
+    def _ticks_ms():
+        return int(_monotonic() * 1000)
+
+    def _ticks_diff(a, b):
+        return a - b
+
+# asyncio.TimeoutError: builtins.TimeoutError on CPython >= 3.11, asyncio's own class on
+# MicroPython (which has no builtin of that name).
+TIMEOUT_ERRORS = (asyncio.TimeoutError,)
+
+
+def ticks_ms():
+    return _ticks_ms()
+
+
+def ticks_diff(a, b):
+    return _ticks_diff(a, b)
+
+
+def sleep_ms(ms):
+    if hasattr(asyncio, "sleep_ms"):
+        return asyncio.sleep_ms(ms)  # type: ignore[attr-defined]
+    return asyncio.sleep(ms / 1000)
+
+
+def wait_ms(aw, ms):
+    # A measured timeout: the awaitable is cancelled after ms, whatever the socket said.
+    if hasattr(asyncio, "wait_for_ms"):
+        return asyncio.wait_for_ms(aw, ms)  # type: ignore[attr-defined]
+    return asyncio.wait_for(aw, ms / 1000)
+
+
+async def wait_event(event, ms):
+    if event.is_set():
+        return True
+    try:
+        await wait_ms(event.wait(), ms)
+    except TIMEOUT_ERRORS:
+        return False
+    return True

@@ -1,0 +1,229 @@
+# A seal board on a desktop: firmware/main.py runs unchanged on the MicroPython unix port (or
+# CPython) with this board in place of board_esp32. Same interface as board_esp32.Board:
+#
+#   flash     the directory $NAVSEAL_FLASH (default "flash" under the working directory): the
+#             board's /data; navseal.json, ca.der, the journal and state files live there
+#   GNSS      bytes from a TCP socket or a file (what the receiver would put on the UART)
+#   lock      levels and battery from a line-based control channel (TCP): the board's pins
+#   watchdog  none (the loop-lag statistics on the control channel stand in for it)
+#   reboot    the process exits with REBOOT_EXIT; its supervisor (navseal.desktop_seal) starts it
+#             again, and the next boot reports SOFT (as machine.reset() does on the ESP32);
+#             a killed process comes back as POWER_ON, like a power cut
+#
+# Wiring: board.json in the flash directory (written by whoever builds the bench, not by
+# `navseal provision`: it is hardware, not provisioning):
+#   {"gnss": "tcp:127.0.0.1:9100" | "file:/path/nmea.log",
+#    "control": "tcp:127.0.0.1:9101",
+#    "serial": "tcp:127.0.0.1:9102"}            (the serial link's UART, for "link": "serial")
+#
+# Control lines to the seal (one reply line each):
+#   LOCK <cable> <housing>   closed|open|1|0   -> "OK LOCK closed open"
+#   BATT <pct>|none                            -> "OK BATT 42"
+#   STATS                                      -> main.LoopStats.line(): loop lag and heap
+#   anything else                              -> "ERR <verb> ..."
+import json
+import os
+import time
+
+from navseal_fw.hal import SimulatedInputs
+from navseal_fw.hal_desktop import DesktopHal
+
+REBOOT_EXIT = 75  # EX_TEMPFAIL: "run me again"
+_RESET_FILE = ".reset"  # hidden from listdir(): the reset cause for the next boot
+_CONTROL_POLL_MS = 20
+_MAX_LINE = 256
+
+try:
+    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
+except ImportError:  # CPython
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+class _TcpPipe:
+    """A non-blocking TCP connection used as a UART: read() -> bytes or None, write(b) -> n.
+    Connected once at boot (to a local bench server)."""
+
+    def __init__(self, host, port):
+        import socket
+
+        addr = socket.getaddrinfo(host, port)[0][-1]
+        self._s = socket.socket()
+        self._s.connect(addr)
+        self._s.setblocking(False)
+        self.closed = False
+
+    def read(self):
+        if self.closed:
+            return None
+        try:
+            data = self._s.recv(512)
+        except OSError:
+            return None  # a non-blocking socket with nothing waiting (EAGAIN)
+        if not data:
+            self.closed = True  # the bench went away: the UART goes quiet
+            return None
+        return data
+
+    def write(self, data):
+        if self.closed:
+            return len(data)
+        try:
+            n = self._s.send(data)
+        except OSError:
+            return 0
+        return n if n is not None else 0
+
+
+class _FileTail:
+    """A file read as it grows (a recorded NMEA log, or a FIFO): read() -> new bytes or None."""
+
+    def __init__(self, path):
+        self._f = open(path, "rb")
+
+    def read(self):
+        data = self._f.read(512)
+        return data or None
+
+    def write(self, data):
+        return len(data)
+
+
+def _open_source(spec):
+    if spec.startswith("tcp:"):
+        host, port = spec[4:].rsplit(":", 1)
+        return _TcpPipe(host, int(port))
+    if spec.startswith("file:"):
+        return _FileTail(spec[5:])
+    raise ValueError("board.json: %r is neither tcp:HOST:PORT nor file:PATH" % spec)
+
+
+class Board(DesktopHal):
+    def __init__(self, root=None):
+        if root is None:
+            root = os.getenv("NAVSEAL_FLASH") or "flash"
+        self._ms = 0
+        self._last_ticks = ticks_ms()
+        DesktopHal.__init__(self, root, clock_ms=self._clock)
+        SimulatedInputs._init_inputs(self, battery=100)
+        self.fault = 0  # set by main.py at boot: the fault that made the last program reboot
+        self.wdt_fed = 0
+        self._cause = self._take_reset_cause()
+        wiring = self._wiring()
+        self._gnss = _open_source(wiring["gnss"]) if wiring.get("gnss") else None
+        self._ctl = _open_source(wiring["control"]) if wiring.get("control") else None
+        self._serial_spec = wiring.get("serial")
+        self._line = bytearray()
+        self._reply = b""
+
+    # A clock that never wraps (ticks_ms wraps every 2**30 ms), like board_esp32's.
+    def _clock(self):
+        now = ticks_ms()
+        self._ms += ticks_diff(now, self._last_ticks)
+        self._last_ticks = now
+        return self._ms
+
+    def _wiring(self):
+        try:
+            f = open(self.root + "/board.json", "rb")
+        except OSError:
+            return {}
+        try:
+            return json.loads(f.read())
+        finally:
+            f.close()
+
+    def _take_reset_cause(self):
+        path = self.root + "/" + _RESET_FILE
+        try:
+            f = open(path, "rb")
+        except OSError:
+            return 0  # POWER_ON: first start, or the process was killed (a power cut)
+        try:
+            raw = f.read()
+        finally:
+            f.close()
+        os.remove(path)
+        try:
+            return int(raw) & 0xFF
+        except ValueError:
+            return 255
+
+    # ---- inputs --------------------------------------------------------------------------
+
+    def gnss_read(self):
+        return self._gnss.read() if self._gnss is not None else None
+
+    def reset_cause(self):
+        # HELLO takes the low byte; the REBOOT event's value also carries the fault (bits 8-15)
+        return self._cause | self.fault << 8
+
+    # ---- board-only: watchdog, network, serial, reboot -----------------------------------
+
+    def wdt_start(self, timeout_ms=0):
+        pass
+
+    def wdt_feed(self):
+        self.wdt_fed += 1
+
+    def network_up(self, wifi_ssid=None, wifi_password=None, apn=None):
+        return None  # the host's network is up
+
+    def bench_uart(self):
+        if not self._serial_spec:
+            raise OSError("board.json has no \"serial\" for the serial link")
+        return _open_source(self._serial_spec)
+
+    def reboot(self):
+        f = open(self.root + "/" + _RESET_FILE, "wb")
+        f.write(b"2")  # SOFT, as machine.reset() reports on the ESP32
+        f.close()
+        raise SystemExit(REBOOT_EXIT)
+
+    # ---- the control channel (a task of main.py's loop) ------------------------------------
+
+    async def service(self, stats):
+        from navseal_fw.aio import sleep_ms
+
+        while True:
+            if self._ctl is not None:
+                data = self._ctl.read()
+                if data:
+                    self._feed(data, stats)
+                if self._reply:
+                    n = self._ctl.write(self._reply)
+                    self._reply = self._reply[n:]
+            await sleep_ms(_CONTROL_POLL_MS)
+
+    def _feed(self, data, stats):
+        for b in data:
+            if b == 10:
+                line = bytes(self._line).decode().strip()
+                self._line = bytearray()
+                if line:
+                    self._reply += (self.control(line, stats) + "\n").encode()
+            elif len(self._line) < _MAX_LINE:
+                self._line.append(b)
+
+    def control(self, line, stats=None):
+        words = line.split()
+        verb = words[0].upper()
+        levels = {"closed": True, "1": True, "open": False, "0": False}
+        if verb == "LOCK" and len(words) == 3 and words[1] in levels and words[2] in levels:
+            self.cable_closed = levels[words[1]]
+            self.housing_closed = levels[words[2]]
+            return "OK LOCK %s %s" % (words[1], words[2])
+        if verb == "BATT" and len(words) == 2:
+            if words[1] == "none":
+                self.battery = None
+            elif words[1].isdigit() and int(words[1]) <= 100:
+                self.battery = int(words[1])
+            else:
+                return "ERR BATT 0..100 or none"
+            return "OK BATT %s" % words[1]
+        if verb == "STATS" and stats is not None:
+            return stats.line()
+        return "ERR %s unknown or bad arguments" % verb
