@@ -43,6 +43,7 @@ class LoopStats:
         self.bins = [0] * (_LAG_BINS + 1)
         self.n = 0
         self.max_ms = 0
+        self.heap_modules = 0  # live heap once the modules are imported (build())
         self.heap_base = 0  # live heap after boot (modules, core, link)
         self.heap_peak = 0  # highest live heap after a collection
         self.alloc_peak = 0  # highest heap in use just before a collection (with garbage)
@@ -87,10 +88,11 @@ class LoopStats:
         return live
 
     def line(self):
-        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d heap_base=%d heap_peak=%d "
-                "alloc_peak=%d free_min=%d" % (self.n, self.percentile(50), self.percentile(99),
-                                               self.max_ms, self.heap_base, self.heap_peak,
-                                               self.alloc_peak, self.free_min))
+        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d heap_modules=%d heap_base=%d "
+                "heap_peak=%d alloc_peak=%d free_min=%d"
+                % (self.n, self.percentile(50), self.percentile(99), self.max_ms,
+                   self.heap_modules, self.heap_base, self.heap_peak, self.alloc_peak,
+                   self.free_min))
 
 
 class _Stop:
@@ -186,9 +188,14 @@ class BenchTarget:
         raise NotImplementedError("no write_cut on a board")
 
     def status(self):
-        c = self.core
-        j = c.journal
-        return [("boot", c.boot), ("seq", c.seq),
+        return status_pairs(self.core)
+
+
+def status_pairs(core):
+    """The seal's own view as (key, value) pairs: bench STATUS and the desktop's control line."""
+    c = core
+    j = c.journal
+    return [("boot", c.boot), ("seq", c.seq),
                 ("state", "ACTIVE" if c.escort.state == 1 else "INACTIVE"),
                 ("alarms", c.alarms()),
                 ("cable", "closed" if c.lock.cable.closed else "open"),
@@ -237,7 +244,7 @@ async def run(board, core, link, duration_ms=None, bench_uart=None, stats=None):
         coros.append(_bench(board, core, bench_uart, stop))
     service = getattr(board, "service", None)  # a board's own task (the desktop's control line)
     if service is not None:
-        coros.append(service(stats))
+        coros.append(service(stats, lambda: status_pairs(core)))
     tasks = [asyncio.create_task(_guard(stop, c)) for c in coros]
     if duration_ms is None:
         await stop.event.wait()
@@ -273,11 +280,18 @@ def bench_uart_for(board):
     return board.bench_ctl_uart()
 
 
-def build(board):
-    """Board -> (core, link) from the provisioned settings."""
+def build(board, stats=None):
+    """Board -> (core, link) from the provisioned settings. stats: a LoopStats that learns the
+    heap once the modules are in."""
     from navseal_fw.seal import Config, SealCore
 
     settings = _settings(board)
+    if stats is not None:
+        if settings.get("link", "mqtt") == "serial":
+            from navseal_fw import cobs  # noqa: F401  # counted with the other modules
+        else:
+            from navseal_fw import link_mqtt  # noqa: F401
+        stats.heap_modules = stats.sample_heap(force=True)
     cfg = Config.load(board)
     box = []  # type: list  # the core, once built (the link's callbacks need it first)
 
@@ -368,10 +382,11 @@ def main():
     try:
         board.wdt_start()
         board.fault = fault.take(board)  # the last program's fault, for HELLO and REBOOT
-        core, link = build(board)
+        stats = LoopStats()
+        core, link = build(board, stats)
         bench_uart = bench_uart_for(board)
         gc.collect()
-        asyncio.run(run(board, core, link, bench_uart=bench_uart))
+        asyncio.run(run(board, core, link, bench_uart=bench_uart, stats=stats))
     except Exception as e:  # noqa: BLE001 - MemoryError included: record, reboot
         fault_reboot(board, e)
 

@@ -138,6 +138,13 @@ class GatewayConfig:
     mqtt_password: str | None = None
     mqtt_keepalive_s: Annotated[int, Field(ge=5, le=65535)] = 30
     mqtt_protocol: Literal["5", "3.1.1"] = "5"  # "3.1.1" for brokers without MQTT 5 (no shared subscriptions)
+    # TLS to the broker (needed beyond loopback). tls_ca: the CA that signed the broker's
+    # certificate (PEM; unset: the system's trust store); tls_cert/tls_key: a client
+    # certificate, when the broker asks for one (require_certificate).
+    mqtt_tls: bool = False
+    mqtt_tls_ca: str | None = None
+    mqtt_tls_cert: str | None = None
+    mqtt_tls_key: str | None = None
     serial: list[SerialConfig] = field(default_factory=list)  # [[serial]] port, baudrate
 
     # --- logs ---
@@ -193,6 +200,10 @@ class GatewayConfig:
                 self.console_tile_url.startswith(("https://", "http://"))
                 and all(p in self.console_tile_url for p in ("{z}", "{x}", "{y}"))):
             raise ConfigError("[console] tile_url: an http(s) URL template with {z}, {x} and {y}")
+        if (self.mqtt_tls_ca or self.mqtt_tls_cert or self.mqtt_tls_key) and not self.mqtt_tls:
+            raise ConfigError("mqtt tls_ca/tls_cert/tls_key are set but mqtt tls is false")
+        if bool(self.mqtt_tls_cert) != bool(self.mqtt_tls_key):
+            raise ConfigError("mqtt tls_cert and tls_key go together")
         names = [s.name for s in self.sinks]
         if len(set(names)) != len(names):
             raise ConfigError(f"[[sinks]] names must be unique: {names}")

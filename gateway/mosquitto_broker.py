@@ -43,8 +43,19 @@ _REPLACED_KEYS = frozenset(
         "use_identity_as_username",
         "include_dir",
         "user",
+        "use_username_as_clientid",
     }
 )
+# What the production file sets on its seal (TLS) listener besides paths: the test render's TLS
+# listener carries the same lines (tests/gateway/test_mosquitto_tls.py checks they agree).
+SEAL_LISTENER_LINES = ("tls_version tlsv1.2", "use_username_as_clientid true")
+
+
+class TlsFiles:
+    """The broker's TLS material: CA, certificate and key paths (gateway.certs writes them)."""
+
+    def __init__(self, cafile: Path | str, certfile: Path | str, keyfile: Path | str) -> None:
+        self.cafile, self.certfile, self.keyfile = Path(cafile), Path(certfile), Path(keyfile)
 
 
 class BrokerError(RuntimeError):
@@ -67,8 +78,12 @@ def render_config(
     acl_file: Path | None = None,
     password_file: Path | None = None,
     autosave_interval: int | None = None,
+    tls: TlsFiles | None = None,
+    tls_port: int | None = None,
 ) -> str:
-    """The production configuration with local listener, paths and (optional) authentication."""
+    """The production configuration with local listener, paths and (optional) authentication;
+    with `tls`, also the seals' TLS listener on `tls_port` (same authentication, the login as
+    client id)."""
     kept = []
     for line in production_text.splitlines():
         words = line.split()
@@ -93,12 +108,19 @@ def render_config(
         # Started as root, Mosquitto drops to user "mosquitto", which cannot read or write the
         # caller's private scratch directory (password file, log, persistence): stay as root.
         kept.append("user root")
+    auth = []
     if password_file is not None:
-        kept += ["allow_anonymous false", f"password_file {password_file}"]
+        auth += ["allow_anonymous false", f"password_file {password_file}"]
     else:
-        kept.append("allow_anonymous true")
+        auth.append("allow_anonymous true")
     if acl_file is not None:
-        kept.append(f"acl_file {acl_file}")
+        auth.append(f"acl_file {acl_file}")
+    kept += auth  # per listener (per_listener_settings true): the plain listener's
+    if tls is not None:
+        if tls_port is None:
+            raise ValueError("a TLS listener needs tls_port")
+        kept += [f"listener {tls_port} {host}", f"cafile {tls.cafile}", f"certfile {tls.certfile}",
+                 f"keyfile {tls.keyfile}", *auth, *SEAL_LISTENER_LINES]
     return "\n".join(kept) + "\n"
 
 
@@ -118,11 +140,14 @@ class MosquittoBroker:
         users: dict[str, str] | None = None,
         acl_file: Path | None = None,
         autosave_interval: int | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port or free_port(host)
+        self.tls = tls
+        self.tls_port = free_port(host) if tls is not None else None
         self.binary = binary
         self.conf_path = self.workdir / "mosquitto.conf"
         self.log_file = self.workdir / "mosquitto.log"
@@ -140,6 +165,8 @@ class MosquittoBroker:
             acl_file=acl_file,
             password_file=password_file,
             autosave_interval=autosave_interval,
+            tls=tls,
+            tls_port=self.tls_port,
         )
         self.conf_path.write_text(text)
         self.process: subprocess.Popen | None = None
@@ -173,8 +200,11 @@ class MosquittoBroker:
                 log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
                 raise BrokerError(f"mosquitto exited with {self.process.returncode}: {err}{log}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
+                for port in (self.port, self.tls_port):
+                    if port is not None:
+                        with socket.create_connection((self.host, port), timeout=0.2):
+                            pass
+                return
             except OSError:
                 time.sleep(0.02)
         self.kill()

@@ -56,6 +56,11 @@ class MqttSettings:
     # that speak only 3.1.1 (the demo's embedded amqtt): there the persistent session is
     # clean_session=False, kept by the broker until it is told otherwise.
     protocol: str = "5"
+    # TLS (see configure_tls): on when `tls`; `tls_ca` None trusts the system's CAs.
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in ("5", "3.1.1"):
@@ -72,6 +77,16 @@ class MqttSettings:
     def subscription(self) -> str:
         topic = f"{self.topic_prefix}/+/up"
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
+
+
+def configure_tls(client: mqtt.Client, ca: str | None = None, cert: str | None = None,
+                  key: str | None = None) -> None:
+    """TLS 1.2+ with the broker's certificate verified (chain to `ca`, host name checked):
+    the one place the gateway's MQTT clients (ingest and the MQTT sink) set it up."""
+    import ssl
+
+    client.tls_set(ca_certs=ca, certfile=cert, keyfile=key, cert_reqs=ssl.CERT_REQUIRED,
+                   tls_version=ssl.PROTOCOL_TLS_CLIENT)
 
 
 @dataclass
@@ -104,6 +119,8 @@ class MqttIngest:
         )
         if settings.username:
             client.username_pw_set(settings.username, settings.password)
+        if settings.tls:
+            configure_tls(client, settings.tls_ca, settings.tls_cert, settings.tls_key)
         client.max_inflight_messages_set(settings.receive_maximum)
         client.max_queued_messages_set(0)  # downlinks queue while disconnected; bounded by seals
         client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)

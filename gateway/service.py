@@ -80,6 +80,10 @@ class GatewayService:
                     session_expiry_s=config.mqtt_session_expiry_s,
                     keepalive_s=config.mqtt_keepalive_s,
                     protocol=config.mqtt_protocol,
+                    tls=config.mqtt_tls,
+                    tls_ca=config.mqtt_tls_ca,
+                    tls_cert=config.mqtt_tls_cert,
+                    tls_key=config.mqtt_tls_key,
                 ),
                 self._submit_mqtt,
             )
@@ -105,6 +109,8 @@ class GatewayService:
                 mqtt_username=config.mqtt_username,
                 mqtt_password=config.mqtt_password,
                 client_id_prefix=config.mqtt_client_id,
+                mqtt_tls=(config.mqtt_tls_ca, config.mqtt_tls_cert, config.mqtt_tls_key)
+                if config.mqtt_tls else None,
             )
             self.workers.append(
                 OutboxWorker(

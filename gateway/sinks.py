@@ -192,6 +192,7 @@ class MqttSink(Sink):
         username: str | None = None,
         password: str | None = None,
         timeout_s: float = 10.0,
+        tls: tuple[str | None, str | None, str | None] | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -205,6 +206,10 @@ class MqttSink(Sink):
         )
         if username:
             self._client.username_pw_set(username, password)
+        if tls is not None:  # (ca, cert, key), as the gateway's ingest connection
+            from .mqtt_ingest import configure_tls
+
+            configure_tls(self._client, *tls)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.reconnect_delay_set(0.1, 5)
@@ -243,7 +248,8 @@ class MqttSink(Sink):
 
 def build_sink(spec: Any, *, mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883,
                mqtt_username: str | None = None, mqtt_password: str | None = None,
-               client_id_prefix: str = "navseal-gateway") -> Sink:
+               client_id_prefix: str = "navseal-gateway",
+               mqtt_tls: tuple[str | None, str | None, str | None] | None = None) -> Sink:
     """A sink from one `[[sinks]]` table (navseal.gateway.config.SinkConfig or a plain mapping).
     The MQTT sink publishes on the gateway's broker with its own client id."""
     get = spec.get if isinstance(spec, Mapping) else (lambda key, default=None: getattr(spec, key, default))
@@ -266,5 +272,6 @@ def build_sink(spec: Any, *, mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883
             username=mqtt_username,
             password=mqtt_password,
             timeout_s=timeout,
+            tls=mqtt_tls,
         )
     raise ValueError(f"sink {name!r}: unknown type {kind!r} (jsonl, webhook, mqtt)")

@@ -14,7 +14,7 @@ import sys
 from navseal import __version__, crc_backend
 
 # Order is the order shown by --help.
-SUBCOMMANDS = ("decode", "gateway", "demo", "simulate", "emulate", "flash")
+SUBCOMMANDS = ("decode", "gateway", "demo", "simulate", "emulate", "flash", "provision")
 
 
 def build_parser() -> argparse.ArgumentParser:

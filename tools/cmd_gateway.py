@@ -14,6 +14,7 @@
     navseal gateway status [--seal 1001] [--json]
     navseal gateway audit verify --config gateway.toml
     navseal gateway purge --config gateway.toml [--now 2031-12-01T00:00:00Z]
+    navseal gateway certs --out /etc/mosquitto/certs --host broker.example --host 10.0.0.5
 
 Commands talk to the running gateway's HTTP API (`--api`, default from the config's [http]) with
 an API token from `--token-file FILE` or the NAVSEAL_TOKEN environment variable, like any client.
@@ -160,6 +161,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--now", help="purge as of this time (ISO 8601 or Unix s); default: now")
     purge.set_defaults(func=cmd_purge)
 
+    certs = sub.add_parser(
+        "certs",
+        help="make a private CA and the broker's TLS certificate (and seal client certificates)",
+        description="Write ca.crt/ca.der/ca.key, server.crt/server.key (EC P-256) and optional "
+        "seal-<id>.crt/.key into --out; keys 0600. ca.der goes to each seal's flash "
+        "(navseal provision --ca), server.* and ca.crt to Mosquitto's TLS listener.",
+        epilog="examples: navseal gateway certs --out certs --host broker.example --host 203.0.113.7; "
+        "navseal gateway certs --out certs --host broker.example --ca-cert ca.crt --ca-key ca.key --seal 1001",
+    )
+    certs.add_argument("--out", required=True, help="directory to write into (created if missing)")
+    certs.add_argument("--host", action="append", required=True,
+                       help="a host name or IP address the broker is reached at (repeat)")
+    certs.add_argument("--seal", type=int, action="append", default=[],
+                       help="also a client certificate for this seal id, for mutual TLS (repeat)")
+    certs.add_argument("--ca-cert", help="issue with this existing CA (PEM) instead of a new one")
+    certs.add_argument("--ca-key", help="the existing CA's private key (PEM), with --ca-cert")
+    certs.set_defaults(func=cmd_certs)
+
 
 # --------------------------------------------------------------------------------------------
 
@@ -192,6 +211,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"navseal gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from navseal.gateway import certs
+
+    if bool(args.ca_cert) != bool(args.ca_key):
+        print("navseal gateway certs: --ca-cert and --ca-key go together", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ca = certs.load(Path(args.ca_cert).read_bytes(), Path(args.ca_key).read_bytes()) if args.ca_cert else None
+        written = certs.write_bundle(args.out, hosts=args.host, seals=args.seal, ca=ca)
+    except (OSError, ValueError) as exc:
+        print(f"navseal gateway certs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for name, path in written.items():
+        print(f"{path}  ({oct(path.stat().st_mode & 0o777)})")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@
 #   LOCK <cable> <housing>   closed|open|1|0   -> "OK LOCK closed open"
 #   BATT <pct>|none                            -> "OK BATT 42"
 #   STATS                                      -> main.LoopStats.line(): loop lag and heap
+#   STATUS                                     -> "OK STATUS boot=.. pending=.. ..." (the core)
 #   anything else                              -> "ERR <verb> ..."
 import json
 import os
@@ -185,9 +186,10 @@ class Board(DesktopHal):
 
     # ---- the control channel (a task of main.py's loop) ------------------------------------
 
-    async def service(self, stats):
+    async def service(self, stats, status=None):
         from navseal_fw.aio import sleep_ms
 
+        self._status = status
         while True:
             if self._ctl is not None:
                 data = self._ctl.read()
@@ -226,4 +228,7 @@ class Board(DesktopHal):
             return "OK BATT %s" % words[1]
         if verb == "STATS" and stats is not None:
             return stats.line()
+        status = getattr(self, "_status", None)
+        if verb == "STATUS" and status is not None:
+            return "OK STATUS " + " ".join("%s=%s" % kv for kv in status())
         return "ERR %s unknown or bad arguments" % verb
