@@ -26,7 +26,7 @@ import asyncio
 import gc
 import json
 
-from navseal_fw.aio import sleep_ms, ticks_diff, ticks_ms, wait_event
+from navseal_fw.aio import sleep_ms, ticks_diff, ticks_ms
 
 GNSS_POLL_MS = 100  # 96 bytes at 9600 baud: well inside the UART's 2 KB buffer
 MAX_SLEEP_MS = 1000  # the loop wakes at least this often (watchdog, lock sampling)
@@ -249,7 +249,11 @@ async def run(board, core, link, duration_ms=None, bench_uart=None, stats=None):
     if duration_ms is None:
         await stop.event.wait()
     else:
-        await wait_event(stop.event, duration_ms)
+        # Polled, not wait_for: the WebAssembly port cannot wake its top-level coroutine early
+        # through a cancellation, which is how wait_for returns before its timeout.
+        t0 = ticks_ms()
+        while not stop.done and ticks_diff(ticks_ms(), t0) < duration_ms:
+            await sleep_ms(MIN_SLEEP_MS * 4)
     stop.done = True
     link.close()
     for t in tasks:
@@ -336,7 +340,7 @@ def tls_context(board, settings):
     finally:
         f.close()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]  # the stubs lack it
     ctx.load_verify_locations(cadata=ca)
     return ctx
 
@@ -367,7 +371,7 @@ def fault_reboot(board, exc):
         if hasattr(sys, "print_exception"):
             sys.print_exception(exc)  # type: ignore[attr-defined]
         else:
-            import traceback
+            import traceback  # type: ignore[import-not-found]  # CPython only
 
             traceback.print_exception(exc)
     except Exception:  # noqa: BLE001 - printing may fail for the same reason (no memory)

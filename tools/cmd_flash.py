@@ -191,6 +191,30 @@ def flash(port: str | None, *, dry_run: bool = False, build_only: bool = False,
             tmp.cleanup()
 
 
+# Freezing: the modules' bytecode then lives in the firmware image (flash, read in place) rather
+# than in the heap. On an ESP32 without PSRAM that is what makes the firmware fit (docs/firmware.md,
+# "Memory"). The manifest is MicroPython's own format; the image is built from MicroPython's
+# source tree with the port's toolchain (ESP-IDF), outside this repository.
+_MANIFEST_BASE = {"esp32": "$(PORT_DIR)/boards/manifest.py", "unix": "$(PORT_DIR)/variants/manifest.py"}
+
+
+def freeze_manifest(root: Path, port: str = "esp32") -> str:
+    """A MicroPython manifest.py that freezes navseal_fw (the board's modules) into the image;
+    boot.py and main.py stay on the file system (a field engineer can read them)."""
+    if port not in _MANIFEST_BASE:
+        raise FlashError(f"--manifest-port {port!r}: one of {sorted(_MANIFEST_BASE)}")
+    files = [p.name for p in firmware_modules(root, desktop=port == "unix")]
+    return (
+        "# Freezes the navseal seal firmware into a MicroPython image (written by\n"
+        "# `navseal flash --manifest`). Build from MicroPython's source tree, e.g.\n"
+        "#   make -C ports/esp32 BOARD=ESP32_GENERIC_S3 FROZEN_MANIFEST=$PWD/manifest.py\n"
+        "#   make -C ports/unix FROZEN_MANIFEST=$PWD/manifest.py   (desktop seal, heap tests)\n"
+        "# then flash the image (esptool) and copy only boot.py, main.py and /data.\n"
+        f'include("{_MANIFEST_BASE[port]}")\n'
+        f"package(\"navseal_fw\", files={files!r}, base_path={str(root)!r})\n"
+    )
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "flash",
@@ -206,11 +230,19 @@ def register(subparsers) -> None:
     p.add_argument("--build-dir", type=Path, help="where the .mpy files go (default: a temporary "
                                                    "directory)")
     p.add_argument("--march", help="mpy-cross -march (only for @native code; not needed)")
+    p.add_argument("--manifest", type=Path, help="write a MicroPython manifest.py that freezes "
+                                                  "the firmware into an image, and stop")
+    p.add_argument("--manifest-port", default="esp32", choices=sorted(_MANIFEST_BASE),
+                   help="the port the manifest is for (default esp32)")
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
     try:
+        if args.manifest:
+            args.manifest.write_text(freeze_manifest(firmware_root(), args.manifest_port))
+            print(f"# wrote {args.manifest}: build the port with FROZEN_MANIFEST={args.manifest}")
+            return 0
         return flash(args.port, dry_run=args.dry_run, build_only=args.build_only,
                      build_dir=args.build_dir, march=args.march)
     except FlashError as exc:

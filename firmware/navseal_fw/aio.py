@@ -6,17 +6,11 @@
 #   await wait_event(event, ms)     -> True if the event was set, False on timeout
 #   ticks_ms(), ticks_diff(a, b)    a millisecond clock that only moves forward (differences only)
 import asyncio
+import time
 
-try:
-    from time import ticks_diff as _ticks_diff, ticks_ms as _ticks_ms  # type: ignore[attr-defined]
-except ImportError:  # CPython
-    from time import monotonic as _monotonic
-
-    def _ticks_ms():
-        return int(_monotonic() * 1000)
-
-    def _ticks_diff(a, b):
-        return a - b
+# MicroPython: time.ticks_ms wraps (ticks_diff handles it); CPython: monotonic seconds.
+_TICKS = getattr(time, "ticks_ms", None)
+_DIFF = getattr(time, "ticks_diff", None)
 
 # asyncio.TimeoutError: builtins.TimeoutError on CPython >= 3.11, asyncio's own class on
 # MicroPython (which has no builtin of that name).
@@ -24,11 +18,15 @@ TIMEOUT_ERRORS = (asyncio.TimeoutError,)
 
 
 def ticks_ms():
-    return _ticks_ms()
+    if _TICKS is not None:
+        return _TICKS()
+    return int(getattr(time, "monotonic")() * 1000)  # CPython
 
 
 def ticks_diff(a, b):
-    return _ticks_diff(a, b)
+    if _DIFF is not None:
+        return _DIFF(a, b)
+    return a - b
 
 
 def sleep_ms(ms):

@@ -24,25 +24,14 @@
 #   anything else                              -> "ERR <verb> ..."
 import json
 import os
-import time
 
-from navseal_fw.hal import SimulatedInputs
+from navseal_fw.aio import ticks_diff, ticks_ms
 from navseal_fw.hal_desktop import DesktopHal
 
 REBOOT_EXIT = 75  # EX_TEMPFAIL: "run me again"
 _RESET_FILE = ".reset"  # hidden from listdir(): the reset cause for the next boot
 _CONTROL_POLL_MS = 20
 _MAX_LINE = 256
-
-try:
-    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
-except ImportError:  # CPython
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
 
 class _TcpPipe:
     """A non-blocking TCP connection used as a UART: read() -> bytes or None, write(b) -> n.
@@ -108,13 +97,12 @@ class Board(DesktopHal):
             root = os.getenv("NAVSEAL_FLASH") or "flash"
         self._ms = 0
         self._last_ticks = ticks_ms()
-        DesktopHal.__init__(self, root, clock_ms=self._clock)
-        SimulatedInputs._init_inputs(self, battery=100)
+        DesktopHal.__init__(self, root, clock_ms=self._clock)  # inputs: battery 100, lock closed
         self.fault = 0  # set by main.py at boot: the fault that made the last program reboot
         self.wdt_fed = 0
         self._cause = self._take_reset_cause()
         wiring = self._wiring()
-        self._gnss = _open_source(wiring["gnss"]) if wiring.get("gnss") else None
+        self._gnss_src = _open_source(wiring["gnss"]) if wiring.get("gnss") else None
         self._ctl = _open_source(wiring["control"]) if wiring.get("control") else None
         self._serial_spec = wiring.get("serial")
         self._line = bytearray()
@@ -156,7 +144,7 @@ class Board(DesktopHal):
     # ---- inputs --------------------------------------------------------------------------
 
     def gnss_read(self):
-        return self._gnss.read() if self._gnss is not None else None
+        return self._gnss_src.read() if self._gnss_src is not None else None
 
     def reset_cause(self):
         # HELLO takes the low byte; the REBOOT event's value also carries the fault (bits 8-15)

@@ -71,7 +71,7 @@ def tcp_opener(host, port, ssl=None, server_hostname=None):
     SSLContext (server certificate checked against the context's CA, name `server_hostname`,
     default `host`). The address is resolved once: getaddrinfo blocks, and a seal's broker is
     given as an address or a name that does not move during a run."""
-    box = []
+    box = []  # type: list  # the resolved address, once
 
     async def open_():
         if not box:

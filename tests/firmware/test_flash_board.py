@@ -15,7 +15,7 @@ import pytest
 
 from mp_helper import REPO, node_binary, require_mp
 from navseal.cli import main as cli_main
-from navseal.cmd_flash import mpremote_cmd
+from navseal.cmd_flash import DESKTOP_ONLY, mpremote_cmd
 
 FAKE_BOARD = REPO / "tests" / "micropython" / "fake_board.mjs"
 
@@ -96,7 +96,7 @@ def test_flash_installs_working_firmware_on_a_micropython_board(board, tmp_path,
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.strip().splitlines()
     modules = sorted(p.stem + ".mpy" for p in (REPO / "firmware" / "navseal_fw").glob("*.py")
-                     if p.name != "hal_desktop.py")
+                     if p.name not in DESKTOP_ONLY)
     assert lines[0] == repr(modules)
     assert lines[1] == repr(["boot.py", "main.py"])
     assert lines[2] == "reset"

@@ -31,6 +31,7 @@ def test_main_loop_cpython():
         serial_types = asyncio.run(main_check.check_serial(_load_main()))
         bench_replies = asyncio.run(main_check.check_bench(_load_main()))
         asyncio.run(main_check.check_bench_disabled(_load_main()))
+        assert asyncio.run(main_check.check_fault(_load_main()))
     finally:
         sys.path.remove(str(MP_DIR))
     assert types[0] == 0x01 and serial_types[0] == 0x01
@@ -50,6 +51,7 @@ def test_main_loop_micropython():
         "await main_check.check_serial(main)\n"
         "print('BENCH', (await main_check.check_bench(main))[-1])\n"
         "await main_check.check_bench_disabled(main)\n"
+        "print('FAULT', await main_check.check_fault(main))\n"
         "peak.sample_live()\n"
         "peak.report()\n"
         "print('TYPES', types)\n"
@@ -59,6 +61,7 @@ def test_main_loop_micropython():
     assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     assert "TYPES [1" in res.stdout
     assert "BENCH OK REBOOT" in res.stdout
+    assert "FAULT True" in res.stdout
 
 
 @pytest.mark.micropython
@@ -70,9 +73,11 @@ def test_main_loop_unix_port():
         "asyncio.run(main_check.check_serial(main))\n"
         "print('BENCH', asyncio.run(main_check.check_bench(main))[-1])\n"
         "asyncio.run(main_check.check_bench_disabled(main))\n"
+        "print('FAULT', asyncio.run(main_check.check_fault(main)))\n"
         "print('TYPES', types)\n"
     )
     res = run_unix(code, paths=[REPO / "firmware", MP_DIR, REPO / "tests" / "micropython"])
     assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     assert "TYPES [1" in res.stdout
     assert "BENCH OK REBOOT" in res.stdout
+    assert "FAULT True" in res.stdout

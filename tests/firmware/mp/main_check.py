@@ -230,3 +230,55 @@ async def check_bench_disabled(main_module):
     assert main_module.bench_uart_for(board) is None
     assert board.ctl_opened == 0 and board.ctl.out == bytearray() and board.ctl.inbox == bytearray(b"PING a1\n")
     assert board.cable_closed and board.battery == 90
+
+
+class FaultBoard(RealTimeBoard):
+    def __init__(self):
+        RealTimeBoard.__init__(self)
+        self.rebooted = 0
+
+    def reboot(self):
+        self.rebooted += 1
+
+
+class DownlinkLink(FakeLink):
+    # One downlink waiting; it is PUBACKed (acked) only if on_frame returns.
+    def __init__(self, on_frame):
+        FakeLink.__init__(self)
+        self.on_frame = on_frame
+        self.waiting = [b"COMMAND"]
+        self.acked = 0
+        self.ready.set()
+
+    def poll(self, now_ms):
+        self.polls += 1
+        while self.waiting:
+            self.on_frame(self.waiting.pop(0))
+            self.acked += 1
+        self.ready.clear()
+
+
+async def check_fault(main_module):
+    """MemoryError in a callback (the downlink handler) stops the loop with that error instead
+    of killing one task silently; main's fault path records it and reboots; nothing is acked."""
+    from navseal_fw import fault
+
+    board = FaultBoard()
+    core = SealCore(Config({"seal_id": SEAL, "key": KEY}), board, lambda f: True)
+
+    def boom(frame, now_ms):
+        raise MemoryError("memory allocation failed, allocating 2083 bytes")
+
+    core.on_downlink = boom
+    link = DownlinkLink(lambda frame: core.on_downlink(frame, board.ticks_ms()))
+    caught = None
+    try:
+        await main_module.run(board, core, link, duration_ms=2000)
+    except MemoryError as e:
+        caught = e
+    assert caught is not None, "run() ended without the fault"
+    assert link.acked == 0
+    main_module.fault_reboot(board, caught)
+    assert board.rebooted == 1
+    assert fault.take(board) == fault.MEMORY and fault.take(board) == fault.NONE
+    return True
