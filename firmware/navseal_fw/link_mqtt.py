@@ -25,10 +25,13 @@
 # when the broker kept the session). Down: a redelivery (DUP) of a message this link already
 # handed to the core, whose PUBACK was lost with the connection, is only acknowledged again.
 
+import asyncio
 import struct
 from binascii import crc32
 
 from navseal_fw.aio import TIMEOUT_ERRORS, sleep_ms, ticks_diff, ticks_ms, wait_event, wait_ms
+from navseal_fw.mqtt_wire import (CONNACK, DUP, MAX_PACKET, PINGRESP, PUBACK, PUBLISH, SUBACK,
+                                  SUBSCRIBE, MQTTException, connect_packet, lstr, packet)
 
 try:
     from micropython import const
@@ -36,30 +39,11 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
-import asyncio
-
-_CONNECT = const(0x10)
-_CONNACK = const(0x20)
-_PUBLISH = const(0x30)
-_PUBACK = const(0x40)
-_SUBSCRIBE = const(0x82)
-_SUBACK = const(0x90)
-_PINGREQ = const(0xC0)
-_PINGRESP = const(0xD0)
-_DISCONNECT = const(0xE0)
-_DUP = const(0x08)
-# A downlink frame is at most 2083 bytes (docs/protocol.md); anything much larger is not ours.
-MAX_PACKET = const(4096)
 MAX_INFLIGHT = const(4)  # uplink PUBLISHes awaiting PUBACK (the core sends one journal frame
 MAX_OUT = const(6)  # at a time; STATE/RESULT ride beside it) and frames queued behind them
 MAX_IN = const(6)  # downlinks waiting for poll(); beyond, the socket is not read (backpressure)
 _RECENT = const(8)  # (pid, crc) of downlinks handed to the core, for DUP redeliveries
 _MIN_WAIT_MS = const(5)
-
-
-class MQTTException(Exception):
-    pass
-
 
 # Errors that mean "this connection is gone": reconnect. Anything else (MemoryError, a bug)
 # leaves run() so the seal's fault handling sees it.
@@ -88,47 +72,6 @@ def tcp_opener(host, port, ssl=None, server_hostname=None):
     return open_
 
 
-def _str(s):
-    b = s.encode() if isinstance(s, str) else bytes(s)
-    return struct.pack(">H", len(b)) + b
-
-
-def packet(ptype, *parts):
-    """One MQTT packet: fixed header with the remaining length, then the parts, in one buffer
-    (one write, one TLS record)."""
-    n = 0
-    for p in parts:
-        n += len(p)
-    hdr = bytearray((ptype,))
-    rem = n
-    while True:
-        b = rem & 0x7F
-        rem >>= 7
-        hdr.append(b | 0x80 if rem else b)
-        if not rem:
-            break
-    out = bytearray(len(hdr) + n)
-    out[0:len(hdr)] = hdr
-    o = len(hdr)
-    for p in parts:
-        out[o:o + len(p)] = p
-        o += len(p)
-    return out
-
-
-def connect_packet(client_id, keepalive_s, user=None, password=None, clean=False):
-    flags = 0x02 if clean else 0
-    payload = _str(client_id)
-    if user is not None:
-        flags |= 0x80
-        payload += _str(user)
-        if password is not None:
-            flags |= 0x40
-            payload += _str(password)
-    return packet(_CONNECT, _str("MQTT"), bytes((4, flags)), struct.pack(">H", keepalive_s),
-                  payload)
-
-
 class MqttLink:
     def __init__(self, seal_id, opener, on_frame, on_state=None, prefix="seals", keepalive_s=60,
                  backoff_ms=1000, backoff_cap_ms=120000, response_ms=10000, rand=None,
@@ -141,7 +84,7 @@ class MqttLink:
         self._on_state = on_state
         self.up_topic = "%s/%d/up" % (prefix, seal_id)
         self.down_topic = "%s/%d/down" % (prefix, seal_id)
-        self._up_topic = _str(self.up_topic)
+        self._up_topic = lstr(self.up_topic)
         self._down = self.down_topic.encode()
         self.keepalive_s = keepalive_s
         self.ping_ms = keepalive_s * 250  # mqtt_as: a ping every quarter keepalive when idle
@@ -279,7 +222,7 @@ class MqttLink:
         await self._write(connect_packet(self.client_id, self.keepalive_s, self.user,
                                          self.password))
         op, body = await wait_ms(self._read_packet(), self.response_ms)
-        if op != _CONNACK or len(body) != 2:
+        if op != CONNACK or len(body) != 2:
             raise MQTTException("bad CONNACK")
         if body[1]:
             raise MQTTException("connection refused, code %d" % body[1])
@@ -287,7 +230,7 @@ class MqttLink:
         if not self.session_present:
             del self._recent[:]  # the broker forgot what it had not delivered: no redeliveries
         pid = self._next_pid()
-        await self._write(packet(_SUBSCRIBE, struct.pack(">H", pid), _str(self.down_topic),
+        await self._write(packet(SUBSCRIBE, struct.pack(">H", pid), lstr(self.down_topic),
                                  b"\x01"))
         t0 = ticks_ms()
         while True:  # a kept session may deliver queued downlinks before the SUBACK
@@ -295,13 +238,13 @@ class MqttLink:
             if left <= 0:
                 raise MQTTException("no SUBACK")
             op, body = await wait_ms(self._read_packet(), left)
-            if op == _SUBACK and len(body) >= 3 and struct.unpack(">H", body[0:2])[0] == pid:
+            if op == SUBACK and len(body) >= 3 and struct.unpack(">H", body[0:2])[0] == pid:
                 if body[2] == 0x80:
                     raise MQTTException("subscription refused")
                 break
             await self._handle(op, body)
         # Unacknowledged uplinks go again, as the broker expects of a resumed session.
-        dup = _DUP if self.session_present else 0
+        dup = DUP if self.session_present else 0
         now = ticks_ms()
         for p in self._inflight:
             item = self._inflight[p]
@@ -323,7 +266,7 @@ class MqttLink:
         self._last_tx = ticks_ms()
 
     async def _publish(self, pid, frame, dup=0):
-        await self._write(packet(_PUBLISH | 0x02 | dup, self._up_topic, struct.pack(">H", pid),
+        await self._write(packet(PUBLISH | 0x02 | dup, self._up_topic, struct.pack(">H", pid),
                                  frame))
 
     async def _read_packet(self):
@@ -370,14 +313,14 @@ class MqttLink:
 
     async def _handle(self, op, body):
         kind = op & 0xF0
-        if kind == _PUBLISH:
+        if kind == PUBLISH:
             await self._on_publish(op, body)
-        elif kind == _PUBACK and len(body) == 2:
+        elif kind == PUBACK and len(body) == 2:
             pid = struct.unpack(">H", body)[0]
             if self._inflight.pop(pid, None) is not None:
                 self.sent += 1
                 self._kick.set()  # room in the window
-        elif kind == _PINGRESP:
+        elif kind == PINGRESP:
             self._ping_at = None
         # SUBACK outside connect, anything else: nothing to do
 
@@ -400,7 +343,7 @@ class MqttLink:
             return
         if pid:
             key = (pid, crc32(msg))
-            if op & _DUP and key in self._recent:
+            if op & DUP and key in self._recent:
                 self.redelivered += 1  # the core has it; our PUBACK was lost with a connection
                 self._acks.append(pid)
                 self._kick.set()
@@ -435,7 +378,7 @@ class MqttLink:
             if self._dead is not None:
                 raise self._dead
             while self._acks:
-                await self._write(struct.pack(">BBH", _PUBACK, 2, self._acks.pop(0)))
+                await self._write(struct.pack(">BBH", PUBACK, 2, self._acks.pop(0)))
             while self._out and len(self._inflight) < MAX_INFLIGHT:
                 frame = self._out.pop(0)
                 pid = self._next_pid()

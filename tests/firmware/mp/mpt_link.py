@@ -1,7 +1,8 @@
 # The MQTT link's packets and backoff, under CPython and MicroPython (run by mpunit).
 # Behaviour (queueing, stalls, drops, redelivery) is in link_check.py / test_link_async.py,
 # against a real Mosquitto in test_link_mqtt.py.
-from navseal_fw.link_mqtt import MqttLink, connect_packet, packet
+from navseal_fw.link_mqtt import MqttLink
+from navseal_fw.mqtt_wire import connect_packet, packet
 
 
 def test_connect_packet_is_persistent_session():
