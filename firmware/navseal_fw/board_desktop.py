@@ -51,8 +51,11 @@ class _TcpPipe:
             return None
         try:
             data = self._s.recv(512)
-        except OSError:
-            return None  # a non-blocking socket with nothing waiting (EAGAIN)
+        except OSError as e:
+            if e.args and e.args[0] in (11, 35):  # EAGAIN/EWOULDBLOCK: nothing waiting
+                return None
+            self.closed = True  # reset by the bench: the UART goes quiet
+            return None
         if not data:
             self.closed = True  # the bench went away: the UART goes quiet
             return None

@@ -59,17 +59,27 @@ def tcp_opener(host, port, ssl=None, server_hostname=None):
 
     async def open_():
         if not box:
-            import socket
-
-            box.append(socket.getaddrinfo(host, port)[0][-1])
-        addr = box[0]
-        ip = addr[0] if isinstance(addr, tuple) else host  # MicroPython: a sockaddr bytes
+            box.append(_address(host, port))
+        ip = box[0]
         if ssl is None:
             return await asyncio.open_connection(ip, port)
         return await asyncio.open_connection(ip, port, ssl=ssl,
                                              server_hostname=server_hostname or host)
 
     return open_
+
+
+def _address(host, port):
+    # The broker's IP address as text: (ip, port) on CPython and the ESP32; on the unix port a
+    # raw sockaddr (family, port, IPv4 bytes). Anything else: the name, resolved per connect.
+    import socket
+
+    addr = socket.getaddrinfo(host, port)[0][-1]
+    if isinstance(addr, tuple):
+        return addr[0]
+    if len(addr) >= 8 and addr[0] == 2 and hasattr(socket, "inet_ntop"):  # AF_INET
+        return socket.inet_ntop(socket.AF_INET, bytes(addr[4:8]))
+    return host
 
 
 class MqttLink:
@@ -140,10 +150,11 @@ class MqttLink:
                 continue
             self._on_frame(item)  # raises: no PUBACK, the broker redelivers after a reconnect
             self.received += 1
-            if pid and gen == self._gen and self.connected:
-                self._remember(pid, item)
-                self._acks.append(pid)
-                self._kick.set()
+            if pid:
+                self._remember(pid, item)  # its redelivery is acknowledged, not handled again
+                if gen == self._gen and self.connected:  # a PUBACK belongs to its connection
+                    self._acks.append(pid)
+                    self._kick.set()
         self.ready.clear()
 
     def next_deadline_ms(self):
