@@ -27,72 +27,11 @@ import gc
 import json
 
 from navseal_fw.aio import sleep_ms, ticks_diff, ticks_ms
+from navseal_fw.loopstats import LoopStats
 
 GNSS_POLL_MS = 100  # 96 bytes at 9600 baud: well inside the UART's 2 KB buffer
 MAX_SLEEP_MS = 1000  # the loop wakes at least this often (watchdog, lock sampling)
 MIN_SLEEP_MS = 5
-GC_EVERY_MS = 1000  # collect once a second: small pauses, no fragmentation build-up
-_LAG_BINS = 100  # lag histogram: 1 ms bins below 100 ms, one bin above
-
-
-class LoopStats:
-    """How late the loop's tasks wake (lag: time past the sleep they asked for; what a
-    blocked loop shows first) and the heap, sampled once a second after a collection."""
-
-    def __init__(self):
-        self.bins = [0] * (_LAG_BINS + 1)
-        self.n = 0
-        self.max_ms = 0
-        self.heap_modules = 0  # live heap once the modules are imported (build())
-        self.heap_base = 0  # live heap after boot (modules, core, link)
-        self.heap_peak = 0  # highest live heap after a collection
-        self.alloc_peak = 0  # highest heap in use just before a collection (with garbage)
-        self.free_min = -1
-        self._gc_at = ticks_ms()
-
-    def lag(self, ms):
-        if ms < 0:
-            ms = 0
-        self.n += 1
-        if ms > self.max_ms:
-            self.max_ms = ms
-        self.bins[ms if ms < _LAG_BINS else _LAG_BINS] += 1
-
-    def percentile(self, q):
-        # -> the smallest lag (ms) that q percent of the samples do not exceed; 100 = over 99 ms
-        need = self.n * q / 100
-        seen = 0
-        for ms in range(_LAG_BINS + 1):
-            seen += self.bins[ms]
-            if seen >= need:
-                return ms
-        return _LAG_BINS
-
-    def sample_heap(self, force=False):
-        if not hasattr(gc, "mem_alloc"):
-            return 0  # CPython (tests, emulator): its own memory manager, nothing to learn
-        now = ticks_ms()
-        if not force and ticks_diff(now, self._gc_at) < GC_EVERY_MS:
-            return 0
-        self._gc_at = now
-        before = gc.mem_alloc()
-        if before > self.alloc_peak:
-            self.alloc_peak = before
-        gc.collect()
-        live = gc.mem_alloc()
-        free = gc.mem_free()
-        if live > self.heap_peak:
-            self.heap_peak = live
-        if self.free_min < 0 or free < self.free_min:
-            self.free_min = free
-        return live
-
-    def line(self):
-        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d heap_modules=%d heap_base=%d "
-                "heap_peak=%d alloc_peak=%d free_min=%d"
-                % (self.n, self.percentile(50), self.percentile(99), self.max_ms,
-                   self.heap_modules, self.heap_base, self.heap_peak, self.alloc_peak,
-                   self.free_min))
 
 
 class _Stop:

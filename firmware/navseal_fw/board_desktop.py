@@ -19,7 +19,8 @@
 # Control lines to the seal (one reply line each):
 #   LOCK <cable> <housing>   closed|open|1|0   -> "OK LOCK closed open"
 #   BATT <pct>|none                            -> "OK BATT 42"
-#   STATS                                      -> main.LoopStats.line(): loop lag and heap
+#   STATS                                      -> loopstats.LoopStats.line(): lag since boot, heap
+#   STATS PHASE                                -> the same for the lag since the last STATS PHASE
 #   STATUS                                     -> "OK STATUS boot=.. pending=.. ..." (the core)
 #   anything else                              -> "ERR <verb> ..."
 import json
@@ -218,6 +219,8 @@ class Board(DesktopHal):
                 return "ERR BATT 0..100 or none"
             return "OK BATT %s" % words[1]
         if verb == "STATS" and stats is not None:
+            if len(words) == 2 and words[1].upper() == "PHASE":
+                return stats.phase_line()
             return stats.line()
         status = getattr(self, "_status", None)
         if verb == "STATUS" and status is not None:
