@@ -64,29 +64,35 @@ async def _nap(stats, ms):
 
 async def _gnss(board, core, stop, stats):
     while not stop.done:
+        t0 = ticks_ms()
         data = board.gnss_read()
         if data:
             core.feed_gnss(data, board.ticks_ms())
+        stats.busy(ticks_diff(ticks_ms(), t0))
         await _nap(stats, GNSS_POLL_MS)
 
 
 async def _control(board, core, stop, stats):
     while not stop.done:
+        t0 = ticks_ms()
         now = board.ticks_ms()
         core.poll(now)
         board.wdt_feed()
         stats.sample_heap()
+        stats.busy(ticks_diff(ticks_ms(), t0))
         wake = core.next_deadline_ms()
         wait = MAX_SLEEP_MS if wake is None else wake - board.ticks_ms()
         await _nap(stats, MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
 
 
-async def _downlinks(board, link, stop):
+async def _downlinks(board, link, stop, stats):
     # Downlinks and link state changes reach the core here, in the loop's own task, after the
     # link has finished reading them: never inside a publish, never re-entering the link.
     while not stop.done:
         await link.ready.wait()
+        t0 = ticks_ms()
         link.poll(board.ticks_ms())
+        stats.busy(ticks_diff(ticks_ms(), t0))
 
 
 BENCH_POLL_MS = 20  # control line: 115200 baud fills 1 KB rxbuf in ~90 ms
@@ -135,13 +141,13 @@ def status_pairs(core):
     c = core
     j = c.journal
     return [("boot", c.boot), ("seq", c.seq),
-                ("state", "ACTIVE" if c.escort.state == 1 else "INACTIVE"),
-                ("alarms", c.alarms()),
-                ("cable", "closed" if c.lock.cable.closed else "open"),
-                ("housing", "closed" if c.lock.housing.closed else "open"),
-                ("pending", j.pending), ("stored", j.stored), ("capacity", j.capacity),
-                ("next_rseq", j.next_rseq), ("gnss_lost", int(c.gnss_lost)),
-                ("rx_ok", c.rx_ok), ("rx_rejected", c.rx_rejected)]
+            ("state", "ACTIVE" if c.escort.state == 1 else "INACTIVE"),
+            ("alarms", c.alarms()),
+            ("cable", "closed" if c.lock.cable.closed else "open"),
+            ("housing", "closed" if c.lock.housing.closed else "open"),
+            ("pending", j.pending), ("stored", j.stored), ("capacity", j.capacity),
+            ("next_rseq", j.next_rseq), ("gnss_lost", int(c.gnss_lost)),
+            ("rx_ok", c.rx_ok), ("rx_rejected", c.rx_rejected)]
 
 
 async def _bench(board, core, uart, stop):
@@ -178,7 +184,7 @@ async def run(board, core, link, duration_ms=None, bench_uart=None, stats=None):
     core.start(board.ticks_ms())
     stats.heap_base = stats.sample_heap(force=True)
     coros = [_gnss(board, core, stop, stats), _control(board, core, stop, stats),
-             _downlinks(board, link, stop), link.run()]
+             _downlinks(board, link, stop, stats), link.run()]
     if bench_uart is not None:
         coros.append(_bench(board, core, bench_uart, stop))
     service = getattr(board, "service", None)  # a board's own task (the desktop's control line)

@@ -16,6 +16,7 @@ class LagHistogram:
         self.bins = array("I", bytes(4 * (_BINS + 1)))
         self.n = 0
         self.max_ms = 0
+        self.busy_max = 0  # the longest step of the loop's own work (a core call, a dispatch)
 
     def add(self, ms):
         if ms < 0:
@@ -40,6 +41,7 @@ class LagHistogram:
             self.bins[i] = 0
         self.n = 0
         self.max_ms = 0
+        self.busy_max = 0
 
 
 class LoopStats:
@@ -60,6 +62,12 @@ class LoopStats:
     def lag(self, ms):
         self.total.add(ms)
         self.phase.add(ms)
+
+    def busy(self, ms):
+        # A lag spike with a short busy_max was not our code: the OS, or another task's I/O.
+        for h in (self.total, self.phase):
+            if ms > h.busy_max:
+                h.busy_max = ms
 
     def sample_heap(self, force=False):
         if not hasattr(gc, "mem_alloc"):
@@ -82,10 +90,11 @@ class LoopStats:
 
     def line(self, h=None):
         h = self.total if h is None else h
-        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d heap_modules=%d heap_base=%d "
-                "heap_peak=%d alloc_peak=%d free_min=%d"
-                % (h.n, h.percentile(50), h.percentile(99), h.max_ms, self.heap_modules,
-                   self.heap_base, self.heap_peak, self.alloc_peak, self.free_min))
+        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d busy_max=%d heap_modules=%d "
+                "heap_base=%d heap_peak=%d alloc_peak=%d free_min=%d"
+                % (h.n, h.percentile(50), h.percentile(99), h.max_ms, h.busy_max,
+                   self.heap_modules, self.heap_base, self.heap_peak, self.alloc_peak,
+                   self.free_min))
 
     def phase_line(self):
         line = self.line(self.phase)

@@ -186,14 +186,17 @@ def test_board_path_escort_over_tls_with_broker_stall_and_outage(tmp_path, mosqu
 
     # One program from start to end: no freeze, no fault, no reboot.
     assert seal.boots == 1 and not (flash / "fault").exists(), seal.log()
-    lag_keys = ("lag_n", "lag_p50", "lag_p99", "lag_max")
+    lag_keys = ("lag_n", "lag_p50", "lag_p99", "lag_max", "busy_max")
     report = {name: {k: st[k] for k in lag_keys} for name, st in phases.items()}
     report["whole run"] = {k: whole[k] for k in lag_keys}
     heap = {k: whole[k] for k in ("heap_modules", "heap_base", "heap_peak", "alloc_peak", "free_min")}
     print(f"\nBOARD_PATH lag {json.dumps(report)}\nBOARD_PATH heap {json.dumps(heap)} (-X heapsize={HEAP}, .mpy)")
     assert whole["lag_n"] > 500, whole
-    for name, st in report.items():
-        assert st["lag_n"] > 0 and st["lag_p99"] < LAG_P99_MS, (name, report)
+    # A 99th percentile needs 100 samples to mean anything: the run, the stall and the outage
+    # have them (the short phases are in the run's figure and reported on their own).
+    for name in ("whole run", "broker stall", "broker outage"):
+        st = report[name]
+        assert st["lag_n"] >= 100 and st["lag_p99"] < LAG_P99_MS, (name, report)
     assert whole["free_min"] > 0
     assert whole["heap_peak"] - whole["heap_modules"] < CORE_HEAP_64BIT, heap
     assert os.path.exists(flash / "ca.der")
