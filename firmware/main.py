@@ -68,7 +68,7 @@ async def _gnss(board, core, stop, stats):
         data = board.gnss_read()
         if data:
             core.feed_gnss(data, board.ticks_ms())
-        stats.busy(ticks_diff(ticks_ms(), t0))
+        stats.busy(ticks_diff(ticks_ms(), t0), "gnss")
         await _nap(stats, GNSS_POLL_MS)
 
 
@@ -78,8 +78,10 @@ async def _control(board, core, stop, stats):
         now = board.ticks_ms()
         core.poll(now)
         board.wdt_feed()
+        t1 = ticks_ms()
+        stats.busy(ticks_diff(t1, t0), "poll")
         stats.sample_heap()
-        stats.busy(ticks_diff(ticks_ms(), t0))
+        stats.busy(ticks_diff(ticks_ms(), t1), "gc")
         wake = core.next_deadline_ms()
         wait = MAX_SLEEP_MS if wake is None else wake - board.ticks_ms()
         await _nap(stats, MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
@@ -92,7 +94,7 @@ async def _downlinks(board, link, stop, stats):
         await link.ready.wait()
         t0 = ticks_ms()
         link.poll(board.ticks_ms())
-        stats.busy(ticks_diff(ticks_ms(), t0))
+        stats.busy(ticks_diff(ticks_ms(), t0), "downlink")
 
 
 BENCH_POLL_MS = 20  # control line: 115200 baud fills 1 KB rxbuf in ~90 ms

@@ -17,6 +17,7 @@ class LagHistogram:
         self.n = 0
         self.max_ms = 0
         self.busy_max = 0  # the longest step of the loop's own work (a core call, a dispatch)
+        self.busy_at = "-"  # which task took it
 
     def add(self, ms):
         if ms < 0:
@@ -42,6 +43,7 @@ class LagHistogram:
         self.n = 0
         self.max_ms = 0
         self.busy_max = 0
+        self.busy_at = "-"
 
 
 class LoopStats:
@@ -63,11 +65,12 @@ class LoopStats:
         self.total.add(ms)
         self.phase.add(ms)
 
-    def busy(self, ms):
+    def busy(self, ms, where):
         # A lag spike with a short busy_max was not our code: the OS, or another task's I/O.
         for h in (self.total, self.phase):
             if ms > h.busy_max:
                 h.busy_max = ms
+                h.busy_at = where
 
     def sample_heap(self, force=False):
         if not hasattr(gc, "mem_alloc"):
@@ -90,9 +93,9 @@ class LoopStats:
 
     def line(self, h=None):
         h = self.total if h is None else h
-        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d busy_max=%d heap_modules=%d "
-                "heap_base=%d heap_peak=%d alloc_peak=%d free_min=%d"
-                % (h.n, h.percentile(50), h.percentile(99), h.max_ms, h.busy_max,
+        return ("STATS lag_n=%d lag_p50=%d lag_p99=%d lag_max=%d busy_max=%d busy_at=%s "
+                "heap_modules=%d heap_base=%d heap_peak=%d alloc_peak=%d free_min=%d"
+                % (h.n, h.percentile(50), h.percentile(99), h.max_ms, h.busy_max, h.busy_at,
                    self.heap_modules, self.heap_base, self.heap_peak, self.alloc_peak,
                    self.free_min))
 

@@ -186,7 +186,7 @@ def test_board_path_escort_over_tls_with_broker_stall_and_outage(tmp_path, mosqu
 
     # One program from start to end: no freeze, no fault, no reboot.
     assert seal.boots == 1 and not (flash / "fault").exists(), seal.log()
-    lag_keys = ("lag_n", "lag_p50", "lag_p99", "lag_max", "busy_max")
+    lag_keys = ("lag_n", "lag_p50", "lag_p99", "lag_max", "busy_max", "busy_at")
     report = {name: {k: st[k] for k in lag_keys} for name, st in phases.items()}
     report["whole run"] = {k: whole[k] for k in lag_keys}
     heap = {k: whole[k] for k in ("heap_modules", "heap_base", "heap_peak", "alloc_peak", "free_min")}

@@ -22,3 +22,13 @@ def test_phase_window_restarts_but_the_total_keeps_counting():
     s.lag(7)
     assert "lag_n=1 " in s.phase_line() and "lag_n=4 " in s.line()
     assert "lag_n=0 " in s.phase_line()
+
+
+def test_busy_keeps_the_longest_step_and_where():
+    s = LoopStats()
+    s.busy(3, "gnss")
+    s.busy(12, "poll")
+    s.busy(5, "gc")
+    assert "busy_max=12 busy_at=poll " in s.line()
+    assert "busy_max=12 busy_at=poll " in s.phase_line()
+    assert "busy_max=0 busy_at=- " in s.phase_line()
