@@ -21,7 +21,8 @@
 #   BATT <pct>|none                            -> "OK BATT 42"
 #   STATS                                      -> loopstats.LoopStats.line(): lag since boot, heap
 #   STATS PHASE                                -> the same for the lag since the last STATS PHASE
-#   STATUS                                     -> "OK STATUS boot=.. pending=.. ..." (the core)
+#   STATUS                                     -> "OK STATUS boot=.. pending=.. ..." (the core,
+#                                                 and the slowest flash call: flash_max_ms/_op)
 #   anything else                              -> "ERR <verb> ..."
 import json
 import os
@@ -111,6 +112,8 @@ class Board(DesktopHal):
         self._serial_spec = wiring.get("serial")
         self._line = bytearray()
         self._reply = b""
+        self.flash_max_ms = 0  # the slowest flash call (open, rename, remove): the host's disk
+        self.flash_max_op = "-"
 
     # A clock that never wraps (ticks_ms wraps every 2**30 ms), like board_esp32's.
     def _clock(self):
@@ -144,6 +147,30 @@ class Board(DesktopHal):
             return int(raw) & 0xFF
         except ValueError:
             return 255
+
+    # ---- flash, timed: the core writes synchronously, so a slow disk is loop lag -----------
+
+    def _timed(self, op, t0):
+        ms = ticks_diff(ticks_ms(), t0)
+        if ms > self.flash_max_ms:
+            self.flash_max_ms = ms
+            self.flash_max_op = op
+
+    def open(self, name, mode="rb"):
+        t0 = ticks_ms()
+        f = DesktopHal.open(self, name, mode)
+        self._timed("open", t0)
+        return f
+
+    def rename(self, old, new):
+        t0 = ticks_ms()
+        DesktopHal.rename(self, old, new)
+        self._timed("rename", t0)
+
+    def remove(self, name):
+        t0 = ticks_ms()
+        DesktopHal.remove(self, name)
+        self._timed("remove", t0)
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -224,5 +251,6 @@ class Board(DesktopHal):
             return stats.line()
         status = getattr(self, "_status", None)
         if verb == "STATUS" and status is not None:
-            return "OK STATUS " + " ".join("%s=%s" % kv for kv in status())
+            return "OK STATUS %s flash_max_ms=%d flash_max_op=%s" % (
+                " ".join("%s=%s" % kv for kv in status()), self.flash_max_ms, self.flash_max_op)
         return "ERR %s unknown or bad arguments" % verb

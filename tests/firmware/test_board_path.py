@@ -190,7 +190,9 @@ def test_board_path_escort_over_tls_with_broker_stall_and_outage(tmp_path, mosqu
     report = {name: {k: st[k] for k in lag_keys} for name, st in phases.items()}
     report["whole run"] = {k: whole[k] for k in lag_keys}
     heap = {k: whole[k] for k in ("heap_modules", "heap_base", "heap_peak", "alloc_peak", "free_min")}
-    print(f"\nBOARD_PATH lag {json.dumps(report)}\nBOARD_PATH heap {json.dumps(heap)} (-X heapsize={HEAP}, .mpy)")
+    flash_io = {k: final[k] for k in ("flash_max_ms", "flash_max_op")}
+    print(f"\nBOARD_PATH lag {json.dumps(report)}\nBOARD_PATH heap {json.dumps(heap)} (-X heapsize={HEAP}, .mpy)"
+          f"\nBOARD_PATH flash {json.dumps(flash_io)}")
     assert whole["lag_n"] > 500, whole
     # A 99th percentile needs 100 samples to mean anything: the run, the stall and the outage
     # have them (the short phases are in the run's figure and reported on their own).
