@@ -96,6 +96,18 @@ def _open_source(spec):
     raise ValueError("board.json: %r is neither tcp:HOST:PORT nor file:PATH" % spec)
 
 
+def _runqueue_wait_ms():
+    # /proc/self/schedstat: ns on a CPU, ns waiting on a run queue, time slices (Linux only)
+    try:
+        f = open("/proc/self/schedstat", "rb")
+    except OSError:
+        return 0
+    try:
+        return int(f.read().split()[1]) // 1000000
+    finally:
+        f.close()
+
+
 class Board(DesktopHal):
     def __init__(self, root=None):
         if root is None:
@@ -114,6 +126,7 @@ class Board(DesktopHal):
         self._reply = b""
         self.flash_max_ms = 0  # the slowest flash call (open, rename, remove): the host's disk
         self.flash_max_op = "-"
+        self._wait_phase = _runqueue_wait_ms()
 
     # A clock that never wraps (ticks_ms wraps every 2**30 ms), like board_esp32's.
     def _clock(self):
@@ -246,9 +259,13 @@ class Board(DesktopHal):
                 return "ERR BATT 0..100 or none"
             return "OK BATT %s" % words[1]
         if verb == "STATS" and stats is not None:
+            # The host's share of the lag: how long this process was ready to run but waited
+            # for a CPU (Linux schedstat), since boot or since the last STATS PHASE.
+            wait = _runqueue_wait_ms()
             if len(words) == 2 and words[1].upper() == "PHASE":
-                return stats.phase_line()
-            return stats.line()
+                since, self._wait_phase = self._wait_phase, wait
+                return stats.phase_line() + " runq_wait_ms=%d" % (wait - since)
+            return stats.line() + " runq_wait_ms=%d" % wait
         status = getattr(self, "_status", None)
         if verb == "STATUS" and status is not None:
             return "OK STATUS %s flash_max_ms=%d flash_max_op=%s" % (

@@ -40,6 +40,12 @@ NAVSEAL = str(Path(sys.executable).with_name("navseal"))
 HEAP = "176K"  # the 64-bit unix port's equivalent of 128K on a 32-bit port (docs/firmware.md)
 LAG_P99_MS = 50
 CORE_HEAP_64BIT = 45 * 1024  # the core's own live heap after boot (32 KB on a 32-bit port)
+# A board's firmware has its CPU to itself; here the seal shares two cores with the broker, the
+# gateway, this test and other test suites. Its lag spikes then came with the process waiting on
+# the run queue (runq_wait_ms), not with its own work (busy_max): so the seal runs at nice -10
+# when we may (root), as the one process here that stands for dedicated hardware.
+# NAVSEAL_SEAL_NICE overrides it (0 to see the host's share).
+SEAL_NICE = int(os.environ.get("NAVSEAL_SEAL_NICE", "-10" if os.geteuid() == 0 else "0"))
 
 
 def _gateway_config(path: Path, broker, ca: Path, db: Path, http_port: int, sink: Path) -> Path:
@@ -117,7 +123,8 @@ def test_board_path_escort_over_tls_with_broker_stall_and_outage(tmp_path, mosqu
         _provision(tmp_path, gateway.api, broker, bundle, flash)
         write_wiring(flash, gnss, control)
         image = build_image(tmp_path / "image", "mpy")
-        seal = DesktopSeal(image, flash, heapsize=HEAP, log_path=tmp_path / "seal.log").start()
+        seal = DesktopSeal(image, flash, heapsize=HEAP, log_path=tmp_path / "seal.log",
+                           nice=SEAL_NICE).start()
         assert control.server.wait_client(), seal.log()
         status, body = post_json(gateway.api + "/v1/escorts/activate", activation_body(SEAL))
         assert status == 202, body
@@ -186,7 +193,7 @@ def test_board_path_escort_over_tls_with_broker_stall_and_outage(tmp_path, mosqu
 
     # One program from start to end: no freeze, no fault, no reboot.
     assert seal.boots == 1 and not (flash / "fault").exists(), seal.log()
-    lag_keys = ("lag_n", "lag_p50", "lag_p99", "lag_max", "busy_max", "busy_at")
+    lag_keys = ("lag_n", "lag_p50", "lag_p99", "lag_max", "busy_max", "busy_at", "runq_wait_ms")
     report = {name: {k: st[k] for k in lag_keys} for name, st in phases.items()}
     report["whole run"] = {k: whole[k] for k in lag_keys}
     heap = {k: whole[k] for k in ("heap_modules", "heap_base", "heap_peak", "alloc_peak", "free_min")}
