@@ -12,7 +12,7 @@ takes seconds, and the handshake's messages stay small.
     ca.cert_pem(), ca.cert_der(), server.key_pem(), ...
     write_bundle(out_dir, hosts=[...], seals=[1001])  # what `navseal gateway certs` writes
 
-Every private key file is written 0600; certificates 0644.
+Every private key file is written 0600 (gateway.secrets.write_private); certificates 0644.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .secrets import write_private
 
 CA_DAYS = 3650  # the CA outlives every seal's service life
 LEAF_DAYS = 825  # the longest leaf validity browsers and most TLS stacks still accept
@@ -148,18 +150,6 @@ def pem_to_der(cert_pem: bytes) -> bytes:
     return load(cert_pem).cert_der()
 
 
-def write_private(path: Path, data: bytes) -> Path:
-    """Write a secret so that only the owner can ever read it (created 0600, never widened)."""
-    path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    return path
-
-
 def write_public(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.write_bytes(data)
@@ -185,14 +175,17 @@ def write_bundle(out_dir: Path | str, *, hosts: list[str], seals: list[int] = ()
         if (out / "ca.key").exists():
             raise FileExistsError(f"{out / 'ca.key'} exists: pass the existing CA instead of a new one")
         ca = make_ca()
-        written["ca.key"] = write_private(out / "ca.key", ca.key_pem())
+        write_private(out / "ca.key", ca.key_pem().decode())
+        written["ca.key"] = out / "ca.key"
     written["ca.crt"] = write_public(out / "ca.crt", ca.cert_pem())
     written["ca.der"] = write_public(out / "ca.der", ca.cert_der())
     server = issue(ca, server_name or hosts[0], hosts=hosts)
     written["server.crt"] = write_public(out / "server.crt", server.cert_pem())
-    written["server.key"] = write_private(out / "server.key", server.key_pem())
+    write_private(out / "server.key", server.key_pem().decode())
+    written["server.key"] = out / "server.key"
     for seal_id in seals:
         leaf = issue(ca, str(seal_id), client=True)
         written[f"seal-{seal_id}.crt"] = write_public(out / f"seal-{seal_id}.crt", leaf.cert_pem())
-        written[f"seal-{seal_id}.key"] = write_private(out / f"seal-{seal_id}.key", leaf.key_pem())
+        write_private(out / f"seal-{seal_id}.key", leaf.key_pem().decode())
+        written[f"seal-{seal_id}.key"] = out / f"seal-{seal_id}.key"
     return written

@@ -85,6 +85,8 @@ def register(subparsers) -> None:
                    help=f"an interval or link setting: {', '.join(INTERVALS + LINK_SETTINGS)}")
     p.add_argument("--api", help="gateway HTTP API base URL (default http://127.0.0.1:8080)")
     p.add_argument("--token-file", help="bearer token for the API (default: $NAVSEAL_TOKEN)")
+    p.add_argument("--api-ca-file", help="CA certificate (PEM) of the API's HTTPS certificate, "
+                                         "when it is a private one")
     p.add_argument("--no-register", action="store_true", help="do not register with the gateway")
     p.add_argument("--passwd-file", help="Mosquitto password file to add the seal's login to")
     target = p.add_mutually_exclusive_group(required=True)
@@ -174,14 +176,20 @@ def _token(args: argparse.Namespace) -> str | None:
     return os.environ.get("NAVSEAL_TOKEN") or None
 
 
-def register_with_gateway(api: str, seal_id: int, key: bytes, token: str | None) -> None:
+def register_with_gateway(api: str, seal_id: int, key: bytes, token: str | None,
+                          ca_file: str | None = None) -> None:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     body = json.dumps({"seal_id": seal_id, "key": key.hex()}).encode()
     req = urllib.request.Request(api.rstrip("/") + "/v1/seals", data=body, method="POST", headers=headers)
+    context = None
+    if ca_file:
+        import ssl
+
+        context = ssl.create_default_context(cafile=ca_file)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             resp.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]
@@ -196,29 +204,20 @@ def add_broker_login(passwd_file: Path, user: str, password: str) -> None:
     tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "one"
-        fd = os.open(plain, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, f"{user}:{password}\n".encode())
-        os.close(fd)
+        _write_private(plain, f"{user}:{password}\n".encode())
         res = subprocess.run([tool, "-U", str(plain)], capture_output=True, text=True)
         if res.returncode != 0:
             raise ProvisionError(f"mosquitto_passwd failed: {res.stderr.strip() or res.stdout.strip()}")
         hashed = plain.read_text().strip()
     lines = passwd_file.read_text().splitlines() if passwd_file.exists() else []
     lines = [ln for ln in lines if ln.split(":", 1)[0] != user] + [hashed]
-    fd = os.open(passwd_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, ("\n".join(lines) + "\n").encode())
-    finally:
-        os.close(fd)
+    _write_private(passwd_file, ("\n".join(lines) + "\n").encode())
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    from navseal.gateway.secrets import write_private
+
+    write_private(path, data.decode())
 
 
 class FlashDir:
@@ -317,7 +316,7 @@ def provision(args: argparse.Namespace) -> int:
     if args.password_out:
         _write_private(Path(args.password_out), password.encode() + b"\n")
     if not args.no_register:
-        register_with_gateway(api, args.seal, key, _token(args))
+        register_with_gateway(api, args.seal, key, _token(args), args.api_ca_file)
     if args.passwd_file:
         add_broker_login(Path(args.passwd_file), str(args.seal), password)
     target.write(json.dumps(cfg).encode(), ca)

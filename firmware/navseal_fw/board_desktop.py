@@ -247,8 +247,8 @@ class Board(DesktopHal):
         verb = words[0].upper()
         levels = {"closed": True, "1": True, "open": False, "0": False}
         if verb == "LOCK" and len(words) == 3 and words[1] in levels and words[2] in levels:
-            self.cable_closed = levels[words[1]]
-            self.housing_closed = levels[words[2]]
+            # through the pin-interrupt latch (sim_inputs.SimulatedInputs), as the board's Pin.irq
+            self.set_lock(levels[words[1]], levels[words[2]], self.ticks_ms())
             return "OK LOCK %s %s" % (words[1], words[2])
         if verb == "BATT" and len(words) == 2:
             if words[1] == "none":

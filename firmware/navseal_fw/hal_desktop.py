@@ -8,7 +8,7 @@
 import os
 import time
 
-from navseal_fw.hal import SimulatedInputs
+from navseal_fw.sim_inputs import SimulatedInputs
 
 
 class DesktopHal(SimulatedInputs):

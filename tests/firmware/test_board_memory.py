@@ -95,8 +95,9 @@ def test_firmware_that_does_not_fit_reboots_with_a_fault_and_the_next_boot_journ
         assert res.returncode == REBOOT_EXIT, res.stdout + res.stderr
         assert "MemoryError" in res.stdout and "fault 1: reboot" in res.stdout
         assert (flash / "fault").exists() and (flash / ".reset").read_text() == "2"
-        # The same flash with bytecode at 176K: it boots, and journals what happened.
-        seal = DesktopSeal(images["mpy"], flash, heapsize="176K", log_path=tmp_path / "mpy.log").start()
+        # The same flash with bytecode (and the board-path budget): it boots, and journals what
+        # happened.
+        seal = DesktopSeal(images["mpy"], flash, heapsize="192K", log_path=tmp_path / "mpy.log").start()
         try:
             assert control.server.wait_client(2, 30), seal.log()  # the first was the .py run
             deadline = time.monotonic() + 20

@@ -1,9 +1,9 @@
-"""firmware/main.py's asyncio loop drives SealCore: under CPython and the real MicroPython."""
+"""The seal's program (navseal_fw.app, which firmware/main.py starts): its asyncio loop drives
+SealCore, under CPython, the WebAssembly MicroPython and the unix port."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,10 +16,9 @@ MP_DIR = Path(__file__).resolve().parent / "mp"
 
 
 def _load_main():
-    spec = importlib.util.spec_from_file_location("navseal_main", REPO / "firmware" / "main.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from navseal_fw import app
+
+    return app
 
 
 def test_main_loop_cpython():
@@ -44,7 +43,8 @@ def test_main_loop_micropython():
     code = (
         "import sys\n"
         "sys.path.insert(0, '/t')\n"
-        "import main_check, main\n"
+        "import main_check\n"
+        "from navseal_fw import app as main\n"
         "from mpmem import Peak\n"
         "peak = Peak()\n"
         "types = await main_check.check(main, peak)\n"
@@ -56,8 +56,7 @@ def test_main_loop_micropython():
         "peak.report()\n"
         "print('TYPES', types)\n"
     )
-    res = run_mp(code, copies=[(MP_DIR, "/t"), (REPO / "firmware" / "main.py", "/lib/main.py")],
-                 use_async=True)
+    res = run_mp(code, copies=[(MP_DIR, "/t")], use_async=True)
     assert res.returncode == 0, f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     assert "TYPES [1" in res.stdout
     assert "BENCH OK REBOOT" in res.stdout
@@ -68,7 +67,8 @@ def test_main_loop_micropython():
 def test_main_loop_unix_port():
     require_unix()
     code = (
-        "import asyncio, main_check, main\n"
+        "import asyncio, main_check\n"
+        "from navseal_fw import app as main\n"
         "types = asyncio.run(main_check.check(main))\n"
         "asyncio.run(main_check.check_serial(main))\n"
         "print('BENCH', asyncio.run(main_check.check_bench(main))[-1])\n"
