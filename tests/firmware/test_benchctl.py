@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from navseal.hil import benchctl as bench
@@ -70,6 +70,7 @@ _words = st.sampled_from(["PING", "NMEA", "LOCK", "BATT", "LINK", "REBOOT", "CUT
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_words, min_size=1, max_size=4))
+@example(["BATT", "00050"])  # the two parsers once disagreed on leading zeros
 def test_accepts_exactly_what_the_bench_parser_accepts(words):
     line = " ".join(words).encode()
     try:
