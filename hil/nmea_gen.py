@@ -7,10 +7,11 @@ gets them back to within 1e-7 degree. Only RMC (date, time, position, speed, cou
 
 from __future__ import annotations
 
+import calendar
 import math
 import time as _time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from navseal.emu.gnss import KNOTS_PER_KMH, checksum  # one NMEA checksum for emulator and bench
 
@@ -101,3 +102,65 @@ def read_log(path: str) -> Iterator[str]:
             line = raw.strip().decode("ascii", "replace")
             if line.startswith("$"):
                 yield line
+
+
+
+# Where each sentence type carries its UTC time of day (field index after the address).
+_TIME_FIELD = {"RMC": 1, "GGA": 1, "GNS": 1, "GST": 1, "GBS": 1, "ZDA": 1, "GLL": 5}
+
+
+def _unix(hms: str, day: int, month: int, year: int) -> int:
+    return calendar.timegm((year, month, day, int(hms[0:2]), int(hms[2:4]), int(hms[4:6]), 0, 0, 0))
+
+
+def _rmc_unix(f: list[str]) -> int | None:
+    try:
+        d = f[9]
+        return _unix(f[1], int(d[0:2]), int(d[2:4]), 2000 + int(d[4:6]))
+    except (IndexError, ValueError):
+        return None
+
+
+def redate(sentences: Iterable[str], last_fix_unix: int) -> list[str]:
+    """A recorded log moved in time so that its last dated RMC falls at ``last_fix_unix``.
+
+    A seal knows the date from its gateway, so a capture from years ago played as it is reads as
+    a receiver sending time from the past (a GNSS anomaly the seal rightly refuses). Moved, the
+    receiver's own sentences (talkers, field quirks, satellite views, positions) play as if live:
+    every time of day, and the RMC and ZDA dates, shift by one whole-second offset (fractions are
+    kept as the receiver wrote them) and each changed sentence gets its checksum again.
+    """
+    sentences = list(sentences)
+    rmc_times = [t for s in sentences if s[3:6] == "RMC"
+                 and (t := _rmc_unix(s[1:].split("*")[0].split(","))) is not None]
+    if not rmc_times:
+        raise ValueError("the log has no dated RMC to move")
+    offset = last_fix_unix - rmc_times[-1]
+    out = []
+    for s in sentences:
+        f = s[1:].split("*")[0].split(",")
+        kind = f[0][2:]
+        i = _TIME_FIELD.get(kind)
+        if i is None or len(f) <= i or len(f[i]) < 6:
+            out.append(s)
+            continue
+        try:
+            if kind == "RMC":
+                t = _rmc_unix(f)
+            elif kind == "ZDA":
+                t = _unix(f[1], int(f[2]), int(f[3]), int(f[4]))
+            else:  # time of day only: any day will do, the shift is whole seconds
+                t = _unix(f[i], 1, 1, 2000)
+        except (IndexError, ValueError):
+            t = None
+        if t is None:
+            out.append(s)
+            continue
+        tm = _time.gmtime(t + offset)
+        f[i] = _time.strftime("%H%M%S", tm) + f[i][6:]
+        if kind == "RMC":
+            f[9] = _time.strftime("%d%m%y", tm)
+        elif kind == "ZDA":
+            f[2], f[3], f[4] = f"{tm.tm_mday:02d}", f"{tm.tm_mon:02d}", f"{tm.tm_year:04d}"
+        out.append(sentence(",".join(f)))
+    return out

@@ -10,7 +10,7 @@ from navseal.hil.steps import GnssFeed, activate
 
 pytestmark = pytest.mark.needs("gnss", "lock")
 
-CAPTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "nmea")
+CAPTURES = os.path.join(os.path.dirname(__file__), "..", "data", "nmea")  # real receivers' logs
 
 
 def test_gnss_loss_and_recovery_while_active(dut):
@@ -53,10 +53,19 @@ def _last_rmc_fix(path: str) -> tuple[int, int]:
 
 def test_recorded_receiver_log_gives_the_seal_its_position(dut):
     path = os.path.join(CAPTURES, "ublox-neo-m9n.nmea")
-    if not os.path.exists(path):
-        pytest.skip(f"capture not found: {path}")
     want_lat, want_lon = _last_rmc_fix(path)
-    dut.bench.gnss.send_sentences(nmea_gen.read_log(path))
+    # The capture is from 2020; the seal knows today's date from its gateway and would rightly
+    # refuse a receiver living in the past (GNSS_ANOMALY time_backwards), so it plays moved to now.
+    dut.bench.gnss.send_sentences(nmea_gen.redate(nmea_gen.read_log(path), dut.bench.clock.unix()))
     state = dut.expect("STATE", where=lambda f: f.payload["fix_time"] != 0, timeout=5)
     assert abs(state.payload["lat"] - want_lat) <= 2
     assert abs(state.payload["lon"] - want_lon) <= 2
+
+
+def test_a_capture_from_the_past_is_refused_as_time_going_backwards(dut):
+    """The same capture as recorded (2020): a receiver replaying the past is an anomaly, not a fix."""
+    path = os.path.join(CAPTURES, "ublox-neo-m9n.nmea")
+    dut.bench.gnss.send_sentences(nmea_gen.read_log(path))
+    anomaly = dut.expect("EVENT", code="GNSS_ANOMALY", timeout=5)
+    assert anomaly.payload["value"] >> 24 == 1  # kind 1: time_backwards (docs/protocol.md)
+    dut.expect_none("STATE", where=lambda f: f.payload["fix_time"] != 0, within=2.0)
