@@ -39,6 +39,7 @@ ROLES = (ADMIN, OPERATOR, OFFICER, AUDITOR)
 
 TOKEN_PREFIX = "nst_"
 TOKEN_CACHE_S = 60.0
+TOKEN_TOUCH_S = 60.0  # a token's last_used_at is written at most this often (not on every request)
 MIN_PASSWORD = 12
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 OFFICE_CODE = re.compile(r"^[0-9]{5,8}$")  # EAEU customs office codes: 5 (posts) or 8 digits
@@ -223,6 +224,9 @@ class Authenticator:
             secret_hash = row["secret_hash"]
         if not self._verify_cached(token, secret, secret_hash):
             return None
+        if row["last_used_at"] is None or row["last_used_at"] <= now - TOKEN_TOUCH_S:
+            with self.store.transaction() as tx:
+                tx.update_token(token_id, last_used_at=now)
         return actor_of(user, "token")
 
     def _verify_cached(self, token: str, secret: str, secret_hash: str) -> bool:
@@ -276,6 +280,58 @@ class Authenticator:
                 return None
             tx.touch_session(session_id, now)
         return actor_of(user, "session", session_id=session_id, csrf=row["csrf"])
+
+
+class LoginThrottle:
+    """Wrong passwords slow a guesser down: argon2 costs each try ~0.2 s, but a botnet has time.
+
+    After `per_name` failed logins for one user name, or `per_client` from one client address,
+    within `window_s`, further logins for that name (or from that address) are refused without
+    checking the password until the oldest failure leaves the window. A success clears the name's
+    count. Kept in memory per process: a restart forgives, which costs a guesser a restart of the
+    gateway, not a bypass. The name's limit also locks the real user out while someone guesses:
+    the admin sees it in the audit log (every refusal is recorded) and the lock ends by itself.
+    """
+
+    def __init__(self, per_name: int = 5, per_client: int = 20, window_s: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_name = per_name
+        self.per_client = per_client
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, ()) if t > now - self.window_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def retry_after(self, name: str, client: str) -> int:
+        """Seconds until a login for this name from this client may be tried again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            wait = 0.0
+            for key, limit in ((("name", name), self.per_name), (("client", client), self.per_client)):
+                times = self._recent(key, now)
+                if len(times) >= limit:
+                    wait = max(wait, times[-limit] + self.window_s - now)
+            return int(wait) + 1 if wait > 0 else 0
+
+    def failed(self, name: str, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._failures) > 100_000:  # a flood of made-up names: forget, do not grow
+                self._failures.clear()
+            for key in (("name", name), ("client", client)):
+                self._failures.setdefault(key, []).append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(("name", name), None)
 
 
 def _verify(stored: str, secret: str) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry
 
 from .bell import Bell
-from .auth import Authenticator
+from .auth import Authenticator, LoginThrottle
 from .config import ConfigError, GatewayConfig
 from .events import ALARM_KINDS, parse_iso
 from .logs import setup_logging
@@ -57,6 +57,7 @@ class GatewayService:
         self.pipeline = Pipeline(self.store, config, clock)
         # Sessions and tokens expire in wall time even when the rules run on a virtual clock (demo).
         self.authenticator = Authenticator(self.store, session_idle_s=config.http_session_idle_s)
+        self.login_throttle = LoginThrottle()
         self.metrics = ServiceMetrics(self.pipeline.registry)
         self.mqtt = None
         self.serial = None

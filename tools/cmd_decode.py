@@ -45,7 +45,10 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("auto", "hex", "binary", "serial", "vectors"), default="auto")
     p.add_argument("--dir", type=Path, help="decode every *.json vector in this folder")
     keys = p.add_mutually_exclusive_group()
-    keys.add_argument("--key", help="32-byte key as hex, for every frame")
+    keys.add_argument("--key", help="32-byte key as hex, for every frame: for published test vectors only, since "
+                      "a command line is visible to every user of the machine (ps); a real key: --key-file")
+    keys.add_argument("--key-file", help="file holding one 32-byte key as 64 hex digits, for every frame "
+                      "('-': read it from the first line of stdin; the frames then come as arguments)")
     keys.add_argument("--keys", type=Path, help='JSON file {"seal_id": "hex key"}')
     keys.add_argument("--test-keys", action="store_true", help="use the documented test keys")
     p.add_argument("--compact", action="store_true", help="leave payloads out (header and status only)")
@@ -58,6 +61,15 @@ def _key_source(args) -> Callable[[int], bytes | None] | bytes | None:
             return bytes.fromhex(args.key)
         except ValueError:
             raise SystemExit("navseal decode: --key is not hex") from None
+    if args.key_file:
+        from navseal.gateway.secrets import SecretError, read_key_file
+
+        if args.key_file == "-" and not args.inputs and not args.dir:
+            raise SystemExit("navseal decode: --key-file - reads stdin: give the frames as arguments")
+        try:
+            return read_key_file(args.key_file)
+        except SecretError as exc:
+            raise SystemExit(f"navseal decode: {exc}") from None
     if args.keys:
         try:
             table = {int(k): bytes.fromhex(v) for k, v in json.loads(args.keys.read_text()).items()}

@@ -33,6 +33,7 @@ STATUS_FOR_CODE = {
     "exists": 409,
     "disabled": 409,
     "too_large": 413,
+    "too_many_attempts": 429,
     "unavailable": 503,
 }
 

@@ -288,7 +288,9 @@ class Outbox(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
-    problems: list[str]
-    queue: int
-    outbox_depth: dict[str, int]
     dev_test_keys: bool = Field(description="true: the gateway accepts the published test keys (development only)")
+    # What runs inside (sink names, serial ports, queue) is for users, not for anyone on the network.
+    problems: list[str] | None = Field(default=None, description="what is wrong (authenticated callers only)")
+    queue: int | None = Field(default=None, description="frames waiting for the pipeline (authenticated only)")
+    outbox_depth: dict[str, int] | None = Field(default=None, description="events not yet delivered, per sink "
+                                                "(authenticated only)")

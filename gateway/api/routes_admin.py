@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from .. import audit, auth
 from ..auth import Actor
@@ -79,12 +79,21 @@ def me(actor: Actor = Depends(current_actor)) -> Any:
 
 @router.post("/v1/session", response_model=Me, responses=ERRORS,
              summary="Log in (browsers): sets the session cookie; answer carries the CSRF token")
-def login(body: Login, response: Response, svc: Any = Depends(service)) -> Any:
+def login(body: Login, request: Request, response: Response, svc: Any = Depends(service)) -> Any:
+    client = request.client.host if request.client else "-"
+    wait = svc.login_throttle.retry_after(body.name, client)
+    if wait:
+        audit.record_alone(svc.store, auth.ANONYMOUS, "session.login", f"user:{body.name}",
+                           {"reason": "too many failed logins", "client": client})
+        raise ApiError(429, "too_many_attempts", f"too many failed logins: try again in {wait} s",
+                       headers={"Retry-After": str(wait)})
     user = svc.authenticator.password(body.name, body.password)
     if user is None:
+        svc.login_throttle.failed(body.name, client)
         audit.record_alone(svc.store, auth.ANONYMOUS, "session.login", f"user:{body.name}",
-                           {"reason": "wrong name or password"})
+                           {"reason": "wrong name or password", "client": client})
         raise ApiError(401, "unauthorized", "wrong name or password")
+    svc.login_throttle.succeeded(body.name)
     with svc.store.transaction() as tx:
         cookie, csrf = svc.authenticator.open_session(tx, user)
         audit.record(tx, auth.actor_of(user, "session"), "session.login", f"user:{user['name']}", now=svc.clock())

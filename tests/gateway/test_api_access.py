@@ -4,6 +4,8 @@ officer's office scope, re-keying, test keys, sessions with CSRF, and the OpenAP
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from pipeline_support import FakeSeal
 from navseal.bench.seal_frames import SealFrames
 from navseal.gateway.api import MissingRule, build_app, check_rules, openapi_document, routes
 from navseal.gateway.api.policy import PUBLIC, ROUTE_ROLES
-from navseal.gateway.auth import ROLES
+from navseal.gateway.auth import ROLES, LoginThrottle, token_id_of
 from navseal.gateway.config import ConfigError, load_config
 from navseal.gateway.service import GatewayService
 from navseal.protocol import test_key
@@ -244,6 +246,67 @@ def test_browser_session_cookie_is_secure_and_changes_need_the_csrf_token(gw):
     assert call(gw, "GET", "/v1/me", headers=session)[0] == 401
     status, body = post_json(gw.api + "/v1/session", {"name": "admin", "password": "wrong-password-1"})
     assert (status, body["error"]) == (401, "unauthorized")
+
+
+def test_password_guessing_is_throttled_per_name_and_audited(gw):
+    wrong = {"name": "officer", "password": "not-the-password-1"}
+    for _ in range(5):
+        assert post_json(gw.api + "/v1/session", wrong)[0] == 401
+    # The sixth try is refused before any check: even the right password waits out the window.
+    req = urllib.request.Request(gw.api + "/v1/session", method="POST", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"name": "officer", "password": "officer-password-123"}).encode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 429 and 800 < int(refused.value.headers["Retry-After"]) <= 901
+    assert json.loads(refused.value.read())["error"] == "too_many_attempts"
+    # Another name from the same client is not locked out by these five.
+    assert post_json(gw.api + "/v1/session", {"name": "admin", "password": "admin-password-123"})[0] == 200
+    reasons = [json.loads(r["details"]).get("reason") for r in audit_rows(gw) if r["action"] == "session.login"
+               and r["target"] == "user:officer"]
+    assert reasons == ["wrong name or password"] * 5 + ["too many failed logins"]
+
+
+def test_login_throttle_window_per_name_per_client_and_success_clears():
+    now = [1000.0]
+    t = LoginThrottle(per_name=3, per_client=5, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert t.retry_after("ann", "10.0.0.1") == 0
+        t.failed("ann", "10.0.0.1")
+    assert t.retry_after("ann", "10.0.0.9") == 61  # the name is locked from any client
+    now[0] += 30
+    assert t.retry_after("ann", "10.0.0.9") == 31
+    now[0] += 31
+    assert t.retry_after("ann", "10.0.0.9") == 0  # the oldest failure left the window
+    for name in ("bob", "cid", "dee", "fay"):
+        t.failed(name, "10.0.0.1")
+    assert t.retry_after("dan", "10.0.0.1") == 0  # four in the window: under the client's limit
+    t.failed("gus", "10.0.0.1")
+    assert t.retry_after("dan", "10.0.0.1") == 61  # five failures from one client, whatever the names
+    assert t.retry_after("dan", "10.0.0.2") == 0
+    t.failed("eve", "10.0.0.3")
+    t.succeeded("eve")
+    assert t._failures.get(("name", "eve")) is None
+
+
+def test_health_tells_strangers_the_status_only_and_users_what_is_inside(gw):
+    status, public = get_json(gw.api + "/healthz")
+    assert status == 200 and public == {"status": "ok", "dev_test_keys": True}
+    status, inside = call(gw, "GET", "/healthz", role="auditor")
+    assert status == 200 and inside["problems"] == [] and isinstance(inside["outbox_depth"], dict)
+    assert inside["queue"] == 0
+
+
+def test_a_token_records_when_it_was_last_used(gw):
+    token_id = token_id_of(gw.tokens["auditor"])
+    with gw.store.transaction() as tx:
+        assert tx.get_token(token_id)["last_used_at"] is None
+    assert call(gw, "GET", "/v1/me", role="auditor")[0] == 200
+    with gw.store.transaction() as tx:
+        first = tx.get_token(token_id)["last_used_at"]
+    assert first is not None and abs(first - time.time()) < 60
+    assert call(gw, "GET", "/v1/me", role="auditor")[0] == 200  # within a minute: not written again
+    with gw.store.transaction() as tx:
+        assert tx.get_token(token_id)["last_used_at"] == first
 
 
 # -- every route, used as meant ----------------------------------------------------------------

@@ -37,6 +37,21 @@ def test_hex_argument_with_key_checks_mac():
     assert lines[0]["mac_ok"] is True
 
 
+def test_a_real_key_comes_from_a_file_or_stdin_never_the_command_line(tmp_path):
+    v = vec("event_cable_cut")
+    key_file = tmp_path / "seal.key"
+    key_file.write_text(v["key"] + "\n")
+    rc, lines, _ = run(v["hex"], "--key-file", str(key_file))
+    assert rc == 0 and lines[0]["mac_ok"] is True
+    rc, lines, _ = run(v["hex"], "--key-file", "-", stdin=(v["key"] + "\n").encode())
+    assert rc == 0 and lines[0]["mac_ok"] is True
+    rc, _, err = run("--key-file", "-", stdin=(v["key"] + "\n").encode())
+    assert rc != 0 and "give the frames as arguments" in err
+    key_file.write_text("not a key")
+    rc, _, err = run(v["hex"], "--key-file", str(key_file))
+    assert rc != 0 and "seal.key" in err and "Traceback" not in err
+
+
 def test_wrong_key_is_a_clear_refusal():
     v = vec("event_cable_cut")
     rc, lines, err = run(v["hex"], "--key", test_key(2).hex())
