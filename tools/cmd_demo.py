@@ -11,6 +11,8 @@ With nothing installed but this package: starts an embedded MQTT broker (amqtt) 
 the gateway on SQLite, and the seals of tools/scenarios/demo.toml (the real firmware core per
 seal) on the Kordai -> Almaty route: activation, tracking, a coverage gap, an unauthorized
 opening, deactivation. About a minute by default; Ctrl-C stops early and still writes the files.
+On a terminal the gateway and its web console then stay up (the escort's verdict, track and
+alarms to look at) until Ctrl-C; --no-stay ends at once.
 
 On a terminal it redraws a live table (seals, state, last position, events, progress); otherwise
 (CI, pipes) it prints plain progress and event lines.
@@ -36,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--scenario", metavar="FILE", help="another scenario instead of the demo's")
     p.add_argument("--out", default="out", metavar="DIR", help="where the event log and tracks go (default ./out)")
     p.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    p.add_argument("--stay", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the escort, keep the gateway and its web console up until Ctrl-C, to look at "
+                        "the finished escort (default: on a terminal, yes; in pipes and CI, no)")
     p.add_argument("--http-port", type=int, default=8080, metavar="PORT",
                    help="the gateway API on 127.0.0.1:PORT (default 8080; any free port if taken)")
     p.set_defaults(func=run)
@@ -54,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_demo(scenario=scenario, out_dir=Path(args.out), broker_url=args.broker,
                           wall_seconds=args.seconds, stream=sys.stdout,
-                          tty=False if args.plain else None, http_port=args.http_port)
+                          tty=False if args.plain else None, http_port=args.http_port,
+                          stay=args.stay if args.stay is not None else (sys.stdout.isatty() and not args.plain))
     except (RuntimeError, OSError) as exc:
         print(f"navseal demo: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
+import urllib.request
 import os
 import subprocess
 import sys
@@ -108,3 +111,50 @@ def test_emulate_with_the_firmware_mqtt_client_per_seal(mosquitto_broker, tmp_pa
     _check(emu)
     assert set(emu.link.links) == {2001, 2002}
     assert all(link.sent > 50 and link.received > 50 for link in emu.link.links.values())
+
+
+def test_demo_stays_with_its_console_after_the_escort_until_ctrl_c(tmp_path):
+    pytest.importorskip("amqtt", reason="the demo's embedded broker is the 'demo' extra (amqtt)")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "navseal.cli", "demo", "--seconds", "12", "--stay", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "the escort is over" in line:
+                break
+        stay_line = lines[-1]
+        assert "the escort is over; the web console stays on http://127.0.0.1:" in stay_line, "".join(lines)[-2000:]
+        console = re.search(r"(http://127\.0\.0\.1:\d+)/console/", stay_line).group(1)
+        time.sleep(1.0)
+        assert proc.poll() is None  # still there after the escort
+        with urllib.request.urlopen(console + "/console/", timeout=10) as resp:
+            assert resp.status == 200
+        password = next(line.split("password ")[1] for line in (out / "demo-access.txt").read_text().splitlines()
+                        if line.startswith("officer:"))
+        req = urllib.request.Request(console + "/v1/session", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"name": "demo-officer", "password": password}).encode())
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            cookie = resp.headers["Set-Cookie"].split(";")[0]
+
+        def escort():
+            req = urllib.request.Request(console + "/v1/escorts?seal_id=3004", headers={"Cookie": cookie})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return [(r["status"], r["clean"]) for r in json.loads(resp.read())["escorts"]]
+
+        # The finished escort, to look at: the opened seal's verdict is there (its last frames may
+        # still be crossing the broker at the scenario's last second).
+        deadline = time.monotonic() + 20
+        while escort() != [("deactivated", False)] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert escort() == [("deactivated", False)]
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0  # ending the stay is not an interruption
+        assert "navseal demo finished" in rest and "Scenario checks: 14 passed, 0 failed" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -309,7 +309,10 @@ def _iso(t: float) -> str:
 
 
 def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_seconds: float,
-             stream: TextIO = sys.stdout, tty: bool | None = None, http_port: int = 8080) -> DemoResult:
+             stream: TextIO = sys.stdout, tty: bool | None = None, http_port: int = 8080,
+             stay: bool = False, stay_s: float | None = None) -> DemoResult:
+    """Play the scenario live. With `stay`, the gateway and its web console stay up after the escort
+    (for `stay_s` seconds, or until Ctrl-C) so an officer can look at the finished escort."""
     from .demo_broker import EmbeddedBroker
 
     if tty is None:
@@ -342,7 +345,7 @@ def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_
     interrupted = False
     t0 = time.monotonic()
     try:
-        emu.run(on_idle=view.update)
+        emu.run(on_idle=view.update, on_end=(lambda: _stay(emu, view, stream, stay_s)) if stay else None)
     except KeyboardInterrupt:
         interrupted = True
         emu.shutdown()
@@ -359,6 +362,23 @@ def run_demo(*, scenario: Scenario, out_dir: Path, broker_url: str | None, wall_
         counts[e["kind"]] = counts.get(e["kind"], 0) + 1
     return DemoResult(report=report, out_dir=out_dir, events_path=emu.events_path, track_paths=tracks,
                       counts=counts, interrupted=interrupted, wall_s=wall)
+
+
+def _stay(emu: DemoEmulator, view: LiveView, stream: TextIO, seconds: float | None) -> None:
+    """The escort is over; the console stays up until Ctrl-C (or `seconds`), saying so."""
+    view.update()
+    access = emu.access
+    where = (f"{console_url(access.url)} (log in as {console_login(access)})" if access is not None
+             else "the gateway")
+    stream.write(f"\nnavseal demo: the escort is over; the web console stays on {where}"
+                 + (f" for {seconds:.0f} s" if seconds is not None else "") + ": Ctrl-C ends the demo\n")
+    stream.flush()
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        pass  # the escort finished: ending the stay is not an interruption
 
 
 def console_login(access) -> str:

@@ -410,7 +410,9 @@ class Emulator(SealRunner):
     _do_sink_up = _do_sink_down
 
     # -- run --
-    def run(self, *, on_idle: Callable[[], None] | None = None, duration_s: float | None = None) -> None:
+    def run(self, *, on_idle: Callable[[], None] | None = None, duration_s: float | None = None,
+            on_end: Callable[[], None] | None = None) -> None:
+        """Play the scenario; `on_end` runs after its last second, while the gateway still runs."""
         if self.events_path.exists():
             self.events_path.unlink()
         end = self.scenario.start + (duration_s if duration_s is not None else self.scenario.duration_s)
@@ -424,6 +426,8 @@ class Emulator(SealRunner):
             self.start_seals()
             self.schedule_actions(end)
             self.clock.run_until(end, on_idle=on_idle)
+            if on_end is not None:
+                on_end()
         finally:
             self.shutdown()
 
