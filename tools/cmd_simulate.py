@@ -17,6 +17,7 @@ expectations met, 1 some failed (each named), 2 the scenario file is wrong (file
 
 examples:
   navseal simulate signal-lost-tamper-in-gap
+  navseal simulate adversarial/gap-cut-early-deactivation   an attack (docs/threat-model.md)
   navseal simulate --quiet tools/scenarios/*.toml        every shipped scenario, summary only
   navseal simulate my.toml --events out/events.jsonl --seed 7
 """

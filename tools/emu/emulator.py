@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .clock import RealTimeClock
-from .expect import Report, SealFacts, check
+from .expect import Report, SealFacts, check, seal_evidence
 from .routes import load_route
 from .runner import SealRunner
 from .scenario import Action, Scenario
@@ -322,6 +322,9 @@ class Emulator(SealRunner):
         self.frames_up += 1
         self.link.send(seal_id, frame)
 
+    def _inject_up(self, topic_seal: int, frame: bytes) -> None:
+        self.link.send(topic_seal, frame)  # on that seal's topic (MQTT) or line (serial)
+
     # -- the embedded gateway --
     def _gateway_config(self):
         from navseal.gateway.config import GatewayConfig, SerialConfig, SinkConfig
@@ -378,7 +381,7 @@ class Emulator(SealRunner):
         esc = self.scenario.escorts[action.params["escort"]]
         decl = action.params.get("declaration", esc.declaration)
         vehicle = action.params.get("vehicle", esc.vehicle)
-        for sid in esc.seals:
+        for sid in action.seals or esc.seals:  # one seal of the escort, or all of them
             self._command(action, lambda p, s=sid: p.request_deactivation(s, decl, vehicle), sid)
 
     def _command(self, action: Action, fn: Callable[[Any], Any], sid: int) -> None:
@@ -462,7 +465,8 @@ class Emulator(SealRunner):
                     last_rseq=(core.journal.next_rseq - 1) if core else 0,
                     stored_rseqs=len({r["rseq"] for r in records}), thinned=seal.thinned,
                     refused=core.journal.refused if core else 0, rejected_commands=seal.rejected_commands,
-                reported_thinned=sum(r["value"] or 0 for r in records if r["kind"] == "JOURNAL_OVERFLOW"))
+                reported_thinned=sum(r["value"] or 0 for r in records if r["kind"] == "JOURNAL_OVERFLOW"),
+                evidence=seal_evidence(core))
         finally:
             store._c.close()
         return out

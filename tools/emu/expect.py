@@ -9,6 +9,7 @@ message can be read without the scenario file open.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,18 @@ class SealFacts:
     refused: int  # positions the journal refused when full (lost without an rseq)
     rejected_commands: int
     reported_thinned: int | None = None  # sum of the JOURNAL_OVERFLOW values the gateway stored
+    evidence: dict[str, Any] = field(default_factory=dict)  # the seal's latched evidence (EVIDENCE_FIELDS)
+
+
+# What [[expect.seals]] `evidence` may name: the seal's own latched evidence of its current or last
+# escort (navseal_fw.evidence.Evidence), read from the seal at the end of the run.
+EVIDENCE_FIELDS = ("openings", "deviations", "deviation_max_m", "gnss_losses", "gnss_longest_s", "anomalies",
+                   "anomaly_kinds", "reboots", "power_losses", "closed", "thinned")
+
+
+def seal_evidence(core: Any) -> dict[str, Any]:
+    ev = getattr(core, "evidence", None)
+    return {} if ev is None else {name: getattr(ev, name) for name in EVIDENCE_FIELDS}
 
 
 @dataclass
@@ -60,17 +73,78 @@ def _ts(text: str | None) -> float | None:
     return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _get(event: dict[str, Any], dotted: str) -> Any:
-    value: Any = event
+class FieldPathError(ValueError):
+    """A `fields` key or value an expectation cannot mean."""
+
+
+_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)")
+_INDEX = re.compile(r"\[(-?\d+)\]")
+_RANGE_KEYS = frozenset({"min", "max"})
+
+
+def parse_path(dotted: str) -> list[str | int]:
+    """'details.value' -> ['details', 'value']; 'notify[0].role' -> ['notify', 0, 'role'];
+    'details.positions[-1].rseq' -> [..., -1, 'rseq'] (a negative index counts from the end)."""
+    steps: list[str | int] = []
     for part in dotted.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
+        m = _STEP.fullmatch(part)
+        if not m:
+            raise FieldPathError(f"{dotted!r}: {part!r} is not a field name with optional [n] indexes")
+        steps.append(m.group(1))
+        steps.extend(int(i) for i in _INDEX.findall(m.group(2)))
+    return steps
+
+
+def is_range(want: Any) -> bool:
+    """`{ min = .., max = .. }` (either or both) is a range, any other value is compared as it is."""
+    return isinstance(want, dict) and bool(want) and set(want) <= _RANGE_KEYS
+
+
+def check_field_expectation(dotted: str, want: Any) -> None:
+    """Raise FieldPathError for a path or range that cannot be matched (checked at load time)."""
+    parse_path(dotted)
+    if is_range(want):
+        for k, v in want.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise FieldPathError(f"range bound {k} must be a number, got {v!r}")
+        if "min" in want and "max" in want and want["min"] > want["max"]:
+            raise FieldPathError(f"empty range: min {want['min']} > max {want['max']}")
+
+
+def get_field(event: dict[str, Any], dotted: str) -> Any:
+    """The value at a path (see parse_path), or MISSING."""
+    value: Any = event
+    for step in parse_path(dotted):
+        if isinstance(step, int):
+            if not isinstance(value, list) or not -len(value) <= step < len(value):
+                return MISSING
+            value = value[step]
+        elif isinstance(value, dict) and step in value:
+            value = value[step]
         else:
-            return _MISSING
+            return MISSING
     return value
 
 
-_MISSING = object()
+MISSING = object()
+
+
+def field_matches(value: Any, want: Any) -> bool:
+    if value is MISSING:
+        return False
+    if is_range(want):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return want.get("min", value) <= value <= want.get("max", value)
+    return value == want
+
+
+def _within(t: float | None, lo: float | None, hi: float | None, start: float) -> bool:
+    if lo is not None and (t is None or t < start + lo):
+        return False
+    if hi is not None and (t is None or t > start + hi):
+        return False
+    return True
 
 
 def _matches(event: dict[str, Any], ex: EventExpectation, start: float) -> bool:
@@ -79,14 +153,21 @@ def _matches(event: dict[str, Any], ex: EventExpectation, start: float) -> bool:
     if ex.seal is not None and event.get("seal_id") != ex.seal:
         return False
     for path, want in ex.fields.items():
-        if _get(event, path) != want:
+        if not field_matches(get_field(event, path), want):
             return False
-    occurred = _ts(event.get("occurred_at"))
-    if ex.after is not None and (occurred is None or occurred < start + ex.after):
+    if not _within(_ts(event.get("occurred_at")), ex.after, ex.before, start):
         return False
-    if ex.before is not None and (occurred is None or occurred > start + ex.before):
-        return False
-    return True
+    return _within(_ts(event.get("known_at")), ex.known_after, ex.known_before, start)
+
+
+def delivered_positions(events: list[dict[str, Any]], seal: int | None = None) -> int:
+    """Distinct (seal, rseq) positions carried by the POSITION events."""
+    seen = set()
+    for e in events:
+        if e.get("kind") == "POSITION" and (seal is None or e.get("seal_id") == seal):
+            for p in (e.get("details") or {}).get("positions") or []:
+                seen.add((e.get("seal_id"), p.get("rseq")))
+    return len(seen)
 
 
 def check(scenario: Scenario, events: list[dict[str, Any]], facts: dict[int, SealFacts]) -> Report:
@@ -112,6 +193,9 @@ def check(scenario: Scenario, events: list[dict[str, Any]], facts: dict[int, Sea
         if ex.after is not None or ex.before is not None:
             window = f" occurring in [{format_duration(ex.after or 0)}, " \
                      f"{format_duration(ex.before) if ex.before is not None else 'end'}]"
+        if ex.known_after is not None or ex.known_before is not None:
+            window += f" known in [{format_duration(ex.known_after or 0)}, " \
+                      f"{format_duration(ex.known_before) if ex.known_before is not None else 'end'}]"
         detail = f"want {want}{window}, got {n}"
         if not ok:
             same_kind = [e for e in distinct if e["kind"] == ex.kind]
@@ -138,6 +222,17 @@ def check(scenario: Scenario, events: list[dict[str, Any]], facts: dict[int, Sea
         seen = [k for k in seq if k != "POSITION"]
         detail = "in order" if ok else f"stuck before {order.kinds[pos]!r} (non-POSITION kinds seen: {seen})"
         report.add(f"expect.order[{order.index}]{who} {' -> '.join(order.kinds)}", ok, detail)
+
+    for px in exp.positions:
+        n = delivered_positions(distinct, px.seal)
+        if px.count is not None:
+            ok, want = n == px.count, f"exactly {px.count}"
+        else:
+            lo = px.min if px.min is not None else 0
+            ok = n >= lo and (px.max is None or n <= px.max)
+            want = f"{lo}..{px.max}" if px.max is not None else f"at least {lo}"
+        who = f" seal {px.seal}" if px.seal is not None else ""
+        report.add(f"expect.positions[{px.index}]{who}", ok, f"want {want} delivered positions, got {n}")
 
     for kind in exp.absent:
         hits = [e for e in distinct if e["kind"] == kind]
@@ -202,5 +297,9 @@ def check(scenario: Scenario, events: list[dict[str, Any]], facts: dict[int, Sea
                 problems.append(f"journal_pending {f.journal_pending}, want {s.journal_pending}")
             if s.min_rejected_commands is not None and f.rejected_commands < s.min_rejected_commands:
                 problems.append(f"rejected commands {f.rejected_commands}, want at least {s.min_rejected_commands}")
+            for name, want in s.evidence.items():
+                got = f.evidence.get(name, MISSING)
+                if not field_matches(got, want):
+                    problems.append(f"evidence {name} {'missing' if got is MISSING else got}, want {want}")
         report.add(f"expect.seals[{s.index}] seal {s.seal}", not problems, "; ".join(problems) or "as expected")
     return report

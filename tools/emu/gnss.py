@@ -15,7 +15,11 @@ Realism, all drawn from one seeded `random.Random` so a run repeats exactly:
   line cut before its checksum), which the parser must count and skip;
 - `fix=False` produces the empty no-fix burst receivers send in tunnels (RMC status V, GGA
   quality 0, GSA mode 1, time still running);
-- `offset_m` adds a fixed displacement: a jump, or a spoofer dragging the solution away.
+- `offset_m` adds a fixed displacement: a jump, or a spoofer dragging the solution away;
+- games a spoofer or a faulty receiver plays (scenario actions `gnss_mode`, `gnss_time_shift`,
+  `gnss_bad_date`): `mode` is the FAA mode letter of RMC (S simulator, M manual, E estimated: not
+  fixes, although the status says A) with the matching GGA quality (8, 7, 6); `time_shift_s` moves
+  the receiver's UTC (back: time going backwards); `bad_date` replaces RMC's date (31 February).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import time as _time
 from .routes import offset_m
 
 KNOTS_PER_KMH = 1 / 1.852
+# GGA fix quality per RMC mode letter: 1 GPS, 2 differential, 4/5 RTK fixed/float, 6 estimated
+# (dead reckoning), 7 manual input, 8 simulator
+_GGA_QUALITY = {"A": 1, "D": 2, "R": 4, "F": 5, "P": 1, "E": 6, "M": 7, "S": 8, "N": 0}
 
 
 def checksum(body: str) -> str:
@@ -75,6 +82,9 @@ class GnssSim:
         self.altitude_m = altitude_m
         self.talker = talker
         self.offset_m = (0.0, 0.0)  # (north, east): a jump or spoofed displacement
+        self.mode = "A"  # RMC FAA mode letter of a fix
+        self.time_shift_s = 0.0  # the receiver's UTC minus the true time
+        self.bad_date: str | None = None  # ddmmyy put in RMC instead of the true date
         self._err_n = 0.0
         self._err_e = 0.0
         self._sats = self.rng.randint(9, 14)
@@ -105,7 +115,9 @@ class GnssSim:
               *, fix: bool = True) -> bytes:
         """The NMEA burst of one epoch as bytes (CRLF line ends)."""
         self.epochs += 1
-        hms, date = _hms_date(unix_t)
+        hms, date = _hms_date(unix_t + self.time_shift_s)
+        if self.bad_date is not None:
+            date = self.bad_date
         t = self.talker
         if not fix:
             self.no_fix_epochs += 1
@@ -135,10 +147,11 @@ class GnssSim:
             prns = ",".join(f"{p:02d}" for p in self._prns[: min(sats, 12)])
             prns += "," * (12 - min(sats, 12))
             alt = self.altitude_m + self._err_n * 1.5
+            quality = _GGA_QUALITY.get(self.mode, 1)
             lines = [
-                f"{t}GGA,{hms},{la},{ns},{lo},{ew},1,{sats:02d},{hdop:.1f},{alt:.1f},M,-30.0,M,,",
+                f"{t}GGA,{hms},{la},{ns},{lo},{ew},{quality},{sats:02d},{hdop:.1f},{alt:.1f},M,-30.0,M,,",
                 f"{t}GSA,A,3,{prns},{pdop:.2f},{hdop:.2f},{vdop:.2f},1",
-                f"{t}RMC,{hms},A,{la},{ns},{lo},{ew},{kn:.3f},{cog},{date},,,A,V",
+                f"{t}RMC,{hms},A,{la},{ns},{lo},{ew},{kn:.3f},{cog},{date},,,{self.mode},V",
             ]
         out = []
         for body in lines:

@@ -76,7 +76,8 @@ class Route:
         (la, lo), (lb, lb_lon) = self.points[i], self.points[i + 1]
         f = 0.0 if seg <= 0 else (d - self.cum[i]) / seg
         lat = la + (lb - la) * f
-        lon = lo + (lb_lon - lo) * f
+        dlon = (lb_lon - lo + 180.0) % 360.0 - 180.0  # the short way round, across the antimeridian too
+        lon = (lo + dlon * f + 180.0) % 360.0 - 180.0
         return lat, lon, bearing_deg(la, lo, lb, lb_lon)
 
     def reversed(self) -> "Route":

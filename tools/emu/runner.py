@@ -160,7 +160,9 @@ class SealRunner:
         self._each(action, lambda s: s.set_lock(now, housing=False))
 
     def _do_lock_restored(self, action: Action, now: float) -> None:
-        self._each(action, lambda s: s.set_lock(now, cable=True, housing=True))
+        which = action.params.get("input")  # one input closed again, the other left as it is
+        self._each(action, lambda s: s.set_lock(now, cable=True if which in (None, "cable") else None,
+                                                housing=True if which in (None, "housing") else None))
 
     def _do_lock_pulse(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.lock_pulse(now, action.params["input"], action.params["width"]))
@@ -173,6 +175,18 @@ class SealRunner:
 
     def _do_reboot(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.boot(now, SOFT))
+
+    def _do_reboot_loop(self, action: Action, now: float) -> None:
+        """`count` soft resets `every` apart, the first one now (a fault or an attacker cycling it)."""
+        every = action.params.get("every", 30.0)
+        for i in range(action.params["count"]):
+            self.clock.call_at(now + i * every, lambda: self._each(action, lambda s: self._power_on(s, SOFT)))
+
+    def _do_flash_wipe(self, action: Action, now: float) -> None:
+        self._each(action, lambda s: s.wipe_flash(now))
+
+    def _do_clock_jump(self, action: Action, now: float) -> None:
+        self._each(action, lambda s: s.clock_jump(now, action.params["by"]))
 
     def _do_power_cut(self, action: Action, now: float) -> None:
         off = action.params.get("duration", DEFAULT_POWER_OFF_S)
@@ -207,7 +221,26 @@ class SealRunner:
         self._schedule_seal(seal)
 
     def _do_gnss_lost(self, action: Action, now: float) -> None:
+        """No valid fix (a tunnel, or a jammer): the receiver keeps talking, the link is untouched."""
         self._each(action, lambda s: setattr(s, "gnss_ok", False))
+        self._undo_after(action, lambda s: setattr(s, "gnss_ok", True))
+
+    def _undo_after(self, action: Action, undo: Callable[[SealWorld], Any]) -> None:
+        duration = action.params.get("duration")
+        if duration:
+            self.clock.call_later(duration, lambda: self._each(action, undo))
+
+    def _do_gnss_mode(self, action: Action, now: float) -> None:
+        self._each(action, lambda s: setattr(s.gnss, "mode", action.params["mode"]))
+        self._undo_after(action, lambda s: setattr(s.gnss, "mode", "A"))
+
+    def _do_gnss_time_shift(self, action: Action, now: float) -> None:
+        self._each(action, lambda s: setattr(s.gnss, "time_shift_s", action.params["by"]))
+        self._undo_after(action, lambda s: setattr(s.gnss, "time_shift_s", 0.0))
+
+    def _do_gnss_bad_date(self, action: Action, now: float) -> None:
+        self._each(action, lambda s: setattr(s.gnss, "bad_date", action.params["date"]))
+        self._undo_after(action, lambda s: setattr(s.gnss, "bad_date", None))
 
     def _do_gnss_restored(self, action: Action, now: float) -> None:
         self._each(action, lambda s: setattr(s, "gnss_ok", True))
@@ -228,6 +261,24 @@ class SealRunner:
 
     def _do_battery(self, action: Action, now: float) -> None:
         self._each(action, lambda s: s.set_battery(action.params["pct"], now))
+
+    def _do_replay_frame(self, action: Action, now: float) -> None:
+        """An attacker re-sends a byte copy of a frame the seal sent (no key needed), `count` times
+        `every` apart, on the seal's own uplink or on `via_seal`'s."""
+        sid = action.params["seal"]
+        frame = self.seals[sid].last_uplink.get(action.params.get("frame", "last"))
+        if frame is None:
+            self.action_failures.append((action.where(), f"seal {sid}: no {action.params.get('frame', 'last')} "
+                                                         "frame sent yet to replay"))
+            return
+        topic_seal = action.params.get("via_seal", sid)
+        every = action.params.get("every") or 0.0
+        for i in range(action.params.get("count", 1)):
+            self.clock.call_at(now + i * every, lambda: self._inject_up(topic_seal, frame))
+
+    def _inject_up(self, topic_seal: int, frame: bytes) -> None:
+        """A frame that did not come from a seal appears on `topic_seal`'s uplink."""
+        raise NotImplementedError
 
     def _do_forged_command(self, action: Action, now: float) -> None:
         """An attacker publishes a command straight on the seal's downlink."""
@@ -251,7 +302,15 @@ class SealRunner:
                 other = next((s for s in self.scenario.seals if s != sid), None)
                 key = self.scenario.seals[other].key if other is not None else hashlib.sha256(b"other").digest()
             escort_id = self._escort_ids.get(sid, 1)
-            if command == "deactivate":
+            if command == "ack":
+                # Acknowledges what the seal has in flight (or its last frame): if the seal took it,
+                # it would drop journal records the gateway never stored.
+                core = seal.core
+                seqs = sorted(getattr(core, "_if_seqs", ()) or ()) if core else []
+                type_name = "ACK"
+                payload = {"acked_boot": core.boot if core else 0, "acked_seq": seqs[-1] if seqs else 0,
+                           "committed_rseq": (core.journal.next_rseq - 1) if core else 0}
+            elif command == "deactivate":
                 type_name = "DEACTIVATE"
                 payload = {"escort_id": escort_id, "seal_number": sid,
                            "declaration": esc.declaration if esc else "X", "vehicle": esc.vehicle if esc else "X"}

@@ -6,6 +6,9 @@ message names the file and the field ("tools/scenarios/x.toml: actions[3].seal: 
 declared in [[seals]]"). Every table is checked for unknown keys: a misspelt expectation must not
 silently expect nothing. Times in a scenario are offsets from `[scenario] start`, written as
 durations ("90s", "15m", "3h", "1h30m", "2d") or numbers of seconds.
+
+Past 400 lines on purpose: it is the one reader of one file format, and each table's checks sit
+next to the table they check (expectations in `expect.py`, actions in `runner.py`).
 """
 
 from __future__ import annotations
@@ -27,28 +30,40 @@ DEFAULT_START = _dt.datetime(2026, 11, 26, 4, 0, tzinfo=_dt.timezone.utc)
 _TARGET = ("seal", "truck")
 ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "activate": (("escort",), ("expect_error",)),
-    "deactivate": (("escort",), ("declaration", "vehicle", "expect_error")),
+    "deactivate": (("escort",), ("seal", "declaration", "vehicle", "expect_error")),
     "cable_cut": ((), _TARGET),
     "housing_open": ((), _TARGET),
-    "lock_restored": ((), _TARGET),
+    "lock_restored": ((), _TARGET + ("input",)),
     "lock_pulse": (("input",), _TARGET + ("width",)),
     "coverage_lost": ((), _TARGET),
     "coverage_restored": ((), _TARGET),
     "reboot": ((), _TARGET),
+    "reboot_loop": (("count",), _TARGET + ("every",)),
+    "flash_wipe": ((), _TARGET),
+    "clock_jump": (("by",), _TARGET),
     "power_cut": ((), _TARGET + ("duration",)),
     "power_cut_during_write": ((), _TARGET + ("duration", "after_bytes")),
-    "gnss_lost": ((), _TARGET),
+    "gnss_lost": ((), _TARGET + ("duration",)),
     "gnss_restored": ((), _TARGET),
     "gnss_jump": ((), _TARGET + ("distance_m", "bearing_deg", "duration")),
     "gnss_spoof": ((), _TARGET + ("distance_m", "bearing_deg", "ramp", "duration")),
+    "gnss_mode": (("mode",), _TARGET + ("duration",)),
+    "gnss_time_shift": (("by",), _TARGET + ("duration",)),
+    "gnss_bad_date": ((), _TARGET + ("date", "duration")),
     "battery": (("pct",), _TARGET),
     "gateway_restart": ((), ("down_for",)),
     "sink_down": ((), ("sink",)),
     "sink_up": ((), ("sink",)),
     "forged_command": (("seal", "command"), ("mode", "escort")),
+    "replay_frame": (("seal",), ("frame", "via_seal", "every", "count")),
 }
-SEAL_ACTIONS = frozenset(k for k, (_, opt) in ACTIONS.items() if "seal" in opt or k == "forged_command")
+SEAL_ACTIONS = frozenset(k for k, (_, opt) in ACTIONS.items()
+                         if "truck" in opt or k in ("forged_command", "replay_frame"))
 FORGED_MODES = ("wrong_key", "replay", "other_seal")
+FORGED_COMMANDS = ("deactivate", "activate", "ack")
+RMC_MODES = "ADFPRSMEN"  # FAA mode letters the receiver may put in RMC field 12 (gnss_mode)
+# Frames a replay_frame may pick by type (the last one of that type the seal sent before the action)
+REPLAY_FRAMES = ("last", "HELLO", "STATE", "EVENT", "RECORDS", "COMMAND_RESULT")
 
 
 class ScenarioError(ValueError):
@@ -94,6 +109,7 @@ class SealSpec:
     report_stopped_s: int = 600
     heartbeat_s: int = 1800
     report_inactive_s: int = 3600
+    clock_offset_s: float = 0.0  # the seal's clock at its first boot is this far ahead (< 0: behind)
 
 
 @dataclass
@@ -140,6 +156,8 @@ class EventExpectation:
     after: float | None = None  # occurred_at >= start + after
     before: float | None = None  # occurred_at <= start + before
     emitted_within: float | None = None  # emitted_at - occurred_at <= this (clause 11: 1 h)
+    known_after: float | None = None  # known_at >= start + known_after
+    known_before: float | None = None  # known_at <= start + known_before
 
     def describe(self) -> str:
         who = f" seal {self.seal}" if self.seal is not None else ""
@@ -155,12 +173,24 @@ class OrderExpectation:
 
 
 @dataclass
+class PositionsExpectation:
+    """How many distinct positions (by journal rseq) the POSITION events delivered."""
+
+    index: int
+    seal: int | None = None
+    count: int | None = None
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass
 class SealExpectation:
     seal: int
     index: int
     state: str | None = None  # "ACTIVE" / "INACTIVE" at the end of the run
     journal_pending: int | None = None
     min_rejected_commands: int | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)  # the seal's latched evidence: value or {min, max}
 
 
 @dataclass
@@ -169,6 +199,7 @@ class Expectations:
     order: list[OrderExpectation] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     seals: list[SealExpectation] = field(default_factory=list)
+    positions: list[PositionsExpectation] = field(default_factory=list)
     no_duplicate_events: bool = True
     no_lost_records: bool = True
     schema_valid: bool = True
@@ -219,6 +250,15 @@ def parse_duration(value: Any) -> float:
             d, h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
             return d * 86400 + h * 3600 + mi * 60 + s + ms / 1000
     raise ValueError(f"{value!r} is not a duration (write e.g. \"90s\", \"15m\", \"3h\", \"1h30m\" or seconds)")
+
+
+def parse_signed_duration(value: Any) -> float:
+    """A duration that may be negative ("-2h", "90s", -30): a clock set back or forward."""
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_duration(value.strip()[1:])
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return float(value)
+    return parse_duration(value)
 
 
 def format_duration(seconds: float) -> str:
@@ -426,6 +466,11 @@ def _seal_settings(t: _Table, base: dict[str, Any]) -> dict[str, Any]:
         if value < 64:
             t.loader.fail(t._where("journal_capacity"), "must be at least 64 records")
         out["journal_capacity"] = value
+    if t.has("clock_offset"):
+        try:
+            out["clock_offset_s"] = parse_signed_duration(t.get("clock_offset"))
+        except ValueError as exc:
+            t.loader.fail(t._where("clock_offset"), str(exc))
     for key in ("report_moving", "report_stopped", "report_inactive", "heartbeat"):
         if t.has(key):
             value = t.duration(key)
@@ -567,8 +612,13 @@ def _action(loader: _Loader, t: _Table, index: int, trucks: dict[str, Truck], se
         if key not in required and key not in optional:
             loader.fail(f"{t.path}.{key}", f"not a parameter of {do!r} (it takes {', '.join(required + optional) or 'none'})")
         value = t.get(key)
-        if key in ("duration", "ramp", "down_for", "width"):
+        if key in ("duration", "ramp", "down_for", "width", "every"):
             value = t.duration(key)
+        elif key == "by":
+            try:
+                value = parse_signed_duration(value)
+            except ValueError as exc:
+                loader.fail(f"{t.path}.by", str(exc))
         params[key] = value
     action = Action(at=at if at is not None else -1.0, do=do, index=index, params=params)
     # Targets
@@ -593,9 +643,36 @@ def _action(loader: _Loader, t: _Table, index: int, trucks: dict[str, Truck], se
             loader.fail(f"{t.path}.input", f"must be one of {LOCK_INPUTS}")
         if not 0.001 <= params.setdefault("width", 0.05) <= PULSE_MAX_S:
             loader.fail(f"{t.path}.width", f"must be 1ms .. {PULSE_MAX_S:g}s")
+    if do == "lock_restored" and params.get("input", "cable") not in LOCK_INPUTS:
+        loader.fail(f"{t.path}.input", f"must be one of {LOCK_INPUTS} (or left out: both inputs)")
+    if do == "deactivate" and "seal" in params and params["seal"] not in escorts[params["escort"]].seals:
+        loader.fail(f"{t.path}.seal", f"seal {params['seal']} is not a seal of escort {params['escort']!r}")
+    if do in ("clock_jump", "gnss_time_shift") and params["by"] == 0:
+        loader.fail(f"{t.path}.by", "must not be zero")
+    if do == "gnss_mode" and not (isinstance(params["mode"], str) and len(params["mode"]) == 1
+                                  and params["mode"] in RMC_MODES):
+        loader.fail(f"{t.path}.mode", f"must be one FAA mode letter of {RMC_MODES!r} "
+                                      "(S simulator, M manual, E estimated, N no fix, A/D/F/P/R fixes)")
+    if do == "gnss_bad_date" and not re.fullmatch(r"\d{6}", str(params.setdefault("date", "310226"))):
+        loader.fail(f"{t.path}.date", "must be six digits ddmmyy, e.g. \"310226\" (31 February)")
+    if do == "reboot_loop":
+        if not (isinstance(params["count"], int) and 1 <= params["count"] <= 100_000):
+            loader.fail(f"{t.path}.count", "must be 1 .. 100000")
+        if params.setdefault("every", 30.0) < 1.0:
+            loader.fail(f"{t.path}.every", "must be at least 1s")
+    if do == "replay_frame":
+        if params.setdefault("frame", "last") not in REPLAY_FRAMES:
+            loader.fail(f"{t.path}.frame", f"must be one of {REPLAY_FRAMES}")
+        via = params.get("via_seal")
+        if via is not None and via not in seals:
+            loader.fail(f"{t.path}.via_seal", f"seal {via!r} is not declared in [[seals]]")
+        if not (isinstance(params.setdefault("count", 1), int) and 1 <= params["count"] <= 10_000):
+            loader.fail(f"{t.path}.count", "must be 1 .. 10000")
+        if params["count"] > 1 and not params.get("every"):
+            loader.fail(f"{t.path}.every", "is required when count > 1")
     if do == "forged_command":
-        if params["command"] not in ("deactivate", "activate"):
-            loader.fail(f"{t.path}.command", "must be \"deactivate\" or \"activate\"")
+        if params["command"] not in FORGED_COMMANDS:
+            loader.fail(f"{t.path}.command", f"must be one of {FORGED_COMMANDS}")
         if params.get("mode", "wrong_key") not in FORGED_MODES:
             loader.fail(f"{t.path}.mode", f"must be one of {FORGED_MODES}")
     if at is not None and at > duration:
@@ -633,7 +710,15 @@ def _expectations(loader: _Loader, t: _Table, seals: dict[int, SealSpec]) -> Exp
         ex = EventExpectation(kind=kind, index=i, seal=e.get("seal", int), count=e.get("count", int),
                               min=e.get("min", int), max=e.get("max", int), fields=e.get("fields", dict, {}),
                               after=e.duration("after"), before=e.duration("before"),
-                              emitted_within=e.duration("emitted_within"))
+                              emitted_within=e.duration("emitted_within"),
+                              known_after=e.duration("known_after"), known_before=e.duration("known_before"))
+        from .expect import FieldPathError, check_field_expectation
+
+        for fpath, want in ex.fields.items():
+            try:
+                check_field_expectation(fpath, want)
+            except FieldPathError as exc:
+                loader.fail(f"{e.path}.fields.{fpath}", str(exc))
         if ex.seal is not None and ex.seal not in seals:
             loader.fail(f"{e.path}.seal", f"seal {ex.seal} is not declared in [[seals]]")
         if ex.count is not None and (ex.min is not None or ex.max is not None):
@@ -652,6 +737,18 @@ def _expectations(loader: _Loader, t: _Table, seals: dict[int, SealSpec]) -> Exp
             loader.fail(f"{o.path}.seal", f"seal {seal} is not declared in [[seals]]")
         exp.order.append(OrderExpectation(kinds=kinds, index=i, seal=seal))
         o.done()
+    for i, p in enumerate(t.tables("positions")):
+        seal = p.get("seal", int)
+        if seal is not None and seal not in seals:
+            loader.fail(f"{p.path}.seal", f"seal {seal} is not declared in [[seals]]")
+        px = PositionsExpectation(index=i, seal=seal, count=p.get("count", int), min=p.get("min", int),
+                                  max=p.get("max", int))
+        if px.count is not None and (px.min is not None or px.max is not None):
+            loader.fail(p.path, "give 'count' or 'min'/'max', not both")
+        if px.count is None and px.min is None and px.max is None:
+            loader.fail(p.path, "give 'count' or 'min'/'max'")
+        p.done()
+        exp.positions.append(px)
     for i, s in enumerate(t.tables("seals")):
         sid = s.get("id", int, required=True)
         if sid not in seals:
@@ -659,9 +756,20 @@ def _expectations(loader: _Loader, t: _Table, seals: dict[int, SealSpec]) -> Exp
         state = s.get("state", str)
         if state is not None and state not in ("ACTIVE", "INACTIVE"):
             loader.fail(f"{s.path}.state", "must be \"ACTIVE\" or \"INACTIVE\"")
+        from .expect import EVIDENCE_FIELDS, FieldPathError, check_field_expectation
+
+        evidence = s.get("evidence", dict, {})
+        for name, want in evidence.items():
+            if name not in EVIDENCE_FIELDS:
+                loader.fail(f"{s.path}.evidence.{name}", f"not an evidence field ({', '.join(EVIDENCE_FIELDS)})")
+            try:
+                check_field_expectation(name, want)
+            except FieldPathError as exc:
+                loader.fail(f"{s.path}.evidence.{name}", str(exc))
         exp.seals.append(SealExpectation(seal=sid, index=i, state=state,
                                          journal_pending=s.get("journal_pending", int),
-                                         min_rejected_commands=s.get("min_rejected_commands", int)))
+                                         min_rejected_commands=s.get("min_rejected_commands", int),
+                                         evidence=evidence))
         s.done()
     t.done()
     return exp

@@ -25,7 +25,7 @@ from navseal.gateway.pipeline import Pipeline
 from navseal.gateway.store import SqliteStore
 
 from .clock import VirtualClock
-from .expect import Report, SealFacts, check
+from .expect import Report, SealFacts, check, seal_evidence
 from .routes import load_route
 from .runner import SealRunner
 from .scenario import Action, EscortSpec, Scenario
@@ -130,6 +130,9 @@ class Simulator(SealRunner):
             self._send_down(sid, down)
         self._gateway_changed()
 
+    def _inject_up(self, topic_seal: int, frame: bytes) -> None:
+        self.clock.call_later(LINK_LATENCY_S, lambda: self._deliver_up(topic_seal, frame))
+
     def _send_down(self, seal_id: int, frame: bytes) -> None:
         self.clock.call_later(LINK_LATENCY_S, lambda: self.deliver_down(seal_id, frame))
 
@@ -147,7 +150,7 @@ class Simulator(SealRunner):
         esc = self.scenario.escorts[action.params["escort"]]
         decl = action.params.get("declaration", esc.declaration)
         vehicle = action.params.get("vehicle", esc.vehicle)
-        for sid in esc.seals:
+        for sid in action.seals or esc.seals:  # one seal of the escort, or all of them
             self._command(action, lambda: self.pipeline.request_deactivation(sid, decl, vehicle), sid)
 
     def _command(self, action: Action, call: Callable[[], dict], sid: int) -> None:
@@ -214,7 +217,8 @@ class Simulator(SealRunner):
                 thinned=seal.thinned,
                 refused=core.journal.refused if core else 0,
                 rejected_commands=seal.rejected_commands,
-                reported_thinned=sum(r["value"] or 0 for r in records if r["kind"] == "JOURNAL_OVERFLOW"))
+                reported_thinned=sum(r["value"] or 0 for r in records if r["kind"] == "JOURNAL_OVERFLOW"),
+                evidence=seal_evidence(core))
         return out
 
     def check(self) -> Report:

@@ -20,6 +20,7 @@ from typing import Callable
 from navseal_fw.hal import MemFlash, MemHal, PowerCut
 from navseal_fw.hal_desktop import DesktopHal
 from navseal_fw.seal import CONFIG_FILE, Config, SealCore
+from navseal.protocol.schema import MSG_NAMES
 
 from .driver import DriveState, RouteDriver
 from .gnss import GnssSim
@@ -110,7 +111,9 @@ class SealWorld:
         self.send_uplink = send_uplink
         # In-memory flash (can tear a write at any byte: power-cut tests; cheap for fleets) or, for
         # the emulator, a directory of files per seal, as the firmware's desktop HAL keeps them.
-        self.hal = MemHal(MemFlash(), unix0=int(start)) if flash_dir is None else FileHal(flash_dir, start)
+        # The seal's clock: the scenario's time, or off by the seal's clock_offset (an RTC set wrong).
+        clock0 = int(start + spec.clock_offset_s)
+        self.hal = MemHal(MemFlash(), unix0=clock0) if flash_dir is None else FileHal(flash_dir, clock0)
         self.hal.battery = int(spec.battery_pct)
         self.battery = float(spec.battery_pct)
         self._battery_t = start
@@ -137,6 +140,7 @@ class SealWorld:
         self.thinned_before = 0  # journal thinning counted by earlier boots
         self.rejected_before = 0
         self.last_command: dict[str, bytes] = {}  # type -> last downlink command frame (for replays)
+        self.last_uplink: dict[str, bytes] = {}  # type name ("last": any) -> last frame sent (replays)
 
     # --- time ---
     def _ms(self, now: float) -> int:
@@ -192,6 +196,10 @@ class SealWorld:
     def _send(self, frame: bytes) -> bool:
         if not self.link_up:
             return False
+        name = MSG_NAMES.get(frame[3]) if len(frame) > 3 else None
+        if name:
+            self.last_uplink[name] = frame
+        self.last_uplink["last"] = frame
         self.send_uplink(self.id, frame)
         return True
 
@@ -231,8 +239,8 @@ class SealWorld:
     def downlink(self, frame: bytes, now: float) -> None:
         if not self.powered or not self.link_up:
             return
-        if len(frame) > 3 and frame[3] in (0x82, 0x83):
-            self.last_command[{0x82: "activate", 0x83: "deactivate"}[frame[3]]] = frame
+        if len(frame) > 3 and frame[3] in (0x81, 0x82, 0x83):
+            self.last_command[{0x81: "ack", 0x82: "activate", 0x83: "deactivate"}[frame[3]]] = frame
         self.hal.now_ms = self._ms(now)
         self._guard(lambda: self.core.on_downlink(frame, self._ms(now)))
 
@@ -258,6 +266,22 @@ class SealWorld:
             self.battery = max(0.0, self.battery - drain * (now - self._battery_t) / 3600.0)
         self._battery_t = now
         self.hal.battery = int(self.battery)
+
+    def clock_jump(self, now: float, by_s: float) -> None:
+        """The seal's clock (RTC) jumps by `by_s` (< 0: back); its monotonic timers do not."""
+        self.hal.now_ms = self._ms(now)
+        self.hal.set_unix(self.hal.unix() + int(by_s))
+
+    def wipe_flash(self, now: float) -> None:
+        """Everything on the seal's flash but its provisioning (id and key) is erased, and the seal
+        starts again from power-on: boot counter, journal, escort and evidence gone."""
+        self.power_off()
+        if isinstance(self.hal, MemHal):
+            self.hal.flash.power_on()
+        for name in list(self.hal.listdir()):
+            if name != CONFIG_FILE:
+                self.hal.remove(name)
+        self.boot(now, POWER_ON)
 
     def set_lock(self, now: float, *, cable: bool | None = None, housing: bool | None = None) -> None:
         """Change the tamper inputs: each change an edge in the HAL's pin-interrupt latch (the
