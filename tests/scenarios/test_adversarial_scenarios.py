@@ -85,6 +85,12 @@ def test_the_suite_covers_the_attacks():
     assert not set(EMULATED) & set(PENDING)
 
 
+def test_every_attack_is_in_the_threat_model():
+    table = (ADVERSARIAL.parents[2] / "docs" / "threat-model.md").read_text(encoding="utf-8")
+    missing = [p.stem for p in SCENARIOS if f"adversarial/{p.stem}" not in table]
+    assert not missing, f"scenarios without a row in docs/threat-model.md: {missing}"
+
+
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=_xfail(p.stem)) for p in SCENARIOS])
 def test_attack_in_simulation(path, tmp_path):
     _simulate(path, tmp_path)
