@@ -26,11 +26,12 @@ from typing import Any, Callable, Sequence
 from navseal.protocol import NO_RSEQ, UPLINK_TYPES, DecodeError, Frame, decode_frame, encode_ack
 
 from . import events as ev
+from . import verdict
 from .commands import Commands
 from .config import GatewayConfig
 from .metrics import PipelineMetrics
 from .rules import EscortRules
-from .store import WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
+from .store import ESCORT_DEACTIVATED, WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
 
 log = logging.getLogger("navseal.gateway.pipeline.ingest")
 
@@ -220,7 +221,11 @@ class Ingest:
             return
 
         escort = tx.open_escort_for_seal(seal_id)
-        rules = EscortRules(escort, self.config, now) if escort else None
+        late = False
+        if escort is None and frame.type in ("RECORDS", "EVENT"):
+            escort = _ended_escort_of(tx, seal_id, frame)  # its verdict is out; its evidence still counts
+            late = escort is not None
+        rules = EscortRules(escort, self.config, now, late=late) if escort else None
         seal_updates: dict[str, Any] = {"last_seen_at": now, "last_source": w.source,
                                         "last_boot": frame.boot, "last_seq": frame.seq}
         if rules is not None:
@@ -252,14 +257,19 @@ class Ingest:
         elif frame.type == "COMMAND_RESULT":
             hold_commands = self.commands.on_result(tx, frame, now, rules)
 
+        verdict_events: list[dict[str, Any]] = []
         if rules is not None:
+            before = len(rules.events)
+            verdict.settle(tx, rules)  # an escort waiting for its evidence: is it complete now?
+            verdict_events = rules.events[before:]
+            del rules.events[before:]
             changes = rules.finish()
             if changes:
                 tx.update_escort(rules.id, **changes)
             if rules.release_seal:  # armed, then failed: do not leave the seal armed
                 self.commands.queue_deactivate(tx, rules.escort, now)
         escort_id = rules.id if rules is not None else None
-        new_events = (rules.events if rules is not None else []) + other_events
+        new_events = (rules.events if rules is not None else []) + other_events + verdict_events
         if new_events:
             emitted = ev.iso(self.clock())
             for e in new_events:
@@ -379,6 +389,21 @@ class Ingest:
         self.metrics.count("records_committed", committed)
         self.metrics.count("records_duplicate", duplicate)
         self.metrics.count("acks_sent", acks)
+
+
+def _ended_escort_of(tx: StoreTx, seal_id: int, frame: Frame) -> dict[str, Any] | None:
+    """The seal's deactivated escort whose journal range (the seal's evidence: rseq in
+    (start_rseq, hw_rseq]) holds this frame's records: records that arrive after the verdict (given
+    at the clause 14 deadline without them) are still that escort's, attributed and evaluated."""
+    latest = tx.latest_escort_for_seal(seal_id)
+    if latest is None or latest["status"] != ESCORT_DEACTIVATED:
+        return None
+    block = json.loads(latest["rule_state"] or "{}").get("seal_evidence") or {}
+    if int(block.get("escort_id") or 0) != latest["escort_id"]:
+        return None
+    p = frame.payload
+    rseq = p["first_rseq"] if frame.type == "RECORDS" else p["rseq"]
+    return latest if int(block["start_rseq"]) < rseq <= int(block["hw_rseq"]) else None
 
 
 def _position_event(seal_id: int, rules: EscortRules, rows: list[dict[str, Any]], fixes: list[dict[str, Any]],
