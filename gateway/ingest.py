@@ -6,7 +6,10 @@ commit, and only then the ACK (protocol/codec.py `encode_ack`).
 
 Replay window: a seal's (boot, seq) must grow. A frame at or below the last accepted one is a
 "duplicate" if exactly that (boot, seq) was accepted before (MQTT QoS 1 redelivery, or the seal's
-retransmission after a lost ACK): it is re-ACKed with the same committed_rseq and changes nothing.
+retransmission after a lost ACK): it is re-ACKed with the same committed_rseq and changes nothing,
+not even the seal's last-seen time (only new authenticated frames prove a seal alive; a byte copy
+replayed while the seal is jammed must not postpone SIGNAL_LOST). A frame whose seal id is not the
+one of the MQTT topic it came on is refused ("topic_mismatch", counted).
 Otherwise it is refused as "replayed". Records are also de-duplicated by (seal, rseq), so a
 journal batch the seal resends under a new seq stores nothing twice and raises no event twice.
 
@@ -44,7 +47,7 @@ class IngestResult:
 
     result: str  # "accepted" | "duplicate" | "rejected"
     reason: str | None = None  # rejection reason: a DecodeError code, "unknown_seal", "replayed",
-    #                            "wrong_direction", "store_error", "internal_error"
+    #                            "topic_mismatch", "wrong_direction", "store_error", "internal_error"
     seal_id: int | None = None
     frame_type: str | None = None
     records_committed: int = 0  # new records stored by this frame (duplicates not counted)
@@ -158,6 +161,10 @@ class Ingest:
             raise _Reject("unknown_seal", f"seal {frame.seal_id} is not provisioned", frame.seal_id)
         if frame.type not in UPLINK_TYPES:
             raise _Reject("wrong_direction", f"{frame.type} is a downlink message", frame.seal_id)
+        claimed = _topic_seal(w.source)
+        if claimed is not None and claimed != frame.seal_id:
+            self.metrics.count("frames_topic_mismatch")
+            raise _Reject("topic_mismatch", f"seal {frame.seal_id}'s frame on seal {claimed}'s topic", frame.seal_id)
         w.key = self.keys.get(frame.seal_id)
         w.frame = frame
 
@@ -214,8 +221,9 @@ class Ingest:
                                           f"the last accepted {last}", seal_id)
             # A redelivery (MQTT QoS 1) or a retransmission after a lost ACK: same message, already
             # committed. Answer with the same ACK content; change nothing.
+            # Only new authenticated frames prove life: a byte copy re-sent by someone who jams the
+            # seal must not refresh last-seen nor postpone SIGNAL_LOST.
             r.result = "duplicate"
-            tx.update_seal(seal_id, last_seen_at=max(now, seal["last_seen_at"] or 0), last_source=w.source)
             w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": seen["ack_rseq"]}
             w.ack_seq = tx.next_downlink_seq(seal_id)
             return
@@ -389,6 +397,17 @@ class Ingest:
         self.metrics.count("records_committed", committed)
         self.metrics.count("records_duplicate", duplicate)
         self.metrics.count("acks_sent", acks)
+
+
+def _topic_seal(source: str) -> int | None:
+    """The seal id an MQTT source names ("mqtt:<seal id>", from the topic seals/<id>/up); None for
+    other transports."""
+    if source.startswith("mqtt:"):
+        try:
+            return int(source[5:])
+        except ValueError:
+            return None
+    return None
 
 
 def _ended_escort_of(tx: StoreTx, seal_id: int, frame: Frame) -> dict[str, Any] | None:
