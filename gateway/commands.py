@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from navseal.protocol import EncodeError, Frame, encode_frame
 from navseal.protocol.schema import densify_route
 
-from . import audit
+from . import audit, verdict
 from . import events as ev
 from .auth import Actor
 from .command_requests import ActivationRequest, CommandError
@@ -286,8 +286,9 @@ class Commands:
                 seal = tx.get_seal(frame.seal_id) or {}
                 lock = {"cable_intact": maybe_bool(seal.get("last_cable_intact")),
                         "housing_closed": maybe_bool(seal.get("last_housing_closed"))}
-                rules.deactivated(frame.time, lock, ev.position(seal.get("last_lat"), seal.get("last_lon"),
-                                                               seal.get("last_fix_time")))
+                verdict.confirmed(tx, rules, frame.time, lock,
+                                  ev.position(seal.get("last_lat"), seal.get("last_lon"), seal.get("last_fix_time")),
+                                  p.get("evidence"))
             else:
                 log.error("seal %s refused DEACTIVATE of escort %s: %s", frame.seal_id, rules.id, result)
         return False
@@ -300,7 +301,8 @@ class Commands:
         elif rules.status == ESCORT_DEACTIVATION_REQUESTED and p["state"] == "INACTIVE":
             if self._close(tx, rules.id, "DEACTIVATE"):
                 lock = p.get("lock") or {}
-                rules.deactivated(frame.time, lock, ev.position(p.get("lat"), p.get("lon"), p.get("fix_time") or None))
+                verdict.confirmed(tx, rules, frame.time, lock,
+                                  ev.position(p.get("lat"), p.get("lon"), p.get("fix_time") or None), p.get("evidence"))
 
     def _close(self, tx: StoreTx, escort_id: int, ctype: str) -> bool:
         closed = False

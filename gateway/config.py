@@ -103,6 +103,9 @@ class GatewayConfig:
     # After a (re)start, SIGNAL_LOST waits this long so the broker's backlog is ingested first.
     startup_grace_s: Annotated[float, Field(ge=0)] = 120.0
     deactivation_deadline_s: Seconds = 1 * HOUR  # clause 14: deactivate within one hour
+    # The seal's longest stretch without a valid fix (its evidence, its GNSS_LOST event) beyond
+    # this is a non-routine situation (clause 3.8's three hours, measured by the seal).
+    gnss_lost_after_s: Seconds = 3 * HOUR
     notify_deadline_s: Seconds = 1 * HOUR  # clause 11: offices told within one hour (latency target)
     retention_years: Annotated[int, Field(ge=1, le=100)] = 5  # clause 18.3: five years after deactivation
     # Corridor hysteresis: ROUTE_DEVIATION when a fix is farther than the corridor half-width for

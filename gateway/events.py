@@ -33,6 +33,13 @@ KINDS = (
     "DEACTIVATED",
     "DEACTIVATION_OVERDUE",
     "SEAL_REKEYED",
+    "GNSS_LOST",
+    "GNSS_RESTORED",
+    "GNSS_ANOMALY",
+    "RISK_MARKED",
+    "NOTIFY_OVERDUE",
+    "SEAL_REJECTING",
+    "SEAL_REJECTING_ENDED",
 )
 
 # Kinds that tell the offices of departure and destination (clause 11: within one hour).
@@ -45,11 +52,16 @@ ALARM_KINDS = frozenset({
     "LOW_BATTERY",
     "TRANSIT_OVERDUE",
     "DEACTIVATION_OVERDUE",
+    "GNSS_LOST",
+    "GNSS_ANOMALY",
+    "SEAL_REJECTING",
 })
 
 # The non-routine situations of clause 3.8 (signal lost > 3 h, unauthorized removal/opening,
-# deviation from the route): any of them during an escort makes its DEACTIVATED not clean.
-NON_ROUTINE_KINDS = frozenset({"SIGNAL_LOST", "UNAUTHORIZED_OPENING", "HOUSING_OPENED", "ROUTE_DEVIATION"})
+# deviation from the route), with the seal's own GNSS loss over 3 h and GNSS anomalies (positions
+# that cannot be trusted): any of them during an escort makes its DEACTIVATED not clean.
+NON_ROUTINE_KINDS = frozenset({"SIGNAL_LOST", "UNAUTHORIZED_OPENING", "HOUSING_OPENED", "ROUTE_DEVIATION",
+                               "GNSS_LOST", "GNSS_ANOMALY"})
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "event.schema.json"
 

@@ -6,7 +6,10 @@ commit, and only then the ACK (protocol/codec.py `encode_ack`).
 
 Replay window: a seal's (boot, seq) must grow. A frame at or below the last accepted one is a
 "duplicate" if exactly that (boot, seq) was accepted before (MQTT QoS 1 redelivery, or the seal's
-retransmission after a lost ACK): it is re-ACKed with the same committed_rseq and changes nothing.
+retransmission after a lost ACK): it is re-ACKed with the same committed_rseq and changes nothing,
+not even the seal's last-seen time (only new authenticated frames prove a seal alive; a byte copy
+replayed while the seal is jammed must not postpone SIGNAL_LOST). A frame whose seal id is not the
+one of the MQTT topic it came on is refused ("topic_mismatch", counted).
 Otherwise it is refused as "replayed". Records are also de-duplicated by (seal, rseq), so a
 journal batch the seal resends under a new seq stores nothing twice and raises no event twice.
 
@@ -26,11 +29,12 @@ from typing import Any, Callable, Sequence
 from navseal.protocol import NO_RSEQ, UPLINK_TYPES, DecodeError, Frame, decode_frame, encode_ack
 
 from . import events as ev
+from . import verdict
 from .commands import Commands
 from .config import GatewayConfig
 from .metrics import PipelineMetrics
 from .rules import EscortRules
-from .store import WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
+from .store import ESCORT_DEACTIVATED, WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
 
 log = logging.getLogger("navseal.gateway.pipeline.ingest")
 
@@ -43,7 +47,7 @@ class IngestResult:
 
     result: str  # "accepted" | "duplicate" | "rejected"
     reason: str | None = None  # rejection reason: a DecodeError code, "unknown_seal", "replayed",
-    #                            "wrong_direction", "store_error", "internal_error"
+    #                            "topic_mismatch", "wrong_direction", "store_error", "internal_error"
     seal_id: int | None = None
     frame_type: str | None = None
     records_committed: int = 0  # new records stored by this frame (duplicates not counted)
@@ -157,6 +161,10 @@ class Ingest:
             raise _Reject("unknown_seal", f"seal {frame.seal_id} is not provisioned", frame.seal_id)
         if frame.type not in UPLINK_TYPES:
             raise _Reject("wrong_direction", f"{frame.type} is a downlink message", frame.seal_id)
+        claimed = _topic_seal(w.source)
+        if claimed is not None and claimed != frame.seal_id:
+            self.metrics.count("frames_topic_mismatch")
+            raise _Reject("topic_mismatch", f"seal {frame.seal_id}'s frame on seal {claimed}'s topic", frame.seal_id)
         w.key = self.keys.get(frame.seal_id)
         w.frame = frame
 
@@ -213,14 +221,19 @@ class Ingest:
                                           f"the last accepted {last}", seal_id)
             # A redelivery (MQTT QoS 1) or a retransmission after a lost ACK: same message, already
             # committed. Answer with the same ACK content; change nothing.
+            # Only new authenticated frames prove life: a byte copy re-sent by someone who jams the
+            # seal must not refresh last-seen nor postpone SIGNAL_LOST.
             r.result = "duplicate"
-            tx.update_seal(seal_id, last_seen_at=max(now, seal["last_seen_at"] or 0), last_source=w.source)
             w.ack = {"acked_boot": frame.boot, "acked_seq": frame.seq, "committed_rseq": seen["ack_rseq"]}
             w.ack_seq = tx.next_downlink_seq(seal_id)
             return
 
         escort = tx.open_escort_for_seal(seal_id)
-        rules = EscortRules(escort, self.config, now) if escort else None
+        late = False
+        if escort is None and frame.type in ("RECORDS", "EVENT"):
+            escort = _ended_escort_of(tx, seal_id, frame)  # its verdict is out; its evidence still counts
+            late = escort is not None
+        rules = EscortRules(escort, self.config, now, late=late) if escort else None
         seal_updates: dict[str, Any] = {"last_seen_at": now, "last_source": w.source,
                                         "last_boot": frame.boot, "last_seq": frame.seq}
         if rules is not None:
@@ -252,14 +265,19 @@ class Ingest:
         elif frame.type == "COMMAND_RESULT":
             hold_commands = self.commands.on_result(tx, frame, now, rules)
 
+        verdict_events: list[dict[str, Any]] = []
         if rules is not None:
+            before = len(rules.events)
+            verdict.settle(tx, rules)  # an escort waiting for its evidence: is it complete now?
+            verdict_events = rules.events[before:]
+            del rules.events[before:]
             changes = rules.finish()
             if changes:
                 tx.update_escort(rules.id, **changes)
             if rules.release_seal:  # armed, then failed: do not leave the seal armed
                 self.commands.queue_deactivate(tx, rules.escort, now)
         escort_id = rules.id if rules is not None else None
-        new_events = (rules.events if rules is not None else []) + other_events
+        new_events = (rules.events if rules is not None else []) + other_events + verdict_events
         if new_events:
             emitted = ev.iso(self.clock())
             for e in new_events:
@@ -379,6 +397,32 @@ class Ingest:
         self.metrics.count("records_committed", committed)
         self.metrics.count("records_duplicate", duplicate)
         self.metrics.count("acks_sent", acks)
+
+
+def _topic_seal(source: str) -> int | None:
+    """The seal id an MQTT source names ("mqtt:<seal id>", from the topic seals/<id>/up); None for
+    other transports."""
+    if source.startswith("mqtt:"):
+        try:
+            return int(source[5:])
+        except ValueError:
+            return None
+    return None
+
+
+def _ended_escort_of(tx: StoreTx, seal_id: int, frame: Frame) -> dict[str, Any] | None:
+    """The seal's deactivated escort whose journal range (the seal's evidence: rseq in
+    (start_rseq, hw_rseq]) holds this frame's records: records that arrive after the verdict (given
+    at the clause 14 deadline without them) are still that escort's, attributed and evaluated."""
+    latest = tx.latest_escort_for_seal(seal_id)
+    if latest is None or latest["status"] != ESCORT_DEACTIVATED:
+        return None
+    block = json.loads(latest["rule_state"] or "{}").get("seal_evidence") or {}
+    if int(block.get("escort_id") or 0) != latest["escort_id"]:
+        return None
+    p = frame.payload
+    rseq = p["first_rseq"] if frame.type == "RECORDS" else p["rseq"]
+    return latest if int(block["start_rseq"]) < rseq <= int(block["hw_rseq"]) else None
 
 
 def _position_event(seal_id: int, rules: EscortRules, rows: list[dict[str, Any]], fixes: list[dict[str, Any]],

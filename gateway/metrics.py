@@ -48,6 +48,8 @@ PIPELINE_COUNTERS = {
     "command_results_unmatched": "COMMAND_RESULT frames matching no open command",
     "activations_requested": "Activation requests accepted",
     "tick_errors": "Timer runs (tick) that failed and committed nothing",
+    "frames_topic_mismatch": "Authenticated frames refused because their seal id is not the one of "
+                             "the MQTT topic they came on (a seal's frame replayed through another's topic)",
 }
 
 

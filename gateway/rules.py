@@ -1,5 +1,8 @@
 """The escort rules: clause 3.8 non-routine situations, clause 10 activation, clauses 11/13/14 deadlines.
 
+(Past 400 lines on purpose: every rule of one escort reads and writes the one rule memory below;
+the clause 13 verdict itself is gateway/verdict.py.)
+
 Pure decisions on one escort: the pipeline hands an `EscortRules` the escort row (with its persisted
 rule memory, `rule_state`), the facts of one frame or one tick, and the current time; the rules
 change the escort and collect operator events. No I/O and no clock of their own, so three hours or
@@ -8,7 +11,14 @@ five years pass in a test in microseconds.
 Rule memory (JSON in escorts.rule_state), all optional:
     armed_seal_time      seal clock when the seal confirmed ACTIVATE (first fix must not be older)
     opening, housing     an opening alarm is active (latched until the seal reports LOCK_RESTORED)
-    n_opening, n_housing, n_deviation, n_battery   episode counters (stable event ids)
+    episode, episode_guessed   the seal's number of the open opening episode (guessed from lock
+                         bits until the seal's CABLE_CUT / HOUSING_OPENED names it)
+    alarmed_opening, alarmed_housing   seal episode numbers already alarmed (one alarm per episode)
+    last_episode, restored_rseq   the last ended episode and the rseq of its LOCK_RESTORED
+    n_deviation, n_battery, n_gnss_lost, n_anomaly   episode counters (stable event ids)
+    gnss_lost_since      seal time the seal's current GNSS loss began (its GNSS_LOST event)
+    gnss_alarm           a GNSS_LOST alarm is active (until GNSS_REGAINED)
+    seal_evidence, final the seal's evidence and lock at its DEACTIVATE confirmation (verdict.py)
     lost_since           gateway time the seal was last heard before SIGNAL_LOST; None when not lost
     outside              consecutive fixes outside the corridor; deviation  a deviation is active
     outside_first        the first fix of the current run outside (the deviation is dated by it)
@@ -26,14 +36,16 @@ import json
 import math
 from typing import Any
 
+from navseal.protocol.schema import GNSS_ANOMALY_KINDS
+
 from . import events as ev
 from .config import GatewayConfig
 from .geo import Route
 from .store import (
     ESCORT_ACTIVE,
     ESCORT_ARMED,
-    ESCORT_DEACTIVATED,
     ESCORT_DEACTIVATION_REQUESTED,
+    ESCORT_EVIDENCE_PENDING,
     ESCORT_FAILED,
     ESCORT_REQUESTED,
 )
@@ -58,8 +70,11 @@ def route_of(escort: dict[str, Any]) -> Route | None:
 class EscortRules:
     """One escort, one unit of work. Read `changes` (columns to write) and `events` afterwards."""
 
-    def __init__(self, escort: dict[str, Any], config: GatewayConfig, known_at: float) -> None:
+    def __init__(self, escort: dict[str, Any], config: GatewayConfig, known_at: float, *, late: bool = False) -> None:
         self.escort = dict(escort)
+        # `late`: records of a deactivated escort that arrived after its verdict: still evaluated
+        # (their alarms raised, never dropped), never timed.
+        self.late = late
         self._state_text = escort.get("rule_state") or "{}"
         self.state: dict[str, Any] = json.loads(self._state_text)
         self._state_before = json.loads(self._state_text)  # a copy to compare with at the end
@@ -114,7 +129,18 @@ class EscortRules:
 
     @property
     def monitored(self) -> bool:
-        return self.status in (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED)
+        return self.late or self.status in (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED,
+                                            ESCORT_EVIDENCE_PENDING)
+
+    @property
+    def listening(self) -> bool:
+        """The seal should be calling in (SIGNAL_LOST applies): not once it confirmed DEACTIVATE."""
+        return self.status != ESCORT_EVIDENCE_PENDING
+
+    @property
+    def deactivating(self) -> bool:
+        """Asked to deactivate and no verdict yet: the clause 14 hour runs (from the request)."""
+        return self.status in (ESCORT_DEACTIVATION_REQUESTED, ESCORT_EVIDENCE_PENDING)
 
     # -- commands --
     def activation_confirmed(self, seal_time: float) -> None:
@@ -142,33 +168,6 @@ class EscortRules:
             "deadline": ev.iso(self.known_at + self.config.deactivation_deadline_s),
             "requested_by": by})
 
-    def deactivated(self, seal_time: float, lock: dict[str, Any] | None, position: dict | None) -> None:
-        """Clause 13: clean needs seal integrity and no non-routine situation during the escort."""
-        if self.status != ESCORT_DEACTIVATION_REQUESTED:
-            return
-        reasons: list[str] = []
-        for kind in self.state.get("non_routine", []):
-            reasons.append(f"non-routine situation during escort: {kind}")
-        if lock is not None:
-            if lock.get("cable_intact") is False:
-                reasons.append("cable loop not intact at deactivation")
-            if lock.get("housing_closed") is False:
-                reasons.append("housing not closed at deactivation")
-        if self.state.get("opening") or self.state.get("housing"):
-            reasons.append("an opening alarm was still active")
-        clean = not reasons
-        requested = self.escort.get("deactivation_requested_at")
-        self._set(status=ESCORT_DEACTIVATED, deactivated_at=self.known_at, clean=1 if clean else 0)
-        self.emit("DEACTIVATED", "deactivated", seal_time, position=position, details={
-            "clean": clean,
-            "reasons": reasons,
-            "non_routine": list(self.state.get("non_routine", [])),
-            "requested_at": ev.iso(requested),
-            "within_deadline": requested is None
-            or self.known_at - requested <= self.config.deactivation_deadline_s,
-            "requested_by": json.loads(self.escort.get("deactivation_requested_by") or "null"),
-        })
-
     # -- facts from the seal --
     def heard(self) -> None:
         """Any authenticated frame from the seal: ends a signal loss (SIGNAL_RESTORED with the gap)."""
@@ -193,11 +192,12 @@ class EscortRules:
         if cable == 0 or housing == 0:  # the common case (both intact) costs nothing more
             lock = {"cable_intact": _bool(cable), "housing_closed": _bool(housing)}
             self.lock_status(lock, rec["time"], self._pos(rec) if has_fix else None,
-                             source=f"record rseq {rec['rseq']}")
+                             source=f"record rseq {rec['rseq']}", rseq=rec["rseq"])
         battery = rec.get("battery_pct")
         if battery is not None and (battery < self.config.low_battery_pct or self.state.get("low_battery")):
             self.battery(battery, rec["time"], self._pos(rec) if has_fix else None)
-        if has_fix and self.status in (ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED):
+        if has_fix and (self.late or self.status in (ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED,
+                                                      ESCORT_EVIDENCE_PENDING)):
             self._corridor(rec)
 
     @staticmethod
@@ -213,36 +213,89 @@ class EscortRules:
             self._first_fix(payload["fix_time"], lock, pos, source="STATE")
         if not self.monitored:
             return
-        self.lock_status(lock, seal_time, pos, source="STATE")
+        evidence = payload.get("evidence") or {}
+        episode = 0
+        if int(evidence.get("escort_id") or 0) == self.id and (evidence.get("flags") or {}).get("opening_now"):
+            episode = int(evidence.get("openings") or 0)  # the seal's number of the open episode
+        self.lock_status(lock, seal_time, pos, source="STATE", episode=episode)
         battery = payload.get("battery_pct")
         self.battery(None if battery == 255 else battery, seal_time, pos)
 
     def seal_event(self, event: dict[str, Any]) -> None:
-        """An EVENT frame (journal event): openings, lock restored, low battery."""
+        """An EVENT frame (journal event). The seal is the authority on what it observed: its
+        openings, its own corridor check, its GNSS loss and anomalies become alarms here, whatever
+        the gateway's own view (thinning may have removed the fixes that showed them)."""
         if not self.monitored:
             return
         code = event["code"]
         pos = ev.position(event.get("lat"), event.get("lon"), event.get("time"))
         when = event["time"]
+        value = int(event.get("value") or 0)
         source = f"seal event {code} rseq {event['rseq']}"
         if code == "CABLE_CUT":
-            self._opening("opening", "UNAUTHORIZED_OPENING", when, pos, source, event.get("status"))
+            self._opening("opening", "UNAUTHORIZED_OPENING", when, pos, source, event.get("status"), episode=value)
         elif code == "HOUSING_OPENED":
-            self._opening("housing", "HOUSING_OPENED", when, pos, source, event.get("status"))
+            self._opening("housing", "HOUSING_OPENED", when, pos, source, event.get("status"), episode=value)
         elif code == "LOCK_RESTORED":
-            self.state["opening"] = False
-            self.state["housing"] = False
+            self.state.update(opening=False, housing=False, episode=None, episode_guessed=False,
+                              restored_rseq=max(int(event["rseq"]), int(self.state.get("restored_rseq", 0))))
+            if value >> 8:
+                self.state["last_episode"] = max(value >> 8, int(self.state.get("last_episode", 0)))
         elif code == "LOW_BATTERY":
-            self.battery(int(event.get("value", 0)), when, pos, force=True)
-        # GNSS_*, ROUTE_* (the gateway's own corridor check is authoritative), REBOOT, ... are
-        # stored in the track and visible there; they raise no operator event of their own.
+            self.battery(value, when, pos, force=True)
+        elif code == "ROUTE_DEVIATION" and not self.state.get("deviation"):
+            self.state.update(deviation=True, outside=0, deviation_since=when, deviation_max_m=value)
+            n = self._episode("n_deviation")
+            self.emit("ROUTE_DEVIATION", f"deviation:{n}", when, position=pos or self.state.get("last_position"),
+                      details={"distance_m": value, "corridor_m": self.escort.get("corridor_m", 0),
+                               "rseq": event["rseq"], "source": source})
+        elif code == "ROUTE_RETURNED" and self.state.get("deviation"):
+            n = int(self.state.get("n_deviation", 0))
+            self.emit("ROUTE_RETURNED", f"returned:{n}", when, position=pos, details={
+                "distance_m": None, "corridor_m": self.escort.get("corridor_m", 0),
+                "deviation_since": ev.iso(self.state.get("deviation_since")),
+                "max_distance_m": self.state.get("deviation_max_m"), "rseq": event["rseq"], "source": source})
+            self.state.update(deviation=False, outside=0)
+        elif code == "GNSS_LOST":
+            self.state["gnss_lost_since"] = when - value
+            if value > self.config.gnss_lost_after_s:
+                self.gnss_lost(when - value, value, pos, source)
+        elif code == "GNSS_REGAINED":
+            since = self.state.get("gnss_lost_since") or when - value
+            if value > self.config.gnss_lost_after_s:
+                self.gnss_lost(since, value, pos, source)
+            self.state["gnss_lost_since"] = None
+            if self.state.get("gnss_alarm"):
+                self.state["gnss_alarm"] = False
+                self.emit("GNSS_RESTORED", f"gnss_restored:{self.state.get('n_gnss_lost', 0)}", when,
+                          position=pos, details={"lost_since": ev.iso(since), "lost_for_s": value, "source": source})
+        elif code == "GNSS_ANOMALY":
+            kinds = {v: k for k, v in GNSS_ANOMALY_KINDS.items()}
+            self._episode("n_anomaly")
+            self.emit("GNSS_ANOMALY", f"gnss_anomaly:rseq:{event['rseq']}", when, position=pos,
+                      details={"anomaly": kinds.get(value >> 24, f"kind {value >> 24}"),
+                               "detail": value & 0xFFFFFF, "rseq": event["rseq"], "source": source})
+        # GNSS_JUMP, JOURNAL_OVERFLOW, REBOOT, COMMAND_REJECTED are stored in the track and counted in
+        # the seal's evidence (its verdict reasons); they raise no operator event of their own.
 
-    def lock_status(self, lock: dict[str, Any], when: float, pos: dict | None, source: str) -> None:
+    def gnss_lost(self, since: float, lost_for_s: float, pos: dict | None, source: str) -> None:
+        """No valid fix for more than `gnss_lost_after_s` (the seal's measurement): one alarm per loss."""
+        if self.state.get("gnss_alarm"):
+            return
+        self.state["gnss_alarm"] = True
+        n = self._episode("n_gnss_lost")
+        self.emit("GNSS_LOST", f"gnss_lost:{n}", since + self.config.gnss_lost_after_s,
+                  position=pos or self.state.get("last_position"),
+                  details={"lost_since": ev.iso(since), "lost_for_s": round(lost_for_s, 3),
+                           "threshold_s": self.config.gnss_lost_after_s, "source": source})
+
+    def lock_status(self, lock: dict[str, Any], when: float, pos: dict | None, source: str,
+                    rseq: int | None = None, episode: int = 0) -> None:
         """The lock bits of a record or STATE: an opening the seal's EVENT has not told us yet."""
         if lock.get("cable_intact") is False:
-            self._opening("opening", "UNAUTHORIZED_OPENING", when, pos, source, lock)
+            self._opening("opening", "UNAUTHORIZED_OPENING", when, pos, source, lock, episode=episode, rseq=rseq)
         if lock.get("housing_closed") is False:
-            self._opening("housing", "HOUSING_OPENED", when, pos, source, lock)
+            self._opening("housing", "HOUSING_OPENED", when, pos, source, lock, episode=episode, rseq=rseq)
 
     def battery(self, pct: int | None, when: float, pos: dict | None, force: bool = False) -> None:
         if pct is None:
@@ -259,9 +312,9 @@ class EscortRules:
 
     # -- timed rules --
     def tick(self, now: float, last_seen: float | None, signal_not_before: float = 0.0) -> None:
-        if not self.monitored:
+        if not self.monitored or self.late:
             return
-        if last_seen is not None and self.state.get("lost_since") is None:
+        if self.listening and last_seen is not None and self.state.get("lost_since") is None:
             if now - last_seen > self.config.signal_lost_after_s and now > signal_not_before:
                 self.state["lost_since"] = last_seen
                 self.emit("SIGNAL_LOST", f"lost:{last_seen}", last_seen + self.config.signal_lost_after_s,
@@ -275,7 +328,7 @@ class EscortRules:
             self.emit("TRANSIT_OVERDUE", "transit_overdue", float(self.escort["period_end"]),
                       position=self.state.get("last_position"),
                       details={"period_end": ev.iso(float(self.escort["period_end"]))})
-        if self.status == ESCORT_DEACTIVATION_REQUESTED and not self.state.get("deactivation_overdue"):
+        if self.deactivating and not self.state.get("deactivation_overdue"):
             deadline = float(self.escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s
             if now > deadline:
                 self.state["deactivation_overdue"] = True
@@ -289,11 +342,12 @@ class EscortRules:
         out: list[float] = []
         if not self.monitored:
             return out
-        if last_seen is not None and self.state.get("lost_since") is None:
+        if self.listening and last_seen is not None and self.state.get("lost_since") is None:
             out.append(max(last_seen + self.config.signal_lost_after_s, signal_not_before))
         if self.status in (ESCORT_ARMED, ESCORT_ACTIVE) and not self.state.get("transit_overdue"):
             out.append(float(self.escort["period_end"]))
-        if self.status == ESCORT_DEACTIVATION_REQUESTED and not self.state.get("deactivation_overdue"):
+        if self.deactivating and (not self.state.get("deactivation_overdue")
+                                  or self.status == ESCORT_EVIDENCE_PENDING):
             out.append(float(self.escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s)
         return out
 
@@ -321,15 +375,44 @@ class EscortRules:
         })
 
     def _opening(self, flag: str, kind: str, when: float, pos: dict | None, source: str,
-                 lock: dict | None) -> None:
-        if self.state.get(flag):
-            return  # latched: one alarm per episode, however many frames repeat it
+                 lock: dict | None, *, episode: int = 0, rseq: int | None = None) -> None:
+        """One alarm per input and opening episode, keyed on the seal's episode number (docs/events.md,
+        "Opening episodes"). `episode` 0: lock bits that carry no number (a record, an older STATE)."""
+        current = self.state.get("episode")
+        if episode:
+            if current is not None and self.state.get("episode_guessed") and current != episode:
+                for name in ("alarmed_opening", "alarmed_housing"):  # our guess gets the seal's number
+                    self.state[name] = [episode if n == current else n for n in self.state.get(name, [])]
+            self.state.update(episode=episode, episode_guessed=False)
+        else:
+            if self.state.get(flag):
+                return  # latched: one alarm per episode, however many frames repeat it
+            if rseq is not None and rseq <= int(self.state.get("restored_rseq", -1)):
+                return  # a record from before the episode's LOCK_RESTORED
+            if current is None:
+                current = max([int(self.state.get("last_episode", 0))] + self.alarmed_episodes()) + 1
+                self.state.update(episode=current, episode_guessed=True)
+            episode = current
         self.state[flag] = True
-        n = self._episode(f"n_{flag}")
+        self.opening_alarm(kind, episode, when, pos, source, lock)
+
+    def alarmed_episodes(self) -> list[int]:
+        return list(self.state.get("alarmed_opening", [])) + list(self.state.get("alarmed_housing", []))
+
+    def opening_alarm(self, kind: str, episode: int, when: float, pos: dict | None, source: str,
+                      lock: dict | None) -> None:
+        """UNAUTHORIZED_OPENING (cable) or HOUSING_OPENED for the seal's episode `episode`, once,
+        dated by the seal's edge; placed at the last known position (`position_stale`) without a fix."""
+        flag = "opening" if kind == "UNAUTHORIZED_OPENING" else "housing"
+        alarmed = self.state.setdefault(f"alarmed_{flag}", [])
+        if episode in alarmed:
+            return
+        alarmed.append(episode)
+        stale = pos is None
         if pos is None:
             pos = self._pos(self._last_fix) if self._last_fix else self.state.get("last_position")
-        self.emit(kind, f"{flag}:{n}", when, position=pos,
-                  details={"source": source, "lock": lock})
+        self.emit(kind, f"{flag}:{episode}", when, position=pos,
+                  details={"source": source, "lock": lock, "episode": episode, "position_stale": stale})
 
     def _corridor(self, rec: dict[str, Any]) -> None:
         self._last_fix = rec

@@ -1,7 +1,8 @@
 """Timers: what happens because time passed, not because a frame arrived.
 
 `tick(now)` runs the timed rules on every monitored escort (SIGNAL_LOST, TRANSIT_OVERDUE,
-DEACTIVATION_OVERDUE: gateway/rules.py) and resends due commands to seals that count as online
+DEACTIVATION_OVERDUE: gateway/rules.py; at the clause 14 deadline the verdict of an escort still
+waiting for the seal's records, gateway/verdict.py) and resends due commands to seals that count as online
 (gateway/commands.py); `next_deadline(now)` says when `tick` next has something to do, so a driver
 can sleep until then. Only new authenticated frames prove a seal alive, so SIGNAL_LOST waits until
 the pipeline has run `startup_grace_s`: after a gateway outage the broker first delivers what the
@@ -13,10 +14,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import verdict
 from .commands import Commands, waits_for_seal
 from .config import GatewayConfig
 from .rules import EscortRules
-from .store import MONITORED_STATUSES, Store
+from .store import ESCORT_EVIDENCE_PENDING, MONITORED_STATUSES, Store
 
 
 class Timers:
@@ -42,6 +44,9 @@ class Timers:
                 rules = EscortRules(escort, self.config, now)
                 rules.tick(now, escort["seal_last_seen_at"] or escort.get("confirmed_at"),
                            signal_not_before=self.signal_not_before)
+                if rules.status == ESCORT_EVIDENCE_PENDING and now > (
+                        float(escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s):
+                    verdict.settle(tx, rules, final=True)  # the clause 14 hour is over: verdict on what we hold
                 changes = rules.finish()
                 if changes:
                     tx.update_escort(rules.id, **changes)

@@ -63,6 +63,7 @@ def escort_view(e: dict[str, Any]) -> dict[str, Any]:
         "deactivation_requested_at": ev.iso(e["deactivation_requested_at"]),
         "deactivated_at": ev.iso(e["deactivated_at"]),
         "clean": None if e["clean"] is None else bool(e["clean"]),
+        "high_risk": None if e.get("high_risk") is None else bool(e["high_risk"]),
         "rule_state": json.loads(e["rule_state"] or "{}"),
         "activated_by": json.loads(e["activated_by"]) if e.get("activated_by") else None,
         "deactivation_requested_by": (json.loads(e["deactivation_requested_by"])

@@ -30,10 +30,12 @@ ESCORT_REQUESTED = "requested"  # ACTIVATE queued/sent, seal has not confirmed y
 ESCORT_ARMED = "armed"  # seal answered OK; waiting for its first fix with the lock intact
 ESCORT_ACTIVE = "active"  # ACTIVATED emitted
 ESCORT_DEACTIVATION_REQUESTED = "deactivation_requested"
+ESCORT_EVIDENCE_PENDING = "evidence_pending"  # the seal confirmed DEACTIVATE; the verdict waits for its records
 ESCORT_DEACTIVATED = "deactivated"
 ESCORT_FAILED = "failed"  # ACTIVATION_FAILED emitted; no tracking
-OPEN_ESCORT_STATUSES = (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED)
-MONITORED_STATUSES = (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED)
+OPEN_ESCORT_STATUSES = (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED,
+                        ESCORT_EVIDENCE_PENDING)
+MONITORED_STATUSES = (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED, ESCORT_EVIDENCE_PENDING)
 
 # Command status values.
 CMD_QUEUED = "queued"
@@ -121,6 +123,11 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     # records
     @abc.abstractmethod
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]: ...
+
+    def count_rseqs(self, seal_id: int, first: int, last: int) -> int:
+        """How many records of the seal are stored with rseq in [first, last] (the verdict's
+        completeness check). Engines may answer with one COUNT."""
+        return len(self.existing_rseqs(seal_id, first, last)) if first <= last else 0
 
     @abc.abstractmethod
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None: ...

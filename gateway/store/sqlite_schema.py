@@ -148,6 +148,10 @@ MIGRATIONS: list[str] = [
     ACCESS_MIGRATION,
     # 3: alarm acknowledgements; indexes for the console's escort pages and alarm feed
     CONSOLE_MIGRATION,
+    # 4: clause 15: an escort with a non-routine situation is marked high-risk (NULL until decided)
+    """
+    ALTER TABLE escorts ADD COLUMN high_risk INTEGER;
+    """,
 ]
 
 

@@ -28,7 +28,9 @@ _SEAL_COLUMNS = {
 _ESCORT_COLUMNS = {
     "status", "confirmed_at", "activated_at", "failed_at", "failure_reason",
     "deactivation_requested_at", "deactivated_at", "clean", "rule_state", "deactivation_requested_by",
+    "high_risk",
 }
+_OPEN_MARKS = ", ".join("?" for _ in OPEN_ESCORT_STATUSES)
 _COMMAND_COLUMNS = {
     "status", "attempts", "next_attempt_at", "sent_at", "boot", "seq", "sent_seqs", "result",
     "result_at", "error",
@@ -157,7 +159,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def open_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None:
         return self._one(
-            "SELECT * FROM escorts WHERE seal_id = ? AND status IN (?, ?, ?, ?) ORDER BY escort_id DESC LIMIT 1",
+            f"SELECT * FROM escorts WHERE seal_id = ? AND status IN ({_OPEN_MARKS}) ORDER BY escort_id DESC LIMIT 1",
             (seal_id, *OPEN_ESCORT_STATUSES),
         )
 
@@ -208,6 +210,11 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
             "SELECT rseq FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ?", (seal_id, first, last)
         ).fetchall()
         return {r[0] for r in rows}
+
+    def count_rseqs(self, seal_id: int, first: int, last: int) -> int:
+        row = self._c.execute("SELECT COUNT(*) FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ?",
+                              (seal_id, first, last)).fetchone()
+        return int(row[0])
 
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

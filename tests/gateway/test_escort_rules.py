@@ -259,9 +259,13 @@ def test_deactivation_overdue_then_late_and_not_clean_after_an_alarm(gw):
     res = pipeline.handle_uplink(seal.state(clock.advance(60), active=True, escort_id=escort["escort_id"]), "t")
     (cmd,) = downlinks_of(res, seal, "DEACTIVATE")
     res = pipeline.handle_uplink(seal.command_result(clock.advance(5), reencode(seal, cmd)), "t")
-    (done,) = res.events
+    done, risk = res.events
     assert done["details"]["clean"] is False and done["details"]["within_deadline"] is False
-    assert done["details"]["non_routine"] == ["HOUSING_OPENED"]
+    assert done["details"]["non_routine"] == ["HOUSING_OPENED"] and done["details"]["high_risk"] is True
+    assert done["details"]["reasons"] == ["gateway: HOUSING_OPENED raised during the escort"]
+    # Clause 15: one RISK_MARKED with the same reasons for the risk management system.
+    assert risk["kind"] == "RISK_MARKED" and risk["details"]["reasons"] == done["details"]["reasons"]
+    assert pipeline.status(escort_id=escort["escort_id"])[0]["high_risk"] is True
 
 
 def test_low_battery_once_per_episode(gw):

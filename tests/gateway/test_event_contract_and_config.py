@@ -26,7 +26,9 @@ def test_event_id_is_stable_and_distinguishes_facts():
 
 def test_alarms_name_both_offices_and_the_schema_checks_it():
     alarm = ev.make_event("UNAUTHORIZED_OPENING", seal_id=1, fact="f", escort=ESCORT, occurred_at=1.5,
-                          known_at=2, emitted_at=2.25, position=ev.position(432000000, 769000000, 1))
+                          known_at=2, emitted_at=2.25, position=ev.position(432000000, 769000000, 1),
+                          details={"source": "seal event CABLE_CUT rseq 7", "lock": None, "episode": 1,
+                                   "position_stale": False})
     assert alarm["alarm"] and [n["role"] for n in alarm["notify"]] == ["departure", "destination"]
     assert alarm["occurred_at"] == "1970-01-01T00:00:01.500Z" and alarm["known_at"] == "1970-01-01T00:00:02Z"
     ev.validate([alarm])
