@@ -1,7 +1,7 @@
 """A seal on this machine: firmware/main.py on MicroPython's unix port with the desktop board.
 
     image = build_image(Path("build/seal"), kind="mpy")   # main.py, boot.py, lib/navseal_fw/*.mpy
-    seal = DesktopSeal(image, flash_dir, heapsize="192K", log_path=...)
+    seal = DesktopSeal(image, flash_dir, heapsize="176K", log_path=...)
     seal.start()            # runs until stopped; a reboot (exit 75) is a restart, as on a board
     seal.kill()             # a power cut (SIGKILL): the next start reports POWER_ON
     seal.stop()

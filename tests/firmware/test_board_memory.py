@@ -40,6 +40,9 @@ IMPORTS = (
 )
 
 
+MPY_RESIDENT_MAX = 105_000
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     require_unix()
@@ -57,6 +60,9 @@ def test_module_heap_per_build_kind(images):
         figures[kind] = {"stdlib": int(stdlib), "resident": int(resident), "transient_peak": int(transient)}
     print(f"\nBOARD_MEMORY modules {json.dumps(figures)} (64-bit unix port)")
     # Bytecode does not need the compiler: both its resident cost and its import peak are lower.
+    # The board path's modules as bytecode: 103,424 B measured (107,488 B before the peer's half
+    # of the codec moved to codec_peer); past the bound, the 176K escort loses its margin.
+    assert figures["mpy"]["resident"] < MPY_RESIDENT_MAX, figures
     assert figures["mpy"]["resident"] < figures["py"]["resident"]
     assert figures["mpy"]["transient_peak"] < figures["py"]["transient_peak"]
 
@@ -97,7 +103,7 @@ def test_firmware_that_does_not_fit_reboots_with_a_fault_and_the_next_boot_journ
         assert (flash / "fault").exists() and (flash / ".reset").read_text() == "2"
         # The same flash with bytecode (and the board-path budget): it boots, and journals what
         # happened.
-        seal = DesktopSeal(images["mpy"], flash, heapsize="192K", log_path=tmp_path / "mpy.log").start()
+        seal = DesktopSeal(images["mpy"], flash, heapsize="176K", log_path=tmp_path / "mpy.log").start()
         try:
             assert control.server.wait_client(2, 30), seal.log()  # the first was the .py run
             deadline = time.monotonic() + 20
