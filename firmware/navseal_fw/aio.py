@@ -5,6 +5,8 @@
 #   await wait_ms(awaitable, ms)    -> its result, or raises TIMEOUT_ERRORS after ms
 #   await wait_event(event, ms)     -> True if the event was set, False on timeout
 #   ticks_ms(), ticks_diff(a, b)    a millisecond clock that only moves forward (differences only)
+#   new_flag(); await wait_flag(f)  an asyncio.ThreadSafeFlag (set from a pin interrupt) where
+#                                   the port has one, else an asyncio.Event; wait_flag clears it
 import asyncio
 import time
 
@@ -50,3 +52,14 @@ async def wait_event(event, ms):
     except TIMEOUT_ERRORS:
         return False
     return True
+
+
+def new_flag():
+    cls = getattr(asyncio, "ThreadSafeFlag", None)
+    return cls() if cls is not None else asyncio.Event()
+
+
+async def wait_flag(flag):
+    await flag.wait()
+    if hasattr(flag, "is_set"):
+        flag.clear()  # an asyncio.Event; a ThreadSafeFlag clears itself when its wait returns

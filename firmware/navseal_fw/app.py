@@ -28,7 +28,7 @@ import asyncio
 import gc
 import json
 
-from navseal_fw.aio import sleep_ms, ticks_diff, ticks_ms
+from navseal_fw.aio import new_flag, sleep_ms, ticks_diff, ticks_ms, wait_flag
 from navseal_fw.loopstats import LoopStats
 
 GNSS_POLL_MS = 100  # 96 bytes at 9600 baud: well inside the UART's 2 KB buffer
@@ -74,7 +74,7 @@ async def _gnss(board, core, stop, stats):
         await _nap(stats, GNSS_POLL_MS)
 
 
-async def _control(board, core, stop, stats):
+async def _control(board, core, stop, stats, wake):
     while not stop.done:
         t0 = ticks_ms()
         now = board.ticks_ms()
@@ -84,9 +84,34 @@ async def _control(board, core, stop, stats):
         stats.busy(ticks_diff(t1, t0), "poll")
         stats.sample_heap()
         stats.busy(ticks_diff(ticks_ms(), t1), "gc")
-        wake = core.next_deadline_ms()
-        wait = MAX_SLEEP_MS if wake is None else wake - board.ticks_ms()
-        await _nap(stats, MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
+        wake_at = core.next_deadline_ms()
+        wait = MAX_SLEEP_MS if wake_at is None else wake_at - board.ticks_ms()
+        wake.napping = True
+        try:
+            await _nap(stats, MIN_SLEEP_MS if wait < MIN_SLEEP_MS else min(wait, MAX_SLEEP_MS))
+        except asyncio.CancelledError:
+            if stop.done:
+                raise
+            # _lock_wake cut the nap short: a lock input moved, sample it now
+        wake.napping = False
+
+
+class _Wake:
+    def __init__(self):
+        self.napping = False
+        self.task = None  # the control task, once created
+
+
+async def _lock_wake(board, core, flag, stop, wake):
+    # The board's pin interrupts set `flag` (an asyncio.ThreadSafeFlag) on every lock edge: the
+    # control task, asleep up to MAX_SLEEP_MS, is woken at once to read the interrupt latch and
+    # sample the inputs (by cancelling its nap: nothing allocated while no edge comes).
+    while not stop.done:
+        await wait_flag(flag)
+        core.lock_changed(board.ticks_ms())
+        if wake.napping and wake.task is not None:
+            wake.napping = False
+            wake.task.cancel()
 
 
 async def _downlinks(board, link, stop, stats):
@@ -97,47 +122,6 @@ async def _downlinks(board, link, stop, stats):
         t0 = ticks_ms()
         link.poll(board.ticks_ms())
         stats.busy(ticks_diff(ticks_ms(), t0), "downlink")
-
-
-BENCH_POLL_MS = 20  # control line: 115200 baud fills 1 KB rxbuf in ~90 ms
-BENCH_SETTLE_POLL_MS = 5  # while a LOCK reply waits for the debounced inputs
-
-
-class BenchTarget:
-    """What the bench-control handler (navseal_fw.benchctl) may do to this seal: the board's
-    input overrides and the core's entry points. No write_cut on a board (a real power cut
-    needs a relay), so CUTWRITE is answered "ERR CUTWRITE unsupported"."""
-
-    def __init__(self, board, core):
-        self.board = board
-        self.core = core
-        feats = ["gnss", "lock", "battery", "reboot", "link_state"]
-        if core.journal.capacity <= 256:
-            feats.append("small_journal")
-        self.features = tuple(feats)
-
-    def feed_gnss(self, data, now_ms):
-        self.core.feed_gnss(data, now_ms)
-
-    def set_lock(self, cable, housing, now_ms):
-        self.board.bench_set_lock(cable, housing)
-        self.core.lock_changed(now_ms)  # as the pin-change interrupt would
-
-    def lock_settled(self, cable, housing):
-        lock = self.core.lock
-        return bool(lock.cable.closed) == cable and bool(lock.housing.closed) == housing
-
-    def set_battery(self, pct):
-        self.board.bench_set_battery(pct)
-
-    def set_link(self, up, now_ms):
-        self.core.on_link(up, now_ms)
-
-    def cut_write(self, n):
-        raise NotImplementedError("no write_cut on a board")
-
-    def status(self):
-        return status_pairs(self.core)
 
 
 def status_pairs(core):
@@ -154,30 +138,6 @@ def status_pairs(core):
             ("rx_ok", c.rx_ok), ("rx_rejected", c.rx_rejected)]
 
 
-async def _bench(board, core, uart, stop):
-    from navseal_fw import benchctl, seal
-
-    ctl = benchctl.BenchCtl(BenchTarget(board, core))
-    fw = "%d.%d.%d" % seal.FW_VERSION
-    uart.write(benchctl.log_line("boot: reset cause %d, bench build" % board.reset_cause()))
-    uart.write(benchctl.ready_line(core.cfg.seal_id, core.boot, fw))
-    while not stop.done:
-        data = uart.read()
-        now = board.ticks_ms()
-        out = ctl.feed(data, now) if data else []
-        if ctl.busy():
-            # A LOCK is waiting for the debounce: the control task may be asleep for up to
-            # MAX_SLEEP_MS, so sample the inputs from here (poll is safe at any time).
-            core.poll(now)
-        out += ctl.poll(now)
-        for line in out:
-            uart.write(line)
-        if ctl.reboot_requested:
-            board.reboot()  # on a board this does not return
-            return
-        await sleep_ms(BENCH_SETTLE_POLL_MS if ctl.busy() else BENCH_POLL_MS)
-
-
 async def run(board, core, link, duration_ms=None, bench_uart=None, stats=None):
     """Start the core and run the loop; forever, or for duration_ms (tests). bench_uart: the
     bench-control line (bench builds only, see bench_uart_for()). Returns the LoopStats; raises
@@ -187,14 +147,21 @@ async def run(board, core, link, duration_ms=None, bench_uart=None, stats=None):
         stats = LoopStats()
     core.start(board.ticks_ms())
     stats.heap_base = stats.sample_heap(force=True)
-    coros = [_gnss(board, core, stop, stats), _control(board, core, stop, stats),
+    wake = _Wake()
+    coros = [_control(board, core, stop, stats, wake), _gnss(board, core, stop, stats),
              _downlinks(board, link, stop, stats), link.run()]
+    if getattr(board, "lock_flag", 0) is None:  # the board wakes the loop on a lock edge
+        board.lock_flag = new_flag()
+        coros.append(_lock_wake(board, core, board.lock_flag, stop, wake))
     if bench_uart is not None:
-        coros.append(_bench(board, core, bench_uart, stop))
+        from navseal_fw.benchctl import serve  # bench builds only: not in a production heap
+
+        coros.append(serve(board, core, bench_uart, stop))
     service = getattr(board, "service", None)  # a board's own task (the desktop's control line)
     if service is not None:
         coros.append(service(stats, lambda: status_pairs(core)))
     tasks = [asyncio.create_task(_guard(stop, c)) for c in coros]
+    wake.task = tasks[0]
     if duration_ms is None:
         await stop.event.wait()
     else:

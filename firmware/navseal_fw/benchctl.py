@@ -2,7 +2,7 @@
 # Sans-I/O: bytes in (feed), reply lines out; the seal is reached through a small target object.
 # Only a bench build uses this (main.py, when navseal.json says "bench": true).
 #
-# Target interface (duck-typed; main.py's BenchTarget on a board, a fake in the tests):
+# Target interface (duck-typed; BenchTarget below on a board, a fake in the tests):
 #   feed_gnss(data, now_ms)            NMEA bytes as if the receiver had sent them
 #   set_lock(cable, housing, now_ms)   override the raw lock levels (bools: True = closed)
 #   pulse_lock(which, width_ms, now_ms) (optional, feature "lock_pulse") an opening of "cable" or
@@ -218,3 +218,80 @@ class BenchCtl:
             self._lock = None
             self.errors += 1
             out.append(reply(False, "LOCK", "inputs did not settle at " + words))
+
+
+# ---- the seal side of a bench build: what main.py's loop runs (app.run, bench_uart) --------
+
+BENCH_POLL_MS = 20  # control line: 115200 baud fills 1 KB rxbuf in ~90 ms
+BENCH_SETTLE_POLL_MS = 5  # while a LOCK reply waits for the debounced inputs
+
+
+class BenchTarget:
+    """What the bench-control handler (navseal_fw.benchctl) may do to this seal: the board's
+    input overrides and the core's entry points. No write_cut on a board (a real power cut
+    needs a relay), so CUTWRITE is answered "ERR CUTWRITE unsupported"."""
+
+    def __init__(self, board, core):
+        self.board = board
+        self.core = core
+        feats = ["gnss", "lock", "battery", "reboot", "link_state"]
+        if hasattr(board, "bench_pulse"):
+            feats.append("lock_pulse")
+        if core.journal.capacity <= 256:
+            feats.append("small_journal")
+        self.features = tuple(feats)
+
+    def feed_gnss(self, data, now_ms):
+        self.core.feed_gnss(data, now_ms)
+
+    def set_lock(self, cable, housing, now_ms):
+        self.board.bench_set_lock(cable, housing)
+        self.core.lock_changed(now_ms)  # as the pin-change interrupt would
+
+    def pulse_lock(self, which, width_ms, now_ms):
+        self.board.bench_pulse(which, width_ms)  # into the pin-interrupt latch, edges dated
+        self.core.lock_changed(now_ms)
+
+    def lock_settled(self, cable, housing):
+        lock = self.core.lock
+        return bool(lock.cable.closed) == cable and bool(lock.housing.closed) == housing
+
+    def set_battery(self, pct):
+        self.board.bench_set_battery(pct)
+
+    def set_link(self, up, now_ms):
+        self.core.on_link(up, now_ms)
+
+    def cut_write(self, n):
+        raise NotImplementedError("no write_cut on a board")
+
+    def status(self):
+        from navseal_fw.app import status_pairs
+
+        return status_pairs(self.core)
+
+
+async def serve(board, core, uart, stop):
+    """The bench-control line as a task of app.run (bench builds only)."""
+    from navseal_fw import seal
+    from navseal_fw.aio import sleep_ms
+
+    ctl = BenchCtl(BenchTarget(board, core))
+    fw = "%d.%d.%d" % seal.FW_VERSION
+    uart.write(log_line("boot: reset cause %d, bench build" % board.reset_cause()))
+    uart.write(ready_line(core.cfg.seal_id, core.boot, fw))
+    while not stop.done:
+        data = uart.read()
+        now = board.ticks_ms()
+        out = ctl.feed(data, now) if data else []
+        if ctl.busy():
+            # A LOCK is waiting for the debounce: the control task may be asleep for up to
+            # MAX_SLEEP_MS, so sample the inputs from here (poll is safe at any time).
+            core.poll(now)
+        out += ctl.poll(now)
+        for line in out:
+            uart.write(line)
+        if ctl.reboot_requested:
+            board.reboot()  # on a board this does not return
+            return
+        await sleep_ms(BENCH_SETTLE_POLL_MS if ctl.busy() else BENCH_POLL_MS)

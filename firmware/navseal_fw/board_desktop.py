@@ -18,6 +18,8 @@
 #
 # Control lines to the seal (one reply line each):
 #   LOCK <cable> <housing>   closed|open|1|0   -> "OK LOCK closed open"
+#   LOCK PULSE <cable|housing> <ms>            -> "OK LOCK PULSE cable 50": an opening that has
+#                                                 just ended, as the pin interrupts latch it
 #   BATT <pct>|none                            -> "OK BATT 42"
 #   STATS                                      -> loopstats.LoopStats.line(): lag since boot, heap
 #   STATS PHASE                                -> the same for the lag since the last STATS PHASE
@@ -210,6 +212,10 @@ class Board(DesktopHal):
             raise OSError("board.json has no \"serial\" for the serial link")
         return _open_source(self._serial_spec)
 
+    def bench_pulse(self, which, width_ms):
+        """An opening of `which` width_ms wide that has just ended (no sample saw it)."""
+        self.pulse(which, width_ms, self.ticks_ms())
+
     def reboot(self):
         f = open(self.root + "/" + _RESET_FILE, "wb")
         f.write(b"2")  # SOFT, as machine.reset() reports on the ESP32
@@ -250,6 +256,11 @@ class Board(DesktopHal):
             # through the pin-interrupt latch (sim_inputs.SimulatedInputs), as the board's Pin.irq
             self.set_lock(levels[words[1]], levels[words[2]], self.ticks_ms())
             return "OK LOCK %s %s" % (words[1], words[2])
+        if (verb == "LOCK" and len(words) == 4 and words[1].upper() == "PULSE"
+                and words[2] in ("cable", "housing") and words[3].isdigit()
+                and 1 <= int(words[3]) <= 10000):
+            self.bench_pulse(words[2], int(words[3]))
+            return "OK LOCK PULSE %s %s" % (words[2], words[3])
         if verb == "BATT" and len(words) == 2:
             if words[1] == "none":
                 self.battery = None

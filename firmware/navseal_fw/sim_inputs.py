@@ -7,6 +7,7 @@
 class SimulatedInputs:
     # The inputs of a seal whose world is simulated (tests, emulator): GNSS bytes pushed in,
     # lock levels, battery and reset cause set as attributes. Shared by MemHal and DesktopHal.
+    lock_flag = None  # app.run: the flag a lock edge sets to wake its loop, as on the board
 
     def _init_inputs(self, battery):
         self.cable_closed = True
@@ -42,6 +43,8 @@ class SimulatedInputs:
         o = 4 * i
         latch[o] += 1
         self.lock_irqs += 1
+        if self.lock_flag is not None:
+            self.lock_flag.set()
         if closed:
             latch[o + 2] = t
             if self._open_since[i] >= 0:

@@ -31,10 +31,22 @@ def test_main_loop_cpython():
         bench_replies = asyncio.run(main_check.check_bench(_load_main()))
         asyncio.run(main_check.check_bench_disabled(_load_main()))
         assert asyncio.run(main_check.check_fault(_load_main()))
+        delays = asyncio.run(main_check.check_lock_pulse(_load_main()))
     finally:
         sys.path.remove(str(MP_DIR))
     assert types[0] == 0x01 and serial_types[0] == 0x01
     assert bench_replies[-1] == "OK REBOOT"
+    assert max(delays) < WOKEN_MS, delays
+
+
+# A lock edge wakes the loop (its naps last up to a second): a pulse is an episode within this
+# (three pulses at random points of the naps would be this quick by chance 0.3 % of the time).
+WOKEN_MS = 150
+
+
+def _delays(out: str) -> list[int]:
+    line = next(x for x in out.splitlines() if x.startswith("PULSE "))
+    return [int(v) for v in line.split()[1:]]
 
 
 @pytest.mark.micropython
@@ -52,6 +64,7 @@ def test_main_loop_micropython():
         "print('BENCH', (await main_check.check_bench(main))[-1])\n"
         "await main_check.check_bench_disabled(main)\n"
         "print('FAULT', await main_check.check_fault(main))\n"
+        "print('PULSE', *(await main_check.check_lock_pulse(main)))\n"
         "peak.sample_live()\n"
         "peak.report()\n"
         "print('TYPES', types)\n"
@@ -61,6 +74,7 @@ def test_main_loop_micropython():
     assert "TYPES [1" in res.stdout
     assert "BENCH OK REBOOT" in res.stdout
     assert "FAULT True" in res.stdout
+    assert max(_delays(res.stdout)) < WOKEN_MS, res.stdout
 
 
 @pytest.mark.micropython
@@ -74,6 +88,7 @@ def test_main_loop_unix_port():
         "print('BENCH', asyncio.run(main_check.check_bench(main))[-1])\n"
         "asyncio.run(main_check.check_bench_disabled(main))\n"
         "print('FAULT', asyncio.run(main_check.check_fault(main)))\n"
+        "print('PULSE', *asyncio.run(main_check.check_lock_pulse(main)))\n"
         "print('TYPES', types)\n"
     )
     res = run_unix(code, paths=[REPO / "firmware", MP_DIR, REPO / "tests" / "micropython"])
@@ -81,3 +96,4 @@ def test_main_loop_unix_port():
     assert "TYPES [1" in res.stdout
     assert "BENCH OK REBOOT" in res.stdout
     assert "FAULT True" in res.stdout
+    assert max(_delays(res.stdout)) < WOKEN_MS, res.stdout

@@ -282,3 +282,49 @@ async def check_fault(main_module):
     assert board.rebooted == 1
     assert fault.take(board) == fault.MEMORY and fault.take(board) == fault.NONE
     return True
+
+
+async def check_lock_pulse(main_module):
+    """A 50 ms opening between two samples, while the loop naps up to a second: the board's
+    lock flag (a ThreadSafeFlag where the port has one) wakes the loop at the edge, which reads
+    the interrupt latch, so the opening is an episode within milliseconds, not at the next poll.
+    Returns the delays (ms) from each pulse to its episode."""
+    import asyncio
+
+    board = RealTimeBoard()
+    link = FakeLink()  # link down: nothing shortens the loop's naps
+    cfg = Config({"seal_id": SEAL, "key": KEY})
+    core = SealCore(cfg, board, link.send)
+    gw = C.Codec(SEAL, KEY)
+    delays = []
+
+    async def bench():
+        await _sleep(300)
+        t = board.unix()
+        core.on_downlink(gw.encode(C.ACTIVATE, 0, 1, t, (77, SEAL, "DECL", "VEH", "55201", "Khorgos",
+                                                        t - 60, t + 86400, 0, b"")), board.ticks_ms())
+        assert core.escort.state == 1, "not activated"
+        for i, which in enumerate(("cable", "housing", "cable")):
+            await _sleep(1300)  # the loop settles into its one-second naps
+            assert board.lock_flag is not None, "run() gave the board no lock flag"
+            assert core.evidence.openings == i
+            t0 = _now_ms()
+            board.pulse(which, 50, board.ticks_ms())
+            while core.evidence.openings == i and _now_ms() - t0 < 2000:
+                await _sleep(2)
+            delays.append(_now_ms() - t0)
+
+    task = asyncio.create_task(bench())
+    await main_module.run(board, core, link, duration_ms=5000)
+    await task
+    assert core.evidence.openings == 3, core.evidence.openings
+    return delays
+
+
+async def _sleep(ms):
+    import asyncio
+
+    if hasattr(asyncio, "sleep_ms"):
+        await asyncio.sleep_ms(ms)
+    else:
+        await asyncio.sleep(ms / 1000)
