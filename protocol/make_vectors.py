@@ -79,7 +79,7 @@ def _route(n, start=(4323800, 7694500)):
 
 
 # An escort 77 six hours in: armed at journal rseq 1000, one opening episode still open (cable then
-# housing), deviations, GNSS trouble, anomalies of every kind, two reboots of which one a power loss.
+# housing), deviations, GNSS trouble, anomalies of three kinds, two reboots of which one a power loss.
 EVIDENCE_ACTIVE = _evidence(
     escort_id=77, flags={"opening_now": True, "deviating_now": True, "gnss_lost_now": True},
     start_rseq=1000, hw_rseq=1433, thinned=12, openings=2, opening_first=T0 - 7200,

@@ -148,7 +148,7 @@ COMMAND_RESULTS = {
     "JOURNAL_PENDING": 7,
 }
 # GNSS_ANOMALY event value: kind << 24 | detail (docs/protocol.md, EVENT).
-GNSS_ANOMALY_KINDS = {"time_backwards": 1, "impossible_speed": 2, "invalid_date": 3}
+GNSS_ANOMALY_KINDS = {"time_backwards": 1, "impossible_speed": 2, "invalid_date": 3, "time_forward": 4}
 
 # A coordinate in 1e-7 degree; 0x7FFFFFFF means "no position known" (JSON null).
 Position = ExprAdapter(
@@ -248,7 +248,8 @@ OpeningInputs = BitStruct(
 )
 
 AnomalyKinds = BitStruct(
-    "_reserved" / Const(0, BitsInteger(5)),
+    "_reserved" / Const(0, BitsInteger(4)),
+    "time_forward" / Flag,
     "invalid_date" / Flag,
     "impossible_speed" / Flag,
     "time_backwards" / Flag,

@@ -38,6 +38,7 @@ EV_ROUTE_RETURNED = const(12)
 ANOMALY_TIME_BACKWARDS = const(1)  # detail: seconds back
 ANOMALY_IMPOSSIBLE_SPEED = const(2)  # detail: metres
 ANOMALY_INVALID_DATE = const(3)  # detail: 0
+ANOMALY_TIME_FORWARD = const(4)  # detail: seconds ahead
 # COMMAND_RESULT.result: 0..7
 RES_OK = const(0)
 RES_LOCK_OPEN = const(1)
@@ -59,6 +60,7 @@ AL_GNSS_ANOMALY = const(0x40)
 EVK_TIME_BACKWARDS = const(0x01)
 EVK_IMPOSSIBLE_SPEED = const(0x02)
 EVK_INVALID_DATE = const(0x04)
+EVK_TIME_FORWARD = const(0x08)
 # status byte / STATE.lock
 ST_CABLE_INTACT = const(0x80)
 ST_HOUSING_CLOSED = const(0x40)
@@ -75,7 +77,7 @@ _EV_INPUTS_AT = const(23)
 _EV_KINDS_AT = const(50)
 _EVF_RESERVED = const(0xF0)
 _EVI_RESERVED = const(0xFC)
-_EVK_RESERVED = const(0xF8)
+_EVK_RESERVED = const(0xF0)
 
 
 def parse_uplink(typ, p):

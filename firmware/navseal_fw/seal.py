@@ -201,6 +201,10 @@ class SealCore:
         self.hdop_u8 = 255
         self._have_fix = False
         self._last_fix_ms = 0  # the last fix taken (or boot)
+        # The gateway's time from the newest authenticated downlink, and when it came (monotonic):
+        # GNSS time is held against it (gnss_check.py). 0: none since boot.
+        self._gw_t = 0
+        self._gw_ms = 0
         self._act_ms = 0  # activation (or boot): stretches without a fix start here at the earliest
         self._state_due = False  # a STATE to send once the journal is drained
         self._state_due_since = 0
@@ -310,13 +314,10 @@ class SealCore:
             self.gcheck.bad_dates = p.bad_dates
             self.gcheck.note(INVALID_DATE)
             self._anomaly()
-        utc = p.utc
-        if utc > CLOCK_SANE:
-            # Only forward: time going backwards is never adopted as the seal's clock (a
-            # spoofer replaying old signals, a receiver's week rollover); TIME may set it back.
-            t = self.hal.unix()
-            if t < CLOCK_SANE or utc - t > 2:
-                self.hal.set_unix(utc)
+        if p.utc > CLOCK_SANE and self.hal.unix() < CLOCK_SANE:
+            # A clock never set gets the receiver's time even without a fix (a first estimate);
+            # after that only fixes the GnssCheck took set it (_on_fix), and the gateway (TIME).
+            self.hal.set_unix(p.utc)
 
     def _on_fix(self, f):
         g = self.gcheck
@@ -326,8 +327,7 @@ class SealCore:
             clock = self.hal.unix()
             if clock < CLOCK_SANE:
                 clock = 0
-        ok = g.judge(f.time, f.lat_e7, f.lon_e7, clock, self.fix_time if have else 0, self.lat,
-                     self.lon)
+        ok = g.judge(f.time, f.lat_e7, f.lon_e7, self._now, clock, self.gateway_time())
         active = self.escort.state == E.ACTIVE
         if g.kind:
             self._anomaly()
@@ -336,6 +336,11 @@ class SealCore:
             self.evidence.save()
         if not ok:
             return
+        t = self.hal.unix()
+        if f.time - t > 2 or t - f.time > 2:
+            # The clock follows the fixes taken: never a refused one (a spoofer's future, a
+            # replayed past), and back again once true GNSS is confirmed (gnss_check.py).
+            self.hal.set_unix(f.time)
         self._have_fix = True
         self.lat = f.lat_e7
         self.lon = f.lon_e7
@@ -361,6 +366,13 @@ class SealCore:
             self._record_position()
             self._last_report = self._now
             self._pump()
+
+    def gateway_time(self):
+        """The gateway's time now (its newest authenticated downlink carried forward on the
+        monotonic clock), or 0 when no downlink came since boot."""
+        if not self._gw_t:
+            return 0
+        return self._gw_t + (self._now - self._gw_ms) // 1000
 
     def _stretch(self, now_ms):
         # The longest stretch without a fix this escort (since the last fix, or since activation
@@ -658,6 +670,11 @@ class SealCore:
                 self._result(fr.boot, fr.seq, t, E.BAD_PARAMS)
             return
         self.rx_ok += 1
+        if fr.time > CLOCK_SANE and fr.time > self.gateway_time():
+            # Every authenticated downlink carries the gateway's time; the newest one counts (a
+            # frame the broker held back carries an older time and changes nothing).
+            self._gw_t = fr.time
+            self._gw_ms = now_ms
         if t == codec.ACK:
             self.escort.accept(fr.boot, fr.seq, False)
             self._on_ack(p)
@@ -725,6 +742,8 @@ class SealCore:
             self._result(fr.boot, fr.seq, t, E.OK)
         elif t == codec.TIME:
             self.hal.set_unix(p[0])
+            self._gw_t = p[0]  # the gateway's explicit time, back or forward
+            self._gw_ms = self._now
             self._result(fr.boot, fr.seq, t, E.OK)
         else:
             self._result(fr.boot, fr.seq, t, E.UNSUPPORTED)

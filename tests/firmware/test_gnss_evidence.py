@@ -65,7 +65,7 @@ def test_time_going_backwards_is_refused_as_a_fix_and_as_the_clock():
         feed(r, nmea_fix(t - 3600 + k, lat + 5000, LON0, 0, 0))
     assert r.core.lat == lat and r.core.fix_time < t + 1
     assert r.hal.unix() >= t + 5  # the clock did not go back
-    assert anomalies(r) == [BACK | 3600]  # once in the episode
+    assert anomalies(r) == [BACK | 3601]  # once in the episode; behind the gateway's time now
     r.run(CLEAR_FIXES + 1)
     r.hal.advance(1000)
     feed(r, nmea_fix(r.hal.unix() - 30, lat, LON0, 0, 0))  # a new episode: raised again
@@ -162,3 +162,99 @@ def test_deviations_in_the_evidence_and_no_flash_write_per_fix():
     r2 = SealCore(r.cfg, r.hal, lambda f: True)
     r2.start(r.hal.now_ms)
     assert r2.evidence.deviation_max_m == grows and r2.escort.corridor.deviated
+
+
+FORWARD = C.ANOMALY_TIME_FORWARD << 24
+
+
+def _boot_without_gateway(r):
+    """A reboot after which no downlink reaches the seal: its clock is only what GNSS (or a
+    past boot) set, and there is no gateway time to hold fixes against. -> the events raised."""
+    r.up = False
+    r.core = SealCore(r.cfg, r.hal, r._send)
+    raised = []
+    event = r.core._event
+
+    def spy(code, value):
+        raised.append((code, value))
+        event(code, value)
+
+    r.core._event = spy
+    r.core.start(r.hal.now_ms)
+    return raised
+
+
+def _fix_at(r, t, lat=LAT0):
+    r.hal.advance(1000)
+    feed(r, nmea_fix(t, lat, LON0, 0, 0))
+
+
+def _anomalies_of(raised):
+    return [v for code, v in raised if code == C.EV_GNSS_ANOMALY]
+
+
+def test_a_forward_jump_is_refused_and_never_locks_the_seal_out_of_true_gnss():
+    r = Rig()
+    r.run(3)
+    raised = _boot_without_gateway(r)
+    truth = r.hal.unix()
+    for _ in range(3):
+        truth += 1
+        _fix_at(r, truth)
+    assert r.core.fix_time == truth
+    # A spoofer pushes the time a day ahead, second after second.
+    truth += 1
+    _fix_at(r, truth + 86400)
+    assert r.core.fix_time == truth - 1  # refused
+    assert _anomalies_of(raised) == [FORWARD | 86400]
+    truth += 1
+    _fix_at(r, truth + 86400)
+    # With nothing but its own GNSS history to go by, the seal takes a second fix that agrees
+    # (as with an impossible speed): it cannot tell the spoofer from a receiver that was right.
+    assert r.core.fix_time == truth + 86400 and r.hal.unix() == truth + 86400
+    # The spoofer stops: the first true fix is "time going backwards", the second agrees with it
+    # and is taken, and the clock comes back with it. One event per kind in the episode.
+    truth += 1
+    _fix_at(r, truth)
+    truth += 1
+    _fix_at(r, truth)
+    assert r.core.fix_time == truth and r.hal.unix() == truth
+    (fwd, back) = _anomalies_of(raised)
+    assert fwd == FORWARD | 86400 and back >> 24 == C.ANOMALY_TIME_BACKWARDS
+    for _ in range(5):
+        truth += 1
+        _fix_at(r, truth)
+        assert r.core.fix_time == truth
+    assert len(_anomalies_of(raised)) == 2
+
+
+def test_a_seal_whose_clock_is_ahead_of_true_gnss_recovers_after_a_reboot_with_one_anomaly():
+    r = Rig()
+    r.run(3)
+    truth = r.hal.unix()
+    r.hal.set_unix(truth + 86400)  # the clock a day ahead (a spoofer set it, or a past boot's RTC)
+    raised = _boot_without_gateway(r)
+    truth += 1
+    _fix_at(r, truth)
+    assert not r.core._have_fix  # far behind the seal's clock: refused once
+    truth += 1
+    _fix_at(r, truth)
+    assert r.core._have_fix and r.core.fix_time == truth and r.hal.unix() == truth
+    assert [v >> 24 for v in _anomalies_of(raised)] == [C.ANOMALY_TIME_BACKWARDS]
+
+
+def test_with_the_gateways_time_a_forward_jump_stays_refused_and_a_long_one_is_gnss_lost():
+    r = active(gnss_lost_s=30)
+    assert r.core.gateway_time() == r.hal.unix()  # from the ACKs' time
+    lat = r.core.lat
+    taken = r.core.fix_time
+    for _ in range(40):  # a spoofer an hour ahead, alone on the air for 40 s
+        r.hal.advance(1000)
+        feed(r, nmea_fix(r.hal.unix() + 3600, lat + 5000, LON0, 0, 0))
+    assert r.core.fix_time == taken and r.core.lat == lat  # none taken, however many agree
+    assert anomalies(r) == [FORWARD | 3600]  # once in the episode
+    assert r.hal.unix() < taken + 60  # nor the clock
+    assert r.gw.event_values(C.EV_GNSS_LOST)  # refusing for long is a loss, as without a fix
+    assert r.core.evidence.anomaly_kinds == C.EVK_TIME_FORWARD
+    r.run(2)  # true GNSS: taken at once
+    assert r.core.fix_time == r.hal.unix() and r.gw.event_values(C.EV_GNSS_REGAINED)

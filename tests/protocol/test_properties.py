@@ -38,7 +38,7 @@ evidence = st.fixed_dictionaries({
     "opening_inputs": flags_of("cable", "housing"), "deviations": u16, "deviation_first": u32,
     "deviation_max_m": u32, "gnss_losses": u16, "gnss_longest_s": u32, "gnss_longest_at": u32,
     "anomalies": u16, "anomaly_first": u32,
-    "anomaly_kinds": flags_of("time_backwards", "impossible_speed", "invalid_date"),
+    "anomaly_kinds": flags_of("time_backwards", "impossible_speed", "invalid_date", "time_forward"),
     "reboots": u16, "power_losses": u16})
 route = st.lists(st.tuples(st.integers(-32768, 32767), st.integers(-32768, 32767)), max_size=60).map(
     lambda deltas: [[1000 + sum(d[0] for d in deltas[:i]), 2000 + sum(d[1] for d in deltas[:i])]
@@ -136,7 +136,7 @@ _EVIDENCE_VECTORS = [json.loads(p.read_text()) for p in
 _EVIDENCE_VECTORS = [v for v in _EVIDENCE_VECTORS
                      if "frame" in v and v["frame"]["type"] in ("STATE", "COMMAND_RESULT")]
 # Reserved bits of the Evidence block's three bit-field bytes (docs/protocol.md, "Evidence").
-_EVIDENCE_RESERVED = {4: 0xF0, 23: 0xFC, 50: 0xF8}
+_EVIDENCE_RESERVED = {4: 0xF0, 23: 0xFC, 50: 0xF0}  # anomaly_kinds: bit 3 is time_forward
 
 
 @settings(max_examples=400, deadline=None)

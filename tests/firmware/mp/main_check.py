@@ -318,6 +318,8 @@ async def check_lock_pulse(main_module):
     await main_module.run(board, core, link, duration_ms=5000)
     await task
     assert core.evidence.openings == 3, core.evidence.openings
+    assert core.alarms() & 0x03 == 0x03, core.alarms()  # CABLE_CUT and HOUSING_OPENED raised
+    assert core.tamper.glitches == 0
     return delays
 
 

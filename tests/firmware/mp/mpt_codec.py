@@ -153,7 +153,7 @@ def test_bad_payloads():
     payload_error(C.STATE, state + ev[:54])  # one byte short
     payload_error(C.STATE, state + ev + b"\x00")  # one byte long
     payload_error(C.STATE, state)  # a version 1 STATE: no evidence
-    for at, bit in ((4, 0x10), (4, 0x80), (23, 0x04), (23, 0x80), (50, 0x08), (50, 0x80)):
+    for at, bit in ((4, 0x10), (4, 0x80), (23, 0x04), (23, 0x80), (50, 0x10), (50, 0x80)):
         bad = bytearray(ev)
         bad[at] |= bit
         payload_error(C.STATE, state + bad)
@@ -213,7 +213,7 @@ EVIDENCE_FIELDS = ("escort_id", "flags", "start_rseq", "hw_rseq", "thinned", "op
                    "anomalies", "anomaly_first", "anomaly_kinds", "reboots", "power_losses")
 EVIDENCE_BITS = {"flags": ("closed", "opening_now", "deviating_now", "gnss_lost_now"),
                  "opening_inputs": ("cable", "housing"),
-                 "anomaly_kinds": ("time_backwards", "impossible_speed", "invalid_date")}
+                 "anomaly_kinds": ("time_backwards", "impossible_speed", "invalid_date", "time_forward")}
 
 
 def _pos(v):

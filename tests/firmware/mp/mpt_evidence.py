@@ -8,7 +8,7 @@ from navseal_fw import codec as C
 from navseal_fw import escort as E
 from navseal_fw import journal as J
 from navseal_fw.evidence import CABLE, HOUSING, Evidence
-from navseal_fw.gnss_check import CLEAR_FIXES, IMPOSSIBLE_SPEED, TIME_BACKWARDS, GnssCheck
+from navseal_fw.gnss_check import CLEAR_FIXES, IMPOSSIBLE_SPEED, TIME_BACKWARDS, TIME_FORWARD, GnssCheck
 from navseal_fw.hal import MemHal
 from navseal_fw.seal import Config, SealCore
 
@@ -191,37 +191,42 @@ def test_evidence_record_round_trip():
     assert buf[4] == C.EVF_GNSS_LOST_NOW  # a loss going on
 
 
-class Track:
-    # the caller's last fix taken, as SealCore keeps it
-    def __init__(self):
-        self.g = GnssCheck(250)
-        self.t = 0
-        self.lat = 0
-        self.lon = 0
-
-    def judge(self, t, lat, lon):
-        ok = self.g.judge(t, lat, lon, 0, self.t, self.lat, self.lon)
-        if ok:
-            self.t, self.lat, self.lon = t, lat, lon
-        return ok
-
-
 def test_gnss_check_episodes():
-    tr = Track()
-    g = tr.g
-    assert tr.judge(T0, 432000000, 770000000) and g.kind == 0
-    assert not tr.judge(T0 - 5, 432000000, 770000000) and g.kind == TIME_BACKWARDS and g.detail == 5
-    assert not tr.judge(T0 - 4, 432000000, 770000000) and g.kind == 0  # the same episode
-    assert not tr.judge(T0 + 1, 442000000, 770000000) and g.kind == IMPOSSIBLE_SPEED
-    assert tr.judge(T0 + 2, 442000000, 770000000)  # a second fix agrees: taken (good run: 1)
+    g = GnssCheck(250)
+    ms = [0]
+
+    def judge(t, lat, lon, clock=0, auth=0):
+        ms[0] += 1000  # a fix a second
+        return g.judge(t, lat, lon, ms[0], clock, auth)
+
+    assert judge(T0, 432000000, 770000000) and g.kind == 0
+    assert not judge(T0 - 5, 432000000, 770000000) and g.kind == TIME_BACKWARDS and g.detail == 5
+    assert not judge(T0 - 5, 432000000, 770000000) and g.kind == 0  # the same episode
+    assert not judge(T0 + 2, 442000000, 770000000) and g.kind == IMPOSSIBLE_SPEED
+    assert judge(T0 + 3, 442000000, 770000000)  # a second fix agrees: taken (good run: 1)
     for k in range(CLEAR_FIXES - 2):
-        assert tr.judge(T0 + 3 + k, 442000000, 770000000) and not g.episode_ended
-    assert tr.judge(T0 + 1 + CLEAR_FIXES, 442000000, 770000000) and g.episode_ended
+        assert judge(T0 + 4 + k, 442000000, 770000000) and not g.episode_ended
+    assert judge(T0 + 2 + CLEAR_FIXES, 442000000, 770000000) and g.episode_ended
     assert g.kinds_now == 0
-    assert not tr.judge(T0, 442000000, 770000000) and g.kind == TIME_BACKWARDS  # raised again
-    # after a boot (no fix yet) the seal's own clock is the reference, with some slack
-    assert not g.judge(T0 - 400, 442000000, 770000000, T0, 0, 0, 0) and g.kind == 0  # (episode)
-    assert g.judge(T0 - 200, 442000000, 770000000, T0, 0, 0, 0)
+    assert not judge(T0, 442000000, 770000000) and g.kind == TIME_BACKWARDS  # raised again
+    # far ahead of the last fix plus the time since: refused, taken once a second fix agrees
+    t = g.last_t
+    assert not judge(t + 1 + 3600, 442000000, 770000000) and g.kind == TIME_FORWARD
+    assert judge(t + 2 + 3600, 442000000, 770000000) and g.last_t == t + 3602
+    # true GNSS again: refused once (backwards from the spoofed time), then it agrees: taken
+    assert not judge(t + 3, 442000000, 770000000)
+    assert judge(t + 4, 442000000, 770000000) and g.last_t == t + 4
+    # against the gateway's time: refused however many agree
+    for k in range(3):
+        assert not judge(t + 3600 + k, 442000000, 770000000, auth=t + 5 + k)
+    assert judge(t + 8, 442000000, 770000000, auth=t + 8)
+    # after a boot (no fix yet) the seal's own clock is the reference, with some slack, and a
+    # clock ahead of GNSS is argued with: the second fix that agrees is taken
+    g = GnssCheck(250)
+    assert not judge(T0 - 400, 442000000, 770000000, clock=T0) and g.kind == TIME_BACKWARDS
+    assert judge(T0 - 399, 442000000, 770000000, clock=T0 + 1)
+    g = GnssCheck(250)
+    assert judge(T0 - 200, 442000000, 770000000, clock=T0)
 
 
 def test_thinned_positions_of_the_escort_are_counted():
