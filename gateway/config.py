@@ -109,7 +109,7 @@ class GatewayConfig:
     # More than this many frames of one seal in a row refused as replayed or forged (bad MAC) raise
     # one SEAL_REJECTING alarm: a seal the gateway no longer hears although it sends.
     seal_rejecting_after: Annotated[int, Field(ge=1, le=1_000_000)] = 20
-    notify_deadline_s: Seconds = 1 * HOUR  # clause 11: offices told within one hour (latency target)
+    notify_deadline_s: Seconds = 1 * HOUR  # clause 11: offices told within one hour (NOTIFY_OVERDUE per sink)
     retention_years: Annotated[int, Field(ge=1, le=100)] = 5  # clause 18.3: five years after deactivation
     # Corridor hysteresis: ROUTE_DEVIATION when a fix is farther than the corridor half-width for
     # `route_confirm_fixes` fixes in a row; ROUTE_RETURNED only once a fix is back within
