@@ -106,7 +106,10 @@ class GatewayConfig:
     # The seal's longest stretch without a valid fix (its evidence, its GNSS_LOST event) beyond
     # this is a non-routine situation (clause 3.8's three hours, measured by the seal).
     gnss_lost_after_s: Seconds = 3 * HOUR
-    notify_deadline_s: Seconds = 1 * HOUR  # clause 11: offices told within one hour (latency target)
+    # More than this many frames of one seal in a row refused as replayed or forged (bad MAC) raise
+    # one SEAL_REJECTING alarm: a seal the gateway no longer hears although it sends.
+    seal_rejecting_after: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    notify_deadline_s: Seconds = 1 * HOUR  # clause 11: offices told within one hour (NOTIFY_OVERDUE per sink)
     retention_years: Annotated[int, Field(ge=1, le=100)] = 5  # clause 18.3: five years after deactivation
     # Corridor hysteresis: ROUTE_DEVIATION when a fix is farther than the corridor half-width for
     # `route_confirm_fixes` fixes in a row; ROUTE_RETURNED only once a fix is back within

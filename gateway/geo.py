@@ -37,7 +37,10 @@ def ecef(lat_deg: float, lon_deg: float) -> tuple[float, float, float]:
 
 
 class Route:
-    """A polyline of (lat, lon) degrees; `distance_m(lat, lon)` is the distance to it in metres."""
+    """A polyline of (lat, lon) degrees; `distance_m(lat, lon)` is the distance to it in metres.
+
+    Longitudes may run past +-180 (the wire's continuous longitudes, `unwrap`): a route across the
+    antimeridian is measured the short way, and a fix at -179.9 finds the route at 180.1."""
 
     PIECE_M = 5_000.0
 
@@ -46,7 +49,7 @@ class Route:
             raise ValueError("a route needs at least one point")
         self.points = [(float(p[0]), float(p[1])) for p in points]
         for lat, lon in self.points:
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            if not (-90 <= lat <= 90 and -540 <= lon <= 540):
                 raise ValueError(f"route point ({lat}, {lon}) out of range")
         # The wire route's segments are straight lines in latitude/longitude (docs/protocol.md,
         # densify_route). A long one is not a straight line in space (on a 36 km east-west segment
@@ -72,11 +75,12 @@ class Route:
     def distance_m(self, lat: float, lon: float) -> float:
         """Distance in metres from (lat, lon) degrees to the nearest point of the polyline."""
         basis = _enu_basis(lat, lon)
-        ci, cj = _cell(lat, lon)
         candidates: set[int] = set()
-        for di in (-1, 0, 1):
-            for dj in (-1, 0, 1):
-                candidates.update(self._grid.get((ci + di, cj + dj), ()))
+        for turn in (0.0, 360.0, -360.0):  # the route's longitudes may be unwrapped past +-180
+            ci, cj = _cell(lat, lon + turn)
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    candidates.update(self._grid.get((ci + di, cj + dj), ()))
         if candidates:
             best = min(self._segment_distance(basis, i) for i in candidates)
             # A segment outside the 3x3 block around the fix is at least one cell side away: the
@@ -222,6 +226,20 @@ def load_route(path: str) -> list[tuple[float, float]]:
     return route_from_geojson(data)
 
 
+def unwrap(points: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
+    """Continuous longitudes: each point's longitude moved by a multiple of 360 so that it differs
+    from the previous one by at most 180 degrees (the short way; docs/protocol.md, ACTIVATE). A
+    route across the antimeridian then carries longitudes past +-180, as the wire does."""
+    out: list[tuple[float, float]] = []
+    for lat, lon in points:
+        lat, lon = float(lat), float(lon)
+        if out:
+            prev = out[-1][1]
+            lon += 360.0 * round((prev - lon) / 360.0)
+        out.append((lat, lon))
+    return out
+
+
 def to_wire_route(points: Sequence[Sequence[float]]) -> list[list[int]]:
-    """(lat, lon) degrees -> the protocol's [lat_e5, lon_e5] integer pairs."""
-    return [[round(lat * 1e5), round(lon * 1e5)] for lat, lon in points]
+    """(lat, lon) degrees -> the protocol's [lat_e5, lon_e5] integer pairs, longitudes continuous."""
+    return [[round(lat * 1e5), round(lon * 1e5)] for lat, lon in unwrap(points)]

@@ -120,6 +120,8 @@ class Ingest:
         self.metrics = metrics
         self.keys = keys
         self.commands = commands
+        # seal id -> its current run of refused frames {n, since, reasons} (SEAL_REJECTING)
+        self.refusals: dict[int, dict[str, Any]] = {}
 
     def handle(self, items: Sequence[tuple[bytes, str]]) -> list[IngestResult]:
         """Several frames in ONE transaction (one savepoint each), results in input order; ACKs are
@@ -141,7 +143,46 @@ class Ingest:
         if pending:
             self._commit_batch(pending)
         self._account(works)
+        try:
+            self._watch_refusals(works)
+        except Exception:  # the frames' outcome stands; the alarm comes with the next refusal
+            log.exception("could not record a SEAL_REJECTING change")
         return [w.result for w in works]
+
+    def _watch_refusals(self, works: list[_Work]) -> None:
+        """SEAL_REJECTING: more than `seal_rejecting_after` frames of one provisioned seal in a row
+        refused as replayed or forged raise one alarm (a seal whose counters or key no longer match
+        the gateway's is as silent as a jammed one); its first accepted frame ends it
+        (SEAL_REJECTING_ENDED). The run is counted in this process's memory."""
+        limit = self.config.seal_rejecting_after
+        changes: list[tuple[str, int, dict[str, Any]]] = []
+        for w in works:
+            r, sid = w.result, w.result.seal_id
+            if sid is None:
+                continue
+            if r.result == "rejected" and r.reason in ("replayed", "bad_mac"):
+                run = self.refusals.setdefault(sid, {"n": 0, "since": self.clock(), "reasons": {}})
+                run["n"] += 1
+                run["reasons"][r.reason] = run["reasons"].get(r.reason, 0) + 1
+                if run["n"] == limit + 1:
+                    changes.append(("SEAL_REJECTING", sid, run))
+            elif r.result == "accepted":
+                run = self.refusals.pop(sid, None)
+                if run is not None and run["n"] > limit:
+                    changes.append(("SEAL_REJECTING_ENDED", sid, run))
+        if not changes:
+            return
+        now = self.clock()
+        with self.store.transaction() as tx:
+            for kind, sid, run in changes:
+                escort = tx.open_escort_for_seal(sid)
+                event = ev.make_event(
+                    kind, seal_id=sid, fact=f"rejecting:{run['since']}:{kind}", escort=escort,
+                    occurred_at=run["since"] if kind == "SEAL_REJECTING" else now, known_at=now, emitted_at=now,
+                    details={"refused_in_a_row": run["n"], "reasons": dict(run["reasons"]),
+                             "since": ev.iso(run["since"]), "threshold": limit})
+                new = tx.insert_events([event], [escort["escort_id"] if escort else None], now)
+                self.metrics.events_created(new)
 
     def _precheck(self, w: _Work) -> None:
         """CRC, decode, authenticate: everything that needs no transaction (protocol/codec.py)."""
@@ -214,8 +255,11 @@ class Ingest:
             raise _Reject("unknown_seal", f"seal {seal_id} is not provisioned", seal_id)
         r = w.result
         last = (seal["last_boot"], seal["last_seq"]) if seal["last_boot"] is not None else None
-        if last is not None and (frame.boot, frame.seq) <= last:
-            seen = tx.get_uplink(seal_id, frame.boot, frame.seq)
+        # After an admin reset of the window (last None) a frame stored before is still a duplicate.
+        seen = (tx.get_uplink(seal_id, frame.boot, frame.seq)
+                if last is None and seal["last_seen_at"] is not None else None)
+        if seen is not None or (last is not None and (frame.boot, frame.seq) <= last):
+            seen = seen or tx.get_uplink(seal_id, frame.boot, frame.seq)
             if seen is None or seen["type"] != frame.type:
                 raise _Reject("replayed", f"(boot {frame.boot}, seq {frame.seq}) is not after "
                                           f"the last accepted {last}", seal_id)

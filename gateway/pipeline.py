@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from . import retention, seal_keys, views
+from . import audit, retention, seal_keys, views
 from .auth import Actor
 from .command_requests import SYSTEM_ACTOR, ActivationRequest, CommandError
 from .commands import Commands
@@ -90,6 +90,24 @@ class Pipeline:
             self._keys.forget(int(seal_id))
             self.pipeline_metrics.events_created(new)
         return answer
+
+    def reset_replay_window(self, seal_id: int, *, actor: Actor | None = None) -> dict[str, Any]:
+        """Admin: forget the seal's last accepted (boot, seq), so its next new frame is accepted
+        whatever its counters (a seal whose flash was replaced restarts them; frames stored
+        before stay duplicates). Audited as `actor`. Raises CommandError."""
+        with self._lock:
+            now = self.clock()
+            with self.store.transaction() as tx:
+                seal = tx.get_seal(int(seal_id))
+                if seal is None:
+                    raise CommandError("unknown_seal", f"seal {seal_id} is not provisioned")
+                previous = {"boot": seal["last_boot"], "seq": seal["last_seq"]}
+                tx.update_seal(int(seal_id), last_boot=None, last_seq=None)
+                seq = audit.record(tx, actor or SYSTEM_ACTOR, "seal.reset_replay", f"seal:{seal_id}",
+                                   {"previous": previous}, now=now)
+            refused = self._ingest.refusals.get(int(seal_id), {}).get("n", 0)
+        return {"seal_id": int(seal_id), "reset": True, "previous": previous, "refused_in_a_row": refused,
+                "audit_seq": seq}
 
     def request_activation(self, request: ActivationRequest | dict[str, Any], *,
                            actor: Actor | None = None) -> dict[str, Any]:

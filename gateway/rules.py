@@ -170,7 +170,14 @@ class EscortRules:
 
     # -- facts from the seal --
     def heard(self) -> None:
-        """Any authenticated frame from the seal: ends a signal loss (SIGNAL_RESTORED with the gap)."""
+        """Any new authenticated frame from the seal: ends a signal loss (SIGNAL_RESTORED with the
+        gap); and while its GNSS is lost (its GNSS_LOST, no GNSS_REGAINED yet) with the link up past
+        `gnss_lost_after_s`, that is GNSS_LOST (jammed GNSS, modem left alone)."""
+        gnss_since = self.state.get("gnss_lost_since")
+        if (gnss_since is not None and self.listening and not self.state.get("gnss_alarm")
+                and self.known_at - float(gnss_since) > self.config.gnss_lost_after_s):
+            self.gnss_lost(float(gnss_since), self.known_at - float(gnss_since), None,
+                           "seal's GNSS_LOST and no GNSS_REGAINED, link up")
         lost_since = self.state.get("lost_since")
         if lost_since is None:
             return

@@ -1,7 +1,7 @@
 """Timers: what happens because time passed, not because a frame arrived.
 
 `tick(now)` runs the timed rules on every monitored escort (SIGNAL_LOST, TRANSIT_OVERDUE,
-DEACTIVATION_OVERDUE: gateway/rules.py; at the clause 14 deadline the verdict of an escort still
+DEACTIVATION_OVERDUE: gateway/rules.py; NOTIFY_OVERDUE per sink: gateway/notify_deadline.py; at the clause 14 deadline the verdict of an escort still
 waiting for the seal's records, gateway/verdict.py) and resends due commands to seals that count as online
 (gateway/commands.py); `next_deadline(now)` says when `tick` next has something to do, so a driver
 can sleep until then. Only new authenticated frames prove a seal alive, so SIGNAL_LOST waits until
@@ -11,14 +11,18 @@ seals sent meanwhile, and a seal that did send must not be reported silent becau
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from . import verdict
 from .commands import Commands, waits_for_seal
 from .config import GatewayConfig
+from .notify_deadline import NotifyDeadline
 from .rules import EscortRules
 from .store import ESCORT_EVIDENCE_PENDING, MONITORED_STATUSES, Store
+
+log = logging.getLogger("navseal.gateway.pipeline.timers")
 
 
 class Timers:
@@ -29,6 +33,7 @@ class Timers:
         self.config = config
         self.commands = commands
         self.started_at = started_at
+        self.notify = NotifyDeadline(store, config)
 
     @property
     def signal_not_before(self) -> float:
@@ -58,6 +63,10 @@ class Timers:
                 if waits_for_seal(c):
                     continue
                 out += self.commands.due(tx, c["seal_id"], now, bytes(c["seal_key"]))
+        try:
+            new += self.notify.check(now)  # clause 11 per sink, in its own transaction
+        except Exception:  # what is committed above stands (and its downlinks go out); next tick retries
+            log.exception("NOTIFY_OVERDUE check failed at %s", now)
         return out, new
 
     def next_deadline(self, now: float) -> float | None:
@@ -77,5 +86,7 @@ class Timers:
                 # an offline seal gets its command in the answer to its next frame.
                 if max(due, now) <= last_seen + self.config.online_window_s:
                     times.append(due)
+        if self.notify.due is not None:
+            times.append(self.notify.due)
         # A deadline exactly at t is acted on by tick(t') for t' > t (rules use strict ">").
         return min(times) if times else None

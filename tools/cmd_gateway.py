@@ -36,14 +36,14 @@ import urllib.request
 from typing import Any
 
 from navseal import gateway_client as client
-from navseal import gateway_users
+from navseal import gateway_seals, gateway_users
 from navseal.gateway_client import EXIT_USAGE, Direct, target_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "gateway",
-        help="run the gateway; check-config, users, provision, activate, deactivate, status, audit, purge",
+        help="run the gateway; check-config, users, provision, seal rekey|reset-replay, activate, deactivate, status, audit, purge",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -147,6 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prov.set_defaults(func=cmd_provision)
 
     gateway_users.register(sub)
+    gateway_seals.register(sub)
 
     api = sub.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json is this)")
     api.set_defaults(func=cmd_openapi)

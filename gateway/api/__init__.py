@@ -17,7 +17,7 @@ from .access import AccessGate, current_actor, office_scope, require_roles
 from .errors import STATUS_FOR_CODE, install
 from .policy import ROUTE_ROLES
 from . import (routes_admin, routes_alarms, routes_browse, routes_console, routes_escorts, routes_ops,
-               routes_tracks)
+               routes_seals, routes_tracks)
 
 TITLE = "navseal gateway API"
 VERSION = "2"
@@ -34,7 +34,7 @@ def build_app(service: Any = None) -> FastAPI:
                               "Authentication: `Authorization: Bearer <token>` or a browser session cookie "
                               "(POST /v1/session). Roles per route: docs/gateway.md.")
     install(app)
-    for module in (routes_escorts, routes_tracks, routes_browse, routes_alarms, routes_admin, routes_ops,
+    for module in (routes_escorts, routes_seals, routes_tracks, routes_browse, routes_alarms, routes_admin, routes_ops,
                    routes_console):
         app.router.routes.extend(module.router.routes)  # flat: the access gate matches them directly
     check_rules(app)

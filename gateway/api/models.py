@@ -188,6 +188,23 @@ class Provision(BaseModel):
     force: StrictBool = Field(default=False, description="re-key even while the seal is under escort (admin)")
 
 
+class Rekey(BaseModel):
+    """A provisioned seal's new key (admin); under escort it needs force."""
+
+    model_config = _STRICT
+
+    key: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="the new 32-byte seal key, 64 hex digits")]
+    force: StrictBool = Field(default=False, description="re-key even while the seal is under escort")
+
+
+class ReplayReset(BaseModel):
+    seal_id: int
+    reset: bool
+    previous: dict[str, int | None] = Field(description="the (boot, seq) accepted last before the reset")
+    refused_in_a_row: int = Field(description="frames of the seal refused in a row before the reset (this process)")
+    audit_seq: int
+
+
 class UserNew(BaseModel):
     model_config = _STRICT
 

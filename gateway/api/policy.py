@@ -20,6 +20,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/escorts"): READERS,
     ("GET", "/v1/status"): READERS,
     ("POST", "/v1/seals"): frozenset({ADMIN, OPERATOR}),
+    ("POST", "/v1/seals/{seal_id}/rekey"): frozenset({ADMIN}),
+    ("POST", "/v1/seals/{seal_id}/reset-replay"): frozenset({ADMIN}),
     ("GET", "/v1/outbox"): frozenset({ADMIN, AUDITOR}),
     ("GET", "/v1/audit"): frozenset({ADMIN, AUDITOR}),
     ("GET", "/v1/users"): frozenset({ADMIN}),

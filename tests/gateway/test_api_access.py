@@ -361,6 +361,15 @@ def test_every_documented_route_works_for_its_role(gw):
     ok("POST", f"/v1/alarms/{alarm['event']['event_id']}/ack", "/v1/alarms/{event_id}/ack", body={"note": "seen"},
        role="officer")
     assert [s["seal_id"] for s in ok("GET", "/v1/seals", role="auditor")["rows"]] == [1001, 1002]
+    # A seal's trust, for an admin: a new key, a replay window reset (both audited).
+    new_key = bytes(range(32)).hex()
+    assert ok("POST", "/v1/seals/1001/rekey", "/v1/seals/{seal_id}/rekey", body={"key": new_key, "force": True},
+              role="admin")["rekeyed"] is True
+    reset = ok("POST", "/v1/seals/1002/reset-replay", "/v1/seals/{seal_id}/reset-replay", role="admin")
+    assert reset["reset"] is True and reset["previous"]["boot"] == 1
+    assert call(gw, "POST", "/v1/seals/4242/reset-replay", role="admin")[0] == 404
+    actions = [r["action"] for r in gw.store.audit_rows(limit=10_000)]
+    assert "seal.rekey" in actions and "seal.reset_replay" in actions
     # The console's own files: public, no data in them.
     assert "navseal" in ok("GET", "/")
     ok("GET", "/console/")

@@ -131,3 +131,25 @@ def test_users_and_tokens_from_the_command_line(tmp_path):
     assert actions[:2] == [("user.add", actions[0][1], "db", "ok"), ("token.issue", actions[0][1], "db", "ok")]
     assert ("user.add", "root", "token", "ok") in actions and ("user.disable", "root", "token", "ok") in actions
     assert ("request.refused", "alice", "token", "refused") in actions
+
+
+def test_seal_rekey_and_reset_replay_from_the_command_line(tmp_path):
+    db = str(tmp_path / "gw.sqlite3")
+    assert run("provision", "--seal", "1001", "--test-key", "--dev-test-keys", "--db", db).returncode == 0
+    key_file = tmp_path / "new.key"
+    key_file.write_text("ab" * 32 + "\n")
+    rekeyed = run("seal", "rekey", "--seal", "1001", "--key-file", str(key_file), "--db", db)
+    assert rekeyed.returncode == 0 and "re-keyed" in rekeyed.stdout, rekeyed.stderr
+    assert run("seal", "rekey", "--seal", "1001", "--key", "ab" * 32, "--db", db).returncode == 2  # argv is public
+    unknown = run("seal", "rekey", "--seal", "77", "--key-file", str(key_file), "--db", db)
+    assert unknown.returncode == 1 and "unknown_seal" in unknown.stderr
+    reset = run("seal", "reset-replay", "--seal", "1001", "--db", db)
+    assert reset.returncode == 0 and "replay window reset" in reset.stdout, reset.stderr
+    store = SqliteStore(db)
+    try:
+        assert store.seal_key(1001) == bytes.fromhex("ab" * 32)
+        actions = [(r["action"], r["outcome"]) for r in store.audit_rows()]
+    finally:
+        store.close()
+    assert ("seal.rekey", "ok") in actions and ("seal.rekey", "refused") in actions
+    assert ("seal.reset_replay", "ok") in actions

@@ -87,3 +87,14 @@ purge_interval_s = 60
         path.write_text(bad)
         with pytest.raises(ConfigError, match=message):
             load_config(path)
+
+
+def test_every_kind_is_in_the_schema_and_in_the_docs():
+    from pathlib import Path
+
+    schema_kinds = ev.load_schema()["properties"]["kind"]["enum"]
+    assert sorted(schema_kinds) == sorted(ev.KINDS)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    missing = [k for k in ev.KINDS if f"| `{k}` |" not in docs]
+    assert missing == [], f"docs/events.md has no row for {missing}"
+    assert ev.NON_ROUTINE_KINDS <= ev.ALARM_KINDS

@@ -73,6 +73,25 @@ def test_gnss_loss_over_three_hours_is_an_alarm_and_a_short_one_is_not(gw):
     assert len(store.events(kind="GNSS_LOST")) == 1
 
 
+def test_jammed_gnss_with_the_link_up_is_an_alarm_at_three_hours(gw):
+    """No fix for 4 h 10 min, the modem left alone: the seal keeps sending (heartbeats without fix)."""
+    pipeline, store, clock = gw
+    seal = FakeSeal(1001)
+    activate(pipeline, seal, clock)
+    jammed_at = clock.t
+    pipeline.handle_uplink(seal.event(clock.advance(300), "GNSS_LOST", value=300), "t")
+    alarms = []
+    while clock.t < jammed_at + 4 * HOUR + 600:
+        res = pipeline.handle_uplink(seal.state(clock.advance(15 * 60), active=True, escort_id=1, pos=None), "t")
+        alarms += [e for e in res.events if e["kind"] == "GNSS_LOST"]
+    (lost,) = alarms
+    assert lost["details"]["lost_since"] == ev.iso(jammed_at)
+    assert lost["occurred_at"] == ev.iso(jammed_at + 3 * HOUR)
+    assert ev.parse_iso(lost["known_at"]) - (jammed_at + 3 * HOUR) <= 15 * 60  # the next frame after 3 h
+    res = pipeline.handle_uplink(seal.event(clock.advance(60), "GNSS_REGAINED", value=int(clock.t - jammed_at)), "t")
+    assert kinds(res.events) == ["GNSS_RESTORED"]
+
+
 def test_gnss_loss_known_only_from_the_evidence_is_raised_before_the_verdict(gw):
     pipeline, store, clock = gw
     seal = FakeSeal(1001)
