@@ -33,7 +33,7 @@ from .pipeline import Pipeline
 from .runner import Ack, PipelineRunner, Reply
 from .secrets import is_test_key, load_master_key
 from .sinks import build_sink
-from .store import open_store
+from .store import check_store, open_store
 
 log = logging.getLogger("navseal.gateway")
 
@@ -49,7 +49,7 @@ class GatewayService:
         self.config = config
         self.clock = clock
         self.cipher = load_master_key(config)  # None: keys stored as they are (in-process tools only)
-        self.store = open_store(config, self.cipher)
+        self.store = open_store(config, self.cipher, commit_mark=True)
         # The HTTP API's reads (tracks, tables, the alarm feed) on a connection of their own: WAL
         # readers never wait for ingest's write transaction, nor hold it up.
         self.reader = open_store(config)
@@ -275,11 +275,15 @@ class GatewayService:
         return 0
 
 
-def run(config: GatewayConfig) -> int:
+def run(config: GatewayConfig, *, init: bool = False) -> int:
     """`navseal gateway run`: the production entry point. Needs a master key (seal keys are
-    encrypted at rest); ConfigError (one line) when something is missing or wrong."""
+    encrypted at rest); ConfigError (one line) when something is missing or wrong. The store is
+    checked first (gateway/store/sqlite_check.py): StoreRefused (one line) when it is missing
+    without `init`, empty, truncated, damaged or has lost committed data."""
     setup_logging(config.log_format, config.log_level)
     if load_master_key(config) is None:
         raise ConfigError("master_key_file: not set, and NAVSEAL_MASTER_KEY is not set either; create one "
                           "with `navseal gateway master-key --out FILE` (seal keys are encrypted with it)")
+    if check_store(config, init=init) == "new":
+        log.info("creating a new database", extra={"db": config.db_path})
     return GatewayService(config).run_forever()

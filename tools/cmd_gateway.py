@@ -22,7 +22,8 @@ With `--db FILE` (or `--config` naming the database) they open the database dire
 that is for an administrator on the gateway host (who can read the 0600 database and the master
 key), and every such command is written to the audit log under the host account. Keys are read
 from a file or stdin (`--key-file -`), never from the command line.
-Exit codes: 0 ok, 1 refused, 2 bad usage or configuration, 3 gateway unreachable.
+Exit codes: 0 ok, 1 refused, 2 bad usage or configuration, 3 gateway unreachable, 4 (`run`) the
+database is missing (without --init), empty, truncated, damaged or has lost committed data.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 
 from navseal import gateway_client as client
 from navseal import gateway_users
-from navseal.gateway_client import EXIT_USAGE, Direct, target_options
+from navseal.gateway_client import EXIT_STORE, EXIT_USAGE, Direct, target_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run the gateway service until SIGTERM/SIGINT",
         description="Run the gateway: MQTT/serial ingest, pipeline, sinks, HTTP API. Needs a master key "
-        "(master_key_file or NAVSEAL_MASTER_KEY). Refuses to start on a configuration error, naming the key.",
+        "(master_key_file or NAVSEAL_MASTER_KEY). Refuses to start on a configuration error, naming the key "
+        "(exit 2), and on a database that is missing (without --init), empty, truncated, damaged (PRAGMA "
+        "quick_check) or behind the commit mark kept beside it (exit 4): one line each, see docs/gateway.md.",
         epilog="example: navseal gateway run --config /etc/navseal/gateway.toml",
     )
     run.add_argument("--config", "-c", help="TOML configuration (see docs/gateway.md); defaults without it")
@@ -62,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--http-port", type=int, help="override [http] port (0: any free port)")
     run.add_argument("--dev-test-keys", action="store_true",
                      help="accept the published test keys (development only; logged, shown by /healthz)")
+    run.add_argument("--init", action="store_true",
+                     help="create a new database when there is no file at db_path (without it a missing "
+                     "database is refused, exit 4); an existing file is checked and used as it is")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser(
@@ -198,6 +204,7 @@ def parse_time(text: str) -> float:
 def cmd_run(args: argparse.Namespace) -> int:
     from navseal.gateway.config import ConfigError, load_config
     from navseal.gateway.service import run
+    from navseal.gateway.store import StoreError, StoreRefused
 
     overrides: dict[str, Any] = {}
     if args.db:
@@ -207,10 +214,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dev_test_keys:
         overrides["dev_test_keys"] = True
     try:
-        return run(load_config(args.config, service=True, **overrides))
+        return run(load_config(args.config, service=True, **overrides), init=args.init)
     except ConfigError as exc:
         print(f"navseal gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (StoreRefused, StoreError) as exc:
+        print(f"navseal gateway: {exc}", file=sys.stderr)
+        return EXIT_STORE
 
 
 def cmd_certs(args: argparse.Namespace) -> int:

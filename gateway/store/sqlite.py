@@ -6,6 +6,9 @@ others until it ends). Several `SqliteStore` objects (threads or processes) may 
 WAL mode lets readers run beside the one writer, and `busy_timeout` makes a second writer wait
 rather than fail. Migrations (gateway/store/sqlite_schema.py) run under `BEGIN IMMEDIATE`, so
 opening the file twice is safe.
+
+Every transaction adds one to `commit_mark.seq`; the store opened with `commit_mark=True` (the
+gateway's ingest store) keeps the commit mark file beside the database (gateway/store/sqlite_check.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 from typing import Any, Iterator, Sequence
 
 from .interface import OutboxItem, Store, StoreError, StoreTx
+from .sqlite_check import CommitMark, mark_path
 from .sqlite_console import SqliteConsoleReads
 from .sqlite_schema import MIGRATIONS, statements
 from .seal_key_codec import KeyCodec
@@ -48,11 +52,25 @@ class SqliteStore(SqliteConsoleReads, Store):
     file are encrypted when it is opened with one."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout_s: float = 30.0,
-                 cache_kib: int = 32 * 1024, wal_autocheckpoint_pages: int = 4000, cipher: Any = None) -> None:
+                 cache_kib: int = 32 * 1024, wal_autocheckpoint_pages: int = 4000, cipher: Any = None,
+                 commit_mark: bool = False) -> None:
         self.path = str(path)
+        self._mark: CommitMark | None = None
         self._lock = threading.RLock()
         self._keys = KeyCodec(cipher)
         _create_private(self.path)
+        try:
+            self._open(synchronous, busy_timeout_s, cache_kib, wal_autocheckpoint_pages)
+        except sqlite3.DatabaseError as exc:  # a damaged file: one line, not a traceback
+            raise StoreError(f"{self.path}: {exc}") from None
+        if cipher is not None:
+            self._encrypt_plain_keys()
+        if commit_mark and self.path != ":memory:" and not self.path.startswith("file:"):
+            self._mark = CommitMark(mark_path(self.path))
+            self._mark.committed(self.commit_seq)
+            self._mark.sync()
+
+    def _open(self, synchronous: str, busy_timeout_s: float, cache_kib: int, wal_autocheckpoint_pages: int) -> None:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly a block.
         self._c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                   timeout=busy_timeout_s)
@@ -72,8 +90,12 @@ class SqliteStore(SqliteConsoleReads, Store):
         # larger -wal file and a longer single checkpoint.
         self._c.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint_pages)}")
         self._migrate()
-        if cipher is not None:
-            self._encrypt_plain_keys()
+
+    @property
+    def commit_seq(self) -> int:
+        """How many transactions this database committed (its commit counter)."""
+        with self._lock:
+            return int(self._c.execute("SELECT seq FROM commit_mark").fetchone()[0])
 
     def _encrypt_plain_keys(self) -> None:
         """Encrypt keys stored before there was a master key (32 raw bytes), and check on one
@@ -127,11 +149,17 @@ class SqliteStore(SqliteConsoleReads, Store):
                 self._c.execute("ROLLBACK")
                 raise
             try:
+                seq = self._c.execute("UPDATE commit_mark SET seq = seq + 1 RETURNING seq").fetchall()[0][0]
                 self._c.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._c.execute("ROLLBACK")
                 raise StoreError(f"commit: {exc}") from exc
+            if self._mark is not None:
+                try:
+                    self._mark.committed(seq)
+                except OSError as exc:  # committed, but the mark could not follow: say so, not silently
+                    raise StoreError(f"commit mark {self._mark.path}: {exc}") from exc
 
     def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -235,6 +263,9 @@ class SqliteStore(SqliteConsoleReads, Store):
 
     def close(self) -> None:
         with self._lock:
+            if self._mark is not None:
+                self._mark.close()
+                self._mark = None
             self._c.close()
 
 

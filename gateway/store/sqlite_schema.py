@@ -152,6 +152,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE escorts ADD COLUMN high_risk INTEGER;
     """,
+    # 5: the commit counter the commit mark beside the database is compared with (sqlite_check.py)
+    """
+    CREATE TABLE commit_mark (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO commit_mark (id, seq) VALUES (1, 0);
+    """,
 ]
 
 
