@@ -75,6 +75,21 @@ class Pipeline:
         with self._lock:
             return self._ingest.handle(items)
 
+    @property
+    def last_store_error(self) -> str | None:
+        """The error of the last batch the store failed (results with reason "store_error")."""
+        return self._ingest.last_store_error
+
+    def probe_store(self) -> str | None:
+        """Can ingest resume? Commits a write that needs free space (Store.write_probe): None if it
+        committed, else the store's error."""
+        with self._lock:
+            try:
+                self.store.write_probe()
+            except StoreError as exc:
+                return str(exc)
+            return None
+
     # -- commands --
     def provision_seal(self, seal_id: int, key: bytes, *, actor: Actor | None = None, rekey: bool = True,
                        force: bool = False) -> dict[str, Any]:

@@ -95,6 +95,8 @@ class GatewayService:
             default_downlink=self.mqtt.publish_downlink if self.mqtt else None,
             on_committed=self._notify_workers,
             purge_interval_s=config.retention_purge_interval_s,
+            on_pause=self._ingest_paused,
+            on_resume=self._ingest_resumed,
         )
         if config.serial:
             from .serial_ingest import SerialIngest
@@ -142,9 +144,14 @@ class GatewayService:
             problems.append("mqtt broker not connected")
         if self.serial is not None:
             problems += [f"serial {r.port} not open" for r in self.serial.readers if not r.connected.is_set()]
+        paused = self.runner.paused
+        if paused is not None:
+            problems.append(f"ingest paused: {'disk full' if paused['reason'] == 'disk_full' else 'store error'} "
+                            f"({paused['error']}); frames are not acknowledged until the store takes writes")
         return {
             "status": "ok" if not problems else "degraded",
             "problems": problems,
+            "ingest": {"state": "running"} if paused is None else {"state": "paused", **paused},
             "queue": self.runner.queue_length(),
             "outbox_depth": {w.sink.name: self.store.outbox_depth(w.sink.name) for w in self.workers},
             "dev_test_keys": self.config.dev_test_keys,
@@ -170,6 +177,16 @@ class GatewayService:
 
     def _submit_serial(self, raw: bytes, source: str, reply: Reply) -> None:
         self.runner.submit(raw, source, reply, None)
+
+    def _ingest_paused(self, reason: str) -> None:
+        """The runner paused ingest on a store error: stop taking MQTT frames (the broker keeps
+        them). Serial frames are dropped unacknowledged meanwhile: the seals retransmit."""
+        if self.mqtt is not None and not self._stopped.is_set():
+            self.mqtt.suspend()
+
+    def _ingest_resumed(self) -> None:
+        if self.mqtt is not None and not self._stopped.is_set():
+            self.mqtt.resume()
 
     def _notify_workers(self) -> None:
         for worker in self.workers:
@@ -202,6 +219,10 @@ class GatewayService:
                 lambda: [({"sink": w.sink.name}, w.stats.failures) for w in self.workers])
         m.gauge("navseal_ingest_queue_length", "Frames received and waiting for the pipeline",
                 lambda: [({}, self.runner.queue_length())])
+        m.gauge("navseal_ingest_paused", "1 while ingest is paused on a store error, by reason "
+                "(disk_full, store_error): frames are not acknowledged",
+                lambda: [({"reason": r}, 1 if (self.runner.paused or {}).get("reason") == r else 0)
+                         for r in ("disk_full", "store_error")])
         if self.mqtt:
             m.gauge("navseal_mqtt_connected", "1 when connected to the broker",
                     lambda: [({}, 1 if self.mqtt.connected.is_set() else 0)])

@@ -286,6 +286,14 @@ class Outbox(BaseModel):
     sinks: dict[str, dict[str, Any]]
 
 
+class IngestState(BaseModel):
+    state: Literal["running", "paused"] = Field(description="paused: a store error; frames are not acknowledged "
+                                                "until the store takes writes again (then the broker redelivers)")
+    reason: Literal["disk_full", "store_error"] | None = None
+    error: str | None = Field(None, description="the store's last error while paused")
+    since: float | None = Field(None, description="Unix s when ingest paused")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     dev_test_keys: bool = Field(description="true: the gateway accepts the published test keys (development only)")
@@ -294,3 +302,5 @@ class Health(BaseModel):
     queue: int | None = Field(default=None, description="frames waiting for the pipeline (authenticated only)")
     outbox_depth: dict[str, int] | None = Field(default=None, description="events not yet delivered, per sink "
                                                 "(authenticated only)")
+    ingest: IngestState | None = Field(default=None, description="running, or paused on a store error with the "
+                                       "reason (authenticated only)")

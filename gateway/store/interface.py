@@ -238,6 +238,11 @@ class Store(ConsoleReads, abc.ABC):
         """The highest audit sequence number ever assigned (deleted rows included)."""
 
     @abc.abstractmethod
+    def write_probe(self) -> None:
+        """Commit (then delete) a write of some tens of kB: StoreError while the store cannot take
+        writes (disk full, I/O errors). Ingest resumes after a store error once this succeeds."""
+
+    @abc.abstractmethod
     def counts(self) -> dict[str, int]:
         """Row counts per table (for tests, status and metrics)."""
 

@@ -25,7 +25,7 @@ from .sqlite_check import CommitMark, mark_path
 from .sqlite_console import SqliteConsoleReads
 from .sqlite_schema import MIGRATIONS, statements
 from .seal_key_codec import KeyCodec
-from .sqlite_tx import SqliteTx
+from .sqlite_tx import SqliteTx, is_store_failure
 
 
 def _create_private(path: str) -> None:
@@ -163,7 +163,21 @@ class SqliteStore(SqliteConsoleReads, Store):
 
     def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+            try:
+                return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+            except sqlite3.Error as exc:
+                if is_store_failure(exc):
+                    raise StoreError(f"read: {exc}") from exc
+                raise
+
+    def write_probe(self, nbytes: int = 64 * 1024) -> None:
+        try:
+            with self.transaction():
+                self._c.execute("INSERT INTO store_probe (filler) VALUES (zeroblob(?))", (nbytes,))
+            with self.transaction():
+                self._c.execute("DELETE FROM store_probe")
+        except sqlite3.Error as exc:
+            raise StoreError(f"write probe: {exc}") from exc
 
     # -- keys --
     def provision_seal(self, seal_id: int, key: bytes, now: float) -> None:

@@ -160,6 +160,13 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO commit_mark (id, seq) VALUES (1, 0);
     """,
+    # 5: where Store.write_probe writes (and deletes) its test row while ingest is paused
+    """
+    CREATE TABLE store_probe (
+        id INTEGER PRIMARY KEY,
+        filler BLOB NOT NULL
+    );
+    """,
 ]
 
 

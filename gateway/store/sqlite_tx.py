@@ -60,6 +60,13 @@ def _insert_wire_fixes_sql(count: int) -> str:
     return sql
 
 
+def is_store_failure(exc: BaseException) -> bool:
+    """An SQLite error that says the store cannot work (full, I/O, locked, damaged), as opposed to
+    one caused by the data (a constraint)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError, sqlite3.NotSupportedError))
+
+
 def _dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
@@ -311,9 +318,16 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         self._c.execute(f"SAVEPOINT {name}")
         try:
             yield
-        except BaseException:
-            self._c.execute(f"ROLLBACK TO {name}")
-            self._c.execute(f"RELEASE {name}")
+        except BaseException as exc:
+            try:
+                self._c.execute(f"ROLLBACK TO {name}")
+                self._c.execute(f"RELEASE {name}")
+            except sqlite3.Error as undo:
+                raise StoreError(f"savepoint rollback: {undo}") from exc
+            if is_store_failure(exc):
+                # The store failed (disk full, I/O error, damaged page), not this unit of work:
+                # StoreError, so the caller treats the whole transaction as not committed.
+                raise StoreError(str(exc)) from exc
             raise
         else:
             self._c.execute(f"RELEASE {name}")
