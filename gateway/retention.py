@@ -24,6 +24,7 @@ class PurgeReport:
     commands: int = 0
     uplinks: int = 0
     alarm_acks: int = 0
+    dead_letters: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

@@ -122,6 +122,7 @@ class GatewayService:
                     backoff=Backoff(config.sink_retry_initial_s, config.sink_retry_max_s),
                     clock=clock,
                     on_delivered=self._delivered,
+                    on_dead_letter=self._dead_letter,
                 )
             )
         if http:
@@ -152,6 +153,8 @@ class GatewayService:
             "status": "ok" if not problems else "degraded",
             "problems": problems,
             "ingest": {"state": "running"} if paused is None else {"state": "paused", **paused},
+            # Events a sink refused for good, waiting for an admin (navseal gateway dead-letter list).
+            "dead_letters": self.store.dead_letter_counts(),
             "queue": self.runner.queue_length(),
             "outbox_depth": {w.sink.name: self.store.outbox_depth(w.sink.name) for w in self.workers},
             "dev_test_keys": self.config.dev_test_keys,
@@ -188,6 +191,11 @@ class GatewayService:
         if self.mqtt is not None and not self._stopped.is_set():
             self.mqtt.resume()
 
+    def notify_sinks(self) -> None:
+        """Wake the sinks' workers (an admin asked for a dead letter to be sent again)."""
+        for worker in self.workers:
+            worker.notify()
+
     def _notify_workers(self) -> None:
         for worker in self.workers:
             worker.notify()
@@ -206,6 +214,9 @@ class GatewayService:
                 self.metrics.alarm_fact_to_forward.labels(sink).observe(max(0.0, now - occurred))
             self.metrics.sink_delivered.labels(sink).inc()
 
+    def _dead_letter(self, sink: str, event: dict[str, Any], error: str) -> None:
+        self.metrics.dead_letters.labels(sink).inc()
+
     @property
     def registry(self) -> CollectorRegistry:
         """The Prometheus registry `/metrics` renders: the pipeline's, with the drivers' metrics."""
@@ -215,6 +226,8 @@ class GatewayService:
         m = self.metrics
         m.gauge("navseal_outbox_depth", "Events in the outbox not yet delivered, by sink",
                 lambda: [({"sink": w.sink.name}, self.store.outbox_depth(w.sink.name)) for w in self.workers])
+        m.gauge("navseal_dead_letters_waiting", "Events a sink refused for good, not replayed yet, by sink",
+                lambda: list(({"sink": sink}, n) for sink, n in self.store.dead_letter_counts().items()))
         m.gauge("navseal_sink_failures", "Delivery failures since start, by sink",
                 lambda: [({"sink": w.sink.name}, w.stats.failures) for w in self.workers])
         m.gauge("navseal_ingest_queue_length", "Frames received and waiting for the pipeline",

@@ -14,6 +14,8 @@
     navseal gateway status [--seal 1001] [--json]
     navseal gateway audit verify --config gateway.toml
     navseal gateway purge --config gateway.toml [--now 2031-12-01T00:00:00Z]
+    navseal gateway dead-letter list [--sink ops] [--status dead]
+    navseal gateway dead-letter replay 7
     navseal gateway certs --out /etc/mosquitto/certs --host broker.example --host 10.0.0.5
 
 Commands talk to the running gateway's HTTP API (`--api`, default from the config's [http]) with
@@ -37,14 +39,15 @@ import urllib.request
 from typing import Any
 
 from navseal import gateway_client as client
-from navseal import gateway_users
+from navseal import gateway_dead_letters, gateway_users
 from navseal.gateway_client import EXIT_STORE, EXIT_USAGE, Direct, target_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "gateway",
-        help="run the gateway; check-config, users, provision, activate, deactivate, status, audit, purge",
+        help="run the gateway; check-config, users, provision, activate, deactivate, status, audit, purge, "
+        "dead-letter",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -153,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prov.set_defaults(func=cmd_provision)
 
     gateway_users.register(sub)
+    gateway_dead_letters.register(sub)
 
     api = sub.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json is this)")
     api.set_defaults(func=cmd_openapi)

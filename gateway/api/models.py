@@ -304,3 +304,25 @@ class Health(BaseModel):
                                                 "(authenticated only)")
     ingest: IngestState | None = Field(default=None, description="running, or paused on a store error with the "
                                        "reason (authenticated only)")
+    dead_letters: dict[str, int] | None = Field(default=None, description="per sink, events it refused for good "
+                                                "waiting for an admin (authenticated only)")
+
+
+class DeadLetter(BaseModel):
+    dead_letter_id: int
+    sink: str
+    outbox_id: int
+    event_id: str
+    status: Literal["dead", "replay", "replayed"] = Field(description="dead: refused for good, waiting; replay: "
+                                                          "to be sent again; replayed: sent again and delivered")
+    error: str
+    refused_at: float
+    refusals: int
+    replay_requested_at: float | None = None
+    replayed_at: float | None = None
+    event: dict[str, Any] | None = Field(description="the event as the sink was given it; null once purged")
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetter]
+    next: str | None = Field(description="cursor of the next page, null on the last")

@@ -37,6 +37,12 @@ OPEN_ESCORT_STATUSES = (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DE
                         ESCORT_EVIDENCE_PENDING)
 MONITORED_STATUSES = (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED, ESCORT_EVIDENCE_PENDING)
 
+# Dead letter status values.
+DEAD_LETTER_DEAD = "dead"  # refused for good; waits for an admin
+DEAD_LETTER_REPLAY = "replay"  # an admin asked to send it again; the sink's worker will
+DEAD_LETTER_REPLAYED = "replayed"  # sent again and delivered
+DEAD_LETTER_STATUSES = (DEAD_LETTER_DEAD, DEAD_LETTER_REPLAY, DEAD_LETTER_REPLAYED)
+
 # Command status values.
 CMD_QUEUED = "queued"
 CMD_SENT = "sent"
@@ -181,6 +187,14 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
         outbox, commands, uplinks, alarm_acks)."""
 
     @abc.abstractmethod
+    def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def request_dead_letter_replay(self, dead_letter_id: int, now: float) -> dict[str, Any] | None:
+        """Mark a dead letter for sending again by its sink's worker (status "replay"); the row
+        after the change, or None when there is no such dead letter."""
+
+    @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:
         """Nested unit: rolled back alone if the block raises (one frame of a batch)."""
 
@@ -220,6 +234,25 @@ class Store(ConsoleReads, abc.ABC):
     @abc.abstractmethod
     def outbox_status(self) -> dict[str, dict[str, Any]]:
         """Per known sink: cursor, depth, attempts, next_attempt_at, last_error."""
+
+    # dead letters: events a sink refused for good (gateway/outbox_worker.py)
+    @abc.abstractmethod
+    def outbox_dead_letter(self, sink: str, outbox_id: int, event_id: str, error: str, now: float) -> int:
+        """In one transaction: keep the event as a dead letter of `sink` (status "dead") and move the
+        sink's cursor past `outbox_id`. Returns the dead letter's id."""
+
+    @abc.abstractmethod
+    def dead_letters(self, *, sink: str | None = None, status: str | None = None, after_id: int = 0,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        """Dead letters in id order after `after_id`, each with its `event` (None once purged)."""
+
+    @abc.abstractmethod
+    def dead_letter_settled(self, dead_letter_id: int, *, delivered: bool, error: str | None, now: float) -> None:
+        """A replay ended: "replayed" when delivered, else "dead" again with the new error."""
+
+    @abc.abstractmethod
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Per sink, dead letters waiting (status "dead")."""
 
     # reading
     @abc.abstractmethod

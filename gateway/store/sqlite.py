@@ -242,6 +242,44 @@ class SqliteStore(SqliteConsoleReads, Store):
             out[row.pop("sink")] = row
         return out
 
+    # -- dead letters --
+    def outbox_dead_letter(self, sink: str, outbox_id: int, event_id: str, error: str, now: float) -> int:
+        with self.transaction():
+            cur = self._c.execute(
+                "INSERT INTO dead_letters (sink, outbox_id, event_id, status, error, refused_at) "
+                "VALUES (?, ?, ?, 'dead', ?, ?)", (sink, outbox_id, event_id, error[:500], now))
+            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
+            self._c.execute(
+                "UPDATE sink_cursors SET delivered_upto = MAX(delivered_upto, ?), delivered_at = ?, attempts = 0, "
+                "next_attempt_at = NULL, last_error = NULL WHERE sink = ?", (outbox_id, now, sink))
+            return int(cur.lastrowid)
+
+    def dead_letters(self, *, sink: str | None = None, status: str | None = None, after_id: int = 0,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT d.*, e.body FROM dead_letters d LEFT JOIN events e ON e.event_id = d.event_id "
+            "WHERE d.dead_letter_id > :after AND (:sink IS NULL OR d.sink = :sink) "
+            "AND (:status IS NULL OR d.status = :status) ORDER BY d.dead_letter_id LIMIT :limit",
+            {"after": after_id, "sink": sink, "status": status, "limit": limit})
+        for row in rows:
+            body = row.pop("body")
+            row["event"] = json.loads(body) if body is not None else None
+        return rows
+
+    def dead_letter_settled(self, dead_letter_id: int, *, delivered: bool, error: str | None, now: float) -> None:
+        with self._lock:
+            if delivered:
+                self._c.execute("UPDATE dead_letters SET status = 'replayed', replayed_at = ? WHERE dead_letter_id = ?",
+                                (now, dead_letter_id))
+            else:
+                self._c.execute("UPDATE dead_letters SET status = 'dead', error = ?, refused_at = ?, "
+                                "refusals = refusals + 1 WHERE dead_letter_id = ?",
+                                ((error or "")[:500], now, dead_letter_id))
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        return {r["sink"]: int(r["n"]) for r in self._read(
+            "SELECT sink, COUNT(*) AS n FROM dead_letters WHERE status = 'dead' GROUP BY sink ORDER BY sink")}
+
     # -- reading --
     def events(self, *, seal_id: int | None = None, escort_id: int | None = None,
                kind: str | None = None, after_outbox_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
@@ -271,7 +309,7 @@ class SqliteStore(SqliteConsoleReads, Store):
         return int(rows[0]["seq"]) if rows else 0
 
     def counts(self) -> dict[str, int]:
-        tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands")
+        tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands", "dead_letters")
         with self._lock:
             return {t: int(self._c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 

@@ -167,6 +167,24 @@ MIGRATIONS: list[str] = [
         filler BLOB NOT NULL
     );
     """,
+    # 6: dead letters: events a sink refused for good (status dead), asked to be sent again
+    # (replay) or sent again (replayed); the sink's cursor has moved past them
+    """
+    CREATE TABLE dead_letters (
+        dead_letter_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink TEXT NOT NULL,
+        outbox_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL,
+        refused_at REAL NOT NULL,
+        refusals INTEGER NOT NULL DEFAULT 1,
+        replay_requested_at REAL,
+        replayed_at REAL
+    );
+    CREATE INDEX dead_letters_sink ON dead_letters(sink, status, dead_letter_id);
+    CREATE INDEX dead_letters_event ON dead_letters(event_id);
+    """,
 ]
 
 

@@ -302,11 +302,24 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return self._all("SELECT escort_id, deactivated_at FROM escorts WHERE status = ? "
                          "AND deactivated_at IS NOT NULL ORDER BY escort_id", (ESCORT_DEACTIVATED,))
 
+    def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None:
+        return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",
+                                     (dead_letter_id,)).fetchone())
+
+    def request_dead_letter_replay(self, dead_letter_id: int, now: float) -> dict[str, Any] | None:
+        self._c.execute("UPDATE dead_letters SET status = 'replay', replay_requested_at = ? WHERE dead_letter_id = ?",
+                        (now, dead_letter_id))
+        return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",
+                                     (dead_letter_id,)).fetchone())
+
     def delete_escort(self, escort_id: int) -> dict[str, int]:
         c = self._c
-        deleted = {"outbox": c.execute(
-            "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
+        deleted = {"dead_letters": c.execute(
+            "DELETE FROM dead_letters WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
             (escort_id,)).rowcount}
+        deleted["outbox"] = c.execute(
+            "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
+            (escort_id,)).rowcount
         for table in ("alarm_acks", "events", "records", "uplinks", "commands", "escorts"):  # children first
             deleted[table] = c.execute(f"DELETE FROM {table} WHERE escort_id = ?", (escort_id,)).rowcount
         return deleted

@@ -361,6 +361,11 @@ def test_every_documented_route_works_for_its_role(gw):
     ok("POST", f"/v1/alarms/{alarm['event']['event_id']}/ack", "/v1/alarms/{event_id}/ack", body={"note": "seen"},
        role="officer")
     assert [s["seal_id"] for s in ok("GET", "/v1/seals", role="auditor")["rows"]] == [1001, 1002]
+    # Dead letters: an event a sink refused for good, listed and sent again.
+    dead_id = gw.store.outbox_dead_letter("ops", 1, alarm["event"]["event_id"], "HTTP 422", gw.clock())
+    assert [d["dead_letter_id"] for d in ok("GET", "/v1/dead-letters", role="auditor")["items"]] == [dead_id]
+    assert ok("POST", f"/v1/dead-letters/{dead_id}/replay", "/v1/dead-letters/{dead_letter_id}/replay",
+              role="admin")["status"] == "replay"
     # The console's own files: public, no data in them.
     assert "navseal" in ok("GET", "/")
     ok("GET", "/console/")
