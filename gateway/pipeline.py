@@ -175,11 +175,16 @@ class Pipeline:
         return self.pipeline_metrics.snapshot()
 
     def purge(self, now: float | None = None) -> dict[str, int]:
-        """Retention purge (clause 18.3) at `now`; counts of deleted rows per table."""
+        """Retention purge at `now` (gateway/retention.py): counts of deleted rows per table, and of
+        escorts expired (ESCORT_EXPIRED emitted: in the outbox)."""
         with self._lock:
             now = self.clock() if now is None else now
-            return retention.purge(self.store, now, years=self.config.retention_years,
-                                   utc_offset_h=self.config.retention_utc_offset_h).as_dict()
+            report = retention.purge(self.store, now, years=self.config.retention_years,
+                                     utc_offset_h=self.config.retention_utc_offset_h,
+                                     unescorted_days=self.config.retention_unescorted_days,
+                                     horizon_days=self.config.retention_escort_horizon_days)
+            self.pipeline_metrics.events_created(report.new_events)
+            return report.as_dict()
 
     def _wake(self) -> None:
         if self.wakeup is not None:

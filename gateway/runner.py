@@ -348,6 +348,8 @@ class PipelineRunner:
             report = self._safe(lambda: self.pipeline.purge(now))
             if report is not None:
                 log.info("retention purge done", extra={"purged": report})
+                if report.get("escorts_expired") and self._on_committed:
+                    self._on_committed()  # ESCORT_EXPIRED events are in the outbox
 
     def _run_call(self, call: _Call) -> None:
         if not call.future.set_running_or_notify_cancel():

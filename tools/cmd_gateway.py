@@ -163,7 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     purge = sub.add_parser(
         "purge",
-        help="retention purge: delete escorts kept past five years after deactivation (clause 18.3)",
+        help="retention purge: escorts five years after they ended (clause 18.3), escorts never deactivated "
+        "expired after the horizon (ESCORT_EXPIRED), records and frames outside escorts after 90 days",
         epilog="example: navseal gateway purge --config gateway.toml --now 2031-12-01T00:00:00Z",
     )
     purge.add_argument("--config", "-c")

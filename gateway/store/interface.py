@@ -182,6 +182,21 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
         """`escort_id` and `deactivated_at` of every deactivated escort still stored."""
 
     @abc.abstractmethod
+    def ended_escorts(self) -> list[dict[str, Any]]:
+        """`escort_id` and `ended_at` of every escort deactivated (`deactivated_at`) or, never
+        deactivated, expired (`expired_at`), still stored."""
+
+    @abc.abstractmethod
+    def escorts_to_expire(self, open_ended_before: float, failed_before: float) -> list[dict[str, Any]]:
+        """Escorts never deactivated nor expired: open ones whose period ended before
+        `open_ended_before`, failed ones that failed before `failed_before`."""
+
+    @abc.abstractmethod
+    def delete_unescorted(self, received_before: float, limit: int) -> dict[str, int]:
+        """Delete up to `limit` records and up to `limit` uplinks outside any escort received before
+        `received_before`; rows deleted per table."""
+
+    @abc.abstractmethod
     def delete_escort(self, escort_id: int) -> dict[str, int]:
         """Delete the escort and all its data; rows deleted per table (escorts, records, events,
         outbox, commands, uplinks, alarm_acks)."""

@@ -28,7 +28,7 @@ _SEAL_COLUMNS = {
 _ESCORT_COLUMNS = {
     "status", "confirmed_at", "activated_at", "failed_at", "failure_reason",
     "deactivation_requested_at", "deactivated_at", "clean", "rule_state", "deactivation_requested_by",
-    "high_risk",
+    "high_risk", "expired_at",
 }
 _OPEN_MARKS = ", ".join("?" for _ in OPEN_ESCORT_STATUSES)
 _COMMAND_COLUMNS = {
@@ -301,6 +301,28 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
     def deactivated_escorts(self) -> list[dict[str, Any]]:
         return self._all("SELECT escort_id, deactivated_at FROM escorts WHERE status = ? "
                          "AND deactivated_at IS NOT NULL ORDER BY escort_id", (ESCORT_DEACTIVATED,))
+
+    def ended_escorts(self) -> list[dict[str, Any]]:
+        return self._all("SELECT escort_id, COALESCE(deactivated_at, expired_at) AS ended_at FROM escorts "
+                         "WHERE deactivated_at IS NOT NULL OR expired_at IS NOT NULL ORDER BY escort_id")
+
+    def escorts_to_expire(self, open_ended_before: float, failed_before: float) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in OPEN_ESCORT_STATUSES)
+        return self._all(
+            f"SELECT * FROM escorts WHERE deactivated_at IS NULL AND expired_at IS NULL AND "
+            f"((status IN ({marks}) AND period_end < ?) OR (status = 'failed' AND failed_at < ?)) ORDER BY escort_id",
+            (*OPEN_ESCORT_STATUSES, open_ended_before, failed_before))
+
+    def delete_unescorted(self, received_before: float, limit: int) -> dict[str, int]:
+        c = self._c
+        return {
+            "records": c.execute(
+                "DELETE FROM records WHERE (seal_id, rseq) IN (SELECT seal_id, rseq FROM records "
+                "WHERE escort_id IS NULL AND received_at < ? LIMIT ?)", (received_before, limit)).rowcount,
+            "uplinks": c.execute(
+                "DELETE FROM uplinks WHERE (seal_id, boot, seq) IN (SELECT seal_id, boot, seq FROM uplinks "
+                "WHERE escort_id IS NULL AND received_at < ? LIMIT ?)", (received_before, limit)).rowcount,
+        }
 
     def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None:
         return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",
