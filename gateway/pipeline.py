@@ -158,13 +158,16 @@ class Pipeline:
     # -- views, metrics, retention --
     def status(self, *, seal_id: int | None = None, escort_id: int | None = None,
                declaration: str | None = None, vehicle: str | None = None,
-               offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+               offices: Sequence[str] | None = None, after_id: int = 0,
+               limit: int | None = None) -> list[dict[str, Any]]:
         """Escorts matching the filters (all open escorts when none is given), each with its seal's
-        last seen time, last position and open commands. `offices`: only escorts whose departure or
-        destination office is one of these (an officer's scope; a store query, not a filter here)."""
+        last seen time, last position and open commands; by escort_id after `after_id`, at most
+        `limit`. `offices`: only escorts whose departure or destination office is one of these (an
+        officer's scope; a store query, not a filter here)."""
         with self._lock:
             return views.status(self.store, self.config, self.clock(), seal_id=seal_id, escort_id=escort_id,
-                                declaration=declaration, vehicle=vehicle, offices=offices)
+                                declaration=declaration, vehicle=vehicle, offices=offices, after_id=after_id,
+                                limit=limit)
 
     def metrics(self) -> dict[str, Any]:
         """Snapshot of this pipeline's collectors (`registry`) for tests and tools:

@@ -354,7 +354,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         for escort in escorts:
             _print_escort(escort)
 
-    return client.run(args, lambda a: a.request("GET", "/v1/escorts" + (f"?{query}" if query else "")), direct, describe)
+    def api(a) -> Any:  # every page
+        escorts, cursor = [], None
+        while True:
+            page = a.request("GET", "/v1/escorts?" + "&".join(filter(None, (query, cursor and f"cursor={cursor}"))))
+            escorts += page["escorts"]
+            cursor = page.get("next")
+            if not cursor:
+                return {"escorts": escorts}
+
+    return client.run(args, api, direct, describe)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

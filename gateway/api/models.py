@@ -225,6 +225,8 @@ class EscortAnswer(BaseModel):
 
 class EscortList(BaseModel):
     escorts: list[dict[str, Any]]
+    next: str | None = Field(default=None, description="cursor of the next page (pass it back as `cursor`), "
+                             "null on the last")
 
 
 class Provisioned(BaseModel):
@@ -246,6 +248,8 @@ class User(BaseModel):
 
 class UserList(BaseModel):
     users: list[User]
+    next: str | None = Field(default=None, description="cursor of the next page (pass it back as `cursor`), "
+                             "null on the last")
 
 
 class Token(BaseModel):

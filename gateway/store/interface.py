@@ -114,13 +114,15 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     def update_escort(self, escort_id: int, **columns: Any) -> None: ...
 
     @abc.abstractmethod
-    def find_escorts(self, *, offices: Sequence[str] | None = None, **where: Any) -> list[dict[str, Any]]:
-        """Escorts matching `where`; with `offices`, only those whose departure or destination
-        office is one of them (an officer's scope)."""
+    def find_escorts(self, *, offices: Sequence[str] | None = None, after_id: int = 0, limit: int | None = None,
+                     **where: Any) -> list[dict[str, Any]]:
+        """Escorts matching `where`, in escort_id order after `after_id`, at most `limit`; with
+        `offices`, only those whose departure or destination office is one of them (an officer's scope)."""
 
     @abc.abstractmethod
-    def escorts_with_status(self, statuses: Sequence[str], *,
-                            offices: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def escorts_with_status(self, statuses: Sequence[str], *, offices: Sequence[str] | None = None,
+                            after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Escorts in these statuses, in escort_id order after `after_id`, at most `limit`."""
 
     @abc.abstractmethod
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:

@@ -185,7 +185,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
             sql = f"UPDATE escorts SET {_set_clause(columns, _ESCORT_COLUMNS, 'escort')} WHERE escort_id = :_id"
             self._c.execute(sql, {**columns, "_id": escort_id})
 
-    def find_escorts(self, *, offices: Sequence[str] | None = None, **where: Any) -> list[dict[str, Any]]:
+    def find_escorts(self, *, offices: Sequence[str] | None = None, after_id: int = 0, limit: int | None = None,
+                     **where: Any) -> list[dict[str, Any]]:
         allowed = {"escort_id", "seal_id", "declaration", "vehicle", "status"}
         unknown = set(where) - allowed
         if unknown:
@@ -194,16 +195,21 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         args = dict(where)
         if offices is not None:
             parts.append(_office_clause(offices, args))
-        clause = " AND ".join(parts) or "1"
-        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", args)
+        return self._page(" AND ".join(parts) or "1", args, after_id, limit)
 
-    def escorts_with_status(self, statuses: Sequence[str], *,
-                            offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def escorts_with_status(self, statuses: Sequence[str], *, offices: Sequence[str] | None = None,
+                            after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         args: dict[str, Any] = {f"s{i}": s for i, s in enumerate(statuses)}
         clause = f"status IN ({', '.join(':' + k for k in args)})"
         if offices is not None:
             clause += " AND " + _office_clause(offices, args)
-        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", args)
+        return self._page(clause, args, after_id, limit)
+
+    def _page(self, clause: str, args: dict[str, Any], after_id: int, limit: int | None) -> list[dict[str, Any]]:
+        """Escorts matching `clause`, by escort_id after `after_id`, at most `limit` (None: all)."""
+        args = {**args, "_after": after_id, "_limit": -1 if limit is None else limit}
+        return self._all(f"SELECT * FROM escorts WHERE ({clause}) AND escort_id > :_after "
+                         f"ORDER BY escort_id LIMIT :_limit", args)
 
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in statuses)

@@ -159,7 +159,7 @@ def test_officer_sees_and_deactivates_only_the_escorts_of_their_offices(gw):
         assert call(gw, "POST", "/v1/escorts/activate", body, role="operator")[0] == 202
     status, listed = call(gw, "GET", "/v1/escorts", role="officer")
     assert status == 200 and [e["seal_id"] for e in listed["escorts"]] == [1001]
-    assert call(gw, "GET", "/v1/escorts?seal_id=1002", role="officer")[1] == {"escorts": []}
+    assert call(gw, "GET", "/v1/escorts?seal_id=1002", role="officer")[1] == {"escorts": [], "next": None}
     assert [e["seal_id"] for e in call(gw, "GET", "/v1/status", role="auditor")[1]["escorts"]] == [1001, 1002]
 
     status, body = call(gw, "POST", "/v1/escorts/deactivate",
