@@ -160,14 +160,14 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO commit_mark (id, seq) VALUES (1, 0);
     """,
-    # 5: where Store.write_probe writes (and deletes) its test row while ingest is paused
+    # 6: where Store.write_probe writes (and deletes) its test row while ingest is paused
     """
     CREATE TABLE store_probe (
         id INTEGER PRIMARY KEY,
         filler BLOB NOT NULL
     );
     """,
-    # 6: dead letters: events a sink refused for good (status dead), asked to be sent again
+    # 7: dead letters: events a sink refused for good (status dead), asked to be sent again
     # (replay) or sent again (replayed); the sink's cursor has moved past them
     """
     CREATE TABLE dead_letters (
@@ -185,7 +185,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX dead_letters_sink ON dead_letters(sink, status, dead_letter_id);
     CREATE INDEX dead_letters_event ON dead_letters(event_id);
     """,
-    # 7: retention for every data class: an escort never deactivated expires after a horizon
+    # 8: retention for every data class: an escort never deactivated expires after a horizon
     # (ESCORT_EXPIRED; its retention then runs from expired_at); records and uplinks outside
     # escorts go after a period (found by received_at)
     """
