@@ -12,8 +12,9 @@
   activation) are kept `retention_unescorted_days` (default 90) from their receipt.
 
 The store finds and deletes (`StoreTx.ended_escorts`, `escorts_to_expire`, `delete_escort`,
-`delete_unescorted`); what is past its time is decided here. Unescorted rows go in batches of
-`UNESCORTED_BATCH` per transaction, so a first purge of a large backlog never holds ingest long.
+`delete_unescorted`); what is past its time is decided here. Rows outside escorts are looked at
+`UNESCORTED_BATCH` at a time, one transaction each, so a purge of a large backlog never holds
+ingest long.
 Events outside escorts (SEAL_REKEYED) are kept.
 """
 
@@ -95,12 +96,13 @@ def purge(store: Store, now: float, *, years: int = 5, utc_offset_h: float = 5.0
             if retention_end(escort["ended_at"], years=years, utc_offset_h=utc_offset_h) <= now:
                 for table, n in tx.delete_escort(escort["escort_id"]).items():
                     setattr(report, table, getattr(report, table) + n)
+    position = None
     while True:
         with store.transaction() as tx:
-            deleted = tx.delete_unescorted(now - unescorted_days * DAY, UNESCORTED_BATCH)
+            deleted, position = tx.delete_unescorted(now - unescorted_days * DAY, UNESCORTED_BATCH, position)
         report.unescorted_records += deleted["records"]
         report.unescorted_uplinks += deleted["uplinks"]
-        if max(deleted.values()) < UNESCORTED_BATCH:
+        if position is None:
             return report
 
 

@@ -194,9 +194,11 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
         `open_ended_before`, failed ones that failed before `failed_before`."""
 
     @abc.abstractmethod
-    def delete_unescorted(self, received_before: float, limit: int) -> dict[str, int]:
-        """Delete up to `limit` records and up to `limit` uplinks outside any escort received before
-        `received_before`; rows deleted per table."""
+    def delete_unescorted(self, received_before: float, limit: int,
+                          after: Any = None) -> tuple[dict[str, int], Any]:
+        """Delete records and uplinks outside any escort received before `received_before`, looking
+        at up to `limit` of each from `after` (the position the previous call returned; None: from
+        the start). Returns rows deleted per table and the position to go on from (None: done)."""
 
     @abc.abstractmethod
     def delete_escort(self, escort_id: int) -> dict[str, int]:

@@ -319,16 +319,26 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
             f"((status IN ({marks}) AND period_end < ?) OR (status = 'failed' AND failed_at < ?)) ORDER BY escort_id",
             (*OPEN_ESCORT_STATUSES, open_ended_before, failed_before))
 
-    def delete_unescorted(self, received_before: float, limit: int) -> dict[str, int]:
-        c = self._c
-        return {
-            "records": c.execute(
-                "DELETE FROM records WHERE (seal_id, rseq) IN (SELECT seal_id, rseq FROM records "
-                "WHERE escort_id IS NULL AND received_at < ? LIMIT ?)", (received_before, limit)).rowcount,
-            "uplinks": c.execute(
-                "DELETE FROM uplinks WHERE (seal_id, boot, seq) IN (SELECT seal_id, boot, seq FROM uplinks "
-                "WHERE escort_id IS NULL AND received_at < ? LIMIT ?)", (received_before, limit)).rowcount,
-        }
+    def delete_unescorted(self, received_before: float, limit: int,
+                          after: Any = None) -> tuple[dict[str, int], Any]:
+        # A keyset walk over records_escort / uplinks_escort at escort_id IS NULL, in primary key
+        # order: each row outside escorts is looked at once per purge, whatever its age.
+        deleted = {"records": 0, "uplinks": 0}
+        position: list[Any] = list(after or (None, None))
+        for i, (table, key) in enumerate((("records", ("seal_id", "rseq")), ("uplinks", ("seal_id", "boot", "seq")))):
+            start = position[i]
+            if start == "done":
+                continue
+            cols = ", ".join(key)
+            where = f"escort_id IS NULL AND ({cols}) > ({', '.join('?' for _ in key)})" if start else "escort_id IS NULL"
+            rows = self._c.execute(f"SELECT {cols}, received_at FROM {table} WHERE {where} ORDER BY {cols} LIMIT ?",
+                                   (*(start or ()), limit)).fetchall()
+            old = [tuple(r[:len(key)]) for r in rows if r[len(key)] < received_before]
+            if old:
+                self._c.executemany(f"DELETE FROM {table} WHERE {' AND '.join(k + ' = ?' for k in key)}", old)
+            deleted[table] = len(old)
+            position[i] = tuple(rows[-1][:len(key)]) if len(rows) == limit else "done"
+        return deleted, (None if position == ["done", "done"] else tuple(position))
 
     def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None:
         return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",

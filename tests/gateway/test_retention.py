@@ -10,6 +10,7 @@ from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autou
 from pipeline_support import FakeSeal, activate, activation_request, make_pipeline
 
 from navseal.gateway.events import iso
+from navseal.gateway import retention
 from navseal.gateway.retention import retention_end
 
 KZ = dt.timezone(dt.timedelta(hours=5))
@@ -94,7 +95,7 @@ def test_purge_deletes_only_escorts_past_retention(tmp_path):
     assert len(store.records(13)) > 0 and len(store.records(14)) == 1
 
 
-def test_every_class_of_data_has_its_end(tmp_path):
+def test_every_class_of_data_has_its_end(tmp_path, monkeypatch):
     """Records and frames outside escorts go after 90 days; an escort never deactivated (open past its
     period, or failed) expires after the horizon with ESCORT_EXPIRED, once, and its data goes five
     years after that, like a deactivated one's."""
@@ -112,10 +113,19 @@ def test_every_class_of_data_has_its_end(tmp_path):
     idle_records, idle_uplinks = len(store.records(21)), store._read("SELECT COUNT(*) AS n FROM uplinks WHERE seal_id = 21")[0]["n"]
     assert idle_records == 3 and idle_uplinks == 1
 
-    # 89 days on: nothing goes. 91 days on: the idle seal's records and frames go, nothing else.
-    assert sum(pipeline.purge(clock.t + 89 * 86400).values()) == 0
-    report = pipeline.purge(clock.t + 91 * 86400)
+    # Younger idle data, received 30 days later, interleaved in key order with the old.
+    clock.advance(30 * 86400)
+    pipeline.handle_uplink(idle.records(clock.t, [(43.0, 76.0)] * 2), "t")
+    pipeline.handle_uplink(idle.hello(clock.t), "t")
+    # 89 days after the first: nothing goes. 91 days on: the first records and frames of the idle
+    # seal go, nothing else (looked at two rows per transaction: the walk goes on past young rows).
+    monkeypatch.setattr(retention, "UNESCORTED_BATCH", 2)
+    assert sum(pipeline.purge(clock.t + 59 * 86400).values()) == 0
+    report = pipeline.purge(clock.t + 61 * 86400)
     assert (report["unescorted_records"], report["unescorted_uplinks"]) == (3, 1)
+    assert [r["rseq"] for r in store.records(21)] == [4, 5]
+    report = pipeline.purge(clock.t + 91 * 86400)
+    assert (report["unescorted_records"], report["unescorted_uplinks"]) == (2, 2)
     assert report["escorts"] == report["escorts_expired"] == 0
     assert store.records(21) == [] and len(store.records(22)) > 0
     assert store.seal_key(21) is not None  # the seal itself stays
