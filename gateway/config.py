@@ -162,6 +162,11 @@ class GatewayConfig:
     # The "day" of deactivation is a calendar day in Kazakhstan time (UTC+5 everywhere since
     # 1 March 2024); the purge uses this fixed offset, so it never depends on the host's zone.
     retention_utc_offset_h: Annotated[float, Field(ge=-14, le=14)] = 5.0
+    # Records and uplink frames outside any escort (idle seals, frames before an activation): days kept.
+    retention_unescorted_days: Annotated[float, Field(ge=1, le=36500)] = 90
+    # An escort never deactivated (open past its period, or failed) expires this many days after its
+    # period ended / its activation failed: ESCORT_EXPIRED, and its retention_years start then.
+    retention_escort_horizon_days: Annotated[float, Field(ge=1, le=36500)] = 365
 
     # --- operator side: HTTP API ---
     http_host: Text = "127.0.0.1"

@@ -40,6 +40,7 @@ KINDS = (
     "NOTIFY_OVERDUE",
     "SEAL_REJECTING",
     "SEAL_REJECTING_ENDED",
+    "ESCORT_EXPIRED",
 )
 
 # Kinds that tell the offices of departure and destination (clause 11: within one hour).

@@ -122,6 +122,7 @@ class Ingest:
         self.commands = commands
         # seal id -> its current run of refused frames {n, since, reasons} (SEAL_REJECTING)
         self.refusals: dict[int, dict[str, Any]] = {}
+        self.last_store_error: str | None = None  # the last store error that refused frames
 
     def handle(self, items: Sequence[tuple[bytes, str]]) -> list[IngestResult]:
         """Several frames in ONE transaction (one savepoint each), results in input order; ACKs are
@@ -137,6 +138,9 @@ class Ingest:
                 pending.append(w)
             except _Reject as rej:
                 self._rejected(w, rej)
+            except StoreError as exc:  # e.g. the key could not be read: not the frame's fault, no ACK
+                self._store_failed(str(exc))
+                w.result = IngestResult("rejected", "store_error", w.result.seal_id, w.result.frame_type)
             except Exception as exc:  # a bug must not take the ingest down
                 log.exception("internal error before commit: seal=%s source=%s", w.result.seal_id, source)
                 self._rejected(w, _Reject("internal_error", repr(exc), w.result.seal_id), logged=True)
@@ -184,6 +188,10 @@ class Ingest:
                 new = tx.insert_events([event], [escort["escort_id"] if escort else None], now)
                 self.metrics.events_created(new)
 
+    def _store_failed(self, error: str) -> None:
+        """Keep the store's error for the driver, which pauses ingest on it (gateway/runner.py)."""
+        self.last_store_error = error
+
     def _precheck(self, w: _Work) -> None:
         """CRC, decode, authenticate: everything that needs no transaction (protocol/codec.py)."""
         try:
@@ -228,8 +236,13 @@ class Ingest:
                         self._rejected(w, _Reject("internal_error", repr(exc), w.result.seal_id), logged=True)
         except Exception as exc:  # the commit failed: nothing of this batch is stored, so no ACK
             log.error("store commit failed, %d frame(s) not acknowledged: %s", len(pending), exc)
-            for w in done:
-                w.result = IngestResult("rejected", "store_error", w.result.seal_id, w.result.frame_type)
+            self._store_failed(str(exc))
+            # Every frame not refused on its own: those done (rolled back), the one the store failed
+            # on and those after it (never processed).
+            rolled_back = {id(d) for d in done}
+            for w in pending:
+                if id(w) in rolled_back or w.result.reason is None:
+                    w.result = IngestResult("rejected", "store_error", w.result.seal_id, w.result.frame_type)
                 w.ack = None
                 w.commands = []
             return

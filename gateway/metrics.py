@@ -157,6 +157,13 @@ class ServiceMetrics:
                                             "their seal (it never spoke on a transport)", registry=r)
         self.downlinks_failed = Counter("navseal_downlinks_failed", "Downlink frames a transport failed to send",
                                         registry=r)
+        self.dead_letters = Counter("navseal_dead_letters", "Events a sink refused for good (kept as dead letters), "
+                                    "by sink", ["sink"], registry=r)
+        self.ingest_pauses = Counter("navseal_ingest_pauses", "Times ingest paused on a store error, by reason "
+                                     "(disk_full, store_error)", ["reason"], registry=r)
+        self.ingest_deferred = Counter("navseal_ingest_deferred_frames", "Frames left unacknowledged while ingest "
+                                       "was paused (redelivered by the broker, retransmitted by serial seals)",
+                                       registry=r)
 
     def gauge(self, name: str, text: str, read: Read) -> None:
         """Register a gauge read at scrape time: `read()` yields (labels dict, value)."""

@@ -14,7 +14,13 @@ paho-mqtt 2.x, callback API version 2, MQTT v5. The durability choices, and why:
 - **Shared subscription** (`shared_group`): `$share/<group>/<prefix>/+/up`, so several gateway
   instances (each with its own client id) split the seals' load.
 - **Reconnect**: paho's loop thread reconnects with capped backoff; we subscribe again in every
-  `on_connect` (harmless when the session kept it, needed when the broker lost it).
+  `on_connect` (harmless when the session kept it, needed when the broker lost it). A frame's
+  acknowledgement is sent only on the connection that delivered it: after a reconnect the broker
+  redelivers what was not acknowledged (same packet ids, which may since have been reused), and
+  the copy is acknowledged instead.
+- **Suspend/resume** (ingest paused on a store error, gateway/runner.py): `suspend()` disconnects,
+  keeping the session, so nothing more arrives and nothing in flight is acknowledged; `resume()`
+  connects again and the broker redelivers every frame not acknowledged.
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ class MqttIngest:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._accepting = True
+        self._suspended = False
+        self._generation = 0  # one per connection: an ack goes only on the connection it came on
         self._prefix_parts = settings.topic_prefix.split("/")
         v5 = settings.protocol == "5"
         client = mqtt.Client(
@@ -153,6 +161,33 @@ class MqttIngest:
         not acknowledged, so the broker keeps them in our session for the next start."""
         self._accepting = False
 
+    def suspend(self) -> None:
+        """Disconnect and stay away (the session and its unacknowledged frames stay at the broker)
+        until `resume()`. Acknowledgements of frames already received are not sent."""
+        if self._suspended:
+            return
+        self._suspended = True
+        self._generation += 1
+        log.warning("mqtt: suspending ingest (disconnect; the broker keeps the frames not acknowledged)")
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+        self.connected.clear()
+        self.subscribed.clear()
+
+    def resume(self) -> None:
+        """Connect again after `suspend()`: the broker redelivers what was not acknowledged."""
+        if not self._suspended:
+            return
+        self._suspended = False
+        log.info("mqtt: resuming ingest (reconnecting)")
+        self.start()
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended
+
     def stop(self, timeout: float = 5.0) -> None:
         self._accepting = False
         try:
@@ -174,6 +209,7 @@ class MqttIngest:
             log.warning("mqtt: connect refused by %s:%d: %s", self.settings.host, self.settings.port, reason_code)
             return
         self.stats.connects += 1
+        self._generation += 1
         self.connected.set()
         log.info(
             "mqtt: connected to %s:%d as %s (session present: %s)",
@@ -202,10 +238,11 @@ class MqttIngest:
         if not self._accepting:
             self.stats.paused_dropped += 1
             return  # not acked: stays in the broker session
-        mid, qos = message.mid, message.qos
+        mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
-            if qos > 0:
+            # Only on the connection that delivered it: after a reconnect the broker sends it again.
+            if qos > 0 and generation == self._generation:
                 client.ack(mid, qos)
 
         seal_id = self._seal_from_topic(message.topic)

@@ -75,6 +75,21 @@ class Pipeline:
         with self._lock:
             return self._ingest.handle(items)
 
+    @property
+    def last_store_error(self) -> str | None:
+        """The error of the last batch the store failed (results with reason "store_error")."""
+        return self._ingest.last_store_error
+
+    def probe_store(self) -> str | None:
+        """Can ingest resume? Commits a write that needs free space (Store.write_probe): None if it
+        committed, else the store's error."""
+        with self._lock:
+            try:
+                self.store.write_probe()
+            except StoreError as exc:
+                return str(exc)
+            return None
+
     # -- commands --
     def provision_seal(self, seal_id: int, key: bytes, *, actor: Actor | None = None, rekey: bool = True,
                        force: bool = False) -> dict[str, Any]:
@@ -161,13 +176,16 @@ class Pipeline:
     # -- views, metrics, retention --
     def status(self, *, seal_id: int | None = None, escort_id: int | None = None,
                declaration: str | None = None, vehicle: str | None = None,
-               offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+               offices: Sequence[str] | None = None, after_id: int = 0,
+               limit: int | None = None) -> list[dict[str, Any]]:
         """Escorts matching the filters (all open escorts when none is given), each with its seal's
-        last seen time, last position and open commands. `offices`: only escorts whose departure or
-        destination office is one of these (an officer's scope; a store query, not a filter here)."""
+        last seen time, last position and open commands; by escort_id after `after_id`, at most
+        `limit`. `offices`: only escorts whose departure or destination office is one of these (an
+        officer's scope; a store query, not a filter here)."""
         with self._lock:
             return views.status(self.store, self.config, self.clock(), seal_id=seal_id, escort_id=escort_id,
-                                declaration=declaration, vehicle=vehicle, offices=offices)
+                                declaration=declaration, vehicle=vehicle, offices=offices, after_id=after_id,
+                                limit=limit)
 
     def metrics(self) -> dict[str, Any]:
         """Snapshot of this pipeline's collectors (`registry`) for tests and tools:
@@ -178,11 +196,16 @@ class Pipeline:
         return self.pipeline_metrics.snapshot()
 
     def purge(self, now: float | None = None) -> dict[str, int]:
-        """Retention purge (clause 18.3) at `now`; counts of deleted rows per table."""
+        """Retention purge at `now` (gateway/retention.py): counts of deleted rows per table, and of
+        escorts expired (ESCORT_EXPIRED emitted: in the outbox)."""
         with self._lock:
             now = self.clock() if now is None else now
-            return retention.purge(self.store, now, years=self.config.retention_years,
-                                   utc_offset_h=self.config.retention_utc_offset_h).as_dict()
+            report = retention.purge(self.store, now, years=self.config.retention_years,
+                                     utc_offset_h=self.config.retention_utc_offset_h,
+                                     unescorted_days=self.config.retention_unescorted_days,
+                                     horizon_days=self.config.retention_escort_horizon_days)
+            self.pipeline_metrics.events_created(report.new_events)
+            return report.as_dict()
 
     def _wake(self) -> None:
         if self.wakeup is not None:

@@ -12,6 +12,14 @@ their arrival order (one FIFO); frames waiting in the queue are committed togeth
 transaction (one fsync for up to `MAX_BATCH` frames), and the ACKs of a batch go out only after
 that commit. MQTT frames are PUBACKed to the broker only after their commit, so a gateway killed
 at any instant loses nothing: uncommitted frames are redelivered from its persistent session.
+
+A store error (disk full, I/O error) pauses ingest rather than stalling it: the frames of the
+failed batch are not acknowledged, `on_pause(reason)` tells the drivers to stop taking frames (MQTT
+disconnects, keeping its session), frames still queued are dropped unacknowledged (the broker
+redelivers them, serial seals retransmit), and the store is probed (`Pipeline.probe_store`, a
+write that needs free space) with a growing interval; once a probe commits, `on_resume()`
+reconnects and the broker redelivers everything not acknowledged. `paused` says why meanwhile
+(/healthz, metrics).
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ DEADLINE_REFRESH_S = 0.5
 # A clock that is neither wall time nor says how fast it runs (see wall_seconds_until): wait at
 # most this long, so its deadlines are noticed within this much wall time whatever its speed.
 UNKNOWN_CLOCK_WAIT_S = 0.05
+# While ingest is paused on a store error: the first probe after this long, then twice as long
+# each time, up to the maximum.
+PROBE_FIRST_S = 0.5
+PROBE_MAX_S = 10.0
 
 Reply = Callable[[bytes], None]
 Ack = Callable[[], None]
@@ -92,6 +104,8 @@ class PipelineRunner:
         default_downlink: Callable[[int, bytes], None] | None = None,
         on_committed: Callable[[], None] | None = None,
         purge_interval_s: float | None = None,
+        on_pause: Callable[[str], None] | None = None,
+        on_resume: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.metrics = metrics
@@ -113,6 +127,12 @@ class PipelineRunner:
         self._deadline: float | None = None
         self._deadline_read_at = -float("inf")
         pipeline.wakeup = self.wake
+        self._on_pause = on_pause
+        self._on_resume = on_resume
+        # Ingest paused on a store error: {"reason": "disk_full" | "store_error", "error", "since"}.
+        self.paused: dict[str, Any] | None = None
+        self._probe_at = 0.0
+        self._probe_delay = PROBE_FIRST_S
 
     def wake(self) -> None:
         """Something may have an earlier deadline now (a new command): re-read next_deadline."""
@@ -144,6 +164,10 @@ class PipelineRunner:
     # -- runner thread --
     def _run(self) -> None:
         while True:
+            if self.paused is not None:
+                if self._paused_step():
+                    return
+                continue
             item = self._next_item()
             if item is None:
                 self._tick()
@@ -160,6 +184,8 @@ class PipelineRunner:
                     self._flush(batch)
                     batch = []
                     self._run_call(item)
+                elif self.paused is not None:
+                    self._defer(item)
                 else:
                     batch.append(item)
                     if len(batch) >= MAX_BATCH:
@@ -170,9 +196,61 @@ class PipelineRunner:
                 except queue.Empty:
                     item = None
             self._flush(batch)
-            self._tick()
+            if self.paused is None:
+                self._tick()
             if stop:
                 return
+
+    # -- paused on a store error --
+    def _pause(self, error: str) -> None:
+        reason = "disk_full" if "full" in error.lower() else "store_error"
+        self.paused = {"reason": reason, "error": error, "since": time.time()}
+        self._probe_delay = PROBE_FIRST_S
+        self._probe_at = time.monotonic() + self._probe_delay
+        self.metrics.ingest_pauses.labels(reason).inc()
+        log.error("ingest paused: %s (%s); frames are not acknowledged until the store takes writes again",
+                  "disk full" if reason == "disk_full" else "store error", error)
+        if self._on_pause is not None:
+            try:
+                self._on_pause(reason)
+            except Exception:  # noqa: BLE001
+                log.exception("on_pause failed")
+
+    def _defer(self, uplink: _Uplink) -> None:
+        """Paused: leave the frame unacknowledged (the broker redelivers it after the reconnect;
+        a serial seal retransmits it)."""
+        self.metrics.ingest_deferred.inc()
+
+    def _paused_step(self) -> bool:
+        """One step while paused: take queued items (frames deferred, calls run, stop obeyed) until
+        the next probe; probe. True when told to stop."""
+        try:
+            item = self._queue.get(timeout=max(0.0, self._probe_at - time.monotonic()))
+        except queue.Empty:
+            item = None
+        if item is _STOP:
+            return True
+        if isinstance(item, _Call):
+            self._run_call(item)
+        elif isinstance(item, _Uplink):
+            self._defer(item)
+        if time.monotonic() < self._probe_at or self.paused is None:
+            return False
+        error = self.pipeline.probe_store()
+        if error is not None:
+            self.paused["error"] = error
+            self._probe_delay = min(PROBE_MAX_S, self._probe_delay * 2)
+            self._probe_at = time.monotonic() + self._probe_delay
+            return False
+        log.warning("ingest resumed: the store takes writes again (paused %.1f s: %s)",
+                    time.time() - self.paused["since"], self.paused["reason"])
+        self.paused = None
+        if self._on_resume is not None:
+            try:
+                self._on_resume()
+            except Exception:  # noqa: BLE001
+                log.exception("on_resume failed")
+        return False
 
     def _next_deadline(self) -> float | None:
         if time.monotonic() - self._deadline_read_at >= DEADLINE_REFRESH_S:
@@ -195,6 +273,10 @@ class PipelineRunner:
 
     def _flush(self, batch: list[_Uplink]) -> None:
         if not batch:
+            return
+        if self.paused is not None:
+            for uplink in batch:
+                self._defer(uplink)
             return
         try:
             results = self.pipeline.handle_uplinks([(u.raw, u.source) for u in batch])
@@ -229,6 +311,8 @@ class PipelineRunner:
                     log.exception("on_result observer failed")
         if new_events and self._on_committed:
             self._on_committed()
+        if any(result.reason == "store_error" for result in results):
+            self._pause(self.pipeline.last_store_error or "store error")
 
     def _send(self, seal_id: int, frame: bytes, reply: Reply | None = None) -> None:
         route = reply or self._routes.get(seal_id)
@@ -264,6 +348,8 @@ class PipelineRunner:
             report = self._safe(lambda: self.pipeline.purge(now))
             if report is not None:
                 log.info("retention purge done", extra={"purged": report})
+                if report.get("escorts_expired") and self._on_committed:
+                    self._on_committed()  # ESCORT_EXPIRED events are in the outbox
 
     def _run_call(self, call: _Call) -> None:
         if not call.future.set_running_or_notify_cancel():
@@ -275,7 +361,8 @@ class PipelineRunner:
             return
         call.future.set_result(value)
         # A new command may be sendable right away (seal online): let tick send it.
-        self._tick()
+        if self.paused is None:
+            self._tick()
         if self._on_committed:
             self._on_committed()
 

@@ -33,7 +33,7 @@ from .pipeline import Pipeline
 from .runner import Ack, PipelineRunner, Reply
 from .secrets import is_test_key, load_master_key
 from .sinks import build_sink
-from .store import open_store
+from .store import check_store, open_store
 
 log = logging.getLogger("navseal.gateway")
 
@@ -49,7 +49,7 @@ class GatewayService:
         self.config = config
         self.clock = clock
         self.cipher = load_master_key(config)  # None: keys stored as they are (in-process tools only)
-        self.store = open_store(config, self.cipher)
+        self.store = open_store(config, self.cipher, commit_mark=True)
         # The HTTP API's reads (tracks, tables, the alarm feed) on a connection of their own: WAL
         # readers never wait for ingest's write transaction, nor hold it up.
         self.reader = open_store(config)
@@ -95,6 +95,8 @@ class GatewayService:
             default_downlink=self.mqtt.publish_downlink if self.mqtt else None,
             on_committed=self._notify_workers,
             purge_interval_s=config.retention_purge_interval_s,
+            on_pause=self._ingest_paused,
+            on_resume=self._ingest_resumed,
         )
         if config.serial:
             from .serial_ingest import SerialIngest
@@ -120,6 +122,7 @@ class GatewayService:
                     backoff=Backoff(config.sink_retry_initial_s, config.sink_retry_max_s),
                     clock=clock,
                     on_delivered=self._delivered,
+                    on_dead_letter=self._dead_letter,
                 )
             )
         if http:
@@ -142,9 +145,16 @@ class GatewayService:
             problems.append("mqtt broker not connected")
         if self.serial is not None:
             problems += [f"serial {r.port} not open" for r in self.serial.readers if not r.connected.is_set()]
+        paused = self.runner.paused
+        if paused is not None:
+            problems.append(f"ingest paused: {'disk full' if paused['reason'] == 'disk_full' else 'store error'} "
+                            f"({paused['error']}); frames are not acknowledged until the store takes writes")
         return {
             "status": "ok" if not problems else "degraded",
             "problems": problems,
+            "ingest": {"state": "running"} if paused is None else {"state": "paused", **paused},
+            # Events a sink refused for good, waiting for an admin (navseal gateway dead-letter list).
+            "dead_letters": self.store.dead_letter_counts(),
             "queue": self.runner.queue_length(),
             "outbox_depth": {w.sink.name: self.store.outbox_depth(w.sink.name) for w in self.workers},
             "dev_test_keys": self.config.dev_test_keys,
@@ -171,6 +181,21 @@ class GatewayService:
     def _submit_serial(self, raw: bytes, source: str, reply: Reply) -> None:
         self.runner.submit(raw, source, reply, None)
 
+    def _ingest_paused(self, reason: str) -> None:
+        """The runner paused ingest on a store error: stop taking MQTT frames (the broker keeps
+        them). Serial frames are dropped unacknowledged meanwhile: the seals retransmit."""
+        if self.mqtt is not None and not self._stopped.is_set():
+            self.mqtt.suspend()
+
+    def _ingest_resumed(self) -> None:
+        if self.mqtt is not None and not self._stopped.is_set():
+            self.mqtt.resume()
+
+    def notify_sinks(self) -> None:
+        """Wake the sinks' workers (an admin asked for a dead letter to be sent again)."""
+        for worker in self.workers:
+            worker.notify()
+
     def _notify_workers(self) -> None:
         for worker in self.workers:
             worker.notify()
@@ -189,6 +214,9 @@ class GatewayService:
                 self.metrics.alarm_fact_to_forward.labels(sink).observe(max(0.0, now - occurred))
             self.metrics.sink_delivered.labels(sink).inc()
 
+    def _dead_letter(self, sink: str, event: dict[str, Any], error: str) -> None:
+        self.metrics.dead_letters.labels(sink).inc()
+
     @property
     def registry(self) -> CollectorRegistry:
         """The Prometheus registry `/metrics` renders: the pipeline's, with the drivers' metrics."""
@@ -198,10 +226,16 @@ class GatewayService:
         m = self.metrics
         m.gauge("navseal_outbox_depth", "Events in the outbox not yet delivered, by sink",
                 lambda: [({"sink": w.sink.name}, self.store.outbox_depth(w.sink.name)) for w in self.workers])
+        m.gauge("navseal_dead_letters_waiting", "Events a sink refused for good, not replayed yet, by sink",
+                lambda: list(({"sink": sink}, n) for sink, n in self.store.dead_letter_counts().items()))
         m.gauge("navseal_sink_failures", "Delivery failures since start, by sink",
                 lambda: [({"sink": w.sink.name}, w.stats.failures) for w in self.workers])
         m.gauge("navseal_ingest_queue_length", "Frames received and waiting for the pipeline",
                 lambda: [({}, self.runner.queue_length())])
+        m.gauge("navseal_ingest_paused", "1 while ingest is paused on a store error, by reason "
+                "(disk_full, store_error): frames are not acknowledged",
+                lambda: [({"reason": r}, 1 if (self.runner.paused or {}).get("reason") == r else 0)
+                         for r in ("disk_full", "store_error")])
         if self.mqtt:
             m.gauge("navseal_mqtt_connected", "1 when connected to the broker",
                     lambda: [({}, 1 if self.mqtt.connected.is_set() else 0)])
@@ -275,11 +309,15 @@ class GatewayService:
         return 0
 
 
-def run(config: GatewayConfig) -> int:
+def run(config: GatewayConfig, *, init: bool = False) -> int:
     """`navseal gateway run`: the production entry point. Needs a master key (seal keys are
-    encrypted at rest); ConfigError (one line) when something is missing or wrong."""
+    encrypted at rest); ConfigError (one line) when something is missing or wrong. The store is
+    checked first (gateway/store/sqlite_check.py): StoreRefused (one line) when it is missing
+    without `init`, empty, truncated, damaged or has lost committed data."""
     setup_logging(config.log_format, config.log_level)
     if load_master_key(config) is None:
         raise ConfigError("master_key_file: not set, and NAVSEAL_MASTER_KEY is not set either; create one "
                           "with `navseal gateway master-key --out FILE` (seal keys are encrypted with it)")
+    if check_store(config, init=init) == "new":
+        log.info("creating a new database", extra={"db": config.db_path})
     return GatewayService(config).run_forever()

@@ -7,8 +7,11 @@ order and backs off when a sink fails. So a sink is a thin transport, testable o
 
 Kinds (config `[[sinks]]` tables, `type = ...`):
 - `jsonl`:   one JSON object per line to a file (appended, flushed and fsync'd per batch) or stdout.
-- `webhook`: HTTP POST of the event JSON, `Idempotency-Key: <event_id>`; 2xx is delivered,
-             anything else (or no answer) is an error and will be retried.
+- `webhook`: HTTP POST of the event JSON, `Idempotency-Key: <event_id>`; 2xx is delivered; a 4xx
+             that refuses this event (400, 409, 410, 413, 415, 422, ...) is a permanent refusal
+             (`SinkRefused`: the worker keeps it as a dead letter and moves on); anything else
+             (5xx, no answer, and the 4xx that say the receiver or our credentials are at fault:
+             401, 403, 404, 405, 407, 408, 425, 429) is an error and will be retried.
 - `mqtt`:    publish the event JSON at QoS 1 to `<topic>/<seal_id>/<kind>` (topic from config) and wait
              for the broker's PUBACK.
 """
@@ -33,6 +36,16 @@ class SinkError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.delivered = 0  # events of the batch delivered before this one failed (0: none known)
+
+
+class SinkRefused(SinkError):
+    """The receiver refused this event for good (it would refuse it again): the worker keeps it as
+    a dead letter and delivers the next one. The refused event is the batch's `delivered`-th."""
+
+
+# 4xx answers that are about the receiver or the gateway's credentials, not about the event: retried.
+RETRIED_4XX = frozenset({401, 403, 404, 405, 407, 408, 425, 429})
 
 
 def event_json(event: Event) -> bytes:
@@ -47,8 +60,12 @@ class Sink:
     kind: str
 
     def deliver_batch(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self.deliver(event)
+        for i, event in enumerate(events):
+            try:
+                self.deliver(event)
+            except SinkError as exc:
+                exc.delivered = i
+                raise
 
     def deliver(self, event: Event) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -156,6 +173,8 @@ class WebhookSink(Sink):
             retry_after = _retry_after(response.getheader("Retry-After"))
             if response.getheader("Connection", "").lower() == "close":
                 self.close()
+            if 400 <= response.status < 500 and response.status not in RETRIED_4XX:
+                raise SinkRefused(f"webhook {self.url}: HTTP {response.status} for event {event['event_id']}")
             raise SinkError(f"webhook {self.url}: HTTP {response.status}", retry_after)
         if response.getheader("Connection", "").lower() == "close":
             self.close()

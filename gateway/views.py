@@ -16,16 +16,17 @@ from .store import OPEN_ESCORT_STATUSES, Store
 
 def status(store: Store, config: GatewayConfig, now: float, *, seal_id: int | None = None,
            escort_id: int | None = None, declaration: str | None = None, vehicle: str | None = None,
-           offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+           offices: Sequence[str] | None = None, after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
     """Escorts matching the filters (all open escorts when none is given), each with its seal's last
-    seen time, last position and open commands. `offices`: only escorts whose departure or
-    destination office is one of these (an officer's scope), in the store's query."""
+    seen time, last position and open commands, in escort_id order after `after_id`, at most
+    `limit` (a page). `offices`: only escorts whose departure or destination office is one of these
+    (an officer's scope), in the store's query."""
     with store.transaction() as tx:
         if seal_id is None and escort_id is None and declaration is None and vehicle is None:
-            escorts = tx.escorts_with_status(OPEN_ESCORT_STATUSES, offices=offices)
+            escorts = tx.escorts_with_status(OPEN_ESCORT_STATUSES, offices=offices, after_id=after_id, limit=limit)
         else:
             escorts = tx.find_escorts(seal_id=seal_id, escort_id=escort_id, declaration=declaration, vehicle=vehicle,
-                                      offices=offices)
+                                      offices=offices, after_id=after_id, limit=limit)
         out = []
         for e in escorts:
             view = escort_view(e)

@@ -14,6 +14,8 @@
     navseal gateway status [--seal 1001] [--json]
     navseal gateway audit verify --config gateway.toml
     navseal gateway purge --config gateway.toml [--now 2031-12-01T00:00:00Z]
+    navseal gateway dead-letter list [--sink ops] [--status dead]
+    navseal gateway dead-letter replay 7
     navseal gateway certs --out /etc/mosquitto/certs --host broker.example --host 10.0.0.5
 
 Commands talk to the running gateway's HTTP API (`--api`, default from the config's [http]) with
@@ -22,7 +24,8 @@ With `--db FILE` (or `--config` naming the database) they open the database dire
 that is for an administrator on the gateway host (who can read the 0600 database and the master
 key), and every such command is written to the audit log under the host account. Keys are read
 from a file or stdin (`--key-file -`), never from the command line.
-Exit codes: 0 ok, 1 refused, 2 bad usage or configuration, 3 gateway unreachable.
+Exit codes: 0 ok, 1 refused, 2 bad usage or configuration, 3 gateway unreachable, 4 (`run`) the
+database is missing (without --init), empty, truncated, damaged or has lost committed data.
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ import urllib.request
 from typing import Any
 
 from navseal import gateway_client as client
-from navseal import gateway_seals, gateway_users
-from navseal.gateway_client import EXIT_USAGE, Direct, target_options
+from navseal import gateway_dead_letters, gateway_seals, gateway_users
+from navseal.gateway_client import EXIT_STORE, EXIT_USAGE, Direct, target_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "gateway",
-        help="run the gateway; check-config, users, provision, seal rekey|reset-replay, activate, deactivate, status, audit, purge",
+        help="run the gateway; check-config, users, provision, seal rekey|reset-replay, activate, deactivate, status, "
+        "audit, purge, dead-letter",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run the gateway service until SIGTERM/SIGINT",
         description="Run the gateway: MQTT/serial ingest, pipeline, sinks, HTTP API. Needs a master key "
-        "(master_key_file or NAVSEAL_MASTER_KEY). Refuses to start on a configuration error, naming the key.",
+        "(master_key_file or NAVSEAL_MASTER_KEY). Refuses to start on a configuration error, naming the key "
+        "(exit 2), and on a database that is missing (without --init), empty, truncated, damaged (PRAGMA "
+        "quick_check) or behind the commit mark kept beside it (exit 4): one line each, see docs/gateway.md.",
         epilog="example: navseal gateway run --config /etc/navseal/gateway.toml",
     )
     run.add_argument("--config", "-c", help="TOML configuration (see docs/gateway.md); defaults without it")
@@ -62,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--http-port", type=int, help="override [http] port (0: any free port)")
     run.add_argument("--dev-test-keys", action="store_true",
                      help="accept the published test keys (development only; logged, shown by /healthz)")
+    run.add_argument("--init", action="store_true",
+                     help="create a new database when there is no file at db_path (without it a missing "
+                     "database is refused, exit 4); an existing file is checked and used as it is")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser(
@@ -148,13 +157,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     gateway_users.register(sub)
     gateway_seals.register(sub)
+    gateway_dead_letters.register(sub)
 
     api = sub.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json is this)")
     api.set_defaults(func=cmd_openapi)
 
     purge = sub.add_parser(
         "purge",
-        help="retention purge: delete escorts kept past five years after deactivation (clause 18.3)",
+        help="retention purge: escorts five years after they ended (clause 18.3), escorts never deactivated "
+        "expired after the horizon (ESCORT_EXPIRED), records and frames outside escorts after 90 days",
         epilog="example: navseal gateway purge --config gateway.toml --now 2031-12-01T00:00:00Z",
     )
     purge.add_argument("--config", "-c")
@@ -199,6 +210,7 @@ def parse_time(text: str) -> float:
 def cmd_run(args: argparse.Namespace) -> int:
     from navseal.gateway.config import ConfigError, load_config
     from navseal.gateway.service import run
+    from navseal.gateway.store import StoreError, StoreRefused
 
     overrides: dict[str, Any] = {}
     if args.db:
@@ -208,10 +220,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dev_test_keys:
         overrides["dev_test_keys"] = True
     try:
-        return run(load_config(args.config, service=True, **overrides))
+        return run(load_config(args.config, service=True, **overrides), init=args.init)
     except ConfigError as exc:
         print(f"navseal gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (StoreRefused, StoreError) as exc:
+        print(f"navseal gateway: {exc}", file=sys.stderr)
+        return EXIT_STORE
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
@@ -340,7 +355,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         for escort in escorts:
             _print_escort(escort)
 
-    return client.run(args, lambda a: a.request("GET", "/v1/escorts" + (f"?{query}" if query else "")), direct, describe)
+    def api(a) -> Any:  # every page
+        escorts, cursor = [], None
+        while True:
+            page = a.request("GET", "/v1/escorts?" + "&".join(filter(None, (query, cursor and f"cursor={cursor}"))))
+            escorts += page["escorts"]
+            cursor = page.get("next")
+            if not cursor:
+                return {"escorts": escorts}
+
+    return client.run(args, api, direct, describe)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_STORE = 4  # `gateway run`: the database is missing, damaged or lost committed data
 TOKEN_ENV = "NAVSEAL_TOKEN"
 
 

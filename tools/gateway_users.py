@@ -83,7 +83,16 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             print(f"{u['name']}  role={u['role']}  offices={','.join(u['offices']) or '-'}  "
                   f"{'DISABLED' if u['disabled'] else 'active'}")
 
-    return run(args, lambda a: a.request("GET", "/v1/users"), direct, describe)
+    def api(a) -> Any:  # every page
+        users, cursor = [], None
+        while True:
+            page = a.request("GET", "/v1/users" + (f"?cursor={cursor}" if cursor else ""))
+            users += page["users"]
+            cursor = page.get("next")
+            if not cursor:
+                return {"users": users}
+
+    return run(args, api, direct, describe)
 
 
 def cmd_user_disable(args: argparse.Namespace) -> int:

@@ -242,6 +242,8 @@ class EscortAnswer(BaseModel):
 
 class EscortList(BaseModel):
     escorts: list[dict[str, Any]]
+    next: str | None = Field(default=None, description="cursor of the next page (pass it back as `cursor`), "
+                             "null on the last")
 
 
 class Provisioned(BaseModel):
@@ -263,6 +265,8 @@ class User(BaseModel):
 
 class UserList(BaseModel):
     users: list[User]
+    next: str | None = Field(default=None, description="cursor of the next page (pass it back as `cursor`), "
+                             "null on the last")
 
 
 class Token(BaseModel):
@@ -303,6 +307,14 @@ class Outbox(BaseModel):
     sinks: dict[str, dict[str, Any]]
 
 
+class IngestState(BaseModel):
+    state: Literal["running", "paused"] = Field(description="paused: a store error; frames are not acknowledged "
+                                                "until the store takes writes again (then the broker redelivers)")
+    reason: Literal["disk_full", "store_error"] | None = None
+    error: str | None = Field(None, description="the store's last error while paused")
+    since: float | None = Field(None, description="Unix s when ingest paused")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     dev_test_keys: bool = Field(description="true: the gateway accepts the published test keys (development only)")
@@ -311,3 +323,27 @@ class Health(BaseModel):
     queue: int | None = Field(default=None, description="frames waiting for the pipeline (authenticated only)")
     outbox_depth: dict[str, int] | None = Field(default=None, description="events not yet delivered, per sink "
                                                 "(authenticated only)")
+    ingest: IngestState | None = Field(default=None, description="running, or paused on a store error with the "
+                                       "reason (authenticated only)")
+    dead_letters: dict[str, int] | None = Field(default=None, description="per sink, events it refused for good "
+                                                "waiting for an admin (authenticated only)")
+
+
+class DeadLetter(BaseModel):
+    dead_letter_id: int
+    sink: str
+    outbox_id: int
+    event_id: str
+    status: Literal["dead", "replay", "replayed"] = Field(description="dead: refused for good, waiting; replay: "
+                                                          "to be sent again; replayed: sent again and delivered")
+    error: str
+    refused_at: float
+    refusals: int
+    replay_requested_at: float | None = None
+    replayed_at: float | None = None
+    event: dict[str, Any] | None = Field(description="the event as the sink was given it; null once purged")
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetter]
+    next: str | None = Field(description="cursor of the next page, null on the last")

@@ -24,6 +24,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/seals/{seal_id}/reset-replay"): frozenset({ADMIN}),
     ("GET", "/v1/outbox"): frozenset({ADMIN, AUDITOR}),
     ("GET", "/v1/audit"): frozenset({ADMIN, AUDITOR}),
+    ("GET", "/v1/dead-letters"): frozenset({ADMIN, AUDITOR}),
+    ("POST", "/v1/dead-letters/{dead_letter_id}/replay"): frozenset({ADMIN}),
     ("GET", "/v1/users"): frozenset({ADMIN}),
     ("POST", "/v1/users"): frozenset({ADMIN}),
     ("POST", "/v1/users/{name}/disable"): frozenset({ADMIN}),

@@ -30,10 +30,15 @@ def _changed(svc: Any, actor: Actor, action: str, target: str, fn, details: dict
         raise
 
 
-@router.get("/v1/users", response_model=UserList, responses=ERRORS, summary="Users (admin)")
-def users(svc: Any = Depends(service)) -> Any:
+@router.get("/v1/users", response_model=UserList, responses=ERRORS, summary="Users by name, a page at a time (admin)")
+def users(cursor: str | None = Query(default=None, pattern=auth.USER_NAME.pattern,
+                                     description="the `next` of the previous page"),
+          limit: int = Query(default=100, ge=1, le=500), svc: Any = Depends(service)) -> Any:
     with svc.store.transaction() as tx:
-        return {"users": [auth.public_user(u) for u in tx.list_users()]}
+        rows = tx.list_users(after_name=cursor or "", limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"users": [auth.public_user(u) for u in rows], "next": rows[-1]["name"] if more else None}
 
 
 @router.post("/v1/users", status_code=201, response_model=User, responses=ERRORS, summary="Add a user (admin)")

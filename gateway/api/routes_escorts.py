@@ -61,17 +61,27 @@ def deactivate(body: Deactivation, actor: Actor = Depends(current_actor), office
 
 
 def _escorts(svc: Any, offices: tuple[str, ...] | None, seal_id: int | None, escort_id: int | None,
-             declaration: str | None, vehicle: str | None) -> Any:
+             declaration: str | None, vehicle: str | None, cursor: str | None, limit: int) -> Any:
+    """One page, by escort_id; `next` is the cursor of the following page (None on the last)."""
+    from .routes_browse import cursor_value
+
     filters = {k: v for k, v in (("seal_id", seal_id), ("escort_id", escort_id), ("declaration", declaration),
                                  ("vehicle", vehicle)) if v is not None}
-    return {"escorts": svc.pipeline.status(offices=offices, **filters)}
+    rows = svc.pipeline.status(offices=offices, after_id=cursor_value(cursor) or 0, limit=limit + 1, **filters)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"escorts": rows, "next": str(rows[-1]["escort_id"]) if more else None}
 
+
+MAX_PAGE = 500
 
 _QUERY = dict(
     seal_id=Query(default=None, ge=1, le=0xFFFFFFFF),
     escort_id=Query(default=None, ge=1, le=0xFFFFFFFF),
     declaration=Query(default=None, min_length=1, max_length=40),
     vehicle=Query(default=None, min_length=1, max_length=16),
+    cursor=Query(default=None, max_length=20, description="the `next` of the previous page"),
+    limit=Query(default=100, ge=1, le=MAX_PAGE, description=f"escorts per page (at most {MAX_PAGE})"),
 )
 
 
@@ -79,15 +89,17 @@ _QUERY = dict(
             summary="Escorts: all open ones, or those matching the filters (an officer sees only their offices')")
 def escorts(seal_id: int | None = _QUERY["seal_id"], escort_id: int | None = _QUERY["escort_id"],
             declaration: str | None = _QUERY["declaration"], vehicle: str | None = _QUERY["vehicle"],
+            cursor: str | None = _QUERY["cursor"], limit: int = _QUERY["limit"],
             offices=Depends(office_scope), svc: Any = Depends(service)) -> Any:
-    return _escorts(svc, offices, seal_id, escort_id, declaration, vehicle)
+    return _escorts(svc, offices, seal_id, escort_id, declaration, vehicle, cursor, limit)
 
 
 @router.get("/v1/status", response_model=EscortList, responses=ERRORS, summary="Alias of GET /v1/escorts")
 def status(seal_id: int | None = _QUERY["seal_id"], escort_id: int | None = _QUERY["escort_id"],
            declaration: str | None = _QUERY["declaration"], vehicle: str | None = _QUERY["vehicle"],
+           cursor: str | None = _QUERY["cursor"], limit: int = _QUERY["limit"],
            offices=Depends(office_scope), svc: Any = Depends(service)) -> Any:
-    return _escorts(svc, offices, seal_id, escort_id, declaration, vehicle)
+    return _escorts(svc, offices, seal_id, escort_id, declaration, vehicle, cursor, limit)
 
 
 @router.post("/v1/seals", status_code=201, response_model=Provisioned, responses=ERRORS,

@@ -22,6 +22,7 @@ export const KINDS = {
   DEACTIVATED: { letter: "D", color: GREEN, en: "Deactivated", ru: "Деактивирована" },
   DEACTIVATION_OVERDUE: { letter: "D", color: RED, en: "Deactivation overdue", ru: "Деактивация просрочена" },
   SEAL_REKEYED: { letter: "K", color: GREY, en: "Seal re-keyed", ru: "Ключ пломбы заменён" },
+  ESCORT_EXPIRED: { letter: "E", color: GREY, en: "Escort expired (never deactivated)", ru: "Сопровождение истекло (не деактивировано)" },
   GNSS_LOST: { letter: "G", color: ORANGE, en: "GNSS lost", ru: "Потеря ГНСС" },
   GNSS_RESTORED: { letter: "G", color: ORANGE, restore: true, en: "GNSS restored", ru: "ГНСС восстановлена" },
   GNSS_ANOMALY: { letter: "G", color: RED, en: "GNSS anomaly", ru: "Аномалия ГНСС" },

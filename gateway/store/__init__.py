@@ -7,6 +7,7 @@
     sqlite.py        SqliteStore: the embedded default (one file, WAL)
     sqlite_tx.py     one SQLite transaction (StoreTx)
     sqlite_schema.py SQLite migrations
+    sqlite_check.py  the file checked before the gateway runs on it; the commit mark beside it
 
 `open_store(config)` gives the store a GatewayConfig names. The names below are the package's
 public surface: import them from `navseal.gateway.store`.
@@ -38,6 +39,7 @@ from .interface import (
     StoreTx,
 )
 from .sqlite import SqliteStore
+from .sqlite_check import StoreRefused, check_store_file
 from .sqlite_schema import MIGRATIONS
 from .wire_fixes import RECORD_FIX, WIRE_FIX_FIELDS, WIRE_FIX_FORMAT, fix_row, wire_fix_rows
 
@@ -46,12 +48,20 @@ __all__ = [
     "ESCORT_ACTIVE", "ESCORT_ARMED", "ESCORT_DEACTIVATED", "ESCORT_DEACTIVATION_REQUESTED",
     "ESCORT_EVIDENCE_PENDING",
     "ESCORT_FAILED", "ESCORT_REQUESTED", "MIGRATIONS", "MONITORED_STATUSES", "OPEN_COMMAND_STATUSES",
-    "OPEN_ESCORT_STATUSES", "OutboxItem", "RECORD_FIX", "SqliteStore", "Store", "StoreError", "StoreTx",
+    "OPEN_ESCORT_STATUSES", "OutboxItem", "RECORD_FIX", "SqliteStore", "Store", "StoreError", "StoreRefused",
+    "StoreTx", "check_store",
     "WIRE_FIX_FIELDS", "WIRE_FIX_FORMAT", "fix_row", "open_store", "wire_fix_rows",
 ]
 
 
-def open_store(config: Any, cipher: Any = None) -> Store:
+def open_store(config: Any, cipher: Any = None, *, commit_mark: bool = False) -> Store:
     """The store a `GatewayConfig` names (today always SQLite at `db_path`); `cipher` from
-    secrets.load_master_key encrypts seal keys at rest."""
-    return SqliteStore(config.db_path, synchronous=config.db_synchronous, cipher=cipher)
+    secrets.load_master_key encrypts seal keys at rest; `commit_mark`: this store keeps the commit
+    mark (the gateway's ingest store only)."""
+    return SqliteStore(config.db_path, synchronous=config.db_synchronous, cipher=cipher, commit_mark=commit_mark)
+
+
+def check_store(config: Any, *, init: bool = False) -> str:
+    """Before the gateway runs on the store a `GatewayConfig` names: StoreRefused (one line) when it
+    is missing (without `init`), empty, truncated, damaged or behind its commit mark."""
+    return check_store_file(config.db_path, init=init)

@@ -90,7 +90,8 @@ class AccessTx(abc.ABC):
     def get_user(self, *, name: str | None = None, user_id: int | None = None) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
-    def list_users(self) -> list[dict[str, Any]]: ...
+    def list_users(self, *, after_name: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        """Users by name after `after_name`, at most `limit` (None: all)."""
 
     @abc.abstractmethod
     def update_user(self, user_id: int, **columns: Any) -> None: ...
@@ -155,8 +156,9 @@ class SqliteAccessTx(AccessTx):
             row = self._one("SELECT * FROM users WHERE user_id = ?", (user_id,))
         return _user(row)
 
-    def list_users(self) -> list[dict[str, Any]]:
-        return [_user(r) for r in self._all("SELECT * FROM users ORDER BY name")]  # type: ignore[misc]
+    def list_users(self, *, after_name: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        return [_user(r) for r in self._all("SELECT * FROM users WHERE name > ? ORDER BY name LIMIT ?",  # type: ignore[misc]
+                                            (after_name, -1 if limit is None else limit))]
 
     def update_user(self, user_id: int, **columns: Any) -> None:
         unknown = set(columns) - USER_COLUMNS

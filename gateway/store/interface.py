@@ -37,6 +37,12 @@ OPEN_ESCORT_STATUSES = (ESCORT_REQUESTED, ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DE
                         ESCORT_EVIDENCE_PENDING)
 MONITORED_STATUSES = (ESCORT_ARMED, ESCORT_ACTIVE, ESCORT_DEACTIVATION_REQUESTED, ESCORT_EVIDENCE_PENDING)
 
+# Dead letter status values.
+DEAD_LETTER_DEAD = "dead"  # refused for good; waits for an admin
+DEAD_LETTER_REPLAY = "replay"  # an admin asked to send it again; the sink's worker will
+DEAD_LETTER_REPLAYED = "replayed"  # sent again and delivered
+DEAD_LETTER_STATUSES = (DEAD_LETTER_DEAD, DEAD_LETTER_REPLAY, DEAD_LETTER_REPLAYED)
+
 # Command status values.
 CMD_QUEUED = "queued"
 CMD_SENT = "sent"
@@ -108,13 +114,15 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     def update_escort(self, escort_id: int, **columns: Any) -> None: ...
 
     @abc.abstractmethod
-    def find_escorts(self, *, offices: Sequence[str] | None = None, **where: Any) -> list[dict[str, Any]]:
-        """Escorts matching `where`; with `offices`, only those whose departure or destination
-        office is one of them (an officer's scope)."""
+    def find_escorts(self, *, offices: Sequence[str] | None = None, after_id: int = 0, limit: int | None = None,
+                     **where: Any) -> list[dict[str, Any]]:
+        """Escorts matching `where`, in escort_id order after `after_id`, at most `limit`; with
+        `offices`, only those whose departure or destination office is one of them (an officer's scope)."""
 
     @abc.abstractmethod
-    def escorts_with_status(self, statuses: Sequence[str], *,
-                            offices: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def escorts_with_status(self, statuses: Sequence[str], *, offices: Sequence[str] | None = None,
+                            after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Escorts in these statuses, in escort_id order after `after_id`, at most `limit`."""
 
     @abc.abstractmethod
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
@@ -176,9 +184,34 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
         """`escort_id` and `deactivated_at` of every deactivated escort still stored."""
 
     @abc.abstractmethod
+    def ended_escorts(self) -> list[dict[str, Any]]:
+        """`escort_id` and `ended_at` of every escort deactivated (`deactivated_at`) or, never
+        deactivated, expired (`expired_at`), still stored."""
+
+    @abc.abstractmethod
+    def escorts_to_expire(self, open_ended_before: float, failed_before: float) -> list[dict[str, Any]]:
+        """Escorts never deactivated nor expired: open ones whose period ended before
+        `open_ended_before`, failed ones that failed before `failed_before`."""
+
+    @abc.abstractmethod
+    def delete_unescorted(self, received_before: float, limit: int,
+                          after: Any = None) -> tuple[dict[str, int], Any]:
+        """Delete records and uplinks outside any escort received before `received_before`, looking
+        at up to `limit` of each from `after` (the position the previous call returned; None: from
+        the start). Returns rows deleted per table and the position to go on from (None: done)."""
+
+    @abc.abstractmethod
     def delete_escort(self, escort_id: int) -> dict[str, int]:
         """Delete the escort and all its data; rows deleted per table (escorts, records, events,
         outbox, commands, uplinks, alarm_acks)."""
+
+    @abc.abstractmethod
+    def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def request_dead_letter_replay(self, dead_letter_id: int, now: float) -> dict[str, Any] | None:
+        """Mark a dead letter for sending again by its sink's worker (status "replay"); the row
+        after the change, or None when there is no such dead letter."""
 
     @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:
@@ -221,6 +254,25 @@ class Store(ConsoleReads, abc.ABC):
     def outbox_status(self) -> dict[str, dict[str, Any]]:
         """Per known sink: cursor, depth, attempts, next_attempt_at, last_error."""
 
+    # dead letters: events a sink refused for good (gateway/outbox_worker.py)
+    @abc.abstractmethod
+    def outbox_dead_letter(self, sink: str, outbox_id: int, event_id: str, error: str, now: float) -> int:
+        """In one transaction: keep the event as a dead letter of `sink` (status "dead") and move the
+        sink's cursor past `outbox_id`. Returns the dead letter's id."""
+
+    @abc.abstractmethod
+    def dead_letters(self, *, sink: str | None = None, status: str | None = None, after_id: int = 0,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        """Dead letters in id order after `after_id`, each with its `event` (None once purged)."""
+
+    @abc.abstractmethod
+    def dead_letter_settled(self, dead_letter_id: int, *, delivered: bool, error: str | None, now: float) -> None:
+        """A replay ended: "replayed" when delivered, else "dead" again with the new error."""
+
+    @abc.abstractmethod
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Per sink, dead letters waiting (status "dead")."""
+
     # reading
     @abc.abstractmethod
     def events(self, *, seal_id: int | None = None, escort_id: int | None = None,
@@ -236,6 +288,11 @@ class Store(ConsoleReads, abc.ABC):
     @abc.abstractmethod
     def audit_high_water(self) -> int:
         """The highest audit sequence number ever assigned (deleted rows included)."""
+
+    @abc.abstractmethod
+    def write_probe(self) -> None:
+        """Commit (then delete) a write of some tens of kB: StoreError while the store cannot take
+        writes (disk full, I/O errors). Ingest resumes after a store error once this succeeds."""
 
     @abc.abstractmethod
     def counts(self) -> dict[str, int]:

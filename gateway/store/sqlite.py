@@ -6,6 +6,9 @@ others until it ends). Several `SqliteStore` objects (threads or processes) may 
 WAL mode lets readers run beside the one writer, and `busy_timeout` makes a second writer wait
 rather than fail. Migrations (gateway/store/sqlite_schema.py) run under `BEGIN IMMEDIATE`, so
 opening the file twice is safe.
+
+Every transaction adds one to `commit_mark.seq`; the store opened with `commit_mark=True` (the
+gateway's ingest store) keeps the commit mark file beside the database (gateway/store/sqlite_check.py).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import threading
 from typing import Any, Iterator, Sequence
 
 from .interface import OutboxItem, Store, StoreError, StoreTx
+from .sqlite_check import CommitMark, mark_path
 from .sqlite_console import SqliteConsoleReads
 from .sqlite_schema import MIGRATIONS, statements
 from .seal_key_codec import KeyCodec
-from .sqlite_tx import SqliteTx
+from .sqlite_tx import SqliteTx, is_store_failure
 
 
 def _create_private(path: str) -> None:
@@ -48,11 +52,25 @@ class SqliteStore(SqliteConsoleReads, Store):
     file are encrypted when it is opened with one."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout_s: float = 30.0,
-                 cache_kib: int = 32 * 1024, wal_autocheckpoint_pages: int = 4000, cipher: Any = None) -> None:
+                 cache_kib: int = 32 * 1024, wal_autocheckpoint_pages: int = 4000, cipher: Any = None,
+                 commit_mark: bool = False) -> None:
         self.path = str(path)
+        self._mark: CommitMark | None = None
         self._lock = threading.RLock()
         self._keys = KeyCodec(cipher)
         _create_private(self.path)
+        try:
+            self._open(synchronous, busy_timeout_s, cache_kib, wal_autocheckpoint_pages)
+        except sqlite3.DatabaseError as exc:  # a damaged file: one line, not a traceback
+            raise StoreError(f"{self.path}: {exc}") from None
+        if cipher is not None:
+            self._encrypt_plain_keys()
+        if commit_mark and self.path != ":memory:" and not self.path.startswith("file:"):
+            self._mark = CommitMark(mark_path(self.path))
+            self._mark.committed(self.commit_seq)
+            self._mark.sync()
+
+    def _open(self, synchronous: str, busy_timeout_s: float, cache_kib: int, wal_autocheckpoint_pages: int) -> None:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly a block.
         self._c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                   timeout=busy_timeout_s)
@@ -72,8 +90,12 @@ class SqliteStore(SqliteConsoleReads, Store):
         # larger -wal file and a longer single checkpoint.
         self._c.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint_pages)}")
         self._migrate()
-        if cipher is not None:
-            self._encrypt_plain_keys()
+
+    @property
+    def commit_seq(self) -> int:
+        """How many transactions this database committed (its commit counter)."""
+        with self._lock:
+            return int(self._c.execute("SELECT seq FROM commit_mark").fetchone()[0])
 
     def _encrypt_plain_keys(self) -> None:
         """Encrypt keys stored before there was a master key (32 raw bytes), and check on one
@@ -127,15 +149,35 @@ class SqliteStore(SqliteConsoleReads, Store):
                 self._c.execute("ROLLBACK")
                 raise
             try:
+                seq = self._c.execute("UPDATE commit_mark SET seq = seq + 1 RETURNING seq").fetchall()[0][0]
                 self._c.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._c.execute("ROLLBACK")
                 raise StoreError(f"commit: {exc}") from exc
+            if self._mark is not None:
+                try:
+                    self._mark.committed(seq)
+                except OSError as exc:  # committed, but the mark could not follow: say so, not silently
+                    raise StoreError(f"commit mark {self._mark.path}: {exc}") from exc
 
     def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+            try:
+                return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+            except sqlite3.Error as exc:
+                if is_store_failure(exc):
+                    raise StoreError(f"read: {exc}") from exc
+                raise
+
+    def write_probe(self, nbytes: int = 64 * 1024) -> None:
+        try:
+            with self.transaction():
+                self._c.execute("INSERT INTO store_probe (filler) VALUES (zeroblob(?))", (nbytes,))
+            with self.transaction():
+                self._c.execute("DELETE FROM store_probe")
+        except sqlite3.Error as exc:
+            raise StoreError(f"write probe: {exc}") from exc
 
     # -- keys --
     def provision_seal(self, seal_id: int, key: bytes, now: float) -> None:
@@ -200,6 +242,44 @@ class SqliteStore(SqliteConsoleReads, Store):
             out[row.pop("sink")] = row
         return out
 
+    # -- dead letters --
+    def outbox_dead_letter(self, sink: str, outbox_id: int, event_id: str, error: str, now: float) -> int:
+        with self.transaction():
+            cur = self._c.execute(
+                "INSERT INTO dead_letters (sink, outbox_id, event_id, status, error, refused_at) "
+                "VALUES (?, ?, ?, 'dead', ?, ?)", (sink, outbox_id, event_id, error[:500], now))
+            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
+            self._c.execute(
+                "UPDATE sink_cursors SET delivered_upto = MAX(delivered_upto, ?), delivered_at = ?, attempts = 0, "
+                "next_attempt_at = NULL, last_error = NULL WHERE sink = ?", (outbox_id, now, sink))
+            return int(cur.lastrowid)
+
+    def dead_letters(self, *, sink: str | None = None, status: str | None = None, after_id: int = 0,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT d.*, e.body FROM dead_letters d LEFT JOIN events e ON e.event_id = d.event_id "
+            "WHERE d.dead_letter_id > :after AND (:sink IS NULL OR d.sink = :sink) "
+            "AND (:status IS NULL OR d.status = :status) ORDER BY d.dead_letter_id LIMIT :limit",
+            {"after": after_id, "sink": sink, "status": status, "limit": limit})
+        for row in rows:
+            body = row.pop("body")
+            row["event"] = json.loads(body) if body is not None else None
+        return rows
+
+    def dead_letter_settled(self, dead_letter_id: int, *, delivered: bool, error: str | None, now: float) -> None:
+        with self._lock:
+            if delivered:
+                self._c.execute("UPDATE dead_letters SET status = 'replayed', replayed_at = ? WHERE dead_letter_id = ?",
+                                (now, dead_letter_id))
+            else:
+                self._c.execute("UPDATE dead_letters SET status = 'dead', error = ?, refused_at = ?, "
+                                "refusals = refusals + 1 WHERE dead_letter_id = ?",
+                                ((error or "")[:500], now, dead_letter_id))
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        return {r["sink"]: int(r["n"]) for r in self._read(
+            "SELECT sink, COUNT(*) AS n FROM dead_letters WHERE status = 'dead' GROUP BY sink ORDER BY sink")}
+
     # -- reading --
     def events(self, *, seal_id: int | None = None, escort_id: int | None = None,
                kind: str | None = None, after_outbox_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
@@ -229,12 +309,15 @@ class SqliteStore(SqliteConsoleReads, Store):
         return int(rows[0]["seq"]) if rows else 0
 
     def counts(self) -> dict[str, int]:
-        tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands")
+        tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands", "dead_letters")
         with self._lock:
             return {t: int(self._c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
     def close(self) -> None:
         with self._lock:
+            if self._mark is not None:
+                self._mark.close()
+                self._mark = None
             self._c.close()
 
 

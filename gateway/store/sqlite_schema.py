@@ -152,6 +152,47 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE escorts ADD COLUMN high_risk INTEGER;
     """,
+    # 5: the commit counter the commit mark beside the database is compared with (sqlite_check.py)
+    """
+    CREATE TABLE commit_mark (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO commit_mark (id, seq) VALUES (1, 0);
+    """,
+    # 6: where Store.write_probe writes (and deletes) its test row while ingest is paused
+    """
+    CREATE TABLE store_probe (
+        id INTEGER PRIMARY KEY,
+        filler BLOB NOT NULL
+    );
+    """,
+    # 7: dead letters: events a sink refused for good (status dead), asked to be sent again
+    # (replay) or sent again (replayed); the sink's cursor has moved past them
+    """
+    CREATE TABLE dead_letters (
+        dead_letter_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink TEXT NOT NULL,
+        outbox_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL,
+        refused_at REAL NOT NULL,
+        refusals INTEGER NOT NULL DEFAULT 1,
+        replay_requested_at REAL,
+        replayed_at REAL
+    );
+    CREATE INDEX dead_letters_sink ON dead_letters(sink, status, dead_letter_id);
+    CREATE INDEX dead_letters_event ON dead_letters(event_id);
+    """,
+    # 8: retention for every data class: an escort never deactivated expires after a horizon
+    # (ESCORT_EXPIRED; its retention then runs from expired_at). Records and uplinks outside
+    # escorts are found through records_escort / uplinks_escort (escort_id IS NULL), not through an
+    # index of their own: one more index entry per record would cost ingest ~15 % of its CPU.
+    """
+    ALTER TABLE escorts ADD COLUMN expired_at REAL;
+    CREATE INDEX escorts_expired ON escorts(expired_at) WHERE expired_at IS NOT NULL;
+    """,
 ]
 
 

@@ -28,7 +28,7 @@ _SEAL_COLUMNS = {
 _ESCORT_COLUMNS = {
     "status", "confirmed_at", "activated_at", "failed_at", "failure_reason",
     "deactivation_requested_at", "deactivated_at", "clean", "rule_state", "deactivation_requested_by",
-    "high_risk",
+    "high_risk", "expired_at",
 }
 _OPEN_MARKS = ", ".join("?" for _ in OPEN_ESCORT_STATUSES)
 _COMMAND_COLUMNS = {
@@ -58,6 +58,13 @@ def _insert_wire_fixes_sql(count: int) -> str:
         sql = _WIRE_FIX_SQL[count] = (f"INSERT OR IGNORE INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
                                       + ", ".join(values))
     return sql
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """An SQLite error that says the store cannot work (full, I/O, locked, damaged), as opposed to
+    one caused by the data (a constraint)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError, sqlite3.NotSupportedError))
 
 
 def _dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
@@ -178,7 +185,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
             sql = f"UPDATE escorts SET {_set_clause(columns, _ESCORT_COLUMNS, 'escort')} WHERE escort_id = :_id"
             self._c.execute(sql, {**columns, "_id": escort_id})
 
-    def find_escorts(self, *, offices: Sequence[str] | None = None, **where: Any) -> list[dict[str, Any]]:
+    def find_escorts(self, *, offices: Sequence[str] | None = None, after_id: int = 0, limit: int | None = None,
+                     **where: Any) -> list[dict[str, Any]]:
         allowed = {"escort_id", "seal_id", "declaration", "vehicle", "status"}
         unknown = set(where) - allowed
         if unknown:
@@ -187,16 +195,21 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         args = dict(where)
         if offices is not None:
             parts.append(_office_clause(offices, args))
-        clause = " AND ".join(parts) or "1"
-        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", args)
+        return self._page(" AND ".join(parts) or "1", args, after_id, limit)
 
-    def escorts_with_status(self, statuses: Sequence[str], *,
-                            offices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def escorts_with_status(self, statuses: Sequence[str], *, offices: Sequence[str] | None = None,
+                            after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         args: dict[str, Any] = {f"s{i}": s for i, s in enumerate(statuses)}
         clause = f"status IN ({', '.join(':' + k for k in args)})"
         if offices is not None:
             clause += " AND " + _office_clause(offices, args)
-        return self._all(f"SELECT * FROM escorts WHERE {clause} ORDER BY escort_id", args)
+        return self._page(clause, args, after_id, limit)
+
+    def _page(self, clause: str, args: dict[str, Any], after_id: int, limit: int | None) -> list[dict[str, Any]]:
+        """Escorts matching `clause`, by escort_id after `after_id`, at most `limit` (None: all)."""
+        args = {**args, "_after": after_id, "_limit": -1 if limit is None else limit}
+        return self._all(f"SELECT * FROM escorts WHERE ({clause}) AND escort_id > :_after "
+                         f"ORDER BY escort_id LIMIT :_limit", args)
 
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in statuses)
@@ -295,11 +308,56 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return self._all("SELECT escort_id, deactivated_at FROM escorts WHERE status = ? "
                          "AND deactivated_at IS NOT NULL ORDER BY escort_id", (ESCORT_DEACTIVATED,))
 
+    def ended_escorts(self) -> list[dict[str, Any]]:
+        return self._all("SELECT escort_id, COALESCE(deactivated_at, expired_at) AS ended_at FROM escorts "
+                         "WHERE deactivated_at IS NOT NULL OR expired_at IS NOT NULL ORDER BY escort_id")
+
+    def escorts_to_expire(self, open_ended_before: float, failed_before: float) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in OPEN_ESCORT_STATUSES)
+        return self._all(
+            f"SELECT * FROM escorts WHERE deactivated_at IS NULL AND expired_at IS NULL AND "
+            f"((status IN ({marks}) AND period_end < ?) OR (status = 'failed' AND failed_at < ?)) ORDER BY escort_id",
+            (*OPEN_ESCORT_STATUSES, open_ended_before, failed_before))
+
+    def delete_unescorted(self, received_before: float, limit: int,
+                          after: Any = None) -> tuple[dict[str, int], Any]:
+        # A keyset walk over records_escort / uplinks_escort at escort_id IS NULL, in primary key
+        # order: each row outside escorts is looked at once per purge, whatever its age.
+        deleted = {"records": 0, "uplinks": 0}
+        position: list[Any] = list(after or (None, None))
+        for i, (table, key) in enumerate((("records", ("seal_id", "rseq")), ("uplinks", ("seal_id", "boot", "seq")))):
+            start = position[i]
+            if start == "done":
+                continue
+            cols = ", ".join(key)
+            where = f"escort_id IS NULL AND ({cols}) > ({', '.join('?' for _ in key)})" if start else "escort_id IS NULL"
+            rows = self._c.execute(f"SELECT {cols}, received_at FROM {table} WHERE {where} ORDER BY {cols} LIMIT ?",
+                                   (*(start or ()), limit)).fetchall()
+            old = [tuple(r[:len(key)]) for r in rows if r[len(key)] < received_before]
+            if old:
+                self._c.executemany(f"DELETE FROM {table} WHERE {' AND '.join(k + ' = ?' for k in key)}", old)
+            deleted[table] = len(old)
+            position[i] = tuple(rows[-1][:len(key)]) if len(rows) == limit else "done"
+        return deleted, (None if position == ["done", "done"] else tuple(position))
+
+    def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None:
+        return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",
+                                     (dead_letter_id,)).fetchone())
+
+    def request_dead_letter_replay(self, dead_letter_id: int, now: float) -> dict[str, Any] | None:
+        self._c.execute("UPDATE dead_letters SET status = 'replay', replay_requested_at = ? WHERE dead_letter_id = ?",
+                        (now, dead_letter_id))
+        return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",
+                                     (dead_letter_id,)).fetchone())
+
     def delete_escort(self, escort_id: int) -> dict[str, int]:
         c = self._c
-        deleted = {"outbox": c.execute(
-            "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
+        deleted = {"dead_letters": c.execute(
+            "DELETE FROM dead_letters WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
             (escort_id,)).rowcount}
+        deleted["outbox"] = c.execute(
+            "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
+            (escort_id,)).rowcount
         for table in ("alarm_acks", "events", "records", "uplinks", "commands", "escorts"):  # children first
             deleted[table] = c.execute(f"DELETE FROM {table} WHERE escort_id = ?", (escort_id,)).rowcount
         return deleted
@@ -311,9 +369,16 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         self._c.execute(f"SAVEPOINT {name}")
         try:
             yield
-        except BaseException:
-            self._c.execute(f"ROLLBACK TO {name}")
-            self._c.execute(f"RELEASE {name}")
+        except BaseException as exc:
+            try:
+                self._c.execute(f"ROLLBACK TO {name}")
+                self._c.execute(f"RELEASE {name}")
+            except sqlite3.Error as undo:
+                raise StoreError(f"savepoint rollback: {undo}") from exc
+            if is_store_failure(exc):
+                # The store failed (disk full, I/O error, damaged page), not this unit of work:
+                # StoreError, so the caller treats the whole transaction as not committed.
+                raise StoreError(str(exc)) from exc
             raise
         else:
             self._c.execute(f"RELEASE {name}")

@@ -75,7 +75,7 @@ class GatewayProcess:
 
     def start(self, timeout: float = 20.0) -> "GatewayProcess":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([NAVSEAL, "gateway", "run", "--config", str(self.config)],
+        self.proc = subprocess.Popen([NAVSEAL, "gateway", "run", "--init", "--config", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout

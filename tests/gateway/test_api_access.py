@@ -159,7 +159,7 @@ def test_officer_sees_and_deactivates_only_the_escorts_of_their_offices(gw):
         assert call(gw, "POST", "/v1/escorts/activate", body, role="operator")[0] == 202
     status, listed = call(gw, "GET", "/v1/escorts", role="officer")
     assert status == 200 and [e["seal_id"] for e in listed["escorts"]] == [1001]
-    assert call(gw, "GET", "/v1/escorts?seal_id=1002", role="officer")[1] == {"escorts": []}
+    assert call(gw, "GET", "/v1/escorts?seal_id=1002", role="officer")[1] == {"escorts": [], "next": None}
     assert [e["seal_id"] for e in call(gw, "GET", "/v1/status", role="auditor")[1]["escorts"]] == [1001, 1002]
 
     status, body = call(gw, "POST", "/v1/escorts/deactivate",
@@ -370,6 +370,11 @@ def test_every_documented_route_works_for_its_role(gw):
     assert call(gw, "POST", "/v1/seals/4242/reset-replay", role="admin")[0] == 404
     actions = [r["action"] for r in gw.store.audit_rows(limit=10_000)]
     assert "seal.rekey" in actions and "seal.reset_replay" in actions
+    # Dead letters: an event a sink refused for good, listed and sent again.
+    dead_id = gw.store.outbox_dead_letter("ops", 1, alarm["event"]["event_id"], "HTTP 422", gw.clock())
+    assert [d["dead_letter_id"] for d in ok("GET", "/v1/dead-letters", role="auditor")["items"]] == [dead_id]
+    assert ok("POST", f"/v1/dead-letters/{dead_id}/replay", "/v1/dead-letters/{dead_letter_id}/replay",
+              role="admin")["status"] == "replay"
     # The console's own files: public, no data in them.
     assert "navseal" in ok("GET", "/")
     ok("GET", "/console/")

@@ -7,8 +7,10 @@ import datetime as dt
 
 import pytest
 from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
-from pipeline_support import FakeSeal, activate, make_pipeline
+from pipeline_support import FakeSeal, activate, activation_request, make_pipeline
 
+from navseal.gateway.events import iso
+from navseal.gateway import retention
 from navseal.gateway.retention import retention_end
 
 KZ = dt.timezone(dt.timedelta(hours=5))
@@ -39,7 +41,8 @@ def test_retention_end_date_arithmetic(deactivated, first_purge):
 
 
 def test_purge_deletes_only_escorts_past_retention(tmp_path):
-    pipeline, store, clock = make_pipeline(tmp_path)
+    # The other classes' periods out of the way (test_every_class_of_data_has_its_end covers them).
+    pipeline, store, clock = make_pipeline(tmp_path, retention_unescorted_days=36500, retention_escort_horizon_days=36500)
     old, young, open_ = FakeSeal(11), FakeSeal(12), FakeSeal(13)
 
     def run_escort(seal, deactivate=True):
@@ -85,8 +88,64 @@ def test_purge_deletes_only_escorts_past_retention(tmp_path):
         e_young["escort_id"], e_open["escort_id"]}
     assert len(store.records(14)) == 1
     assert store.seal_key(11) is not None  # the seal itself is not escort data
-    # Twenty years on: the young one goes too, the open escort never does.
+    # Twenty years on: the young one goes too, the open escort (horizon: 100 years) does not.
     report = pipeline.purge(clock.t + 20 * 366 * 86400)
     assert report["escorts"] == 1
     assert [e["status"] for e in pipeline.status(seal_id=13)] == ["active"]
     assert len(store.records(13)) > 0 and len(store.records(14)) == 1
+
+
+def test_every_class_of_data_has_its_end(tmp_path, monkeypatch):
+    """Records and frames outside escorts go after 90 days; an escort never deactivated (open past its
+    period, or failed) expires after the horizon with ESCORT_EXPIRED, once, and its data goes five
+    years after that, like a deactivated one's."""
+    pipeline, store, clock = make_pipeline(tmp_path, retention_escort_horizon_days=365)
+    idle, open_, failed = FakeSeal(21), FakeSeal(22), FakeSeal(23)
+    pipeline.provision_seal(21, idle.key)
+    pipeline.handle_uplink(idle.records(clock.advance(5), [(43.0, 76.0)] * 3), "t")
+    e_open = activate(pipeline, open_, clock, hours=24)
+    pipeline.provision_seal(23, failed.key)
+    e_failed = pipeline.request_activation(activation_request(23, t0=clock.t))
+    res = pipeline.handle_uplink(failed.hello(clock.advance(1)), "t")
+    (cmd,) = [b for _, b in res.downlink if failed.decode(b).type == "ACTIVATE"]
+    pipeline.handle_uplink(failed.command_result(clock.advance(1), cmd, "LOCK_OPEN"), "t")
+    assert pipeline.status(escort_id=e_failed["escort_id"])[0]["status"] == "failed"
+    idle_records, idle_uplinks = len(store.records(21)), store._read("SELECT COUNT(*) AS n FROM uplinks WHERE seal_id = 21")[0]["n"]
+    assert idle_records == 3 and idle_uplinks == 1
+
+    # Younger idle data, received 30 days later, interleaved in key order with the old.
+    clock.advance(30 * 86400)
+    pipeline.handle_uplink(idle.records(clock.t, [(43.0, 76.0)] * 2), "t")
+    pipeline.handle_uplink(idle.hello(clock.t), "t")
+    # 89 days after the first: nothing goes. 91 days on: the first records and frames of the idle
+    # seal go, nothing else (looked at two rows per transaction: the walk goes on past young rows).
+    monkeypatch.setattr(retention, "UNESCORTED_BATCH", 2)
+    assert sum(pipeline.purge(clock.t + 59 * 86400).values()) == 0
+    report = pipeline.purge(clock.t + 61 * 86400)
+    assert (report["unescorted_records"], report["unescorted_uplinks"]) == (3, 1)
+    assert [r["rseq"] for r in store.records(21)] == [4, 5]
+    report = pipeline.purge(clock.t + 91 * 86400)
+    assert (report["unescorted_records"], report["unescorted_uplinks"]) == (2, 2)
+    assert report["escorts"] == report["escorts_expired"] == 0
+    assert store.records(21) == [] and len(store.records(22)) > 0
+    assert store.seal_key(21) is not None  # the seal itself stays
+
+    # A year and a day after the period's end: both escorts expire, each with ESCORT_EXPIRED, once.
+    at = clock.t + 367 * 86400
+    report = pipeline.purge(at)
+    assert report["escorts_expired"] == 2 and report["escorts"] == 0
+    expired = store.events(kind="ESCORT_EXPIRED")
+    assert sorted((e["escort_id"], e["details"]["status"]) for e in expired) == [
+        (e_open["escort_id"], "active"), (e_failed["escort_id"], "failed")]
+    assert all(e["details"]["retention_until"] == iso(retention_end(at)) for e in expired)
+    assert pipeline.purge(at + 86400)["escorts_expired"] == 0  # once
+    assert len(store.events(kind="ESCORT_EXPIRED")) == 2
+    assert [e["status"] for e in pipeline.status(seal_id=22)] == ["active"]  # its status is left as it is
+
+    # Their data goes when the five years from the expiry are over, not a second before.
+    end = retention_end(at)
+    assert pipeline.purge(end - 1)["escorts"] == 0
+    report = pipeline.purge(end)
+    assert report["escorts"] == 2 and report["records"] > 0 and report["events"] >= 2
+    assert store.records(22) == [] and pipeline.status(escort_id=e_open["escort_id"]) == []
+    assert store.events(kind="ESCORT_EXPIRED") == []

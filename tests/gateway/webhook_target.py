@@ -22,6 +22,8 @@ class WebhookTarget:
         self.requests: list[tuple[str, dict]] = []  # (idempotency key, body) in arrival order
         self.unique: dict[str, dict] = {}
         self.fail_with: int | None = None  # answer this status instead of 200
+        self.refuse: dict[str, int] = {}  # event_id -> status to answer for that event only (e.g. 422)
+        self.refused: list[str] = []  # event_ids refused, in order
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
@@ -53,6 +55,13 @@ class WebhookTarget:
                     return
                 key = self.headers.get("Idempotency-Key", "")
                 event = json.loads(body)
+                if key in target.refuse:
+                    with target._changed:
+                        target.refused.append(key)
+                    self.send_response(target.refuse[key])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with target._changed:
                     target.requests.append((key, event))
                     target.unique.setdefault(key, event)

@@ -211,7 +211,7 @@ def write_gateway_config(path: Path, broker: MosquittoBroker, db: Path, *, clien
 def start_gateway(config: Path, http_port: int, log: Path) -> subprocess.Popen:
     import urllib.request
 
-    proc = subprocess.Popen([NAVSEAL, "gateway", "run", "--config", str(config)],
+    proc = subprocess.Popen([NAVSEAL, "gateway", "run", "--init", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
                             env=dict(os.environ, NAVSEAL_MASTER_KEY=_MASTER_KEY))
     deadline = time.monotonic() + 30
