@@ -389,7 +389,7 @@ def test_retention_takes_an_escorts_acknowledgements_with_it(tmp_path):
                                                cable=False), "t")
     (command,) = [raw for _, raw in result.downlink if seal.decode(raw).type == "DEACTIVATE"]
     events = pipeline.handle_uplink(seal.command_result(clock.advance(1), command), "t").events
-    assert [e["kind"] for e in events][-1] == "DEACTIVATED"
+    assert "DEACTIVATED" in [e["kind"] for e in events]  # (with RISK_MARKED: the seal was opened)
     assert pipeline.purge(clock.t + 86400)["alarm_acks"] == 0
     report = pipeline.purge(clock.t + 6 * 366 * 86400)
     assert report["alarm_acks"] == 1 and report["escorts"] == 1
