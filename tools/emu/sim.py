@@ -43,8 +43,11 @@ class Simulator(SealRunner):
 
     def __init__(self, scenario: Scenario, *, db_path: str | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 on_action: Callable[[float, str], None] | None = None) -> None:
-        super().__init__(scenario, VirtualClock(scenario.start), on_action=on_action)
+                 on_action: Callable[[float, str], None] | None = None, min_poll_s: float = 0.0) -> None:
+        # min_poll_s: poll each seal at most this often (the firmware samples its lock inputs every
+        # second; the pin-interrupt latch still dates every edge). Many short runs (property tests)
+        # trade the seals' timer precision for speed with it; scenarios keep 0.
+        super().__init__(scenario, VirtualClock(scenario.start), on_action=on_action, min_poll_s=min_poll_s)
         self.on_event = on_event
         self._tmpdir = None
         if db_path is None:
