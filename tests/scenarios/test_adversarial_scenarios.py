@@ -30,7 +30,7 @@ PENDING: dict[str, str] = {
     "replay-during-jam": "a duplicate frame refreshes last-seen, so SIGNAL_LOST never comes (issue 9 item 8)",
     "replay-via-other-seal": "a frame on another seal's topic is taken and refreshes its seal's last-seen "
                              "(issue 9 item 8)",
-    "flash-wipe": "no SEAL_REJECTING event, and the refused frames' duplicates keep last-seen fresh "
+    "flash-wipe": "no SEAL_REJECTING event, and duplicates of old frames keep last-seen fresh "
                   "(issue 9 items 8, 9)",
     "detour-in-gap-thinned": "the gateway ignores the seal's own ROUTE_DEVIATION event (issue 9 item 4)",
     "antimeridian-route": "the gateway refuses an antimeridian route at activation (issue 9 item 10)",
