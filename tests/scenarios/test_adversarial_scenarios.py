@@ -21,14 +21,8 @@ ADVERSARIAL = Path(__file__).resolve().parents[2] / "tools" / "scenarios" / "adv
 SCENARIOS = sorted(ADVERSARIAL.glob("*.toml"))
 
 PENDING: dict[str, str] = {
-    "gnss-jam-link-up": "GNSS_LOST is raised only when the fix returns (1 h 10 min after the 3 h passed, "
-                        "past clause 11's hour) although the link was up all along (issue 9 item 7)",
-    "flash-wipe": "no SEAL_REJECTING event yet (issue 9 item 9)",
-    "antimeridian-route": "the gateway refuses an antimeridian route at activation (issue 9 item 10)",
     "corridor-edge-noise": "the gateway's own return needs a single fix inside, so seeds 6, 10 and 15 flap "
                            "(issue 9 item 10)",
-    "clock-ahead": "a seal clock set ahead is adopted by neither side's check: the opening is dated 2 h "
-                   "after the gateway learned of it",
 }
 
 # Played against a real Mosquitto too: the link, the embedded gateway service and the attacker's
