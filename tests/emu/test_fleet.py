@@ -23,7 +23,7 @@ def test_three_hundred_seals_report_and_are_released(tmp_path):
         emu = holder[0]
         emu.clock.call_later(0.05, lambda: emu.deliver_down(seal_id, frame))
 
-    acker = Acker({s.id: s.key for s in scenario.seals.values()}, post)
+    acker = Acker({s.id: s.key for s in scenario.seals.values()}, post, clock=lambda: holder[0].clock.now)
     emu = Emulator(scenario, workdir=tmp_path, gateway=False, link=NullLink(acker), scale=60.0, flash="memory")
     holder.append(emu)
     emu.run(duration_s=600)  # 10 virtual minutes in 10 wall seconds

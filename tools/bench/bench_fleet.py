@@ -41,11 +41,14 @@ def rss_mb() -> float:
 
 
 class Acker:
-    """ACKs each journal frame the way the gateway would (cumulative committed_rseq)."""
+    """ACKs each journal frame the way the gateway would (cumulative committed_rseq), dated by
+    `clock` (the run's clock: a seal judges its fixes against the authenticated time it is given,
+    so a virtual date far from the host's would make it refuse them all)."""
 
-    def __init__(self, keys: dict[int, bytes], post) -> None:
+    def __init__(self, keys: dict[int, bytes], post, clock=time.time) -> None:
         self.keys = keys
         self.post = post
+        self.clock = clock
         self.codec = fw_codec.Codec(1, keys[next(iter(keys))])
         self.seq: dict[int, int] = {}
         self.acks = 0
@@ -63,7 +66,7 @@ class Acker:
         c.set_key(self.keys[seal_id])
         n = self.seq.get(seal_id, 0) + 1
         self.seq[seal_id] = n
-        ack = c.encode(fw_codec.ACK, 0, n, int(time.time()), (boot, seq, last))
+        ack = c.encode(fw_codec.ACK, 0, n, int(self.clock()), (boot, seq, last))
         self.acks += 1
         self.post(seal_id, ack)
 
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         emu.clock.call_later(0.05, lambda: emu.deliver_down(seal_id, frame))
 
     if args.link == "null":
-        link = NullLink(Acker({s.id: s.key for s in scenario.seals.values()}, post))
+        link = NullLink(Acker({s.id: s.key for s in scenario.seals.values()}, post,
+                              clock=lambda: emu_holder[0].clock.now))
     else:
         link = MqttLink("127.0.0.1", broker.port, "seals", lambda sid, f: None)
     emu = Emulator(scenario, workdir=tmp, gateway=False, link=link, scale=1.0, min_poll_s=args.poll,
