@@ -278,7 +278,7 @@ class Commands:
             return False
         if ctype == "ACTIVATE":
             if ok:
-                rules.activation_confirmed(frame.time)
+                rules.activation_confirmed(frame.time, p.get("evidence"))
             else:
                 rules.activation_failed(result, frame.time, {"command_id": command["command_id"]})
         elif ctype == "DEACTIVATE":
@@ -297,7 +297,7 @@ class Commands:
         """A STATE showing the seal already did what an open command asked (its result was lost)."""
         if rules.status == ESCORT_REQUESTED and p["state"] == "ACTIVE" and p["escort_id"] == rules.id:
             self._close(tx, rules.id, "ACTIVATE")
-            rules.activation_confirmed(frame.time)
+            rules.activation_confirmed(frame.time, p.get("evidence"))
         elif rules.status == ESCORT_DEACTIVATION_REQUESTED and p["state"] == "INACTIVE":
             if self._close(tx, rules.id, "DEACTIVATE"):
                 lock = p.get("lock") or {}

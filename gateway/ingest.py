@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from navseal.protocol import NO_RSEQ, UPLINK_TYPES, DecodeError, Frame, decode_frame, encode_ack
+from navseal.protocol.schema import FLAG_RETRANSMIT
 
 from . import events as ev
 from . import verdict
@@ -273,7 +274,11 @@ class Ingest:
                 if last is None and seal["last_seen_at"] is not None else None)
         if seen is not None or (last is not None and (frame.boot, frame.seq) <= last):
             seen = seen or tx.get_uplink(seal_id, frame.boot, frame.seq)
-            if seen is None or seen["type"] != frame.type:
+            # The same frame: byte-identical (MQTT redelivery), or flagged as the seal's retransmission.
+            # Another frame under a (boot, seq) already used (a seal whose counters restarted after
+            # a wiped flash) is not a duplicate: it must not be ACKed as one.
+            if (seen is None or seen["type"] != frame.type
+                    or (seen["crc"] != frame.crc and not frame.flags & FLAG_RETRANSMIT)):
                 raise _Reject("replayed", f"(boot {frame.boot}, seq {frame.seq}) is not after "
                                           f"the last accepted {last}", seal_id)
             # A redelivery (MQTT QoS 1) or a retransmission after a lost ACK: same message, already
@@ -286,11 +291,19 @@ class Ingest:
             return
 
         escort = tx.open_escort_for_seal(seal_id)
-        late = False
-        if escort is None and frame.type in ("RECORDS", "EVENT"):
-            escort = _ended_escort_of(tx, seal_id, frame)  # its verdict is out; its evidence still counts
-            late = escort is not None
-        rules = EscortRules(escort, self.config, now, late=late) if escort else None
+        rules = EscortRules(escort, self.config, now) if escort else None
+        if frame.type in ("RECORDS", "EVENT"):
+            # Records belong to an escort by rseq range (the seal's evidence), not by arrival time.
+            rseq = frame.payload["first_rseq"] if frame.type == "RECORDS" else frame.payload["rseq"]
+            if rules is None:  # its verdict is out; its evidence still counts
+                ended = _ended_escort_of(tx, seal_id, rseq)
+            elif rseq <= int(rules.state.get("start_rseq", -1)):  # journaled before this escort was armed
+                ended = _ended_escort_of(tx, seal_id, rseq, before=rules.id)
+                rules = None
+            else:
+                ended = None
+            if ended is not None:
+                rules = EscortRules(ended, self.config, now, late=True)
         seal_updates: dict[str, Any] = {"last_seen_at": now, "last_source": w.source,
                                         "last_boot": frame.boot, "last_seq": frame.seq}
         if rules is not None:
@@ -467,18 +480,21 @@ def _topic_seal(source: str) -> int | None:
     return None
 
 
-def _ended_escort_of(tx: StoreTx, seal_id: int, frame: Frame) -> dict[str, Any] | None:
-    """The seal's deactivated escort whose journal range (the seal's evidence: rseq in
-    (start_rseq, hw_rseq]) holds this frame's records: records that arrive after the verdict (given
-    at the clause 14 deadline without them) are still that escort's, attributed and evaluated."""
-    latest = tx.latest_escort_for_seal(seal_id)
+def _ended_escort_of(tx: StoreTx, seal_id: int, rseq: int, before: int | None = None) -> dict[str, Any] | None:
+    """The seal's deactivated escort (the latest, or the latest before escort `before`) whose
+    journal range (the seal's evidence: rseq in (start_rseq, hw_rseq]) holds `rseq`: records that
+    arrive after the verdict (given at the clause 14 deadline without them) are still that
+    escort's, attributed and evaluated; a backlog from before an escort was armed is never its."""
+    if before is None:
+        latest = tx.latest_escort_for_seal(seal_id)
+    else:
+        older = [e for e in tx.find_escorts(seal_id=seal_id, status=ESCORT_DEACTIVATED) if e["escort_id"] < before]
+        latest = older[-1] if older else None
     if latest is None or latest["status"] != ESCORT_DEACTIVATED:
         return None
     block = json.loads(latest["rule_state"] or "{}").get("seal_evidence") or {}
     if int(block.get("escort_id") or 0) != latest["escort_id"]:
         return None
-    p = frame.payload
-    rseq = p["first_rseq"] if frame.type == "RECORDS" else p["rseq"]
     return latest if int(block["start_rseq"]) < rseq <= int(block["hw_rseq"]) else None
 
 

@@ -10,6 +10,8 @@ five years pass in a test in microseconds.
 
 Rule memory (JSON in escorts.rule_state), all optional:
     armed_seal_time      seal clock when the seal confirmed ACTIVATE (first fix must not be older)
+    start_rseq           the seal's journal top when armed (its evidence): records at or below it
+                         are not this escort's
     opening, housing     an opening alarm is active (latched until the seal reports LOCK_RESTORED)
     episode, episode_guessed   the seal's number of the open opening episode (guessed from lock
                          bits until the seal's CABLE_CUT / HOUSING_OPENED names it)
@@ -20,7 +22,10 @@ Rule memory (JSON in escorts.rule_state), all optional:
     gnss_alarm           a GNSS_LOST alarm is active (until GNSS_REGAINED)
     seal_evidence, final the seal's evidence and lock at its DEACTIVATE confirmation (verdict.py)
     lost_since           gateway time the seal was last heard before SIGNAL_LOST; None when not lost
-    outside              consecutive fixes outside the corridor; deviation  a deviation is active
+    outside              consecutive fixes outside the corridor; deviation  the gateway's check sees one
+    seal_deviating       the seal's check sees one (its ROUTE_DEVIATION, no ROUTE_RETURNED yet)
+    dev_open             a ROUTE_DEVIATION alarm is open (either side; ROUTE_RETURNED when both are back)
+    n_seal_deviation     the seal's ROUTE_DEVIATION events received (reconciled with its evidence)
     outside_first        the first fix of the current run outside (the deviation is dated by it)
     deviation_since, deviation_max_m
     corridor_ref         [lat, lon, distance_m] of the last fix measured exactly (triangle-bound shortcut)
@@ -143,12 +148,15 @@ class EscortRules:
         return self.status in (ESCORT_DEACTIVATION_REQUESTED, ESCORT_EVIDENCE_PENDING)
 
     # -- commands --
-    def activation_confirmed(self, seal_time: float) -> None:
-        """The seal answered ACTIVATE with OK (or showed it is active with our escort id)."""
+    def activation_confirmed(self, seal_time: float, evidence: dict[str, Any] | None = None) -> None:
+        """The seal answered ACTIVATE with OK (or showed it is active with our escort id). Its
+        evidence's `start_rseq` (its journal top when armed) bounds this escort's records."""
         if self.status != ESCORT_REQUESTED:
             return
         self._set(status=ESCORT_ARMED, confirmed_at=self.known_at)
         self.state["armed_seal_time"] = seal_time
+        if evidence and int(evidence.get("escort_id") or 0) == self.id:
+            self.state["start_rseq"] = int(evidence["start_rseq"])
 
     def activation_failed(self, reason: str, seal_time: float, detail: dict | None = None,
                           position: dict | None = None) -> None:
@@ -250,19 +258,29 @@ class EscortRules:
                 self.state["last_episode"] = max(value >> 8, int(self.state.get("last_episode", 0)))
         elif code == "LOW_BATTERY":
             self.battery(value, when, pos, force=True)
-        elif code == "ROUTE_DEVIATION" and not self.state.get("deviation"):
-            self.state.update(deviation=True, outside=0, deviation_since=when, deviation_max_m=value)
+        elif code == "ROUTE_DEVIATION":
+            self._episode("n_seal_deviation")
+            self.state["seal_deviating"] = True
+            if self._deviation_open():
+                self.state["dev_open"] = True
+                return  # the gateway's own check saw it first: one alarm per detour
+            self.state.update(dev_open=True, deviation_since=when, deviation_max_m=value)
             n = self._episode("n_deviation")
             self.emit("ROUTE_DEVIATION", f"deviation:{n}", when, position=pos or self.state.get("last_position"),
                       details={"distance_m": value, "corridor_m": self.escort.get("corridor_m", 0),
                                "rseq": event["rseq"], "source": source})
-        elif code == "ROUTE_RETURNED" and self.state.get("deviation"):
+        elif code == "ROUTE_RETURNED":
+            self.state["seal_deviating"] = False
+            was_open = self._deviation_open()
+            self.state["dev_open"] = was_open
+            if not was_open or self.state.get("deviation"):
+                return  # nothing open, or the gateway still measures the truck outside
+            self.state["dev_open"] = False
             n = int(self.state.get("n_deviation", 0))
             self.emit("ROUTE_RETURNED", f"returned:{n}", when, position=pos, details={
                 "distance_m": None, "corridor_m": self.escort.get("corridor_m", 0),
                 "deviation_since": ev.iso(self.state.get("deviation_since")),
                 "max_distance_m": self.state.get("deviation_max_m"), "rseq": event["rseq"], "source": source})
-            self.state.update(deviation=False, outside=0)
         elif code == "GNSS_LOST":
             self.state["gnss_lost_since"] = when - value
             if value > self.config.gnss_lost_after_s:
@@ -403,6 +421,13 @@ class EscortRules:
         self.state[flag] = True
         self.opening_alarm(kind, episode, when, pos, source, lock)
 
+    def _deviation_open(self) -> bool:
+        """A ROUTE_DEVIATION alarm is open (no ROUTE_RETURNED yet). One detour is one alarm whichever
+        side measured it first; it returns when neither the gateway's check (`deviation`) nor the
+        seal's (`seal_deviating`) still sees it outside, so the two checks' different hysteresis
+        cannot make it flap."""
+        return bool(self.state.get("dev_open", self.state.get("deviation", False)))
+
     def alarmed_episodes(self) -> list[int]:
         return list(self.state.get("alarmed_opening", [])) + list(self.state.get("alarmed_housing", []))
 
@@ -457,8 +482,11 @@ class EscortRules:
                                                    "rseq": rec["rseq"], "position": pos}
                 if self.state["outside"] >= self.config.route_confirm_fixes:
                     first = self.state["outside_first"]
-                    self.state.update(deviation=True, outside=0, deviation_since=first["time"],
-                                      deviation_max_m=round(distance, 1))
+                    was_open = self._deviation_open()
+                    self.state.update(deviation=True, outside=0, dev_open=True)
+                    if was_open:
+                        return  # the seal's own check saw this detour first: one alarm
+                    self.state.update(deviation_since=first["time"], deviation_max_m=round(distance, 1))
                     n = self._episode("n_deviation")
                     self.emit("ROUTE_DEVIATION", f"deviation:{n}", first["time"], position=first["position"],
                               details={"distance_m": first["distance_m"], "corridor_m": corridor,
@@ -468,12 +496,16 @@ class EscortRules:
             return
         self.state["deviation_max_m"] = max(float(self.state.get("deviation_max_m", 0)), round(distance, 1))
         if distance <= back_within:
+            was_open = self._deviation_open()
+            self.state.update(deviation=False, outside=0, dev_open=was_open)
+            if not was_open or self.state.get("seal_deviating"):
+                return  # the seal still measures a deviation: the episode goes on
+            self.state["dev_open"] = False
             n = int(self.state.get("n_deviation", 0))
             self.emit("ROUTE_RETURNED", f"returned:{n}", rec["time"], position=self._pos(rec), details={
                 "distance_m": round(distance, 1), "corridor_m": corridor,
                 "deviation_since": ev.iso(self.state.get("deviation_since")),
                 "max_distance_m": self.state.get("deviation_max_m"), "rseq": rec["rseq"]})
-            self.state.update(deviation=False, outside=0)
 
 
 def _approx_m(lat0: float, lon0: float, lat1: float, lon1: float) -> float:

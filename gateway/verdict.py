@@ -33,7 +33,7 @@ from .store import ESCORT_DEACTIVATED, ESCORT_DEACTIVATION_REQUESTED, ESCORT_EVI
 # Seal evidence counts the gateway must match with its own alarms before a verdict:
 # (evidence count field, rule-memory counter of the gateway's alarms, kind raised for the rest).
 _RECONCILED = (
-    ("deviations", "n_deviation", "ROUTE_DEVIATION"),
+    ("deviations", "n_seal_deviation", "ROUTE_DEVIATION"),
     ("anomalies", "n_anomaly", "GNSS_ANOMALY"),
 )
 
@@ -110,6 +110,10 @@ def reconcile(rules: EscortRules, evidence: dict[str, Any]) -> None:
         rules.opening_alarm(kind, n, float(when), None, "seal evidence", None)
     for field, counter, kind in _RECONCILED:
         seen = int(evidence[field])
+        have = int(rules.state.get(counter, 0))
+        if kind == "ROUTE_DEVIATION":  # detours the gateway's own check raised count as well
+            have = max(have, int(rules.state.get("n_deviation", 0)))
+            rules.state[counter] = have
         while int(rules.state.get(counter, 0)) < seen:
             n = rules._episode(counter)
             first = {"ROUTE_DEVIATION": "deviation_first", "GNSS_ANOMALY": "anomaly_first"}[kind]

@@ -240,3 +240,27 @@ def test_a_seal_without_an_account_of_the_escort_is_not_clean(gw):
     assert done["details"]["clean"] is False
     assert done["details"]["findings"] == [{"side": "seal", "kind": "evidence_missing",
                                             "text": "holds no account of this escort (its evidence names escort 0)"}]
+
+
+def test_a_backlog_from_before_the_escort_was_armed_raises_nothing_on_it(gw):
+    """Records belong to an escort by the seal's rseq range: the journal top when armed
+    (start_rseq, in the ACTIVATE confirmation's evidence) bounds the new escort's records."""
+    pipeline, store, clock = gw
+    seal = FakeSeal(1001)
+    pipeline.provision_seal(1001, seal.key)
+    escort = pipeline.request_activation({
+        "seal_id": 1001, "declaration": "50508/261126/0001001", "vehicle": "123ABC02",
+        "departure_office_code": "50508", "departure_office_name": "Almaty customs post",
+        "dest_office_code": "50513", "dest_office_name": "Khorgos customs post",
+        "period_start": clock.t, "period_end": clock.t + 48 * HOUR})
+    res = pipeline.handle_uplink(seal.hello(clock.t), "t")
+    (cmd,) = downlinks_of(res, seal, "ACTIVATE")
+    old = lock_status(cable=False)  # the seal was open on the bench before this escort
+    seal.rseq = 5  # its journal holds rseq 1..5 not yet sent
+    block = evidence(escort_id=escort["escort_id"], start_rseq=5, hw_rseq=5)
+    pipeline.handle_uplink(seal.command_result(clock.advance(1), reencode(seal, cmd), evidence_block=block), "t")
+    res = pipeline.handle_uplink(seal.records(clock.advance(1), [(43.2, 76.9)] * 5, status=old, first_rseq=1), "t")
+    assert res.events == [] and res.result == "accepted"
+    assert all(r["escort_id"] is None for r in store.records(1001))
+    res = pipeline.handle_uplink(seal.records(clock.advance(10), [(43.2, 76.9)]), "t")  # rseq 6: this escort's
+    assert [e["kind"] for e in res.events] == ["ACTIVATED", "POSITION"]
