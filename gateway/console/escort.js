@@ -143,7 +143,8 @@ export async function render(main, params) {
     }
     const state = STATE_OF[escort.status] || escort.status;
     verdictBox.append(h("p", { id: "verdict-result", class: "verdict pending" },
-      state === "deactivation_requested" ? t("verdict_waiting") : t("verdict_pending", { state: t(`st_${state}`) })));
+      escort.status === "evidence_pending" ? t("verdict_evidence")
+        : state === "deactivation_requested" ? t("verdict_waiting") : t("verdict_pending", { state: t(`st_${state}`) })));
     const situations = [...new Set(events.filter((e) => e.event.alarm).map((e) => e.event.kind))];
     verdictBox.append(h("p", {}, `${t("situations_so_far")}: `,
       situations.length ? situations.map((k) => badge(kindInfo(k, { alarm: true }).label, kindInfo(k, { alarm: true }).color)) : t("none_so_far")));
