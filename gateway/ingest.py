@@ -171,10 +171,10 @@ class Ingest:
                 run["reasons"][r.reason] = run["reasons"].get(r.reason, 0) + 1
                 if run["n"] == limit + 1:
                     changes.append(("SEAL_REJECTING", sid, run))
-            elif r.result == "accepted":
-                run = self.refusals.pop(sid, None)
-                if run is not None and run["n"] > limit:
-                    changes.append(("SEAL_REJECTING_ENDED", sid, run))
+            elif r.result == "accepted" and sid in self.refusals:
+                ended = self.refusals.pop(sid)
+                if ended["n"] > limit:
+                    changes.append(("SEAL_REJECTING_ENDED", sid, ended))
         if not changes:
             return
         now = self.clock()
