@@ -119,6 +119,8 @@ class EscortRules:
             seen = self.state.setdefault("non_routine", [])
             if kind not in seen:
                 seen.append(kind)
+            if not self.escort.get("high_risk"):
+                self._set(high_risk=1)  # clause 15: marked at once; RISK_MARKED comes with the verdict
 
     def _episode(self, counter: str) -> int:
         self.state[counter] = int(self.state.get(counter, 0)) + 1

@@ -125,6 +125,8 @@ def test_one_opening_episode_is_one_alarm_and_a_new_episode_is_another(gw):
     res = pipeline.handle_uplink(seal.event(clock.advance(60), "CABLE_CUT", value=1, status=cut), "t")
     (first,) = res.events
     assert first["kind"] == "UNAUTHORIZED_OPENING" and first["details"]["episode"] == 1
+    # Clause 15: high-risk from the first non-routine situation, not only at the verdict.
+    assert pipeline.status(escort_id=first["escort_id"])[0]["high_risk"] is True
     # The housing opens too, then closes again, while the cable stays cut: the same episode.
     both = lock_status(cable=False, housing=False)
     res = pipeline.handle_uplink(seal.event(clock.advance(60), "HOUSING_OPENED", value=1, status=both), "t")
