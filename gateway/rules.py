@@ -141,8 +141,9 @@ class EscortRules:
 
     @property
     def listening(self) -> bool:
-        """The seal should be calling in (SIGNAL_LOST applies): not once it confirmed DEACTIVATE."""
-        return self.status != ESCORT_EVIDENCE_PENDING
+        """The seal should be calling in (SIGNAL_LOST, GNSS_LOST with the link up): not once it
+        confirmed DEACTIVATE, nor for the late records of an ended escort."""
+        return self.status != ESCORT_EVIDENCE_PENDING and not self.late
 
     @property
     def deactivating(self) -> bool:
