@@ -103,8 +103,8 @@ def reconcile(rules: EscortRules, evidence: dict[str, Any]) -> None:
     openings = int(evidence["openings"])
     inputs = evidence.get("opening_inputs") or {}
     for n in range(1, openings + 1):
-        if n in rules.state.get("openings_alarmed", []):
-            continue
+        if n in rules.alarmed_episodes():
+            continue  # raised already (cable or housing) from an event, lock bits or a STATE
         kind = "UNAUTHORIZED_OPENING" if inputs.get("cable") or not inputs.get("housing") else "HOUSING_OPENED"
         when = evidence["opening_first"] if n == 1 and evidence["opening_first"] else rules.known_at
         rules.opening_alarm(kind, n, float(when), None, "seal evidence", None)

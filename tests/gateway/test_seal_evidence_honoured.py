@@ -175,3 +175,20 @@ def test_an_opening_whose_events_were_lost_is_raised_from_the_seals_count(gw):
     openings = store.events(kind="UNAUTHORIZED_OPENING")
     assert [o["details"]["episode"] for o in openings] == [1, 2]
     assert openings[1]["details"]["source"] == "seal evidence" and done["details"]["clean"] is False
+
+
+def test_a_cable_episode_then_a_housing_episode_reconcile_to_one_alarm_each(gw):
+    """The seal's evidence counts 2 openings (cable and housing over the escort): both were
+    alarmed from their events, so the verdict raises nothing more (found by the verdict property)."""
+    pipeline, store, clock = gw
+    seal = FakeSeal(1001)
+    escort = activate(pipeline, seal, clock)
+    pipeline.handle_uplink(seal.event(clock.advance(60), "CABLE_CUT", value=1, status=lock_status(cable=False)), "t")
+    pipeline.handle_uplink(seal.event(clock.advance(1), "LOCK_RESTORED", value=(1 << 8) | 0xC0), "t")
+    pipeline.handle_uplink(seal.event(clock.advance(300), "HOUSING_OPENED", value=2,
+                                      status=lock_status(housing=False)), "t")
+    pipeline.handle_uplink(seal.event(clock.advance(1), "LOCK_RESTORED", value=(2 << 8) | 0xC0), "t")
+    done = deactivate(pipeline, seal, clock, escort, openings=2, opening_first=int(clock.t - 302),
+                      opening_inputs={"cable": True, "housing": True})
+    assert done["details"]["clean"] is False
+    assert len(store.events(kind="UNAUTHORIZED_OPENING")) == 1 and len(store.events(kind="HOUSING_OPENED")) == 1

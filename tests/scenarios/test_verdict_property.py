@@ -75,11 +75,8 @@ def timelines(draw) -> Timeline:
     tl = Timeline(deactivate_min=deactivate, seed=draw(st.integers(1, 1000)))
     kinds = draw(st.lists(st.sampled_from(["opening", "glitch", "power_cut"]), min_size=len(taken),
                           max_size=len(taken)))
-    # One input opens in all the episodes of a timeline: episodes of different inputs meet a
-    # reconciliation defect of the gateway (MIXED_INPUTS_DEFECT below), pinned on its own.
-    opened = draw(st.sampled_from(["cable", "housing"]))
     for slot, kind in zip(taken, kinds):
-        which = opened if kind == "opening" else draw(st.sampled_from(["cable", "housing"]))
+        which = draw(st.sampled_from(["cable", "housing"]))
         if kind == "opening":
             # 60 ms (a pulse between two samples) .. 4 min (cut, then restored within the slot)
             width = draw(st.one_of(st.floats(0.06, 10.0), st.integers(20, 240).map(float)))
@@ -188,13 +185,6 @@ def test_the_verdict_follows_what_the_seal_observed(tl):
     check_verdict(tl)
 
 
-MIXED_INPUTS_DEFECT = (
-    "a cable episode then a housing-only episode: at deactivation the gateway's reconciliation with "
-    "the seal's evidence raises a second UNAUTHORIZED_OPENING ('source: seal evidence', episode 2, "
-    "dated at the deactivation) for a cable that was intact in episode 2")
-
-
-@pytest.mark.xfail(reason=MIXED_INPUTS_DEFECT, strict=True)
 def test_two_episodes_of_different_inputs_give_one_alarm_each():
     # Found by the property above (minimal example): 1 s cable opening at 16 min, 1 s housing
     # opening at 21 min, deactivation requested at 60 min.
