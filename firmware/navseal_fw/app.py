@@ -92,7 +92,10 @@ async def _control(board, core, stop, stats, wake):
         except asyncio.CancelledError:
             if stop.done:
                 raise
-            # _lock_wake cut the nap short: a lock input moved, sample it now
+            # _lock_wake cut the nap short: a lock input moved, sample it now. (CPython counts
+            # cancellations per task, which later timeouts read: this one is handled.)
+            if hasattr(wake.task, "uncancel"):
+                wake.task.uncancel()
         wake.napping = False
 
 

@@ -14,7 +14,9 @@
 # `navseal provision`: it is hardware, not provisioning):
 #   {"gnss": "tcp:127.0.0.1:9100" | "file:/path/nmea.log",
 #    "control": "tcp:127.0.0.1:9101",
-#    "serial": "tcp:127.0.0.1:9102"}            (the serial link's UART, for "link": "serial")
+#    "serial": "tcp:127.0.0.1:9102",            (the serial link's UART, for "link": "serial")
+#    "bench_ctl": "tcp:127.0.0.1:9103"}         (a bench build's control UART: docs/hil.md, with
+#                                                "bench": true in navseal.json and the serial link)
 #
 # Control lines to the seal (one reply line each):
 #   LOCK <cable> <housing>   closed|open|1|0   -> "OK LOCK closed open"
@@ -211,6 +213,18 @@ class Board(DesktopHal):
         if not self._serial_spec:
             raise OSError("board.json has no \"serial\" for the serial link")
         return _open_source(self._serial_spec)
+
+    def bench_ctl_uart(self):
+        spec = self._wiring().get("bench_ctl")
+        if not spec:
+            raise OSError("board.json has no \"bench_ctl\" for the bench-control line")
+        return _open_source(spec)
+
+    def bench_set_lock(self, cable_closed, housing_closed):
+        self.set_lock(cable_closed, housing_closed, self.ticks_ms())  # edges into the latch
+
+    def bench_set_battery(self, pct):
+        self.battery = pct
 
     def bench_pulse(self, which, width_ms):
         """An opening of `which` width_ms wide that has just ended (no sample saw it)."""

@@ -33,15 +33,15 @@ UNSUPPORTED = const(6)
 JOURNAL_PENDING = const(7)  # DEACTIVATE refused while the journal holds unacknowledged records
 
 # STATE.alarms bits
-ALARM_CABLE_CUT = const(1)
-ALARM_HOUSING_OPENED = const(2)
+_ALARM_CABLE_CUT = const(1)
+_ALARM_HOUSING_OPENED = const(2)
 ALARM_GNSS_LOST = const(4)
 ALARM_LOW_BATTERY = const(8)
 ALARM_JOURNAL_OVERFLOW = const(16)
 ALARM_ROUTE_DEVIATION = const(32)
 ALARM_GNSS_ANOMALY = const(64)
 
-MAX_ROUTE = const(400)
+_MAX_ROUTE = const(400)
 
 
 class Escort:
@@ -136,7 +136,7 @@ class Escort:
             return WRONG_STATE
         if seal_number != self.seal_id:
             return MISMATCH
-        if escort_id == 0 or len(route) % 8 or len(route) > 8 * MAX_ROUTE:
+        if escort_id == 0 or len(route) % 8 or len(route) > 8 * _MAX_ROUTE:
             return BAD_PARAMS
         if not lock_intact:
             return LOCK_OPEN

@@ -13,7 +13,9 @@
 # Refused, and an anomaly (docs/protocol.md GNSS_ANOMALY kinds; docs/decisions/0019):
 #   1 time_backwards   a fix dated before the last one the seal took (detail: seconds back); the
 #                      first fix after a boot more than CLOCK_SLACK_S before the seal's own clock
-#                      (when set); any fix more than CLOCK_SLACK_S before the gateway's time.
+#                      (when set; taken all the same when the gateway's time vouches for it: the
+#                      anomaly is then the seal's clock); any fix more than CLOCK_SLACK_S before
+#                      the gateway's time.
 #   4 time_forward     a fix dated more than CLOCK_SLACK_S ahead of the last one taken plus the
 #                      monotonic time since (detail: seconds ahead), or of the gateway's time.
 #   2 impossible_speed a fix farther from the last one than jump_speed_kmh allows (detail:
@@ -92,6 +94,10 @@ class GnssCheck:
                 return self._refuse(TIME_BACKWARDS, auth - t)
             if t > auth + CLOCK_SLACK_S:
                 return self._refuse(TIME_FORWARD, t - auth)
+            if not last_t and clock and t + CLOCK_SLACK_S < clock:
+                # The seal's own clock was ahead (an RTC set wrong before the boot): the gateway
+                # vouches for the fix, so it is taken; the clock trouble is still an anomaly.
+                self.note(TIME_BACKWARDS, clock - t)
         kind = 0
         detail = 0
         if last_t:

@@ -20,7 +20,7 @@
 # `opener` is a coroutine function returning (reader, writer) asyncio streams: tcp_opener() for
 # a real socket (TLS when given an ssl context), an in-memory fake in the tests.
 #
-# QoS 1 both ways. Up: packet ids tracked in flight (at most MAX_INFLIGHT); a PUBACK not back
+# QoS 1 both ways. Up: packet ids tracked in flight (at most _MAX_INFLIGHT); a PUBACK not back
 # within response_ms means the broker stalls: reconnect, then re-send what is in flight (DUP
 # when the broker kept the session). Down: a redelivery (DUP) of a message this link already
 # handed to the core, whose PUBACK was lost with the connection, is only acknowledged again.
@@ -39,9 +39,9 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[no-redef,misc]  # the stub's signature is generic
         return x
 
-MAX_INFLIGHT = const(4)  # uplink PUBLISHes awaiting PUBACK (the core sends one journal frame
-MAX_OUT = const(6)  # at a time; STATE/RESULT ride beside it) and frames queued behind them
-MAX_IN = const(6)  # downlinks waiting for poll(); beyond, the socket is not read (backpressure)
+_MAX_INFLIGHT = const(4)  # uplink PUBLISHes awaiting PUBACK (the core sends one journal frame
+_MAX_OUT = const(6)  # at a time; STATE/RESULT ride beside it) and frames queued behind them
+_MAX_IN = const(6)  # downlinks waiting for poll(); beyond, the socket is not read (backpressure)
 _RECENT = const(8)  # (pid, crc) of downlinks handed to the core, for DUP redeliveries
 _MIN_WAIT_MS = const(5)
 
@@ -133,7 +133,7 @@ class MqttLink:
     # ---- the seal's side ----------------------------------------------------------------------
 
     def send(self, frame, now_ms=None):
-        if not self.connected or len(self._out) >= MAX_OUT:
+        if not self.connected or len(self._out) >= _MAX_OUT:
             self.refused += 1
             return False
         self._out.append(bytes(frame))
@@ -360,7 +360,7 @@ class MqttLink:
                 self._kick.set()
                 return
             self._forget(pid)  # a new message may reuse a pid the broker has released
-        while len(self._events) >= MAX_IN:  # the seal's loop is behind: stop reading
+        while len(self._events) >= _MAX_IN:  # the seal's loop is behind: stop reading
             await sleep_ms(20)
         self._events.append((self._gen, pid, msg))
         self.ready.set()
@@ -390,7 +390,7 @@ class MqttLink:
                 raise self._dead
             while self._acks:
                 await self._write(struct.pack(">BBH", PUBACK, 2, self._acks.pop(0)))
-            while self._out and len(self._inflight) < MAX_INFLIGHT:
+            while self._out and len(self._inflight) < _MAX_INFLIGHT:
                 frame = self._out.pop(0)
                 pid = self._next_pid()
                 self._inflight[pid] = [frame, ticks_ms()]
@@ -415,7 +415,7 @@ class MqttLink:
                 continue
             self._kick.clear()
             if self._acks or self._dead is not None or self._closed or (
-                    self._out and len(self._inflight) < MAX_INFLIGHT):
+                    self._out and len(self._inflight) < _MAX_INFLIGHT):
                 continue
             await wait_event(self._kick, wait if wait > _MIN_WAIT_MS else _MIN_WAIT_MS)
 

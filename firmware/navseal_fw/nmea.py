@@ -57,7 +57,7 @@ Parser attributes:
     crc_fails        supported sentences whose '*hh' is wrong, not hex, or followed by garbage
     unknown          sentences of other talkers or types (GSV, ZDA, $P..., SD...): skipped
                      before the checksum, so ignored traffic costs almost no CPU
-    too_long         sentence longer than LINE_MAX bytes, dropped up to its end
+    too_long         sentence longer than _LINE_MAX bytes, dropped up to its end
     partial          sentence cut short: no '*hh' before the line (or the next '$') ended
     noise            bytes outside any sentence (binary noise, comments, NULs)
     no_fix           RMC sentences reporting no fix (status V, or a mode other than A D F P R)
@@ -68,7 +68,7 @@ Parser attributes:
 Talkers accepted: GP GL GA GB BD GN (GPS, GLONASS, Galileo, BeiDou twice, combined).
 Sentences end at CR/LF or at the next '$' (some receivers run two sentences together).
 
-Memory: one line buffer per parser (LINE_MAX bytes) allocated once; per sentence one bytes
+Memory: one line buffer per parser (_LINE_MAX bytes) allocated once; per sentence one bytes
 copy and the field list from split(). (Past 400 lines because this docstring is the API the core
 and the tests rely on; the parsing itself is about 300.) Unix seconds above 2**30 are long ints on MicroPython,
 which allocates a little; that is the price of the wire's u32 time.
@@ -86,7 +86,7 @@ NO_POS = const(0x7FFFFFFF)
 # NMEA 0183 limits a sentence to 82 characters including '$' and CR LF. Real receivers
 # exceed it (the gpsd captures in tests hold 87-113 byte GSA/GSV/GGA lines), so allow some
 # slack; anything longer is a run-on line or noise and is dropped.
-LINE_MAX = const(120)
+_LINE_MAX = const(120)
 
 _TALKERS = (b"GP", b"GL", b"GA", b"GB", b"BD", b"GN")
 _FIX_MODES = b"ADFPR"  # RMC mode letters that are a fix: autonomous, differential, float, precise, RTK
@@ -273,10 +273,10 @@ class NmeaParser:
         self.noise = 0
         self.no_fix = 0
         self.bad_dates = 0
-        self._buf = bytearray(LINE_MAX)
+        self._buf = bytearray(_LINE_MAX)
         self._mv = memoryview(self._buf)
         self._len = 0  # bytes of the current sentence in _buf, 0 = between sentences
-        self._drop = False  # current sentence overflowed LINE_MAX: swallow it to its end
+        self._drop = False  # current sentence overflowed _LINE_MAX: swallow it to its end
 
     # ---- framing -----------------------------------------------------------------------
 
@@ -319,7 +319,7 @@ class NmeaParser:
         if self._drop:
             return
         k = stop - start
-        if self._len + k > LINE_MAX:
+        if self._len + k > _LINE_MAX:
             self._drop = True
             self.too_long += 1
             return

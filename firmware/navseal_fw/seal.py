@@ -23,7 +23,7 @@
 # Delivery: every position and event goes through the journal (flash) and is released only by an
 # ACK whose committed_rseq covers it. One journal frame is in flight at a time (stop-and-wait, as
 # docs/protocol.md requires for the cumulative ACK); it is re-sent after ack_timeout_s, doubling
-# up to RETRY_CAP_S. HELLO, STATE and COMMAND_RESULT are not journaled: STATE repeats by itself
+# up to _RETRY_CAP_S. HELLO, STATE and COMMAND_RESULT are not journaled: STATE repeats by itself
 # and the gateway repeats a command until it sees its result.
 
 import struct
@@ -59,20 +59,20 @@ from navseal_fw.codec import (EV_COMMAND_REJECTED, EV_GNSS_ANOMALY, EV_GNSS_LOST
 from navseal_fw.codec import NO_RSEQ as NO_COMMIT  # noqa: E402
 
 # COMMAND_REJECTED reasons
-REJ_BAD_MAC = const(1)
-REJ_REPLAYED = const(2)
-REJ_WRONG_TYPE = const(3)
-REJ_BAD_PAYLOAD = const(4)
+_REJ_BAD_MAC = const(1)
+_REJ_REPLAYED = const(2)
+_REJ_WRONG_TYPE = const(3)
+_REJ_BAD_PAYLOAD = const(4)
 
 
-RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
-MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts
-BATTERY_SAMPLE_MS = const(60000)
-LOW_BATTERY_HYST = const(5)  # back to normal only at low + 5 %
-MOVING_DECI_KMH = const(50)  # 5 km/h: below this the vehicle counts as stopped
+_RETRY_CAP_S = const(600)  # a frame in flight is retried at least every 10 minutes
+_MAX_TX_REMEMBERED = const(8)  # transmissions of one journal frame whose ACK still counts
+_BATTERY_SAMPLE_MS = const(60000)
+_LOW_BATTERY_HYST = const(5)  # back to normal only at low + 5 %
+_MOVING_DECI_KMH = const(50)  # 5 km/h: below this the vehicle counts as stopped
 # Forged commands are journaled (they are evidence) but at most this many an hour, so a radio
 # spraying garbage cannot fill the journal with events that may never be thinned.
-MAX_REJECTED_PER_HOUR = const(20)
+_MAX_REJECTED_PER_HOUR = const(20)
 CLOCK_SANE = 1600000000  # a GNSS or RTC time before 2020-09 is a cold-start artefact
 
 # Defaults, one place (docs/firmware.md "Core" lists them). Config file keys are the same names.
@@ -266,7 +266,7 @@ class SealCore:
         self._act_ms = now_ms
         self._last_report = now_ms - 3600000  # report at the first fix
         self._next_heartbeat = now_ms + self.cfg.heartbeat_s * 1000
-        self._next_battery = now_ms + BATTERY_SAMPLE_MS
+        self._next_battery = now_ms + _BATTERY_SAMPLE_MS
         self._send_state()
         self._pump()
 
@@ -439,7 +439,7 @@ class SealCore:
                 self._first_position = True  # due, but no fix: report at the next one
             self._last_report = now_ms
         if now_ms >= self._next_battery:
-            self._next_battery = now_ms + BATTERY_SAMPLE_MS
+            self._next_battery = now_ms + _BATTERY_SAMPLE_MS
             self._sample_battery()
         if self.journal.thinned != self._thinned_seen:
             self._thinned_seen = self.journal.thinned
@@ -457,7 +457,7 @@ class SealCore:
     def _interval(self):
         if self.escort.state != E.ACTIVE:
             return self.cfg.report_inactive_s
-        if self.speed >= MOVING_DECI_KMH:
+        if self.speed >= _MOVING_DECI_KMH:
             return self.cfg.report_moving_s
         return self.cfg.report_stopped_s
 
@@ -486,7 +486,7 @@ class SealCore:
         if not self.low_battery and pct < self.cfg.low_battery_pct:
             self.low_battery = True
             self._event(EV_LOW_BATTERY, pct)
-        elif self.low_battery and pct >= self.cfg.low_battery_pct + LOW_BATTERY_HYST:
+        elif self.low_battery and pct >= self.cfg.low_battery_pct + _LOW_BATTERY_HYST:
             self.low_battery = False
 
     # ---- journal ----------------------------------------------------------------------------
@@ -538,8 +538,8 @@ class SealCore:
             self.retransmits += 1
             self._send_journal(FLAG_RETRANSMIT)
             self._retry_ms *= 2
-            if self._retry_ms > RETRY_CAP_S * 1000:
-                self._retry_ms = RETRY_CAP_S * 1000
+            if self._retry_ms > _RETRY_CAP_S * 1000:
+                self._retry_ms = _RETRY_CAP_S * 1000
             self._if_deadline = self._now + self._retry_ms
             return
         if self.journal.pending == 0:
@@ -573,7 +573,7 @@ class SealCore:
         self._out(frame)
         seqs = self._if_seqs
         seqs.append(seq)
-        if len(seqs) > MAX_TX_REMEMBERED:
+        if len(seqs) > _MAX_TX_REMEMBERED:
             seqs.pop(0)
         self._if_last_rseq = j.b_last
         return True
@@ -641,7 +641,7 @@ class SealCore:
             # A frame that fails only its MAC and names this seal is a forgery (or a key
             # mix-up): evidence, so it is journaled. Frames for other seals are just counted.
             if e.code == codec.ERR_BAD_MAC and struct.unpack_from(">I", data, 5)[0] == self.seal_id:
-                self._reject(REJ_BAD_MAC)
+                self._reject(_REJ_BAD_MAC)
             self._pump()
             return
         if fr.seal_id != self.seal_id:
@@ -649,7 +649,7 @@ class SealCore:
             return
         t = fr.type
         if not codec.is_downlink(t):
-            self._reject(REJ_WRONG_TYPE)  # an uplink frame reflected at us
+            self._reject(_REJ_WRONG_TYPE)  # an uplink frame reflected at us
             return
         if not self.escort.fresh(fr.boot, fr.seq):
             self.rx_replayed += 1
@@ -658,14 +658,14 @@ class SealCore:
                 # evidence (rate-limited with the other rejections). A duplicate ACK is normal
                 # (MQTT QoS 1 may redeliver) and only counted.
                 self._result(fr.boot, fr.seq, t, E.REPLAYED)
-                self._reject(REJ_REPLAYED)
+                self._reject(_REJ_REPLAYED)
             return
         try:
             p = codec.parse_payload(t, fr.payload)
         except codec.CodecError as e:
             self._count_error(e.code)
             self.escort.accept(fr.boot, fr.seq, t != codec.ACK)
-            self._reject(REJ_BAD_PAYLOAD)
+            self._reject(_REJ_BAD_PAYLOAD)
             if t != codec.ACK:
                 self._result(fr.boot, fr.seq, t, E.BAD_PARAMS)
             return
@@ -809,7 +809,7 @@ class SealCore:
         if now_s - self._rej_hour_start >= 3600:
             self._rej_hour_start = now_s
             self._rej_in_hour = 0
-        if self._rej_in_hour < MAX_REJECTED_PER_HOUR:
+        if self._rej_in_hour < _MAX_REJECTED_PER_HOUR:
             self._rej_in_hour += 1
             self._event(EV_COMMAND_REJECTED, reason)
 

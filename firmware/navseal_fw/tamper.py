@@ -32,8 +32,8 @@ except ImportError:  # CPython
 EV_CABLE_CUT = const(1)  # the protocol's event codes (codec.EV_*)
 EV_HOUSING_OPENED = const(2)
 EV_LOCK_RESTORED = const(3)
-LOCK_SAMPLE_MS = const(10)  # while an input is away from its debounced state
-LOCK_IDLE_MS = const(1000)  # otherwise (the pin interrupt covers what happens in between)
+_LOCK_SAMPLE_MS = const(10)  # while an input is away from its debounced state
+_LOCK_IDLE_MS = const(1000)  # otherwise (the pin interrupt covers what happens in between)
 _NONE = const(-1)
 _BOTH_CLOSED = const(0xC0)
 _OPEN_AT = const(8)  # in _latch, see __init__
@@ -105,7 +105,7 @@ class Tamper:
         if (not edges and cable == lock.cable.closed and housing == lock.housing.closed
                 and lock.cable.settled() and lock.housing.settled() and self._end_at == _NONE):
             # Nothing happened (the usual sample): the debouncers, settled, would not move.
-            self.next_ms = now_ms + LOCK_IDLE_MS
+            self.next_ms = now_ms + _LOCK_IDLE_MS
             return
         missed = None  # [(t_open, input, t_close)] of pulses the sampling never saw
         for i in (0, 1):
@@ -178,7 +178,7 @@ class Tamper:
                 self._end(self._end_at, now_ms)
             else:
                 unsettled = True
-        self.next_ms = now_ms + (LOCK_SAMPLE_MS if unsettled else LOCK_IDLE_MS)
+        self.next_ms = now_ms + (_LOCK_SAMPLE_MS if unsettled else _LOCK_IDLE_MS)
 
     # ---- episodes ---------------------------------------------------------------------------
 

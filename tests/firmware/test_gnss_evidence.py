@@ -258,3 +258,25 @@ def test_with_the_gateways_time_a_forward_jump_stays_refused_and_a_long_one_is_g
     assert r.core.evidence.anomaly_kinds == C.EVK_TIME_FORWARD
     r.run(2)  # true GNSS: taken at once
     assert r.core.fix_time == r.hal.unix() and r.gw.event_values(C.EV_GNSS_REGAINED)
+
+
+def test_a_clock_ahead_at_boot_with_the_gateways_time_takes_the_first_fix_and_raises_one_anomaly():
+    r = Rig()
+    r.run(3)
+    truth = r.hal.unix()
+    r.hal.set_unix(truth + 3600)  # the RTC an hour ahead before the boot
+    ms0 = r.hal.now_ms
+    t0 = truth
+
+    def send(frame):  # the gateway dates its downlinks by its own (true) clock
+        r.gw.receive(frame, t0 + (r.hal.now_ms - ms0) // 1000)
+        return True
+
+    r.core = SealCore(r.cfg, r.hal, send)
+    r.core.start(r.hal.now_ms)
+    r.flush()  # HELLO's ACK: the gateway's time
+    truth += 1
+    _fix_at(r, truth)
+    assert r.core._have_fix and r.core.fix_time == truth and r.hal.unix() == truth
+    assert [v >> 24 for v in anomalies(r)] == [C.ANOMALY_TIME_BACKWARDS]
+    assert 3599 <= anomalies(r)[0] & 0xFFFFFF <= 3601
