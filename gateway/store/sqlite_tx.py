@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from typing import Any, Iterator, Sequence
 
-from .access import SqliteAccessTx
+from .access import NO_LIMIT, SqliteAccessTx
 from .sqlite_console import SqliteConsoleTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
@@ -84,7 +84,7 @@ def _office_clause(offices: Sequence[str], args: dict[str, Any]) -> str:
         args[f"_office{i}"] = code
         names.append(f":_office{i}")
     if not names:
-        return "0"
+        return "FALSE"
     marks = ", ".join(names)
     return f"(departure_office_code IN ({marks}) OR dest_office_code IN ({marks}))"
 
@@ -195,7 +195,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         args = dict(where)
         if offices is not None:
             parts.append(_office_clause(offices, args))
-        return self._page(" AND ".join(parts) or "1", args, after_id, limit)
+        return self._page(" AND ".join(parts) or "TRUE", args, after_id, limit)
 
     def escorts_with_status(self, statuses: Sequence[str], *, offices: Sequence[str] | None = None,
                             after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
@@ -207,7 +207,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def _page(self, clause: str, args: dict[str, Any], after_id: int, limit: int | None) -> list[dict[str, Any]]:
         """Escorts matching `clause`, by escort_id after `after_id`, at most `limit` (None: all)."""
-        args = {**args, "_after": after_id, "_limit": -1 if limit is None else limit}
+        args = {**args, "_after": after_id, "_limit": NO_LIMIT if limit is None else limit}
         return self._all(f"SELECT * FROM escorts WHERE ({clause}) AND escort_id > :_after "
                          f"ORDER BY escort_id LIMIT :_limit", args)
 

@@ -1,0 +1,324 @@
+"""The PostgreSQL store: `Store` and `StoreTx` on one PostgreSQL database (psycopg 3).
+
+The SQL is the SQLite store's (gateway/store/sqlite.py, sqlite_tx.py, access.py,
+sqlite_console.py), run through gateway/store/dialect.py (decision 0015); this module adds the
+connection, the migrations under an advisory lock, transactions, and what several gateways sharing
+one database need (docs/gateway.md, "Deployment"):
+
+- a frame's transaction locks its seal's row (`get_seal` is `SELECT ... FOR UPDATE`): two frames of
+  one seal that reach two instances at once are applied one after the other;
+- the audit chain's head is one locked row (`navseal_audit_head`), so appends from several
+  instances stay one chain and the high-water mark is transactional (a sequence is not);
+- events enter the outbox under one locked row (`navseal_outbox_head`): outbox ids become visible in
+  commit order, so a sink's cursor never passes an id a slower transaction is still writing.
+
+Thread-safety as SqliteStore: one connection, one lock. A broken connection (PostgreSQL restarted)
+is replaced at the next transaction or read; the failed call raises StoreError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Iterator, Sequence
+
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.types.numeric import Int8Dumper
+
+from . import dialect
+from .interface import StoreError, StoreTx
+from .seal_key_codec import KeyCodec
+from .sqlite import SqlStore
+from .sqlite_schema import MIGRATIONS, statements
+from .sqlite_tx import SqliteTx
+from .wire_fixes import RECORD_FIX
+
+# pg_advisory_xact_lock key held while migrating ("navseal" in ASCII).
+MIGRATION_LOCK = 0x6E61_7673_6561_6C
+# Engine-internal tables (not part of the shared schema): created before the first migration.
+_INTERNAL = [
+    dialect.BOOTSTRAP,
+    "CREATE TABLE IF NOT EXISTS navseal_audit_head (seq BIGINT NOT NULL)",
+    "INSERT INTO navseal_audit_head (seq) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM navseal_audit_head)",
+    "CREATE TABLE IF NOT EXISTS navseal_outbox_head (id INT PRIMARY KEY)",
+    "INSERT INTO navseal_outbox_head (id) VALUES (1) ON CONFLICT DO NOTHING",
+]
+INTERNAL_TABLES = ("navseal_audit_head", "navseal_outbox_head", "schema_version")
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
+
+
+class _Row(dict):
+    """A row as sqlite3.Row gives it: by column name, or by position."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, names: Sequence[str], values: Sequence[Any]) -> None:
+        super().__init__(zip(names, values))
+        self._values = values
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, slice)):
+            return self._values[key]
+        return dict.__getitem__(self, key)
+
+
+def _rows(cursor: Any) -> Any:
+    names = [c.name for c in cursor.description] if cursor.description else []
+    return lambda values: _Row(names, values)
+
+
+class _BoolAsInt(Dumper):
+    """Python booleans as 0/1: the schema keeps flags in integer columns (as SQLite does)."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _Result:
+    """What a sqlite3 cursor gives after execute: rows, rowcount, lastrowid."""
+
+    __slots__ = ("_cur", "rowcount", "lastrowid")
+
+    def __init__(self, cur: Any, returns_key: bool) -> None:
+        self._cur = cur
+        self.rowcount = cur.rowcount
+        self.lastrowid = None
+        if returns_key:
+            keys = cur.fetchall()
+            self.lastrowid = keys[-1][0] if keys else None
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone() if self._cur.description else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall() if self._cur.description else []
+
+
+class PgConnection:
+    """A psycopg connection that takes the store's SQL as written for SQLite (dialect.py) and
+    answers like sqlite3 (`execute` -> fetchone/fetchall/rowcount/lastrowid). Autocommit: BEGIN and
+    COMMIT are the store's. A connection error is a StoreError; the next `ensure` reconnects."""
+
+    def __init__(self, url: str, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self._timeout = connect_timeout_s
+        self._pg: psycopg.Connection[Any] | None = None
+        self.ensure()
+
+    def ensure(self) -> psycopg.Connection[Any]:
+        if self._pg is None or self._pg.closed or self._pg.broken:
+            if self._pg is not None:
+                with contextlib.suppress(Exception):
+                    self._pg.close()
+                self._pg = None
+            try:
+                pg = psycopg.connect(self.url, autocommit=True, row_factory=_rows,
+                                     connect_timeout=max(1, int(self._timeout)), application_name="navseal-gateway")
+            except psycopg.Error as exc:
+                raise StoreError(f"postgresql: cannot connect: {_one_line(exc)}") from None
+            pg.adapters.register_dumper(int, Int8Dumper)
+            pg.adapters.register_dumper(bool, _BoolAsInt)
+            self._pg = pg
+        return self._pg
+
+    def execute(self, sql: str, args: Any = ()) -> _Result:
+        text, params = dialect.query(sql, args)
+        pg = self._pg
+        if pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            cur = pg.execute(text, params)
+            return _Result(cur, dialect.returns_key(sql))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+
+    def executemany(self, sql: str, seq: Any) -> None:
+        text, _ = dialect.query(sql)
+        pg = self._pg
+        if pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            with pg.cursor() as cur:
+                cur.executemany(text, list(seq))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+
+    def raw(self, sql: str, args: Any = None) -> Any:
+        """A statement in PostgreSQL's own dialect (engine-specific parts of this module)."""
+        if self._pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            return self._pg.execute(sql, args)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class PgTx(SqliteTx):
+    """One PostgreSQL transaction: the SQLite transaction's SQL (translated), plus the row locks
+    several instances need (module doc)."""
+
+    _c: Any
+
+    def get_seal(self, seal_id: int) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM seals WHERE seal_id = ? FOR UPDATE", (seal_id,))
+        if row is not None:
+            row.pop("key")
+        return row
+
+    def audit_tail(self) -> dict[str, Any] | None:
+        self._c.execute("SELECT seq FROM navseal_audit_head FOR UPDATE")
+        return super().audit_tail()
+
+    def insert_audit(self, row: dict[str, Any]) -> int:
+        seq = super().insert_audit(row)
+        self._c.execute("UPDATE navseal_audit_head SET seq = CASE WHEN seq > ? THEN seq ELSE ? END", (seq, seq))
+        return seq
+
+    def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
+                      now: float) -> list[dict[str, Any]]:
+        if events:
+            self._c.execute("SELECT id FROM navseal_outbox_head FOR UPDATE")
+        return super().insert_events(events, escort_ids, now)
+
+
+class PgStore(SqlStore):
+    """PostgreSQL at `url` (postgresql://user:password@host:port/database); see the module doc.
+    `cipher` as SqliteStore's."""
+
+    def __init__(self, url: str, *, cipher: Any = None, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.path = _safe(url)  # what messages name
+        self._lock = threading.RLock()
+        self._keys = KeyCodec(cipher)
+        self._c = PgConnection(url, connect_timeout_s)
+        self._migrate()
+        if cipher is not None:
+            self._encrypt_plain_keys()
+
+    # -- schema --
+    def _migrate(self) -> None:
+        with self.transaction():
+            c = self._c
+            c.raw("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            c.raw("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            row = c.raw("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                c.raw("INSERT INTO schema_version (version) VALUES (0)")
+            if version > len(MIGRATIONS):
+                raise StoreError(f"{self.path}: schema version {version} is newer than this gateway "
+                                 f"({len(MIGRATIONS)}); refusing to open")
+            if version < len(MIGRATIONS):
+                # One round trip for all of it (a script without parameters may hold several statements).
+                script = [*_INTERNAL]
+                for number in range(version, len(MIGRATIONS)):
+                    script += dialect.migration(list(statements(MIGRATIONS[number])))
+                    script.append(f"UPDATE schema_version SET version = {number + 1}")
+                c.raw(";\n".join(script))
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._c.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    # -- transactions --
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StoreTx]:
+        with self._lock:
+            self._c.ensure()
+            self._c.raw("BEGIN")
+            try:
+                yield PgTx(self._c, self._keys)
+            except BaseException:
+                with contextlib.suppress(StoreError, psycopg.Error):
+                    self._c.raw("ROLLBACK")
+                raise
+            try:
+                self._c.raw("COMMIT")
+            except (StoreError, psycopg.Error) as exc:
+                with contextlib.suppress(StoreError, psycopg.Error):
+                    self._c.raw("ROLLBACK")
+                raise StoreError(f"commit: {_one_line(exc)}") from exc
+
+    def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            self._c.ensure()
+            return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+
+    # -- what SqlStore writes with SQLite specifics --
+    def track_fixes(self, seal_id: int, escort_id: int) -> list[tuple[int, int, int, int, int | None]]:
+        rows = self._read(
+            "SELECT rseq, time, lat, lon, speed FROM records WHERE seal_id = ? AND escort_id = ? AND kind = ? "
+            "AND lat IS NOT NULL AND lon IS NOT NULL AND fix_quality > 0 ORDER BY rseq",
+            (seal_id, escort_id, RECORD_FIX))
+        return [(r["rseq"], r["time"], r["lat"], r["lon"], r["speed"]) for r in rows]
+
+    def audit_high_water(self) -> int:
+        rows = self._read("SELECT seq FROM navseal_audit_head")
+        return int(rows[0]["seq"]) if rows else 0
+
+    def write_probe(self, nbytes: int = 64 * 1024) -> None:
+        with self.transaction():
+            self._c.raw("INSERT INTO store_probe (filler) VALUES (decode(repeat('00', %s), 'hex'))", (nbytes,))
+        with self.transaction():
+            self._c.raw("DELETE FROM store_probe")
+
+    def close(self) -> None:
+        with self._lock:
+            self._c.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password (for messages)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://?"
+    host = info.get("host", "")
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"postgresql://{info.get('user', '')}@{host}{port}/{info.get('dbname', '')}"
+
+
+def check_pg_store(url: str, *, init: bool = False) -> str:
+    """Before the gateway runs on PostgreSQL (the SQLite file checks' counterpart): StoreRefused,
+    one line, when the server cannot be reached, or the database holds no gateway schema (without
+    `init`: `navseal gateway run --init` creates it), or a newer one. Damage and lost commits are
+    the server's to detect (WAL, `initdb --data-checksums`, its replication and backups).
+    Returns "new" when `init` will create the schema, "ok" when it passed."""
+    from .sqlite_check import StoreRefused
+
+    where = _safe(url)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StoreRefused(f"{where}: cannot connect: {_one_line(exc)}") from None
+    try:
+        with conn:
+            row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = conn.execute("SELECT version FROM schema_version").fetchone()[0] if row[0] else 0
+            if version == 0:
+                if not init:
+                    raise StoreRefused(f"{where}: no gateway schema in this database; `navseal gateway run --init` "
+                                       f"creates it (an existing one is never written over)")
+                return "new"
+            if version > len(MIGRATIONS):
+                raise StoreRefused(f"{where}: schema version {version} is newer than this gateway "
+                                   f"({len(MIGRATIONS)}); refusing to open")
+    except psycopg.Error as exc:
+        raise StoreRefused(f"{where}: {_one_line(exc)}") from None
+    return "ok"

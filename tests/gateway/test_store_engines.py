@@ -1,0 +1,147 @@
+"""The two store engines stay one schema: SQLite and PostgreSQL reach the same migration version
+with the same tables, columns, indexes and triggers; the SQL translation (gateway/store/dialect.py)
+does what its doc says; `[store] url` selects PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from fixtures_postgres import PgCluster
+
+from navseal.gateway.config import ConfigError, effective, load_config
+from navseal.gateway.store import MIGRATIONS, SqliteStore, StoreError, dialect, open_store
+from navseal.gateway.store.postgres import INTERNAL_TABLES, PgStore
+
+
+def _sqlite_schema(store: SqliteStore) -> dict[str, object]:
+    tables = [r["name"] for r in store._read("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%'") if r["name"] not in INTERNAL_TABLES]
+    return {
+        "columns": {t: sorted(r["name"] for r in store._read(f"PRAGMA table_info({t})")) for t in tables},
+        "indexes": sorted(r["name"] for r in store._read(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'")),
+        "triggers": sorted(r["name"] for r in store._read("SELECT name FROM sqlite_master WHERE type = 'trigger'")),
+    }
+
+
+def _pg_schema(store: PgStore) -> dict[str, object]:
+    columns: dict[str, list[str]] = {}
+    for r in store._read("SELECT table_name, column_name FROM information_schema.columns "
+                         "WHERE table_schema = current_schema()"):
+        if r["table_name"] not in INTERNAL_TABLES:
+            columns.setdefault(r["table_name"], []).append(r["column_name"])
+    return {
+        "columns": {t: sorted(c) for t, c in columns.items()},
+        # primary keys and UNIQUE constraints: SQLite's autoindexes, not written in the migrations
+        "indexes": sorted(r["indexname"] for r in store._read(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+            if not r["indexname"].endswith(("_pkey", "_key"))),
+        "triggers": sorted({r["trigger_name"] for r in store._read(
+            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = current_schema()")}),
+    }
+
+
+def test_both_engines_reach_the_same_schema(tmp_path, pg_cluster: PgCluster):
+    lite = SqliteStore(str(tmp_path / "gw.sqlite3"))
+    pg = PgStore(pg_cluster.database(str(tmp_path / "gw")))
+    try:
+        assert lite.schema_version == pg.schema_version == len(MIGRATIONS)
+        a, b = _sqlite_schema(lite), _pg_schema(pg)
+        assert sorted(a["columns"]) == sorted(b["columns"])
+        assert a == b
+        assert "audit_no_update" in a["triggers"]  # type: ignore[operator]
+    finally:
+        lite.close()
+        pg.close()
+
+
+def test_the_audit_log_is_append_only_on_postgresql_too(tmp_path, pg_cluster: PgCluster):
+    from navseal.gateway import audit, auth
+
+    store = PgStore(pg_cluster.database(str(tmp_path / "gw")))
+    try:
+        with store.transaction() as tx:
+            audit.record(tx, auth.host_actor(), "test.action", "x", {}, outcome="ok")
+        assert store.audit_high_water() == 1
+        for sql in ("UPDATE audit SET action = 'x'", "DELETE FROM audit"):
+            with pytest.raises(Exception, match="append-only"):
+                with store.transaction() as tx:
+                    tx._c.execute(sql)
+        assert [r["seq"] for r in store.audit_rows()] == [1]
+    finally:
+        store.close()
+
+
+def test_reopening_migrates_nothing_and_a_newer_schema_is_refused(tmp_path, pg_cluster: PgCluster):
+    url = pg_cluster.database(str(tmp_path / "gw"))
+    PgStore(url).close()
+    store = PgStore(url)
+    try:
+        assert store.schema_version == len(MIGRATIONS)
+        store._c.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 1,))
+    finally:
+        store.close()
+    with pytest.raises(StoreError, match="newer than this gateway"):
+        PgStore(url)
+
+
+def test_a_store_survives_a_postgresql_restart(tmp_path, pg_cluster: PgCluster):
+    if pg_cluster.datadir is None:
+        pytest.skip("the server is given by NAVSEAL_TEST_PG_URL: the tests may not restart it")
+    store = PgStore(pg_cluster.database(str(tmp_path / "gw")))
+    try:
+        store.provision_seal(7, b"k" * 32, 1.0)
+        pg_cluster.restart()
+        with pytest.raises(StoreError):  # the connection died with the server: this call fails...
+            store.provision_seal(8, b"k" * 32, 1.0)
+        store.provision_seal(8, b"k" * 32, 1.0)  # ...the next one reconnects
+        assert store.seal_key(7) == store.seal_key(8) == b"k" * 32
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("sql, args, expect, expect_args", [
+    ("SELECT * FROM seals WHERE seal_id = ?", (1,), "SELECT * FROM seals WHERE seal_id = %s", (1,)),
+    ("SELECT a FROM t WHERE b = :b AND c = 'x:y?'", {"b": 1}, "SELECT a FROM t WHERE b = %(b)s AND c = 'x:y?'",
+     {"b": 1}),
+    ("SELECT ?2 + ?1 + ?2", (5, 6), "SELECT %(_2)s + %(_1)s + %(_2)s", {"_1": 5, "_2": 6}),
+    ("SELECT 1 WHERE a LIKE 'x%' AND b = ?", (1,), "SELECT 1 WHERE a LIKE 'x%%' AND b = %s", (1,)),
+    ("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", ("s",),
+     "INSERT INTO sink_cursors (sink) VALUES (%s) ON CONFLICT DO NOTHING", ("s",)),
+    ("INSERT OR IGNORE INTO alarm_acks (a) VALUES (:a)", {"a": 1},
+     "INSERT INTO alarm_acks (a) VALUES (%(a)s) ON CONFLICT DO NOTHING RETURNING ack_id", {"a": 1}),
+    ("INSERT INTO escorts (a) VALUES (?)", (1,), "INSERT INTO escorts (a) VALUES (%s) RETURNING escort_id", (1,)),
+    ("UPDATE seals SET downlink_seq = downlink_seq + 1 WHERE seal_id = ? RETURNING downlink_seq", (1,),
+     "UPDATE seals SET downlink_seq = downlink_seq + 1 WHERE seal_id = %s RETURNING downlink_seq", (1,)),
+])
+def test_queries_are_translated_as_the_dialect_says(sql, args, expect, expect_args):
+    assert dialect.query(sql, args) == (expect, expect_args)
+
+
+def test_migrations_are_translated_as_the_dialect_says():
+    assert dialect.ddl("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, k BLOB, at REAL, "
+                       "n TEXT DEFAULT 'INTEGER') WITHOUT ROWID") == (
+        "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, k BYTEA, at DOUBLE PRECISION, "
+        "n TEXT COLLATE \"C\" DEFAULT 'INTEGER')")
+    assert dialect.ddl("CREATE TRIGGER no_del BEFORE DELETE ON audit BEGIN\n SELECT RAISE(ABORT, 'no');\nEND") == (
+        "CREATE TRIGGER no_del BEFORE DELETE ON audit FOR EACH ROW EXECUTE FUNCTION navseal_refuse('no')")
+    with pytest.raises(dialect.DialectError):
+        dialect.ddl("CREATE TRIGGER x AFTER INSERT ON t BEGIN UPDATE t SET a = 1; END")
+    with pytest.raises(dialect.DialectError):
+        dialect.query("SELECT ? WHERE a = :a", (1,))
+
+
+def test_the_store_url_selects_postgresql_and_check_config_refuses_another_scheme(tmp_path, pg_cluster):
+    url = pg_cluster.database(str(tmp_path / "gw"))
+    store = open_store(load_config(None, db_path=str(tmp_path / "unused.sqlite3"), store_url=url))
+    try:
+        assert isinstance(store, PgStore)
+    finally:
+        store.close()
+    assert not (tmp_path / "unused.sqlite3").exists()
+    path = tmp_path / "gw.toml"
+    path.write_text('[store]\nurl = "mysql://db/x"\n')
+    with pytest.raises(ConfigError, match=r"\[store\] url: a postgresql:// URL"):
+        load_config(path)
+    path.write_text('[store]\nurl = "postgresql://gw:secret@db.example:5432/navseal"\n')
+    shown = effective(load_config(path))["store_url"]
+    assert shown == "postgresql://gw@db.example:5432/navseal"  # never the password
