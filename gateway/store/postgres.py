@@ -45,6 +45,9 @@ _INTERNAL = [
     "INSERT INTO navseal_outbox_head (id) VALUES (1) ON CONFLICT DO NOTHING",
 ]
 INTERNAL_TABLES = ("navseal_audit_head", "navseal_outbox_head", "schema_version")
+# Advisory lock namespaces (the first key of the two-key form): StoreTx.exclusive, sink leases.
+_EXCLUSIVE = 0x6E73
+_LEASE = 0x6E6C
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -109,6 +112,7 @@ class PgConnection:
         self.url = url
         self._timeout = connect_timeout_s
         self._pg: psycopg.Connection[Any] | None = None
+        self.in_tx = False  # set by PgStore.transaction: no silent reconnect inside one
         self.ensure()
 
     def ensure(self) -> psycopg.Connection[Any]:
@@ -129,13 +133,13 @@ class PgConnection:
 
     def execute(self, sql: str, args: Any = ()) -> _Result:
         text, params = dialect.query(sql, args)
-        pg = self._pg
+        pg = self._pg if self.in_tx else self.ensure()  # outside a transaction: reconnect if needed
         if pg is None:
             raise StoreError("postgresql: not connected")
         try:
             cur = pg.execute(text, params)
             return _Result(cur, dialect.returns_key(sql))
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except _RETRY_LATER as exc:
             raise StoreError(f"postgresql: {_one_line(exc)}") from exc
 
     def executemany(self, sql: str, seq: Any) -> None:
@@ -146,7 +150,7 @@ class PgConnection:
         try:
             with pg.cursor() as cur:
                 cur.executemany(text, list(seq))
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except _RETRY_LATER as exc:
             raise StoreError(f"postgresql: {_one_line(exc)}") from exc
 
     def raw(self, sql: str, args: Any = None) -> Any:
@@ -155,13 +159,18 @@ class PgConnection:
             raise StoreError("postgresql: not connected")
         try:
             return self._pg.execute(sql, args)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except _RETRY_LATER as exc:
             raise StoreError(f"postgresql: {_one_line(exc)}") from exc
 
     def close(self) -> None:
         if self._pg is not None:
             self._pg.close()
             self._pg = None
+
+
+# The connection is gone, or PostgreSQL aborted the transaction to break a deadlock between
+# instances: nothing of it is committed, so the caller must not ACK (the frames come again).
+_RETRY_LATER = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.TransactionRollback)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -173,12 +182,10 @@ class PgTx(SqliteTx):
     several instances need (module doc)."""
 
     _c: Any
+    _row_lock = " FOR UPDATE"  # get_seal, lock_escort: the seal's row is this transaction's
 
-    def get_seal(self, seal_id: int) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM seals WHERE seal_id = ? FOR UPDATE", (seal_id,))
-        if row is not None:
-            row.pop("key")
-        return row
+    def exclusive(self, name: str) -> None:
+        self._c.execute(f"SELECT pg_advisory_xact_lock({_EXCLUSIVE}, hashtext(?))", (name,))
 
     def audit_tail(self) -> dict[str, Any] | None:
         self._c.execute("SELECT seq FROM navseal_audit_head FOR UPDATE")
@@ -206,6 +213,8 @@ class PgStore(SqlStore):
         self._lock = threading.RLock()
         self._keys = KeyCodec(cipher)
         self._c = PgConnection(url, connect_timeout_s)
+        self._lease_conn: Any = None
+        self._leases: set[str] = set()
         self._migrate()
         if cipher is not None:
             self._encrypt_plain_keys()
@@ -242,23 +251,48 @@ class PgStore(SqlStore):
         with self._lock:
             self._c.ensure()
             self._c.raw("BEGIN")
+            self._c.in_tx = True
             try:
-                yield PgTx(self._c, self._keys)
-            except BaseException:
-                with contextlib.suppress(StoreError, psycopg.Error):
-                    self._c.raw("ROLLBACK")
-                raise
-            try:
-                self._c.raw("COMMIT")
-            except (StoreError, psycopg.Error) as exc:
-                with contextlib.suppress(StoreError, psycopg.Error):
-                    self._c.raw("ROLLBACK")
-                raise StoreError(f"commit: {_one_line(exc)}") from exc
+                try:
+                    yield PgTx(self._c, self._keys)
+                except BaseException:
+                    with contextlib.suppress(StoreError, psycopg.Error):
+                        self._c.raw("ROLLBACK")
+                    raise
+                try:
+                    self._c.raw("COMMIT")
+                except (StoreError, psycopg.Error) as exc:
+                    with contextlib.suppress(StoreError, psycopg.Error):
+                        self._c.raw("ROLLBACK")
+                    raise StoreError(f"commit: {_one_line(exc)}") from exc
+            finally:
+                self._c.in_tx = False
 
     def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self._lock:
             self._c.ensure()
             return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+
+    # -- sink leases --
+    def outbox_fetch(self, sink: str, limit: int = 100) -> list[Any]:
+        if not self.hold_lease(f"sink:{sink}"):
+            return []  # another instance delivers this sink; it takes over when that one is gone
+        return super().outbox_fetch(sink, limit)
+
+    def hold_lease(self, name: str) -> bool:
+        """Whether this store's connection holds the lease `name` (taking it when free): a session
+        advisory lock, so it ends with the holder's connection (its process killed, its host
+        gone: as soon as PostgreSQL notices) and another instance takes it on its next try."""
+        with self._lock:
+            conn = self._c.ensure()
+            if conn is not self._lease_conn:  # a new connection holds none of the old one's leases
+                self._lease_conn, self._leases = conn, set()
+            if name not in self._leases:
+                row = self._c.raw(f"SELECT pg_try_advisory_lock({_LEASE}, hashtext(%s))", (name,)).fetchone()
+                if not row[0]:
+                    return False
+                self._leases.add(name)
+            return True
 
     # -- what SqlStore writes with SQLite specifics --
     def track_fixes(self, seal_id: int, escort_id: int) -> list[tuple[int, int, int, int, int | None]]:

@@ -90,6 +90,10 @@ def _office_clause(offices: Sequence[str], args: dict[str, Any]) -> str:
 
 
 class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
+    # Appended to a read whose rows the transaction must own until it ends. SQLite: nothing, BEGIN
+    # IMMEDIATE holds the whole database; PostgreSQL's transaction (postgres.py) locks the rows.
+    _row_lock = ""
+
     def __init__(self, conn: sqlite3.Connection, keys: KeyCodec | None = None) -> None:
         self._c = conn
         self._keys = keys or KeyCodec()
@@ -118,7 +122,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return [r[0] for r in self._c.execute("SELECT seal_id FROM seals ORDER BY seal_id").fetchall()]
 
     def get_seal(self, seal_id: int) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM seals WHERE seal_id = ?", (seal_id,))
+        row = self._one(f"SELECT * FROM seals WHERE seal_id = ?{self._row_lock}", (seal_id,))
         if row is not None:
             row.pop("key")  # keys leave the store only through seal_key / head_commands, decrypted
         return row
@@ -216,6 +220,11 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return self._all(
             f"SELECT e.*, s.last_seen_at AS seal_last_seen_at FROM escorts e JOIN seals s USING (seal_id) "
             f"WHERE e.status IN ({marks}) ORDER BY e.escort_id", tuple(statuses))
+
+    def lock_escort(self, escort_id: int) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT e.*, s.last_seen_at AS seal_last_seen_at FROM escorts e JOIN seals s USING (seal_id) "
+            f"WHERE e.escort_id = ?{self._row_lock + ' OF s' if self._row_lock else ''}", (escort_id,))
 
     # records
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]:
