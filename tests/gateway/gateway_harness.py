@@ -23,7 +23,7 @@ from navseal.bench.seal_frames import SealFrames
 from navseal.gateway import auth
 from navseal.gateway.mosquitto_broker import free_port
 from navseal.gateway.secrets import new_master_key_file
-from navseal.gateway.store import SqliteStore
+from fixtures_postgres import engine_store
 from navseal.gateway.store.postgres import PgStore
 from navseal.protocol import decode_frame
 
@@ -141,7 +141,7 @@ def make_tokens(db: Path | str, roles=("admin", "operator", "officer", "auditor"
     """One user per role (named after it; the officer bound to OFFICER_OFFICE) and an API token
     each, written straight into the gateway's database as `navseal gateway user ... --db` does.
     With `passwords`, each may also log in with "<role>-password-123" (argon2: ~0.2 s each)."""
-    store = PgStore(store_url) if store_url else SqliteStore(str(db))
+    store = PgStore(store_url) if store_url else engine_store(db)
     tokens = {}
     try:
         with store.transaction() as tx:
