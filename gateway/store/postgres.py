@@ -9,8 +9,9 @@ one database need (docs/gateway.md, "Deployment"):
   one seal that reach two instances at once are applied one after the other;
 - the audit chain's head is one locked row (`navseal_audit_head`), so appends from several
   instances stay one chain and the high-water mark is transactional (a sequence is not);
-- events enter the outbox under one locked row (`navseal_outbox_head`): outbox ids become visible in
-  commit order, so a sink's cursor never passes an id a slower transaction is still writing.
+- a transaction's outbox rows get their final ids just before COMMIT, under one locked row
+  (`navseal_outbox_head`) taken last: outbox ids become visible in commit order, so a sink's cursor
+  never passes an id a slower transaction is still writing, and the lock cannot close a deadlock.
 
 Thread-safety as SqliteStore: one connection, one lock. A broken connection (PostgreSQL restarted)
 is replaced at the next transaction or read; the failed call raises StoreError.
@@ -184,6 +185,10 @@ class PgTx(SqliteTx):
     _c: Any
     _row_lock = " FOR UPDATE"  # get_seal, lock_escort: the seal's row is this transaction's
 
+    def __init__(self, conn: Any, keys: KeyCodec | None = None) -> None:
+        super().__init__(conn, keys)
+        self._new_events: list[str] = []  # event_ids inserted: their outbox ids are set at commit
+
     def exclusive(self, name: str) -> None:
         self._c.execute(f"SELECT pg_advisory_xact_lock({_EXCLUSIVE}, hashtext(?))", (name,))
 
@@ -198,9 +203,25 @@ class PgTx(SqliteTx):
 
     def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
                       now: float) -> list[dict[str, Any]]:
-        if events:
-            self._c.execute("SELECT id FROM navseal_outbox_head FOR UPDATE")
-        return super().insert_events(events, escort_ids, now)
+        new = super().insert_events(events, escort_ids, now)
+        self._new_events += [e["event_id"] for e in new]
+        return new
+
+    def before_commit(self) -> None:
+        """Give this transaction's outbox rows their final ids, in commit order: under the outbox
+        head's row lock, taken last (it waits for no other lock while held: no deadlock), and held
+        until COMMIT, so a sink's cursor never passes an id a slower transaction is still writing."""
+        if not self._new_events:
+            return
+        c = self._c
+        c.raw("SELECT id FROM navseal_outbox_head FOR UPDATE")
+        c.raw("WITH old AS (SELECT o.outbox_id FROM outbox o JOIN events e ON e.event_id = o.event_id "
+              "WHERE e.event_id = ANY(%(ids)s) ORDER BY o.outbox_id), "
+              "m AS (SELECT outbox_id AS old_id, nextval(pg_get_serial_sequence('outbox', 'outbox_id')) AS new_id "
+              "FROM old) UPDATE outbox o SET outbox_id = m.new_id FROM m WHERE o.outbox_id = m.old_id",
+              {"ids": self._new_events})
+        c.raw("UPDATE events e SET outbox_id = o.outbox_id FROM outbox o "
+              "WHERE o.event_id = e.event_id AND e.event_id = ANY(%(ids)s)", {"ids": self._new_events})
 
 
 class PgStore(SqlStore):
@@ -254,7 +275,9 @@ class PgStore(SqlStore):
             self._c.in_tx = True
             try:
                 try:
-                    yield PgTx(self._c, self._keys)
+                    tx = PgTx(self._c, self._keys)
+                    yield tx
+                    tx.before_commit()
                 except BaseException:
                     with contextlib.suppress(StoreError, psycopg.Error):
                         self._c.raw("ROLLBACK")

@@ -145,3 +145,56 @@ def test_the_store_url_selects_postgresql_and_check_config_refuses_another_schem
     path.write_text('[store]\nurl = "postgresql://gw:secret@db.example:5432/navseal"\n')
     shown = effective(load_config(path))["store_url"]
     assert shown == "postgresql://gw@db.example:5432/navseal"  # never the password
+
+
+def _event(n: int) -> dict:
+    return {"event_id": f"{n:032x}", "kind": "POSITION", "seal_id": 1, "occurred_at": "x", "emitted_at": "y", "n": n}
+
+
+def test_outbox_ids_follow_commit_order_across_instances(tmp_path, pg_cluster: PgCluster):
+    """Two instances' transactions: the one that inserted its event first commits last. A sink that
+    delivered the other's event meanwhile must still get it: its id is above the cursor."""
+    url = pg_cluster.database(str(tmp_path / "gw"))
+    first, second, sink = PgStore(url), PgStore(url), PgStore(url)
+    try:
+        first.provision_seal(1, b"k" * 32, 0.0)
+        slow = first.transaction()
+        tx = slow.__enter__()
+        tx.insert_events([_event(1)], [None], 0.0)  # takes an outbox id first...
+        with second.transaction() as other:
+            other.insert_events([_event(2)], [None], 0.0)  # ...this one commits first
+        delivered = sink.outbox_fetch("s")
+        assert [i.event["n"] for i in delivered] == [2]
+        sink.outbox_mark_delivered("s", delivered[-1].outbox_id)
+        slow.__exit__(None, None, None)
+        assert [i.event["n"] for i in sink.outbox_fetch("s")] == [1]
+        assert [e["n"] for e in sink.events()] == [2, 1]  # events carry the same ids
+    finally:
+        first.close(), second.close(), sink.close()
+
+
+def test_a_sink_is_delivered_by_one_instance_and_another_takes_over(tmp_path, pg_cluster: PgCluster):
+    url = pg_cluster.database(str(tmp_path / "gw"))
+    a, b = PgStore(url), PgStore(url)
+    try:
+        a.provision_seal(1, b"k" * 32, 0.0)
+        with a.transaction() as tx:
+            tx.insert_events([_event(1)], [None], 0.0)
+        assert len(a.outbox_fetch("s")) == 1
+        assert b.outbox_fetch("s") == [] and b.outbox_depth("s") == 1  # a holds the lease
+        assert len(b.outbox_fetch("t")) == 1  # another sink's lease is free
+        a.close()  # the holder's connection ends (a process killed ends it too)
+        assert wait_for(lambda: len(b.outbox_fetch("s")) == 1)
+    finally:
+        a.close(), b.close()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
