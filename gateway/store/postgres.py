@@ -33,7 +33,7 @@ from .seal_key_codec import KeyCodec
 from .sqlite import SqlStore
 from .sqlite_schema import MIGRATIONS, statements
 from .sqlite_tx import SqliteTx
-from .wire_fixes import RECORD_FIX
+from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
 
 # pg_advisory_xact_lock key held while migrating ("navseal" in ASCII).
 MIGRATION_LOCK = 0x6E61_7673_6561_6C
@@ -56,7 +56,8 @@ def is_postgres_url(url: str | None) -> bool:
 
 
 class _Row(dict):
-    """A row as sqlite3.Row gives it: by column name, or by position."""
+    """A row as sqlite3.Row gives it: by column name or by position, and unpacked (iterated) as its
+    values (`for seal_id, key in rows`); `dict(row)` and `row.keys()` give the column names."""
 
     __slots__ = ("_values",)
 
@@ -68,6 +69,9 @@ class _Row(dict):
         if isinstance(key, (int, slice)):
             return self._values[key]
         return dict.__getitem__(self, key)
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
 
 
 def _rows(cursor: Any) -> Any:
@@ -178,6 +182,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _wire_fixes_sql() -> str:
+    """One short INSERT for a whole RECORDS frame: the wire fields as WIRE_FIX_FIELDS arrays,
+    unnested with their ordinality, the columns computed by the SQL expressions of
+    gateway/store/wire_fixes.py (the SQLite form spells out one VALUES row per record: ~480
+    parameters, which psycopg would parse again at every frame)."""
+    fields = [f"w.f{j}" for j in range(WIRE_FIX_FIELDS)]
+    exprs = fix_columns_sql(fields)
+    exprs["time"] = f"(%(base_time)s + {exprs['time']})"
+    row = {"seal_id": "%(seal_id)s", "rseq": "(%(first_rseq)s + w.i - 1)", "escort_id": "%(escort_id)s",
+           "kind": f"'{RECORD_FIX}'", "value": "NULL", "received_at": "%(received_at)s", **exprs}
+    arrays = ", ".join(f"%(f{j})s::int8[]" for j in range(WIRE_FIX_FIELDS))
+    return (f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) "
+            f"SELECT {', '.join(row[c] for c in RECORD_COLUMNS)} "
+            f"FROM unnest({arrays}) WITH ORDINALITY AS w({', '.join(f'f{j}' for j in range(WIRE_FIX_FIELDS))}, i) "
+            "ON CONFLICT DO NOTHING")
+
+
+_WIRE_FIXES = _wire_fixes_sql()
+
+
 class PgTx(SqliteTx):
     """One PostgreSQL transaction: the SQLite transaction's SQL (translated), plus the row locks
     several instances need (module doc)."""
@@ -191,6 +215,15 @@ class PgTx(SqliteTx):
 
     def exclusive(self, name: str) -> None:
         self._c.execute(f"SELECT pg_advisory_xact_lock({_EXCLUSIVE}, hashtext(?))", (name,))
+
+    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                          fields: Sequence[int], received_at: float) -> int:
+        if len(fields) < WIRE_FIX_FIELDS:
+            return 0
+        args = {f"f{j}": list(fields[j::WIRE_FIX_FIELDS]) for j in range(WIRE_FIX_FIELDS)}
+        args.update(seal_id=seal_id, escort_id=escort_id, first_rseq=first_rseq, base_time=base_time,
+                    received_at=received_at)
+        return int(self._c.raw(_WIRE_FIXES, args).rowcount)
 
     def audit_tail(self) -> dict[str, Any] | None:
         self._c.execute("SELECT seq FROM navseal_audit_head FOR UPDATE")

@@ -198,3 +198,22 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def test_keys_stored_before_a_master_key_are_encrypted_when_one_is_given(tmp_path, pg_cluster: PgCluster):
+    from navseal.gateway.secrets import KeyCipher
+
+    url = pg_cluster.database(str(tmp_path / "gw"))
+    plain = PgStore(url)
+    plain.provision_seal(3, b"\x07" * 32, 0.0)
+    row = plain._read("SELECT seal_id, key FROM seals")[0]
+    assert dict(row) == {"seal_id": 3, "key": b"\x07" * 32} and list(row.values()) == [3, b"\x07" * 32]
+    plain.close()
+    store = PgStore(url, cipher=KeyCipher(b"\x01" * 32))
+    try:
+        assert store.seal_key(3) == b"\x07" * 32
+        assert store._read("SELECT key FROM seals")[0]["key"] != b"\x07" * 32  # encrypted at rest now
+    finally:
+        store.close()
+    with pytest.raises(StoreError):
+        PgStore(url, cipher=KeyCipher(b"\x02" * 32))  # another master key than the one they were encrypted with
