@@ -219,9 +219,8 @@ class GatewayConfig:
             raise ConfigError("mqtt tls_ca/tls_cert/tls_key are set but mqtt tls is false")
         if bool(self.mqtt_tls_cert) != bool(self.mqtt_tls_key):
             raise ConfigError("mqtt tls_cert and tls_key go together")
-        if self.store_url is not None and not self.store_url.startswith(("postgresql://", "postgres://")):
-            raise ConfigError("[store] url: a postgresql:// URL (postgresql://user@host:5432/database); "
-                              "leave it out for SQLite at db_path")
+        if self.store_url is not None:
+            _check_store_url(self.store_url)
         names = [s.name for s in self.sinks]
         if len(set(names)) != len(names):
             raise ConfigError(f"[[sinks]] names must be unique: {names}")
@@ -238,6 +237,20 @@ class GatewayConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(GatewayConfig)}
 # A [table] groups the keys it prefixes: [mqtt] port -> mqtt_port, [log] level -> log_level.
 _TABLES = tuple(sorted({name.split("_", 1)[0] for name in _FIELDS if "_" in name}, key=len, reverse=True))
+
+
+def _check_store_url(url: str) -> None:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] url: a postgresql:// URL (postgresql://user@host:5432/database); "
+                          "leave it out for SQLite at db_path")
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError("[store] url: PostgreSQL needs psycopg (pip install 'navseal[postgresql]')") from None
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise ConfigError(f"[store] url: {' '.join(str(exc).split())}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -11,7 +11,11 @@ one database need (docs/gateway.md, "Deployment"):
   instances stay one chain and the high-water mark is transactional (a sequence is not);
 - a transaction's outbox rows get their final ids just before COMMIT, under one locked row
   (`navseal_outbox_head`) taken last: outbox ids become visible in commit order, so a sink's cursor
-  never passes an id a slower transaction is still writing, and the lock cannot close a deadlock.
+  never passes an id a slower transaction is still writing, and the lock cannot close a deadlock;
+- `StoreTx.exclusive(name)` (timers, retention) is a transaction advisory lock, and a sink is
+  fetched only by the store holding its lease, a session advisory lock (`hold_lease`);
+- a deadlock or a lost connection is a StoreError: nothing of the transaction is committed, so the
+  caller does not ACK (decision 0016).
 
 Thread-safety as SqliteStore: one connection, one lock. A broken connection (PostgreSQL restarted)
 is replaced at the next transaction or read; the failed call raises StoreError.
@@ -49,10 +53,6 @@ INTERNAL_TABLES = ("navseal_audit_head", "navseal_outbox_head", "schema_version"
 # Advisory lock namespaces (the first key of the two-key form): StoreTx.exclusive, sink leases.
 _EXCLUSIVE = 0x6E73
 _LEASE = 0x6E6C
-
-
-def is_postgres_url(url: str | None) -> bool:
-    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
 
 
 class _Row(dict):

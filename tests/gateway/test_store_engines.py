@@ -217,3 +217,10 @@ def test_keys_stored_before_a_master_key_are_encrypted_when_one_is_given(tmp_pat
         store.close()
     with pytest.raises(StoreError):
         PgStore(url, cipher=KeyCipher(b"\x02" * 32))  # another master key than the one they were encrypted with
+
+
+def test_a_store_url_libpq_cannot_read_is_refused_with_its_key(tmp_path):
+    path = tmp_path / "gw.toml"
+    path.write_text('[store]\nurl = "postgresql://gw@db/navseal?nosuchparam=1"\n')
+    with pytest.raises(ConfigError, match=r"^\[store\] url: "):
+        load_config(path)
