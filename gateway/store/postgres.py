@@ -363,10 +363,13 @@ class PgStore(SqlStore):
         return int(rows[0]["seq"]) if rows else 0
 
     def write_probe(self, nbytes: int = 64 * 1024) -> None:
-        with self.transaction():
-            self._c.raw("INSERT INTO store_probe (filler) VALUES (decode(repeat('00', %s), 'hex'))", (nbytes,))
-        with self.transaction():
-            self._c.raw("DELETE FROM store_probe")
+        try:
+            with self.transaction():
+                self._c.raw("INSERT INTO store_probe (filler) VALUES (decode(repeat('00', %s::int), 'hex'))", (nbytes,))
+            with self.transaction():
+                self._c.raw("DELETE FROM store_probe")
+        except psycopg.Error as exc:
+            raise StoreError(f"write probe: {_one_line(exc)}") from exc
 
     def close(self) -> None:
         with self._lock:
