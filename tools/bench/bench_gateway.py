@@ -20,6 +20,7 @@ A'. With --postgresql: phase A again with the gateway on PostgreSQL (a private c
 C. Scaling. Two gateway instances on a shared subscription ($share/bench/seals/+/up), each with its
    own SQLite file, versus one instance on the same shared subscription, same stream: ratio of
    committed frames per second.
+C'. With --postgresql-scaling: phase C with the instances sharing one PostgreSQL database.
 
 All processes share this machine's cores (broker, publisher, subscriber, gateways): the figures are
 for this machine, printed with `nproc`.
@@ -432,18 +433,21 @@ def phase_latency(work: Path, args, gw_rate: float) -> dict:
     }
 
 
-def phase_scaling(work: Path, args, instances: int) -> dict:
+def phase_scaling(work: Path, args, instances: int, store_url: str | None = None) -> dict:
+    """`instances` gateways on one shared subscription: each with its own SQLite file, or all on
+    the one PostgreSQL database at `store_url` (several gateways, one truth)."""
     seals = [SealFrames(400_000 + i) for i in range(args.seals)]
     dbs = [work / f"c{instances}-{i}.sqlite3" for i in range(instances)]
-    for db in dbs:
-        prepare_db(db, [SealFrames(s.seal_id) for s in seals], [], args.synchronous)
+    for db in (dbs[:1] if store_url else dbs):
+        prepare_db(db, [SealFrames(s.seal_id) for s in seals], [], args.synchronous, store_url)
     frames = make_frames(seals, args.frames, args.records)
     with MosquittoBroker(work / f"broker-c{instances}") as broker:
-        gateways = []
+        gateways, ports = [], []
         for i, db in enumerate(dbs):
             config = work / f"c{instances}-{i}.toml"
             port = write_gateway_config(config, broker, db, client_id=f"bench-gw-c{i}", share_group="bench",
-                                        synchronous=args.synchronous)
+                                        synchronous=args.synchronous, store_url=store_url)
+            ports.append(port)
             gateways.append(start_gateway(config, port, work / f"gw-c{instances}-{i}.log"))
         ctx = mp.get_context("fork")
         out, ready = ctx.Queue(), ctx.Event()
@@ -454,13 +458,33 @@ def phase_scaling(work: Path, args, instances: int) -> dict:
         publish(frames, broker.host, broker.port)
         _, acks, _ = out.get(timeout=900)
         side.join(10)
+        committed = [scrape(port).get("navseal_records_committed_total", 0.0) for port in ports]
         for gateway in gateways:
             stop(gateway)
     times = list(acks.values())
     rate = len(times) / max(1e-9, max(times) - min(times)) if times else 0.0
-    per_instance = [count_records(db) // args.records for db in dbs]
+    per_instance = [int(n) // args.records for n in committed]
     return {"instances": instances, "acked": len(times), "frames": len(frames),
             "frames_per_s": rate, "frames_per_instance": per_instance}
+
+
+def phase_scaling_postgresql(work: Path, args) -> dict:
+    """Phase C with every instance on one PostgreSQL database (a fresh schema per instance count)."""
+    import shutil
+
+    from navseal.pg_cluster import start_private_cluster
+
+    cluster = start_private_cluster()
+    try:
+        one = phase_scaling(work, args, 1, cluster.database("c1"))
+        two = phase_scaling(work, args, 2, cluster.database("c2"))
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(cluster.root, ignore_errors=True)
+    ratio = two["frames_per_s"] / max(1e-9, one["frames_per_s"])
+    print(f"C'. shared subscription, one PostgreSQL: 1 instance {one['frames_per_s']:.0f} frames/s, 2 instances "
+          f"{two['frames_per_s']:.0f} frames/s (split {two['frames_per_instance']}): scaling ratio {ratio:.2f}")
+    return {"one": one, "two": two, "ratio": ratio}
 
 
 def phase_throughput_postgresql(work: Path, args) -> dict:
@@ -506,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run phase A with the gateway on PostgreSQL (a private cluster started for the "
                              "run: Debian's postgresql binaries; or the server of --store-url)")
     parser.add_argument("--store-url", help="postgresql:// URL of a database the bench may fill (with --postgresql)")
+    parser.add_argument("--postgresql-scaling", action="store_true",
+                        help="phase C on PostgreSQL: one instance, then two sharing one database (a private cluster)")
     args = parser.parse_args(argv)
 
     SealFrames(1).self_check()
@@ -542,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"C. shared subscription: 1 instance {one['frames_per_s']:.0f} frames/s, 2 instances "
                   f"{two['frames_per_s']:.0f} frames/s (split {two['frames_per_instance']}): "
                   f"scaling ratio {figures['scaling']['ratio']:.2f}")
+        if args.postgresql_scaling:
+            figures["scaling_postgresql"] = phase_scaling_postgresql(work, args)
     if args.json:
         print(json.dumps(figures))
     return 0
