@@ -458,12 +458,14 @@ def phase_scaling(work: Path, args, instances: int, store_url: str | None = None
         publish(frames, broker.host, broker.port)
         _, acks, _ = out.get(timeout=900)
         side.join(10)
-        committed = [scrape(port).get("navseal_records_committed_total", 0.0) for port in ports]
+        # One database: each instance's share from its own counter (SQLite: from its own file).
+        committed = [scrape(port).get("navseal_records_committed_total", 0.0) for port in ports] if store_url else []
         for gateway in gateways:
             stop(gateway)
     times = list(acks.values())
     rate = len(times) / max(1e-9, max(times) - min(times)) if times else 0.0
-    per_instance = [int(n) // args.records for n in committed]
+    per_instance = ([int(n) // args.records for n in committed] if store_url
+                    else [count_records(db) // args.records for db in dbs])
     return {"instances": instances, "acked": len(times), "frames": len(frames),
             "frames_per_s": rate, "frames_per_instance": per_instance}
 
