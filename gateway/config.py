@@ -92,6 +92,10 @@ class GatewayConfig:
     # The master key that encrypts seal keys at rest (AES-256-GCM): a file of 64 hex digits,
     # readable by the gateway's user only (0600), or the NAVSEAL_MASTER_KEY environment variable.
     master_key_file: str | None = None
+    # PostgreSQL instead of the SQLite file: `[store] url = "postgresql://user:password@host/db"`
+    # (libpq's URL form; the password may also come from ~/.pgpass or PGPASSWORD). Several gateways
+    # share one database this way (docs/gateway.md, "Deployment"). Unset: SQLite at db_path.
+    store_url: str | None = None
 
     # --- development ---
     # Accept the protocol's published test keys (sha256("navseal test key <id>")). Only for tests,
@@ -215,6 +219,8 @@ class GatewayConfig:
             raise ConfigError("mqtt tls_ca/tls_cert/tls_key are set but mqtt tls is false")
         if bool(self.mqtt_tls_cert) != bool(self.mqtt_tls_key):
             raise ConfigError("mqtt tls_cert and tls_key go together")
+        if self.store_url is not None:
+            _check_store_url(self.store_url)
         names = [s.name for s in self.sinks]
         if len(set(names)) != len(names):
             raise ConfigError(f"[[sinks]] names must be unique: {names}")
@@ -231,6 +237,20 @@ class GatewayConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(GatewayConfig)}
 # A [table] groups the keys it prefixes: [mqtt] port -> mqtt_port, [log] level -> log_level.
 _TABLES = tuple(sorted({name.split("_", 1)[0] for name in _FIELDS if "_" in name}, key=len, reverse=True))
+
+
+def _check_store_url(url: str) -> None:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] url: a postgresql:// URL (postgresql://user@host:5432/database); "
+                          "leave it out for SQLite at db_path")
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError("[store] url: PostgreSQL needs psycopg (pip install 'navseal[postgresql]')") from None
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise ConfigError(f"[store] url: {' '.join(str(exc).split())}") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -304,6 +324,10 @@ def effective(config: GatewayConfig) -> dict[str, Any]:
     for key in ("mqtt_password",):
         if out.get(key):
             out[key] = "***"
+    if out.get("store_url"):
+        from .store.postgres import _safe
+
+        out["store_url"] = _safe(out["store_url"])
     for sink in out["sinks"]:
         sink["headers"] = {k: "***" for k in sink.get("headers", {})}
     return out
@@ -351,7 +375,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def _toml_name(key: str) -> str:
     """`mqtt_port` -> `[mqtt] port` (how the file writes it); other keys as they are."""
-    for table in ("mqtt", "http"):  # the tables docs/gateway.md writes
+    for table in ("mqtt", "http", "store"):  # the tables docs/gateway.md writes
         if key.startswith(table + "_"):
             return f"[{table}] {key[len(table) + 1:]}"
     return key

@@ -85,6 +85,7 @@ def purge(store: Store, now: float, *, years: int = 5, utc_offset_h: float = 5.0
     retention ended by `now`, and records and uplinks outside escorts older than `unescorted_days`."""
     report = PurgeReport()
     with store.transaction() as tx:
+        tx.exclusive("retention")  # one purge at a time across the gateway instances
         horizon = horizon_days * DAY
         expiring = tx.escorts_to_expire(now - horizon, now - horizon)
         new = [_expired_event(escort, now, horizon, years=years, utc_offset_h=utc_offset_h) for escort in expiring]

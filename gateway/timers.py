@@ -45,14 +45,18 @@ class Timers:
         out: list[tuple[int, bytes]] = []
         new: list[dict[str, Any]] = []
         with self.store.transaction() as tx:
+            tx.exclusive("timers")  # one tick at a time across the gateway instances sharing the store
             for escort in tx.escorts_with_seal(MONITORED_STATUSES):
-                rules = EscortRules(escort, self.config, now)
-                rules.tick(now, escort["seal_last_seen_at"] or escort.get("confirmed_at"),
-                           signal_not_before=self.signal_not_before)
-                if rules.status == ESCORT_EVIDENCE_PENDING and now > (
-                        float(escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s):
-                    verdict.settle(tx, rules, final=True)  # the clause 14 hour is over: verdict on what we hold
-                changes = rules.finish()
+                rules, changes = self._evaluate(tx, escort, now)
+                if not changes and not rules.events:
+                    continue
+                # Decide again with the seal's row locked: another instance's ingest may have
+                # changed the escort since the read (one instance: the same row, nothing changes).
+                fresh = tx.lock_escort(escort["escort_id"])
+                if fresh is None or fresh["status"] not in MONITORED_STATUSES:
+                    continue
+                if fresh != escort:
+                    rules, changes = self._evaluate(tx, fresh, now)
                 if changes:
                     tx.update_escort(rules.id, **changes)
                 if rules.events:
@@ -68,6 +72,17 @@ class Timers:
         except Exception:  # what is committed above stands (and its downlinks go out); next tick retries
             log.exception("NOTIFY_OVERDUE check failed at %s", now)
         return out, new
+
+    def _evaluate(self, tx: Any, escort: dict[str, Any], now: float) -> tuple[EscortRules, dict[str, Any]]:
+        """The timed rules on one escort: (its rules with their events, the escort's changes). Reads
+        only: nothing is written until the caller applies them."""
+        rules = EscortRules(escort, self.config, now)
+        rules.tick(now, escort["seal_last_seen_at"] or escort.get("confirmed_at"),
+                   signal_not_before=self.signal_not_before)
+        if rules.status == ESCORT_EVIDENCE_PENDING and now > (
+                float(escort["deactivation_requested_at"]) + self.config.deactivation_deadline_s):
+            verdict.settle(tx, rules, final=True)  # the clause 14 hour is over: verdict on what we hold
+        return rules, rules.finish()
 
     def next_deadline(self, now: float) -> float | None:
         """The earliest time at which `tick` has something to do (None: nothing pending)."""

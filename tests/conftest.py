@@ -5,4 +5,4 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-pytest_plugins = ["fixtures_mosquitto"]
+pytest_plugins = ["fixtures_mosquitto", "fixtures_postgres"]

@@ -135,11 +135,11 @@ def cmd_user_token(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from navseal.gateway import audit
     from navseal.gateway.config import ConfigError
-    from navseal.gateway.store import SqliteStore, StoreError
+    from navseal.gateway.store import StoreError, open_store
 
     try:
         config = config_for(args)
-        store = SqliteStore(config.db_path, synchronous=config.db_synchronous)
+        store = open_store(config)  # the configured engine: SQLite at db_path, or [store] url
     except (ConfigError, StoreError, OSError) as exc:
         print(f"navseal gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,8 +6,10 @@
     wire_fixes.py    position records from their wire values to rows (SQL and Python forms)
     sqlite.py        SqliteStore: the embedded default (one file, WAL)
     sqlite_tx.py     one SQLite transaction (StoreTx)
-    sqlite_schema.py SQLite migrations
+    sqlite_schema.py the migrations (SQLite's dialect; PostgreSQL's through dialect.py)
     sqlite_check.py  the file checked before the gateway runs on it; the commit mark beside it
+    dialect.py       the store's SQL as PostgreSQL runs it (decision 0015)
+    postgres.py      PgStore: several gateways on one PostgreSQL database
 
 `open_store(config)` gives the store a GatewayConfig names. The names below are the package's
 public surface: import them from `navseal.gateway.store`.
@@ -39,6 +41,7 @@ from .interface import (
     StoreTx,
 )
 from .sqlite import SqliteStore
+from . import dialect
 from .sqlite_check import StoreRefused, check_store_file
 from .sqlite_schema import MIGRATIONS
 from .wire_fixes import RECORD_FIX, WIRE_FIX_FIELDS, WIRE_FIX_FORMAT, fix_row, wire_fix_rows
@@ -55,13 +58,24 @@ __all__ = [
 
 
 def open_store(config: Any, cipher: Any = None, *, commit_mark: bool = False) -> Store:
-    """The store a `GatewayConfig` names (today always SQLite at `db_path`); `cipher` from
-    secrets.load_master_key encrypts seal keys at rest; `commit_mark`: this store keeps the commit
-    mark (the gateway's ingest store only)."""
+    """The store a `GatewayConfig` names: PostgreSQL at `store_url` when set, else SQLite at
+    `db_path`; `cipher` from secrets.load_master_key encrypts seal keys at rest; `commit_mark`: this
+    store keeps the commit mark (the gateway's ingest store only; SQLite's file check)."""
+    url = getattr(config, "store_url", None)
+    if url:
+        from .postgres import PgStore  # psycopg is needed only for PostgreSQL
+
+        return PgStore(url, cipher=cipher)
     return SqliteStore(config.db_path, synchronous=config.db_synchronous, cipher=cipher, commit_mark=commit_mark)
 
 
 def check_store(config: Any, *, init: bool = False) -> str:
     """Before the gateway runs on the store a `GatewayConfig` names: StoreRefused (one line) when it
-    is missing (without `init`), empty, truncated, damaged or behind its commit mark."""
+    is missing (without `init`), empty, truncated, damaged or behind its commit mark (SQLite), or
+    unreachable, without the gateway's schema (without `init`) or damaged (PostgreSQL)."""
+    url = getattr(config, "store_url", None)
+    if url:
+        from .postgres import check_pg_store
+
+        return check_pg_store(url, init=init)
     return check_store_file(config.db_path, init=init)

@@ -75,6 +75,9 @@ ACCESS_MIGRATION = """
     CREATE INDEX escorts_destination ON escorts(dest_office_code, escort_id);
 """
 
+# LIMIT for "all rows": both engines take it (PostgreSQL refuses SQLite's LIMIT -1).
+NO_LIMIT = 2**62
+
 USER_COLUMNS = {"role", "offices", "password_hash", "disabled"}
 TOKEN_COLUMNS = {"revoked_at", "last_used_at", "expires_at"}
 
@@ -158,7 +161,7 @@ class SqliteAccessTx(AccessTx):
 
     def list_users(self, *, after_name: str = "", limit: int | None = None) -> list[dict[str, Any]]:
         return [_user(r) for r in self._all("SELECT * FROM users WHERE name > ? ORDER BY name LIMIT ?",  # type: ignore[misc]
-                                            (after_name, -1 if limit is None else limit))]
+                                            (after_name, NO_LIMIT if limit is None else limit))]
 
     def update_user(self, user_id: int, **columns: Any) -> None:
         unknown = set(columns) - USER_COLUMNS

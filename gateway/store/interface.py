@@ -128,6 +128,16 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     def escorts_with_seal(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
         """Escorts in these statuses, each with its seal's `seal_last_seen_at` (one query: timers)."""
 
+    @abc.abstractmethod
+    def lock_escort(self, escort_id: int) -> dict[str, Any] | None:
+        """The escort as `escorts_with_seal` gives it, its seal's row locked until the transaction
+        ends: ingest of that seal by any gateway instance waits (a timer's decision on fresh data)."""
+
+    def exclusive(self, name: str) -> None:
+        """Hold `name` until this transaction ends: one such transaction at a time across every
+        gateway instance sharing the store (timers, retention). A store that one instance writes
+        needs nothing here (SQLite: BEGIN IMMEDIATE already serializes its transactions)."""
+
     # records
     @abc.abstractmethod
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]: ...
@@ -237,7 +247,9 @@ class Store(ConsoleReads, abc.ABC):
     # outbox (read by the outbox workers, gateway/outbox_worker.py, each on its own store object)
     @abc.abstractmethod
     def outbox_fetch(self, sink: str, limit: int = 100) -> list[OutboxItem]:
-        """Events after this sink's cursor, oldest first (so per-seal order is kept)."""
+        """Events after this sink's cursor, oldest first (so per-seal order is kept). Where several
+        gateway instances share the store, only the one holding the sink's lease gets rows (the
+        others get none until it is gone): each sink is delivered by one instance at a time."""
 
     @abc.abstractmethod
     def outbox_mark_delivered(self, sink: str, upto_outbox_id: int, now: float | None = None) -> None:

@@ -1,5 +1,9 @@
 """The SQLite store: `Store` and `StoreTx` (gateway/store/interface.py) on one SQLite file.
 
+`SqlStore` holds what both engines share (reads, outbox, dead letters), written in SQLite's
+dialect; `SqliteStore` adds the file, its migrations and transactions. `PgStore`
+(gateway/store/postgres.py) runs the same SQL on PostgreSQL through gateway/store/dialect.py.
+
 Thread-safety rule: one `SqliteStore` object holds ONE connection guarded by ONE lock; every public
 method and every transaction takes the lock, so any thread may call it (a transaction blocks the
 others until it ends). Several `SqliteStore` objects (threads or processes) may open the same file:
@@ -46,7 +50,159 @@ def _create_private(path: str) -> None:
                 os.chmod(path + suffix, 0o600)
 
 
-class SqliteStore(SqliteConsoleReads, Store):
+class SqlStore(SqliteConsoleReads, Store):
+    """What both engines share: the store's reads, outbox and dead letters, written in SQLite's
+    dialect on `self._c` (a sqlite3 connection, or PostgreSQL's through gateway/store/dialect.py)
+    under `self._lock`. The engine classes add the connection, migrations and transactions."""
+
+    _c: Any
+    _lock: Any
+    _keys: KeyCodec
+
+    def _encrypt_plain_keys(self) -> None:
+        """Encrypt keys stored before there was a master key (32 raw bytes), and check on one
+        encrypted key that this is the master key they were encrypted with (StoreError if not)."""
+        with self.transaction():
+            sample = self._c.execute("SELECT seal_id, key FROM seals WHERE length(key) != 32 LIMIT 1").fetchone()
+            if sample is not None:
+                self._keys.decode(sample[0], sample[1])
+            for seal_id, key in self._c.execute("SELECT seal_id, key FROM seals WHERE length(key) = 32").fetchall():
+                self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?",
+                                (self._keys.encode(seal_id, bytes(key)), seal_id))
+
+    # -- keys --
+    def provision_seal(self, seal_id: int, key: bytes, now: float) -> None:
+        if not (0 < seal_id <= 0xFFFFFFFF):
+            raise StoreError(f"seal id {seal_id} out of range 1..4294967295")
+        if len(key) != 32:
+            raise StoreError(f"seal {seal_id}: key must be 32 bytes, got {len(key)}")
+        with self.transaction() as tx:
+            tx.put_seal_key(seal_id, key, now)
+
+    def seal_key(self, seal_id: int) -> bytes | None:
+        rows = self._read("SELECT key FROM seals WHERE seal_id = ?", (seal_id,))
+        return self._keys.decode(seal_id, rows[0]["key"]) if rows else None
+
+    def seals(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT * FROM seals ORDER BY seal_id")
+        for r in rows:
+            r.pop("key", None)  # never hand keys out through status paths
+        return rows
+
+    # -- outbox --
+    def outbox_fetch(self, sink: str, limit: int = 100) -> list[OutboxItem]:
+        with self._lock:
+            upto = self._cursor(sink)
+            rows = self._c.execute(
+                "SELECT o.outbox_id, e.body FROM outbox o JOIN events e ON e.event_id = o.event_id "
+                "WHERE o.outbox_id > ? ORDER BY o.outbox_id LIMIT ?", (upto, limit)).fetchall()
+        return [OutboxItem(r[0], json.loads(r[1])) for r in rows]
+
+    def _cursor(self, sink: str) -> int:
+        row = self._c.execute("SELECT delivered_upto FROM sink_cursors WHERE sink = ?", (sink,)).fetchone()
+        if row is None:
+            # A sink seen for the first time starts at the beginning: it gets every stored event.
+            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
+            return 0
+        return int(row[0])
+
+    def outbox_mark_delivered(self, sink: str, upto_outbox_id: int, now: float | None = None) -> None:
+        with self._lock:
+            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
+            self._c.execute(
+                "UPDATE sink_cursors SET delivered_upto = CASE WHEN delivered_upto > :upto THEN delivered_upto "
+                "ELSE :upto END, delivered_at = :now, attempts = 0, next_attempt_at = NULL, last_error = NULL "
+                "WHERE sink = :sink", {"upto": upto_outbox_id, "now": now, "sink": sink})
+
+    def outbox_note_failure(self, sink: str, error: str, next_attempt_at: float, now: float) -> None:
+        with self._lock:
+            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
+            self._c.execute(
+                "UPDATE sink_cursors SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE sink = ?", (next_attempt_at, error[:500], sink))
+
+    def outbox_depth(self, sink: str) -> int:
+        with self._lock:
+            upto = self._cursor(sink)
+            return int(self._c.execute("SELECT COUNT(*) FROM outbox WHERE outbox_id > ?", (upto,)).fetchone()[0])
+
+    def outbox_status(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for row in self._read("SELECT * FROM sink_cursors ORDER BY sink"):
+            row["depth"] = self.outbox_depth(row["sink"])
+            out[row.pop("sink")] = row
+        return out
+
+    # -- dead letters --
+    def outbox_dead_letter(self, sink: str, outbox_id: int, event_id: str, error: str, now: float) -> int:
+        with self.transaction():
+            cur = self._c.execute(
+                "INSERT INTO dead_letters (sink, outbox_id, event_id, status, error, refused_at) "
+                "VALUES (?, ?, ?, 'dead', ?, ?)", (sink, outbox_id, event_id, error[:500], now))
+            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
+            self._c.execute(
+                "UPDATE sink_cursors SET delivered_upto = CASE WHEN delivered_upto > :upto THEN delivered_upto "
+                "ELSE :upto END, delivered_at = :now, attempts = 0, next_attempt_at = NULL, last_error = NULL "
+                "WHERE sink = :sink", {"upto": outbox_id, "now": now, "sink": sink})
+            return int(cur.lastrowid)
+
+    def dead_letters(self, *, sink: str | None = None, status: str | None = None, after_id: int = 0,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT d.*, e.body FROM dead_letters d LEFT JOIN events e ON e.event_id = d.event_id "
+            "WHERE d.dead_letter_id > :after AND (CAST(:sink AS TEXT) IS NULL OR d.sink = :sink) "
+            "AND (CAST(:status AS TEXT) IS NULL OR d.status = :status) ORDER BY d.dead_letter_id LIMIT :limit",
+            {"after": after_id, "sink": sink, "status": status, "limit": limit})
+        for row in rows:
+            body = row.pop("body")
+            row["event"] = json.loads(body) if body is not None else None
+        return rows
+
+    def dead_letter_settled(self, dead_letter_id: int, *, delivered: bool, error: str | None, now: float) -> None:
+        with self._lock:
+            if delivered:
+                self._c.execute("UPDATE dead_letters SET status = 'replayed', replayed_at = ? WHERE dead_letter_id = ?",
+                                (now, dead_letter_id))
+            else:
+                self._c.execute("UPDATE dead_letters SET status = 'dead', error = ?, refused_at = ?, "
+                                "refusals = refusals + 1 WHERE dead_letter_id = ?",
+                                ((error or "")[:500], now, dead_letter_id))
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        return {r["sink"]: int(r["n"]) for r in self._read(
+            "SELECT sink, COUNT(*) AS n FROM dead_letters WHERE status = 'dead' GROUP BY sink ORDER BY sink")}
+
+    # -- reading --
+    def events(self, *, seal_id: int | None = None, escort_id: int | None = None,
+               kind: str | None = None, after_outbox_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        where = ["outbox_id > :after"]
+        if seal_id is not None:
+            where.append("seal_id = :seal_id")
+        if escort_id is not None:
+            where.append("escort_id = :escort_id")
+        if kind is not None:
+            where.append("kind = :kind")
+        rows = self._read(
+            f"SELECT body FROM events WHERE {' AND '.join(where)} ORDER BY outbox_id LIMIT :limit",
+            {"after": after_outbox_id, "seal_id": seal_id, "escort_id": escort_id, "kind": kind, "limit": limit})
+        return [json.loads(r["body"]) for r in rows]
+
+    def records(self, seal_id: int, *, escort_id: int | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
+        if escort_id is None:
+            return self._read("SELECT * FROM records WHERE seal_id = ? ORDER BY rseq LIMIT ?", (seal_id, limit))
+        return self._read("SELECT * FROM records WHERE seal_id = ? AND escort_id = ? ORDER BY rseq LIMIT ?",
+                          (seal_id, escort_id, limit))
+
+    def audit_rows(self, *, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+
+    def counts(self) -> dict[str, int]:
+        tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands", "dead_letters")
+        with self._lock:
+            return {t: int(self._c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+
+class SqliteStore(SqlStore):
     """SQLite in WAL mode, one file (0600), foreign keys on, numbered migrations; see the module doc.
     `cipher` (gateway/secrets.KeyCipher) encrypts seal keys at rest; plaintext keys found in the
     file are encrypted when it is opened with one."""
@@ -96,17 +252,6 @@ class SqliteStore(SqliteConsoleReads, Store):
         """How many transactions this database committed (its commit counter)."""
         with self._lock:
             return int(self._c.execute("SELECT seq FROM commit_mark").fetchone()[0])
-
-    def _encrypt_plain_keys(self) -> None:
-        """Encrypt keys stored before there was a master key (32 raw bytes), and check on one
-        encrypted key that this is the master key they were encrypted with (StoreError if not)."""
-        with self.transaction():
-            sample = self._c.execute("SELECT seal_id, key FROM seals WHERE length(key) != 32 LIMIT 1").fetchone()
-            if sample is not None:
-                self._keys.decode(sample[0], sample[1])
-            for seal_id, key in self._c.execute("SELECT seal_id, key FROM seals WHERE length(key) = 32").fetchall():
-                self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?",
-                                (self._keys.encode(seal_id, bytes(key)), seal_id))
 
     # -- schema --
     def _migrate(self) -> None:
@@ -179,139 +324,9 @@ class SqliteStore(SqliteConsoleReads, Store):
         except sqlite3.Error as exc:
             raise StoreError(f"write probe: {exc}") from exc
 
-    # -- keys --
-    def provision_seal(self, seal_id: int, key: bytes, now: float) -> None:
-        if not (0 < seal_id <= 0xFFFFFFFF):
-            raise StoreError(f"seal id {seal_id} out of range 1..4294967295")
-        if len(key) != 32:
-            raise StoreError(f"seal {seal_id}: key must be 32 bytes, got {len(key)}")
-        with self.transaction() as tx:
-            tx.put_seal_key(seal_id, key, now)
-
-    def seal_key(self, seal_id: int) -> bytes | None:
-        rows = self._read("SELECT key FROM seals WHERE seal_id = ?", (seal_id,))
-        return self._keys.decode(seal_id, rows[0]["key"]) if rows else None
-
-    def seals(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT * FROM seals ORDER BY seal_id")
-        for r in rows:
-            r.pop("key", None)  # never hand keys out through status paths
-        return rows
-
-    # -- outbox --
-    def outbox_fetch(self, sink: str, limit: int = 100) -> list[OutboxItem]:
-        with self._lock:
-            upto = self._cursor(sink)
-            rows = self._c.execute(
-                "SELECT o.outbox_id, e.body FROM outbox o JOIN events e ON e.event_id = o.event_id "
-                "WHERE o.outbox_id > ? ORDER BY o.outbox_id LIMIT ?", (upto, limit)).fetchall()
-        return [OutboxItem(r[0], json.loads(r[1])) for r in rows]
-
-    def _cursor(self, sink: str) -> int:
-        row = self._c.execute("SELECT delivered_upto FROM sink_cursors WHERE sink = ?", (sink,)).fetchone()
-        if row is None:
-            # A sink seen for the first time starts at the beginning: it gets every stored event.
-            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
-            return 0
-        return int(row[0])
-
-    def outbox_mark_delivered(self, sink: str, upto_outbox_id: int, now: float | None = None) -> None:
-        with self._lock:
-            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
-            self._c.execute(
-                "UPDATE sink_cursors SET delivered_upto = MAX(delivered_upto, ?), delivered_at = ?, "
-                "attempts = 0, next_attempt_at = NULL, last_error = NULL WHERE sink = ?",
-                (upto_outbox_id, now, sink))
-
-    def outbox_note_failure(self, sink: str, error: str, next_attempt_at: float, now: float) -> None:
-        with self._lock:
-            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
-            self._c.execute(
-                "UPDATE sink_cursors SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                "WHERE sink = ?", (next_attempt_at, error[:500], sink))
-
-    def outbox_depth(self, sink: str) -> int:
-        with self._lock:
-            upto = self._cursor(sink)
-            return int(self._c.execute("SELECT COUNT(*) FROM outbox WHERE outbox_id > ?", (upto,)).fetchone()[0])
-
-    def outbox_status(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for row in self._read("SELECT * FROM sink_cursors ORDER BY sink"):
-            row["depth"] = self.outbox_depth(row["sink"])
-            out[row.pop("sink")] = row
-        return out
-
-    # -- dead letters --
-    def outbox_dead_letter(self, sink: str, outbox_id: int, event_id: str, error: str, now: float) -> int:
-        with self.transaction():
-            cur = self._c.execute(
-                "INSERT INTO dead_letters (sink, outbox_id, event_id, status, error, refused_at) "
-                "VALUES (?, ?, ?, 'dead', ?, ?)", (sink, outbox_id, event_id, error[:500], now))
-            self._c.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?)", (sink,))
-            self._c.execute(
-                "UPDATE sink_cursors SET delivered_upto = MAX(delivered_upto, ?), delivered_at = ?, attempts = 0, "
-                "next_attempt_at = NULL, last_error = NULL WHERE sink = ?", (outbox_id, now, sink))
-            return int(cur.lastrowid)
-
-    def dead_letters(self, *, sink: str | None = None, status: str | None = None, after_id: int = 0,
-                     limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._read(
-            "SELECT d.*, e.body FROM dead_letters d LEFT JOIN events e ON e.event_id = d.event_id "
-            "WHERE d.dead_letter_id > :after AND (:sink IS NULL OR d.sink = :sink) "
-            "AND (:status IS NULL OR d.status = :status) ORDER BY d.dead_letter_id LIMIT :limit",
-            {"after": after_id, "sink": sink, "status": status, "limit": limit})
-        for row in rows:
-            body = row.pop("body")
-            row["event"] = json.loads(body) if body is not None else None
-        return rows
-
-    def dead_letter_settled(self, dead_letter_id: int, *, delivered: bool, error: str | None, now: float) -> None:
-        with self._lock:
-            if delivered:
-                self._c.execute("UPDATE dead_letters SET status = 'replayed', replayed_at = ? WHERE dead_letter_id = ?",
-                                (now, dead_letter_id))
-            else:
-                self._c.execute("UPDATE dead_letters SET status = 'dead', error = ?, refused_at = ?, "
-                                "refusals = refusals + 1 WHERE dead_letter_id = ?",
-                                ((error or "")[:500], now, dead_letter_id))
-
-    def dead_letter_counts(self) -> dict[str, int]:
-        return {r["sink"]: int(r["n"]) for r in self._read(
-            "SELECT sink, COUNT(*) AS n FROM dead_letters WHERE status = 'dead' GROUP BY sink ORDER BY sink")}
-
-    # -- reading --
-    def events(self, *, seal_id: int | None = None, escort_id: int | None = None,
-               kind: str | None = None, after_outbox_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        where = ["outbox_id > :after"]
-        if seal_id is not None:
-            where.append("seal_id = :seal_id")
-        if escort_id is not None:
-            where.append("escort_id = :escort_id")
-        if kind is not None:
-            where.append("kind = :kind")
-        rows = self._read(
-            f"SELECT body FROM events WHERE {' AND '.join(where)} ORDER BY outbox_id LIMIT :limit",
-            {"after": after_outbox_id, "seal_id": seal_id, "escort_id": escort_id, "kind": kind, "limit": limit})
-        return [json.loads(r["body"]) for r in rows]
-
-    def records(self, seal_id: int, *, escort_id: int | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
-        if escort_id is None:
-            return self._read("SELECT * FROM records WHERE seal_id = ? ORDER BY rseq LIMIT ?", (seal_id, limit))
-        return self._read("SELECT * FROM records WHERE seal_id = ? AND escort_id = ? ORDER BY rseq LIMIT ?",
-                          (seal_id, escort_id, limit))
-
-    def audit_rows(self, *, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        return self._read("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
-
     def audit_high_water(self) -> int:
         rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'audit'")
         return int(rows[0]["seq"]) if rows else 0
-
-    def counts(self) -> dict[str, int]:
-        tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands", "dead_letters")
-        with self._lock:
-            return {t: int(self._c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
     def close(self) -> None:
         with self._lock:
@@ -319,5 +334,3 @@ class SqliteStore(SqliteConsoleReads, Store):
                 self._mark.close()
                 self._mark = None
             self._c.close()
-
-

@@ -40,7 +40,7 @@ class _Args:
 
 def _in_offices(args: _Args, offices: Sequence[str], alias: str = "e") -> str:
     if not offices:
-        return "0"
+        return "FALSE"
     marks = args.many(list(offices))
     return f"({alias}.departure_office_code IN {marks} OR {alias}.dest_office_code IN {marks})"
 
@@ -98,10 +98,11 @@ class SqliteConsoleReads(ConsoleReads):
             # alternatives is its own index walk stopping at `limit`, and the page is the newest
             # `limit` of their union: the same rows, a few hundred index entries read.
             branches = [f"SELECT escort_id FROM (SELECT e.escort_id FROM escorts e WHERE {' AND '.join([*combo, *where])} "
-                        f"ORDER BY e.escort_id DESC LIMIT {limit})" for combo in itertools.product(*either)]
+                        f"ORDER BY e.escort_id DESC LIMIT {limit}) AS b{n}"
+                        for n, combo in enumerate(itertools.product(*either))]
             clause = f"e.escort_id IN ({' UNION '.join(branches)})"
         else:
-            clause = " AND ".join(where) or "1"
+            clause = " AND ".join(where) or "TRUE"
         return self._read(f"{_ESCORT_ROW} WHERE {clause} ORDER BY e.escort_id DESC LIMIT {limit}", args.values)
 
     def escort_with_seal(self, escort_id: int) -> dict[str, Any] | None:
@@ -114,7 +115,8 @@ class SqliteConsoleReads(ConsoleReads):
         args = _Args()
         return self._read(
             "SELECT v.escort_id, v.kind, COUNT(*) AS count, "
-            "SUM(NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = v.event_id)) AS unacknowledged "
+            "SUM(CASE WHEN EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = v.event_id) THEN 0 ELSE 1 END) "
+            "AS unacknowledged "
             f"FROM events v WHERE v.kind IN {args.many(kinds)} AND v.escort_id IN {args.many(escort_ids)} "
             "GROUP BY v.escort_id, v.kind", args.values)
 

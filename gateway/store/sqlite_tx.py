@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from typing import Any, Iterator, Sequence
 
-from .access import SqliteAccessTx
+from .access import NO_LIMIT, SqliteAccessTx
 from .sqlite_console import SqliteConsoleTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
@@ -84,12 +84,16 @@ def _office_clause(offices: Sequence[str], args: dict[str, Any]) -> str:
         args[f"_office{i}"] = code
         names.append(f":_office{i}")
     if not names:
-        return "0"
+        return "FALSE"
     marks = ", ".join(names)
     return f"(departure_office_code IN ({marks}) OR dest_office_code IN ({marks}))"
 
 
 class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
+    # Appended to a read whose rows the transaction must own until it ends. SQLite: nothing, BEGIN
+    # IMMEDIATE holds the whole database; PostgreSQL's transaction (postgres.py) locks the rows.
+    _row_lock = ""
+
     def __init__(self, conn: sqlite3.Connection, keys: KeyCodec | None = None) -> None:
         self._c = conn
         self._keys = keys or KeyCodec()
@@ -118,7 +122,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return [r[0] for r in self._c.execute("SELECT seal_id FROM seals ORDER BY seal_id").fetchall()]
 
     def get_seal(self, seal_id: int) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM seals WHERE seal_id = ?", (seal_id,))
+        row = self._one(f"SELECT * FROM seals WHERE seal_id = ?{self._row_lock}", (seal_id,))
         if row is not None:
             row.pop("key")  # keys leave the store only through seal_key / head_commands, decrypted
         return row
@@ -195,7 +199,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         args = dict(where)
         if offices is not None:
             parts.append(_office_clause(offices, args))
-        return self._page(" AND ".join(parts) or "1", args, after_id, limit)
+        return self._page(" AND ".join(parts) or "TRUE", args, after_id, limit)
 
     def escorts_with_status(self, statuses: Sequence[str], *, offices: Sequence[str] | None = None,
                             after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
@@ -207,7 +211,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def _page(self, clause: str, args: dict[str, Any], after_id: int, limit: int | None) -> list[dict[str, Any]]:
         """Escorts matching `clause`, by escort_id after `after_id`, at most `limit` (None: all)."""
-        args = {**args, "_after": after_id, "_limit": -1 if limit is None else limit}
+        args = {**args, "_after": after_id, "_limit": NO_LIMIT if limit is None else limit}
         return self._all(f"SELECT * FROM escorts WHERE ({clause}) AND escort_id > :_after "
                          f"ORDER BY escort_id LIMIT :_limit", args)
 
@@ -216,6 +220,11 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return self._all(
             f"SELECT e.*, s.last_seen_at AS seal_last_seen_at FROM escorts e JOIN seals s USING (seal_id) "
             f"WHERE e.status IN ({marks}) ORDER BY e.escort_id", tuple(statuses))
+
+    def lock_escort(self, escort_id: int) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT e.*, s.last_seen_at AS seal_last_seen_at FROM escorts e JOIN seals s USING (seal_id) "
+            f"WHERE e.escort_id = ?{self._row_lock + ' OF s' if self._row_lock else ''}", (escort_id,))
 
     # records
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]:

@@ -23,16 +23,20 @@ from navseal.bench.seal_frames import SealFrames
 from navseal.gateway import auth
 from navseal.gateway.mosquitto_broker import free_port
 from navseal.gateway.secrets import new_master_key_file
-from navseal.gateway.store import SqliteStore
+from fixtures_postgres import engine_store
+from navseal.gateway.store.postgres import PgStore
 from navseal.protocol import decode_frame
 
 NAVSEAL = str(Path(sys.executable).with_name("navseal"))
 
 
 def write_config(path: Path, broker, *, db: Path, http_port: int, sinks: list[dict] | None = None,
-                 extra: str = "", dev_test_keys: bool = True) -> Path:
+                 extra: str = "", dev_test_keys: bool = True, client_id: str = "gw-under-test",
+                 mqtt: dict[str, Any] | None = None, store_url: str | None = None,
+                 settings: dict[str, Any] | None = None) -> Path:
     """The gateway's TOML; a master key file (0600) beside it. `dev_test_keys`: the tests' seals
-    (SealFrames) use the published test keys, which only a development gateway accepts."""
+    (SealFrames) use the published test keys, which only a development gateway accepts. `mqtt`:
+    more [mqtt] keys; `store_url`: PostgreSQL instead of `db`; `settings`: more top-level keys."""
     master = path.with_name("master.key")
     if not master.exists():
         new_master_key_file(master)
@@ -45,16 +49,20 @@ def write_config(path: Path, broker, *, db: Path, http_port: int, sinks: list[di
         'log_level = "INFO"',
         "sink_retry_initial_s = 0.05",
         "sink_retry_max_s = 0.5",
+        *[f"{k} = {json.dumps(v)}" for k, v in (settings or {}).items()],
         "",
         "[mqtt]",
         f'host = "{broker.host}"',
         f"port = {broker.port}",
-        'client_id = "gw-under-test"',
+        f'client_id = "{client_id}"',
+        *[f"{k} = {json.dumps(v)}" for k, v in (mqtt or {}).items()],
         "",
         "[http]",
         f"port = {http_port}",
         "",
     ]
+    if store_url:
+        lines += ["[store]", f"url = {json.dumps(store_url)}", ""]
     for sink in sinks or []:
         lines.append("[[sinks]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in sink.items()]
@@ -129,11 +137,11 @@ OFFICER_OFFICE = "10232010"  # the destination office of activation_body()
 
 
 def make_tokens(db: Path | str, roles=("admin", "operator", "officer", "auditor"), *,
-                passwords: bool = False) -> dict[str, str]:
+                passwords: bool = False, store_url: str | None = None) -> dict[str, str]:
     """One user per role (named after it; the officer bound to OFFICER_OFFICE) and an API token
     each, written straight into the gateway's database as `navseal gateway user ... --db` does.
     With `passwords`, each may also log in with "<role>-password-123" (argon2: ~0.2 s each)."""
-    store = SqliteStore(str(db))
+    store = PgStore(store_url) if store_url else engine_store(db)
     tokens = {}
     try:
         with store.transaction() as tx:

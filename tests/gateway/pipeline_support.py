@@ -10,7 +10,7 @@ import pytest
 from navseal.gateway import events as ev
 from navseal.gateway.config import GatewayConfig
 from navseal.gateway.pipeline import Pipeline
-from navseal.gateway.store import SqliteStore
+from fixtures_postgres import current_engine, engine_overrides, engine_store  # noqa: F401
 from navseal.protocol import decode_frame, encode_frame, evidence, test_key
 
 T0 = 1_764_115_200  # 2025-11-26T00:00:00Z
@@ -28,14 +28,18 @@ class VirtualClock:
         return self.t
 
 
-_DB_PATHS: set[str] = set()
+_DB_PATHS: dict[str, Any] = {}  # store path -> its engine
+_STORES: list[Any] = []  # closed after the test (a PostgreSQL store holds a server connection)
 
 
 def make_pipeline(tmp_path, clock: VirtualClock | None = None, name: str = "gw.sqlite3", **overrides: Any):
+    """A pipeline on a store of the test's engine (fixtures_postgres.py: SQLite unless the module
+    uses the `store_engine` fixture)."""
     clock = clock or VirtualClock()
-    config = GatewayConfig(db_path=str(tmp_path / name), db_synchronous="NORMAL", **overrides)
-    store = SqliteStore(config.db_path, synchronous=config.db_synchronous)
-    _DB_PATHS.add(config.db_path)
+    config = GatewayConfig(**engine_overrides(tmp_path / name), db_synchronous="NORMAL", **overrides)
+    store = engine_store(config.db_path, synchronous=config.db_synchronous)
+    _DB_PATHS[config.db_path] = current_engine()
+    _STORES.append(store)
     return Pipeline(store, config, clock), store, clock
 
 
@@ -45,8 +49,10 @@ def every_event_keeps_the_contract():
     the test made is validated against gateway/schema/event.schema.json."""
     _DB_PATHS.clear()
     yield
-    for path in sorted(_DB_PATHS):
-        store = SqliteStore(path)
+    while _STORES:
+        _STORES.pop().close()
+    for path, engine in sorted(_DB_PATHS.items()):
+        store = engine.open(path)
         try:
             ev.validate(store.events(limit=1_000_000))
         finally:

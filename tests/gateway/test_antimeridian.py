@@ -1,10 +1,14 @@
 """Routes across the antimeridian (issue 9 item 10, gateway part): accepted at activation, carried
 with continuous longitudes, and measured the short way by the gateway's corridor check."""
 
+import pytest
 from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from pipeline_support import FakeSeal, activate, make_pipeline
 
 from navseal.gateway import geo
+
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 # Chukotka: Anadyr eastwards across 180 degrees (the route a GPX file gives: longitudes in +-180).
 ROUTE = [[64.73, 177.5], [64.9, 179.6], [65.0, -179.6], [65.1, -178.0]]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures_postgres import engine_overrides
 from gateway_harness import OFFICER_OFFICE, activation_body, get_json, make_tokens, post_json
 from pipeline_support import FakeSeal
 from navseal.bench.seal_frames import SealFrames
@@ -24,9 +25,12 @@ from navseal.protocol import test_key
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ALL = ROLES + (PUBLIC,)
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 
 def start(tmp_path, **overrides) -> GatewayService:
-    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="", **overrides)
+    config = load_config(None, **engine_overrides(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="", **overrides)
     svc = GatewayService(config, enable_mqtt=False)
     svc.tokens = make_tokens(config.db_path, passwords=True)
     svc.start()
@@ -214,7 +218,7 @@ def test_a_production_gateway_refuses_test_keys(tmp_path):
     finally:
         svc.stop()
     # A test key that got into the store anyway (e.g. an old database): the gateway will not start.
-    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="")
+    config = load_config(None, **engine_overrides(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="")
     svc = GatewayService(config, enable_mqtt=False, http=False)
     svc.pipeline.provision_seal(1002, test_key(1002))
     with pytest.raises(ConfigError, match="seal.*1002.*published test key"):

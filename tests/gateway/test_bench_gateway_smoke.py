@@ -17,3 +17,18 @@ def test_bench_gateway_smoke(mosquitto_factory):  # the fixture only skips when 
     assert figures["throughput"]["records_in_store"] == figures["throughput"]["records_expected"] == 60
     assert figures["throughput"]["acked_frames"] == 6
     assert figures["latency"]["alarms_delivered"] == 1
+
+
+def test_bench_gateway_smoke_on_postgresql(mosquitto_factory):
+    result = subprocess.run(
+        [sys.executable, "-m", "navseal.bench.bench_gateway", "--seals", "3", "--frames", "2", "--records", "10",
+         "--alarms", "1", "--latency-s", "0.5", "--idle-s", "5", "--no-scaling", "--synchronous", "NORMAL",
+         "--postgresql", "--postgresql-scaling", "--json"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    pg = figures["throughput_postgresql"]
+    assert pg["records_in_store"] == pg["records_expected"] == 60 and pg["acked_frames"] == 6
+    two = figures["scaling_postgresql"]["two"]
+    assert two["acked"] == 6 and sum(two["frames_per_instance"]) == 6  # each frame committed once, by one instance

@@ -11,6 +11,8 @@ import time
 
 from prometheus_client import generate_latest
 
+import pytest
+from fixtures_postgres import engine_store
 from gateway_harness import NAVSEAL, get_json, make_tokens, parse_metrics, post_json, wait_until
 from navseal.gateway.config import SinkConfig, load_config
 from navseal.gateway.outbox_worker import Backoff, OutboxWorker
@@ -29,13 +31,14 @@ def _events(store: SqliteStore, first: int, last: int) -> list[str]:
     return [e["event_id"] for e in events]
 
 
+@pytest.mark.usefixtures("store_engine")  # on SQLite, then on PostgreSQL
 def test_a_refused_event_is_set_aside_and_the_sink_moves_on_then_replays(tmp_path, caplog):
     db = str(tmp_path / "gw.sqlite3")
-    store = SqliteStore(db)
+    store = engine_store(db)
     target = WebhookTarget().start()
     target.refuse = {"ev-3": 422, "ev-4": 401}  # 422: this event is refused; 401: our credentials, retried
     alarms = []
-    worker = OutboxWorker(WebhookSink("ops", target.url, timeout_s=2), lambda: SqliteStore(db),
+    worker = OutboxWorker(WebhookSink("ops", target.url, timeout_s=2), lambda: engine_store(db),
                           batch_size=4, backoff=Backoff(0.02, 0.1), on_dead_letter=lambda *a: alarms.append(a))
     caplog.set_level(logging.ERROR, logger="navseal.gateway.outbox")
     worker.start()

@@ -11,6 +11,9 @@ from navseal.gateway import events as ev
 from navseal.gateway import geo
 from navseal.gateway.command_requests import CommandError
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 HOUR = 3600
 
 

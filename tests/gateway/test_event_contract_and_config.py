@@ -10,6 +10,9 @@ from pipeline_support import FakeSeal, activate, make_pipeline
 from navseal.gateway import events as ev
 from navseal.gateway.config import ConfigError, GatewayConfig, load_config
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 ESCORT = {"escort_id": 5, "declaration": "D1", "vehicle": "V1", "departure_office_code": "50508",
           "departure_office_name": "Almaty", "dest_office_code": "50513", "dest_office_name": "Khorgos"}
 

@@ -8,16 +8,20 @@ import urllib.request
 
 import pytest
 
+from fixtures_postgres import engine_overrides
 from gateway_harness import activation_body, get_json, make_tokens, parse_metrics, post_json
 from navseal.bench.seal_frames import SealFrames
 from navseal.gateway.config import load_config
 from navseal.gateway.service import GatewayService
 from navseal.protocol import decode_frame
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 
 @pytest.fixture
 def service(tmp_path):
-    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="", dev_test_keys=True)
+    config = load_config(None, **engine_overrides(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="", dev_test_keys=True)
     svc = GatewayService(config, enable_mqtt=False)
     svc.tokens = make_tokens(config.db_path, roles=("operator", "auditor"))
     svc.op = svc.tokens["operator"]
@@ -135,7 +139,7 @@ def test_metrics_and_health(service):
 
 
 def test_health_degrades_when_the_runner_is_gone(tmp_path):
-    config = load_config(None, db_path=str(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="")
+    config = load_config(None, **engine_overrides(tmp_path / "gw.sqlite3"), http_port=0, mqtt_host="")
     svc = GatewayService(config, enable_mqtt=False)
     svc.start()
     try:

@@ -1,11 +1,15 @@
 """Metrics on prometheus_client: one registry per pipeline, counters exposed as counters, the two
 histograms, and `Pipeline.metrics()` read from the same collectors that `/metrics` renders."""
 
+import pytest
 from pipeline_support import FakeSeal, activate, lock_status, make_pipeline
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from navseal.gateway.metrics import PIPELINE_COUNTERS
+
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 
 def _families(pipeline):

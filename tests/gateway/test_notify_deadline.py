@@ -1,11 +1,15 @@
 """Clause 11 per sink: an alarm a sink has not taken within notify_deadline_s raises NOTIFY_OVERDUE,
 once per alarm and sink."""
 
+import pytest
 from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from pipeline_support import FakeSeal, activate, lock_status, make_pipeline
 
 from navseal.gateway import events as ev
 from navseal.gateway.config import SinkConfig
+
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 HOUR = 3600
 

@@ -2,8 +2,12 @@
 someone who jams the seal never refreshes last-seen nor postpones SIGNAL_LOST, and a seal's frame
 sent on another seal's MQTT topic is refused and counted."""
 
+import pytest
 from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from pipeline_support import FakeSeal, activate, make_pipeline
+
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 HOUR = 3600
 

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from fixtures_postgres import engine_store
 from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from pipeline_support import (
     T0,
@@ -25,6 +26,9 @@ from navseal.gateway import events as ev
 from navseal.gateway.pipeline import Pipeline
 from navseal.gateway.store import SqliteStore, StoreError
 from navseal.protocol import NO_RSEQ, evidence, test_key
+
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 VECTORS = sorted((Path(__file__).parents[2] / "protocol" / "vectors").glob("*.json"))
 
@@ -65,8 +69,11 @@ def test_records_are_committed_before_the_ack_is_returned(tmp_path):
     (ack,) = downlinks_of(res, seal, "ACK")
     assert ack.payload == {"acked_boot": 1, "acked_seq": 1, "committed_rseq": 3}
     # Another connection (another process) already sees the records: they are committed.
-    other = sqlite3.connect(store.path)
-    assert other.execute("SELECT COUNT(*) FROM records WHERE seal_id = 1001").fetchone()[0] == 3
+    other = engine_store(tmp_path / "gw.sqlite3")
+    try:
+        assert len(other.records(1001)) == 3
+    finally:
+        other.close()
     # A frame without journal records is acknowledged with committed_rseq = 0xFFFFFFFF.
     (ack,) = downlinks_of(pipeline.handle_uplink(seal.hello(T0), "t"), seal, "ACK")
     assert ack.payload["committed_rseq"] == NO_RSEQ

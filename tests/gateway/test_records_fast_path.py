@@ -17,6 +17,9 @@ from navseal.bench.seal_frames import SealFrames
 from navseal.gateway.store import RECORD_FIX, StoreTx, wire_fix_rows
 from navseal.protocol import DecodeError, decode_frame, encode_frame, schema, test_key
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 SEAL = 4242
 KEY = test_key(SEAL)
 

@@ -13,6 +13,9 @@ from navseal.gateway.events import iso
 from navseal.gateway import retention
 from navseal.gateway.retention import retention_end
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 KZ = dt.timezone(dt.timedelta(hours=5))
 
 

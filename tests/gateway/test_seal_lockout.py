@@ -1,10 +1,14 @@
 """Counters cannot lock a seal out (issue 9 item 9): the boot counter is a u32 compared as a wide
 integer; a seal refused again and again raises SEAL_REJECTING; an admin can reset its replay window."""
 
+import pytest
 from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autouse: validates every event)
 from pipeline_support import FakeSeal, activate, make_pipeline
 
 from navseal.gateway.auth import Actor
+
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ADMIN = Actor(user="root", role="admin", via="token")
 

@@ -1,11 +1,16 @@
-"""SQLite store: migrations, transactions, outbox cursors, thread-safety, key handling."""
+"""The store on both engines (SQLite, PostgreSQL: tests/fixtures_postgres.py): transactions,
+savepoints, foreign keys, outbox cursors, thread-safety, key handling; SQLite's file specifics."""
 
 import sqlite3
 import threading
 
+import psycopg
 import pytest
+from fixtures_postgres import engine_store
 
 from navseal.gateway.store import MIGRATIONS, SqliteStore, StoreError
+
+both_engines = pytest.mark.usefixtures("store_engine")
 
 
 def test_migrations_run_once_and_a_second_open_is_safe(tmp_path):
@@ -31,9 +36,10 @@ def test_refuses_a_newer_schema(tmp_path):
         SqliteStore(path)
 
 
+@both_engines
 def test_foreign_keys_are_enforced(tmp_path):
-    store = SqliteStore(tmp_path / "gw.sqlite3")
-    with pytest.raises(sqlite3.IntegrityError):
+    store = engine_store(tmp_path / "gw.sqlite3")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.ForeignKeyViolation)):
         with store.transaction() as tx:
             tx.insert_records([{"seal_id": 999, "rseq": 1, "escort_id": None, "kind": "FIX", "time": 0,
                                 "lat": 0, "lon": 0, "speed": 0, "course": 0, "fix_quality": 1,
@@ -41,8 +47,9 @@ def test_foreign_keys_are_enforced(tmp_path):
                                 "battery_pct": 50, "value": None, "received_at": 0.0}])
 
 
+@both_engines
 def test_transaction_rolls_back_everything_on_error(tmp_path):
-    store = SqliteStore(tmp_path / "gw.sqlite3")
+    store = engine_store(tmp_path / "gw.sqlite3")
     store.provision_seal(1, bytes(32), 0.0)
     with pytest.raises(RuntimeError):
         with store.transaction() as tx:
@@ -54,8 +61,9 @@ def test_transaction_rolls_back_everything_on_error(tmp_path):
     assert seal["last_seen_at"] is None and seal["downlink_seq"] == 0
 
 
+@both_engines
 def test_savepoint_undoes_one_unit_only(tmp_path):
-    store = SqliteStore(tmp_path / "gw.sqlite3")
+    store = engine_store(tmp_path / "gw.sqlite3")
     store.provision_seal(1, bytes(32), 0.0)
     with store.transaction() as tx:
         with tx.savepoint():
@@ -72,8 +80,9 @@ def _event(i, seal=1):
     return {"event_id": f"{i:032x}", "kind": "POSITION", "seal_id": seal, "occurred_at": "x", "emitted_at": "y", "n": i}
 
 
+@both_engines
 def test_outbox_cursor_per_sink_and_idempotent_event_ids(tmp_path):
-    store = SqliteStore(tmp_path / "gw.sqlite3")
+    store = engine_store(tmp_path / "gw.sqlite3")
     store.provision_seal(1, bytes(32), 0.0)
     with store.transaction() as tx:
         new = tx.insert_events([_event(i) for i in range(5)], [None] * 5, 0.0)
@@ -93,21 +102,23 @@ def test_outbox_cursor_per_sink_and_idempotent_event_ids(tmp_path):
     assert status["a"]["depth"] == 3
 
 
+@both_engines
 def test_downlink_seq_is_monotonic_and_persisted(tmp_path):
     path = tmp_path / "gw.sqlite3"
-    store = SqliteStore(path)
+    store = engine_store(path)
     store.provision_seal(1, bytes(32), 0.0)
     with store.transaction() as tx:
         seqs = [tx.next_downlink_seq(1) for _ in range(3)]
     store.close()
-    store = SqliteStore(path)
+    store = engine_store(path)
     with store.transaction() as tx:
         seqs.append(tx.next_downlink_seq(1))
     assert seqs == [1, 2, 3, 4]
 
 
+@both_engines
 def test_provision_validates_and_replaces_key(tmp_path):
-    store = SqliteStore(tmp_path / "gw.sqlite3")
+    store = engine_store(tmp_path / "gw.sqlite3")
     with pytest.raises(StoreError):
         store.provision_seal(1, b"short", 0.0)
     with pytest.raises(StoreError):
@@ -118,8 +129,9 @@ def test_provision_validates_and_replaces_key(tmp_path):
     assert all("key" not in s for s in store.seals())
 
 
+@both_engines
 def test_one_store_object_shared_by_threads(tmp_path):
-    store = SqliteStore(tmp_path / "gw.sqlite3")
+    store = engine_store(tmp_path / "gw.sqlite3")
     store.provision_seal(1, bytes(32), 0.0)
     errors = []
 

@@ -8,6 +8,9 @@ from pipeline_support import FakeSeal, activate, downlinks_of, lock_status, make
 from navseal.gateway import events as ev
 from navseal.protocol import evidence
 
+# Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 HOUR = 3600
 MIN = 60
 

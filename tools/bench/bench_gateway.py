@@ -15,9 +15,12 @@ B. Latency. A paced stream (a fraction of A's gateway rate) with the gateway kee
    from publish to the ACK's arrival at the seal (an upper bound on publish-to-commit), and for
    alarms (CABLE_CUT EVENT frames from active escorts) publish to arrival of the
    UNAUTHORIZED_OPENING event on the operator MQTT sink topic.
+A'. With --postgresql: phase A again with the gateway on PostgreSQL (a private cluster, fsync off,
+   or --store-url), its own bare subscriber in the same run.
 C. Scaling. Two gateway instances on a shared subscription ($share/bench/seals/+/up), each with its
    own SQLite file, versus one instance on the same shared subscription, same stream: ratio of
    committed frames per second.
+C'. With --postgresql-scaling: phase C with the instances sharing one PostgreSQL database.
 
 All processes share this machine's cores (broker, publisher, subscriber, gateways): the figures are
 for this machine, printed with `nproc`.
@@ -141,16 +144,27 @@ def seal_side_listener(host: str, port: int, expected_acks: int, expected_alarms
 # ------------------------------------------------------------------------------------------------
 
 
-def prepare_db(path: Path, seals: list[SealFrames], alarm_seals: list[SealFrames], synchronous: str) -> None:
+def open_bench_store(path: Path, store_url: str | None = None, synchronous: str = "FULL"):
+    """The run's store: PostgreSQL at `store_url`, else the SQLite file `path`."""
+    from navseal.gateway.store import SqliteStore
+
+    if store_url:
+        from navseal.gateway.store.postgres import PgStore
+
+        return PgStore(store_url)
+    return SqliteStore(str(path), synchronous=synchronous)
+
+
+def prepare_db(path: Path, seals: list[SealFrames], alarm_seals: list[SealFrames], synchronous: str,
+               store_url: str | None = None) -> None:
     """Provision every seal; bring the alarm seals' escorts to ACTIVE in-process (the clause 8/10
     exchange played through the real pipeline), so the run can raise alarms on them."""
     from navseal.gateway.config import load_config
     from navseal.gateway.command_requests import ActivationRequest
     from navseal.gateway.pipeline import Pipeline
-    from navseal.gateway.store import SqliteStore
 
-    store = SqliteStore(str(path), synchronous=synchronous)
-    pipeline = Pipeline(store, load_config(None, db_path=str(path)))
+    store = open_bench_store(path, store_url, synchronous)
+    pipeline = Pipeline(store, load_config(None, db_path=str(path), store_url=store_url))
     now = time.time()
     for seal in seals + alarm_seals:
         pipeline.provision_seal(seal.seal_id, seal.key)
@@ -170,7 +184,7 @@ def prepare_db(path: Path, seals: list[SealFrames], alarm_seals: list[SealFrames
         if status != "active":
             raise RuntimeError(f"seal {seal.seal_id}: escort {status}, expected active")
     store.close()
-    _bench_token(path)
+    _bench_token(path, store_url)
 
 
 # The bench's gateways: a master key in the environment (seal keys are encrypted at rest), the
@@ -179,11 +193,10 @@ _MASTER_KEY = os.urandom(32).hex()
 _TOKEN: dict[str, str] = {}
 
 
-def _bench_token(db: Path) -> None:
+def _bench_token(db: Path, store_url: str | None = None) -> None:
     from navseal.gateway import auth
-    from navseal.gateway.store import SqliteStore
 
-    store = SqliteStore(str(db))
+    store = open_bench_store(db, store_url)
     try:
         with store.transaction() as tx:
             if tx.get_user(name="bench") is None:
@@ -194,7 +207,7 @@ def _bench_token(db: Path) -> None:
 
 
 def write_gateway_config(path: Path, broker: MosquittoBroker, db: Path, *, client_id: str,
-                         share_group: str | None, synchronous: str) -> int:
+                         share_group: str | None, synchronous: str, store_url: str | None = None) -> int:
     http_port = free_port()
     lines = [
         f'db_path = "{db}"', f'db_synchronous = "{synchronous}"', 'log_level = "WARNING"', "dev_test_keys = true",
@@ -202,8 +215,10 @@ def write_gateway_config(path: Path, broker: MosquittoBroker, db: Path, *, clien
     ]
     if share_group:
         lines.append(f'share_group = "{share_group}"')
-    lines += ["[http]", f"port = {http_port}",
-              "[[sinks]]", 'name = "ops"', 'type = "mqtt"', 'topic = "navseal/events"']
+    lines += ["[http]", f"port = {http_port}"]
+    if store_url:
+        lines += ["[store]", f"url = {json.dumps(store_url)}"]
+    lines += ["[[sinks]]", 'name = "ops"', 'type = "mqtt"', 'topic = "navseal/events"']
     path.write_text("\n".join(lines) + "\n")
     return http_port
 
@@ -299,11 +314,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def count_records(db: Path) -> int:
-    import sqlite3
-
-    with sqlite3.connect(str(db)) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+def count_records(db: Path, store_url: str | None = None) -> int:
+    store = open_bench_store(db, store_url)
+    try:
+        return store.counts()["records"]
+    finally:
+        store.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,16 +327,16 @@ def count_records(db: Path) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
-def phase_throughput(work: Path, args) -> dict:
+def phase_throughput(work: Path, args, store_url: str | None = None, name: str = "a") -> dict:
     seals = [SealFrames(100_000 + i) for i in range(args.seals)]
-    db = work / "a.sqlite3"
-    prepare_db(db, seals, [], args.synchronous)
+    db = work / f"{name}.sqlite3"
+    prepare_db(db, seals, [], args.synchronous, store_url)
     frames = make_frames(seals, args.frames, args.records)
-    with MosquittoBroker(work / "broker-a") as broker:
-        config = work / "a.toml"
+    with MosquittoBroker(work / f"broker-{name}") as broker:
+        config = work / f"{name}.toml"
         http_port = write_gateway_config(config, broker, db, client_id="bench-gw", share_group=None,
-                                         synchronous=args.synchronous)
-        gateway = start_gateway(config, http_port, work / "gw-a.log")
+                                         synchronous=args.synchronous, store_url=store_url)
+        gateway = start_gateway(config, http_port, work / f"gw-{name}.log")
         ctx = mp.get_context("fork")
         out = ctx.Queue()
         bare_ready, side_ready = ctx.Event(), ctx.Event()
@@ -343,7 +359,7 @@ def phase_throughput(work: Path, args) -> dict:
     acks = list(results["seal_side"][0].values())
     bare_rate = n_bare / max(1e-9, last - first)
     gw_rate = len(acks) / max(1e-9, max(acks) - min(acks)) if acks else 0.0
-    stored = count_records(db)
+    stored = count_records(db, store_url)
     return {
         "frames": len(frames), "records_per_frame": args.records, "publish_rate": len(frames) / publish_s,
         "bare_msgs": n_bare, "bare_rate": bare_rate, "acked_frames": len(acks),
@@ -417,18 +433,21 @@ def phase_latency(work: Path, args, gw_rate: float) -> dict:
     }
 
 
-def phase_scaling(work: Path, args, instances: int) -> dict:
+def phase_scaling(work: Path, args, instances: int, store_url: str | None = None) -> dict:
+    """`instances` gateways on one shared subscription: each with its own SQLite file, or all on
+    the one PostgreSQL database at `store_url` (several gateways, one truth)."""
     seals = [SealFrames(400_000 + i) for i in range(args.seals)]
     dbs = [work / f"c{instances}-{i}.sqlite3" for i in range(instances)]
-    for db in dbs:
-        prepare_db(db, [SealFrames(s.seal_id) for s in seals], [], args.synchronous)
+    for db in (dbs[:1] if store_url else dbs):
+        prepare_db(db, [SealFrames(s.seal_id) for s in seals], [], args.synchronous, store_url)
     frames = make_frames(seals, args.frames, args.records)
     with MosquittoBroker(work / f"broker-c{instances}") as broker:
-        gateways = []
+        gateways, ports = [], []
         for i, db in enumerate(dbs):
             config = work / f"c{instances}-{i}.toml"
             port = write_gateway_config(config, broker, db, client_id=f"bench-gw-c{i}", share_group="bench",
-                                        synchronous=args.synchronous)
+                                        synchronous=args.synchronous, store_url=store_url)
+            ports.append(port)
             gateways.append(start_gateway(config, port, work / f"gw-c{instances}-{i}.log"))
         ctx = mp.get_context("fork")
         out, ready = ctx.Queue(), ctx.Event()
@@ -439,13 +458,62 @@ def phase_scaling(work: Path, args, instances: int) -> dict:
         publish(frames, broker.host, broker.port)
         _, acks, _ = out.get(timeout=900)
         side.join(10)
+        # One database: each instance's share from its own counter (SQLite: from its own file).
+        committed = [scrape(port).get("navseal_records_committed_total", 0.0) for port in ports] if store_url else []
         for gateway in gateways:
             stop(gateway)
     times = list(acks.values())
     rate = len(times) / max(1e-9, max(times) - min(times)) if times else 0.0
-    per_instance = [count_records(db) // args.records for db in dbs]
+    per_instance = ([int(n) // args.records for n in committed] if store_url
+                    else [count_records(db) // args.records for db in dbs])
     return {"instances": instances, "acked": len(times), "frames": len(frames),
             "frames_per_s": rate, "frames_per_instance": per_instance}
+
+
+def phase_scaling_postgresql(work: Path, args) -> dict:
+    """Phase C with every instance on one PostgreSQL database (a fresh schema per instance count)."""
+    import shutil
+
+    from navseal.pg_cluster import start_private_cluster
+
+    cluster = start_private_cluster()
+    try:
+        one = phase_scaling(work, args, 1, cluster.database("c1"))
+        two = phase_scaling(work, args, 2, cluster.database("c2"))
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(cluster.root, ignore_errors=True)
+    ratio = two["frames_per_s"] / max(1e-9, one["frames_per_s"])
+    print(f"C'. shared subscription, one PostgreSQL: 1 instance {one['frames_per_s']:.0f} frames/s, 2 instances "
+          f"{two['frames_per_s']:.0f} frames/s (split {two['frames_per_instance']}): scaling ratio {ratio:.2f}")
+    return {"one": one, "two": two, "ratio": ratio}
+
+
+def phase_throughput_postgresql(work: Path, args) -> dict:
+    """Phase A again, the gateway on PostgreSQL (same frames, same machine, its own bare subscriber)."""
+    import shutil
+
+    cluster = None
+    url = args.store_url
+    if not url:
+        from navseal.pg_cluster import start_private_cluster
+
+        cluster = start_private_cluster()
+        url = cluster.database("bench-a")
+    try:
+        a = phase_throughput(work, args, url, "a-pg")
+    finally:
+        if cluster is not None:
+            cluster.stop("immediate")
+            shutil.rmtree(cluster.root, ignore_errors=True)
+    print("A'. the same on PostgreSQL" + (" (private cluster: fsync off)" if cluster else ""))
+    print(f"   bare subscriber     {a['bare_rate']:10.0f} msgs/s   ({a['bare_msgs']} messages)")
+    print(f"   gateway (committed) {a['gateway_frames_per_s']:10.0f} frames/s = "
+          f"{a['gateway_records_per_s']:.0f} records/s   ({a['acked_frames']} ACKs)")
+    print(f"   ratio gateway/bare  {a['ratio'] * 100:9.1f} %")
+    print(f"   records in store    {a['records_in_store']} of {a['records_expected']}"
+          f"   (mean {a['mean_batch_frames']:.1f} frames per transaction)")
+    return a
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,6 +528,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--idle-s", type=float, default=15.0, help="give up after this long without traffic")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
+    parser.add_argument("--postgresql", action="store_true",
+                        help="also run phase A with the gateway on PostgreSQL (a private cluster started for the "
+                             "run: Debian's postgresql binaries; or the server of --store-url)")
+    parser.add_argument("--store-url", help="postgresql:// URL of a database the bench may fill (with --postgresql)")
+    parser.add_argument("--postgresql-scaling", action="store_true",
+                        help="phase C on PostgreSQL: one instance, then two sharing one database (a private cluster)")
     args = parser.parse_args(argv)
 
     SealFrames(1).self_check()
@@ -477,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   ratio gateway/bare  {a['ratio'] * 100:9.1f} %")
         print(f"   records in store    {a['records_in_store']} of {a['records_expected']}"
               f"   (mean {a['mean_batch_frames']:.1f} frames per transaction)")
+        if args.postgresql:
+            figures["throughput_postgresql"] = phase_throughput_postgresql(work, args)
         alone = phase_pipeline_alone(work, args)
         figures["pipeline_alone_frames_per_s"] = alone
         print(f"   pipeline alone      {alone:10.0f} frames/s in-process, no I/O "
@@ -494,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"C. shared subscription: 1 instance {one['frames_per_s']:.0f} frames/s, 2 instances "
                   f"{two['frames_per_s']:.0f} frames/s (split {two['frames_per_instance']}): "
                   f"scaling ratio {figures['scaling']['ratio']:.2f}")
+        if args.postgresql_scaling:
+            figures["scaling_postgresql"] = phase_scaling_postgresql(work, args)
     if args.json:
         print(json.dumps(figures))
     return 0

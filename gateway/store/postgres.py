@@ -1,0 +1,417 @@
+"""The PostgreSQL store: `Store` and `StoreTx` on one PostgreSQL database (psycopg 3).
+
+The SQL is the SQLite store's (gateway/store/sqlite.py, sqlite_tx.py, access.py,
+sqlite_console.py), run through gateway/store/dialect.py (decision 0015); this module adds the
+connection, the migrations under an advisory lock, transactions, and what several gateways sharing
+one database need (docs/gateway.md, "Deployment"):
+
+- a frame's transaction locks its seal's row (`get_seal` is `SELECT ... FOR UPDATE`): two frames of
+  one seal that reach two instances at once are applied one after the other;
+- the audit chain's head is one locked row (`navseal_audit_head`), so appends from several
+  instances stay one chain and the high-water mark is transactional (a sequence is not);
+- a transaction's outbox rows get their final ids just before COMMIT, under one locked row
+  (`navseal_outbox_head`) taken last: outbox ids become visible in commit order, so a sink's cursor
+  never passes an id a slower transaction is still writing, and the lock cannot close a deadlock;
+- `StoreTx.exclusive(name)` (timers, retention) is a transaction advisory lock, and a sink is
+  fetched only by the store holding its lease, a session advisory lock (`hold_lease`);
+- a deadlock or a lost connection is a StoreError: nothing of the transaction is committed, so the
+  caller does not ACK (decision 0016).
+
+Thread-safety as SqliteStore: one connection, one lock. A broken connection (PostgreSQL restarted)
+is replaced at the next transaction or read; the failed call raises StoreError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Iterator, Sequence
+
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.types.numeric import Int8Dumper
+
+from . import dialect
+from .interface import StoreError, StoreTx
+from .seal_key_codec import KeyCodec
+from .sqlite import SqlStore
+from .sqlite_schema import MIGRATIONS, statements
+from .sqlite_tx import SqliteTx
+from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
+
+# pg_advisory_xact_lock key held while migrating ("navseal" in ASCII).
+MIGRATION_LOCK = 0x6E61_7673_6561_6C
+# Engine-internal tables (not part of the shared schema): created before the first migration.
+_INTERNAL = [
+    dialect.BOOTSTRAP,
+    "CREATE TABLE IF NOT EXISTS navseal_audit_head (seq BIGINT NOT NULL)",
+    "INSERT INTO navseal_audit_head (seq) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM navseal_audit_head)",
+    "CREATE TABLE IF NOT EXISTS navseal_outbox_head (id INT PRIMARY KEY)",
+    "INSERT INTO navseal_outbox_head (id) VALUES (1) ON CONFLICT DO NOTHING",
+]
+INTERNAL_TABLES = ("navseal_audit_head", "navseal_outbox_head", "schema_version")
+# Advisory lock namespaces (the first key of the two-key form): StoreTx.exclusive, sink leases.
+_EXCLUSIVE = 0x6E73
+_LEASE = 0x6E6C
+
+
+class _Row(dict):
+    """A row as sqlite3.Row gives it: by column name or by position, and unpacked (iterated) as its
+    values (`for seal_id, key in rows`); `dict(row)` and `row.keys()` give the column names."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, names: Sequence[str], values: Sequence[Any]) -> None:
+        super().__init__(zip(names, values))
+        self._values = values
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, slice)):
+            return self._values[key]
+        return dict.__getitem__(self, key)
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+
+def _rows(cursor: Any) -> Any:
+    names = [c.name for c in cursor.description] if cursor.description else []
+    return lambda values: _Row(names, values)
+
+
+class _BoolAsInt(Dumper):
+    """Python booleans as 0/1: the schema keeps flags in integer columns (as SQLite does)."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _Result:
+    """What a sqlite3 cursor gives after execute: rows, rowcount, lastrowid."""
+
+    __slots__ = ("_cur", "rowcount", "lastrowid")
+
+    def __init__(self, cur: Any, returns_key: bool) -> None:
+        self._cur = cur
+        self.rowcount = cur.rowcount
+        self.lastrowid = None
+        if returns_key:
+            keys = cur.fetchall()
+            self.lastrowid = keys[-1][0] if keys else None
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone() if self._cur.description else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall() if self._cur.description else []
+
+
+class PgConnection:
+    """A psycopg connection that takes the store's SQL as written for SQLite (dialect.py) and
+    answers like sqlite3 (`execute` -> fetchone/fetchall/rowcount/lastrowid). Autocommit: BEGIN and
+    COMMIT are the store's. A connection error is a StoreError; the next `ensure` reconnects."""
+
+    def __init__(self, url: str, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self._timeout = connect_timeout_s
+        self._pg: psycopg.Connection[Any] | None = None
+        self.in_tx = False  # set by PgStore.transaction: no silent reconnect inside one
+        self.ensure()
+
+    def ensure(self) -> psycopg.Connection[Any]:
+        if self._pg is None or self._pg.closed or self._pg.broken:
+            if self._pg is not None:
+                with contextlib.suppress(Exception):
+                    self._pg.close()
+                self._pg = None
+            try:
+                pg = psycopg.connect(self.url, autocommit=True, row_factory=_rows,
+                                     connect_timeout=max(1, int(self._timeout)), application_name="navseal-gateway")
+            except psycopg.Error as exc:
+                raise StoreError(f"postgresql: cannot connect: {_one_line(exc)}") from None
+            pg.adapters.register_dumper(int, Int8Dumper)
+            pg.adapters.register_dumper(bool, _BoolAsInt)
+            self._pg = pg
+        return self._pg
+
+    def execute(self, sql: str, args: Any = ()) -> _Result:
+        text, params = dialect.query(sql, args)
+        pg = self._pg if self.in_tx else self.ensure()  # outside a transaction: reconnect if needed
+        if pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            cur = pg.execute(text, params)
+            return _Result(cur, dialect.returns_key(sql))
+        except _RETRY_LATER as exc:
+            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+
+    def executemany(self, sql: str, seq: Any) -> None:
+        text, _ = dialect.query(sql)
+        pg = self._pg
+        if pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            with pg.cursor() as cur:
+                cur.executemany(text, list(seq))
+        except _RETRY_LATER as exc:
+            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+
+    def raw(self, sql: str, args: Any = None) -> Any:
+        """A statement in PostgreSQL's own dialect (engine-specific parts of this module)."""
+        if self._pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            return self._pg.execute(sql, args)
+        except _RETRY_LATER as exc:
+            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+
+
+# The connection is gone, or PostgreSQL aborted the transaction to break a deadlock between
+# instances: nothing of it is committed, so the caller must not ACK (the frames come again).
+_RETRY_LATER = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.TransactionRollback)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _wire_fixes_sql() -> str:
+    """One short INSERT for a whole RECORDS frame: the wire fields as WIRE_FIX_FIELDS arrays,
+    unnested with their ordinality, the columns computed by the SQL expressions of
+    gateway/store/wire_fixes.py (the SQLite form spells out one VALUES row per record: ~480
+    parameters, which psycopg would parse again at every frame)."""
+    fields = [f"w.f{j}" for j in range(WIRE_FIX_FIELDS)]
+    exprs = fix_columns_sql(fields)
+    exprs["time"] = f"(%(base_time)s + {exprs['time']})"
+    row = {"seal_id": "%(seal_id)s", "rseq": "(%(first_rseq)s + w.i - 1)", "escort_id": "%(escort_id)s",
+           "kind": f"'{RECORD_FIX}'", "value": "NULL", "received_at": "%(received_at)s", **exprs}
+    arrays = ", ".join(f"%(f{j})s::int8[]" for j in range(WIRE_FIX_FIELDS))
+    return (f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) "
+            f"SELECT {', '.join(row[c] for c in RECORD_COLUMNS)} "
+            f"FROM unnest({arrays}) WITH ORDINALITY AS w({', '.join(f'f{j}' for j in range(WIRE_FIX_FIELDS))}, i) "
+            "ON CONFLICT DO NOTHING")
+
+
+_WIRE_FIXES = _wire_fixes_sql()
+
+
+class PgTx(SqliteTx):
+    """One PostgreSQL transaction: the SQLite transaction's SQL (translated), plus the row locks
+    several instances need (module doc)."""
+
+    _c: Any
+    _row_lock = " FOR UPDATE"  # get_seal, lock_escort: the seal's row is this transaction's
+
+    def __init__(self, conn: Any, keys: KeyCodec | None = None) -> None:
+        super().__init__(conn, keys)
+        self._new_events: list[str] = []  # event_ids inserted: their outbox ids are set at commit
+
+    def exclusive(self, name: str) -> None:
+        self._c.execute(f"SELECT pg_advisory_xact_lock({_EXCLUSIVE}, hashtext(?))", (name,))
+
+    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                          fields: Sequence[int], received_at: float) -> int:
+        if len(fields) < WIRE_FIX_FIELDS:
+            return 0
+        args = {f"f{j}": list(fields[j::WIRE_FIX_FIELDS]) for j in range(WIRE_FIX_FIELDS)}
+        args.update(seal_id=seal_id, escort_id=escort_id, first_rseq=first_rseq, base_time=base_time,
+                    received_at=received_at)
+        return int(self._c.raw(_WIRE_FIXES, args).rowcount)
+
+    def audit_tail(self) -> dict[str, Any] | None:
+        self._c.execute("SELECT seq FROM navseal_audit_head FOR UPDATE")
+        return super().audit_tail()
+
+    def insert_audit(self, row: dict[str, Any]) -> int:
+        seq = super().insert_audit(row)
+        self._c.execute("UPDATE navseal_audit_head SET seq = CASE WHEN seq > ? THEN seq ELSE ? END", (seq, seq))
+        return seq
+
+    def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
+                      now: float) -> list[dict[str, Any]]:
+        new = super().insert_events(events, escort_ids, now)
+        self._new_events += [e["event_id"] for e in new]
+        return new
+
+    def before_commit(self) -> None:
+        """Give this transaction's outbox rows their final ids, in commit order: under the outbox
+        head's row lock, taken last (it waits for no other lock while held: no deadlock), and held
+        until COMMIT, so a sink's cursor never passes an id a slower transaction is still writing."""
+        if not self._new_events:
+            return
+        c = self._c
+        c.raw("SELECT id FROM navseal_outbox_head FOR UPDATE")
+        c.raw("WITH old AS (SELECT o.outbox_id FROM outbox o JOIN events e ON e.event_id = o.event_id "
+              "WHERE e.event_id = ANY(%(ids)s) ORDER BY o.outbox_id), "
+              "m AS (SELECT outbox_id AS old_id, nextval(pg_get_serial_sequence('outbox', 'outbox_id')) AS new_id "
+              "FROM old) UPDATE outbox o SET outbox_id = m.new_id FROM m WHERE o.outbox_id = m.old_id",
+              {"ids": self._new_events})
+        c.raw("UPDATE events e SET outbox_id = o.outbox_id FROM outbox o "
+              "WHERE o.event_id = e.event_id AND e.event_id = ANY(%(ids)s)", {"ids": self._new_events})
+
+
+class PgStore(SqlStore):
+    """PostgreSQL at `url` (postgresql://user:password@host:port/database); see the module doc.
+    `cipher` as SqliteStore's."""
+
+    def __init__(self, url: str, *, cipher: Any = None, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.path = _safe(url)  # what messages name
+        self._lock = threading.RLock()
+        self._keys = KeyCodec(cipher)
+        self._c = PgConnection(url, connect_timeout_s)
+        self._lease_conn: Any = None
+        self._leases: set[str] = set()
+        self._migrate()
+        if cipher is not None:
+            self._encrypt_plain_keys()
+
+    # -- schema --
+    def _migrate(self) -> None:
+        with self.transaction():
+            c = self._c
+            c.raw("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            c.raw("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            row = c.raw("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                c.raw("INSERT INTO schema_version (version) VALUES (0)")
+            if version > len(MIGRATIONS):
+                raise StoreError(f"{self.path}: schema version {version} is newer than this gateway "
+                                 f"({len(MIGRATIONS)}); refusing to open")
+            if version < len(MIGRATIONS):
+                # One round trip for all of it (a script without parameters may hold several statements).
+                script = [*_INTERNAL]
+                for number in range(version, len(MIGRATIONS)):
+                    script += dialect.migration(list(statements(MIGRATIONS[number])))
+                    script.append(f"UPDATE schema_version SET version = {number + 1}")
+                c.raw(";\n".join(script))
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._c.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    # -- transactions --
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StoreTx]:
+        with self._lock:
+            self._c.ensure()
+            self._c.raw("BEGIN")
+            self._c.in_tx = True
+            try:
+                try:
+                    tx = PgTx(self._c, self._keys)
+                    yield tx
+                    tx.before_commit()
+                except BaseException:
+                    with contextlib.suppress(StoreError, psycopg.Error):
+                        self._c.raw("ROLLBACK")
+                    raise
+                try:
+                    self._c.raw("COMMIT")
+                except (StoreError, psycopg.Error) as exc:
+                    with contextlib.suppress(StoreError, psycopg.Error):
+                        self._c.raw("ROLLBACK")
+                    raise StoreError(f"commit: {_one_line(exc)}") from exc
+            finally:
+                self._c.in_tx = False
+
+    def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            self._c.ensure()
+            return [dict(r) for r in self._c.execute(sql, args).fetchall()]
+
+    # -- sink leases --
+    def outbox_fetch(self, sink: str, limit: int = 100) -> list[Any]:
+        if not self.hold_lease(f"sink:{sink}"):
+            return []  # another instance delivers this sink; it takes over when that one is gone
+        return super().outbox_fetch(sink, limit)
+
+    def hold_lease(self, name: str) -> bool:
+        """Whether this store's connection holds the lease `name` (taking it when free): a session
+        advisory lock, so it ends with the holder's connection (its process killed, its host
+        gone: as soon as PostgreSQL notices) and another instance takes it on its next try."""
+        with self._lock:
+            conn = self._c.ensure()
+            if conn is not self._lease_conn:  # a new connection holds none of the old one's leases
+                self._lease_conn, self._leases = conn, set()
+            if name not in self._leases:
+                row = self._c.raw(f"SELECT pg_try_advisory_lock({_LEASE}, hashtext(%s))", (name,)).fetchone()
+                if not row[0]:
+                    return False
+                self._leases.add(name)
+            return True
+
+    # -- what SqlStore writes with SQLite specifics --
+    def track_fixes(self, seal_id: int, escort_id: int) -> list[tuple[int, int, int, int, int | None]]:
+        rows = self._read(
+            "SELECT rseq, time, lat, lon, speed FROM records WHERE seal_id = ? AND escort_id = ? AND kind = ? "
+            "AND lat IS NOT NULL AND lon IS NOT NULL AND fix_quality > 0 ORDER BY rseq",
+            (seal_id, escort_id, RECORD_FIX))
+        return [(r["rseq"], r["time"], r["lat"], r["lon"], r["speed"]) for r in rows]
+
+    def audit_high_water(self) -> int:
+        rows = self._read("SELECT seq FROM navseal_audit_head")
+        return int(rows[0]["seq"]) if rows else 0
+
+    def write_probe(self, nbytes: int = 64 * 1024) -> None:
+        try:
+            with self.transaction():
+                self._c.raw("INSERT INTO store_probe (filler) VALUES (decode(repeat('00', %s::int), 'hex'))", (nbytes,))
+            with self.transaction():
+                self._c.raw("DELETE FROM store_probe")
+        except psycopg.Error as exc:
+            raise StoreError(f"write probe: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._c.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password (for messages)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://?"
+    host = info.get("host", "")
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"postgresql://{info.get('user', '')}@{host}{port}/{info.get('dbname', '')}"
+
+
+def check_pg_store(url: str, *, init: bool = False) -> str:
+    """Before the gateway runs on PostgreSQL (the SQLite file checks' counterpart): StoreRefused,
+    one line, when the server cannot be reached, or the database holds no gateway schema (without
+    `init`: `navseal gateway run --init` creates it), or a newer one. Damage and lost commits are
+    the server's to detect (WAL, `initdb --data-checksums`, its replication and backups).
+    Returns "new" when `init` will create the schema, "ok" when it passed."""
+    from .sqlite_check import StoreRefused
+
+    where = _safe(url)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StoreRefused(f"{where}: cannot connect: {_one_line(exc)}") from None
+    try:
+        with conn:
+            row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = conn.execute("SELECT version FROM schema_version").fetchone()[0] if row[0] else 0
+            if version == 0:
+                if not init:
+                    raise StoreRefused(f"{where}: no gateway schema in this database; `navseal gateway run --init` "
+                                       f"creates it (an existing one is never written over)")
+                return "new"
+            if version > len(MIGRATIONS):
+                raise StoreRefused(f"{where}: schema version {version} is newer than this gateway "
+                                   f"({len(MIGRATIONS)}); refusing to open")
+    except psycopg.Error as exc:
+        raise StoreRefused(f"{where}: {_one_line(exc)}") from None
+    return "ok"
