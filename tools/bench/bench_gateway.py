@@ -436,11 +436,15 @@ def phase_latency(work: Path, args, gw_rate: float) -> dict:
 def phase_scaling(work: Path, args, instances: int, store_url: str | None = None) -> dict:
     """`instances` gateways on one shared subscription: each with its own SQLite file, or all on
     the one PostgreSQL database at `store_url` (several gateways, one truth)."""
-    seals = [SealFrames(400_000 + i) for i in range(args.seals)]
+    # On one database a seal's frames may reach both instances at once; the (boot, seq) window then
+    # refuses the older one, as it must. Real seals keep one journal frame in flight (stop-and-wait);
+    # this stream does not wait, so on PostgreSQL each seal sends one frame (as many seals x frames).
+    per_seal, count = (1, args.seals * args.frames) if store_url else (args.frames, args.seals)
+    seals = [SealFrames(400_000 + i) for i in range(count)]
     dbs = [work / f"c{instances}-{i}.sqlite3" for i in range(instances)]
     for db in (dbs[:1] if store_url else dbs):
         prepare_db(db, [SealFrames(s.seal_id) for s in seals], [], args.synchronous, store_url)
-    frames = make_frames(seals, args.frames, args.records)
+    frames = make_frames(seals, per_seal, args.records)
     with MosquittoBroker(work / f"broker-c{instances}") as broker:
         gateways, ports = [], []
         for i, db in enumerate(dbs):
