@@ -1,5 +1,9 @@
 """Ingest: the per-frame path from uplink bytes to a committed frame and its ACK.
 
+Past 400 lines on purpose: the per-frame steps share one work item and one transaction, and
+their order is the contract (nothing is ACKed before its commit); the parts that stand alone
+live elsewhere (verdict.py, seal_rejecting.py, commands.py, rules.py).
+
 precheck (protocol/codec.py: CRC, decode, authenticate with the seal's key; no transaction needed)
 -> replay window -> de-duplication -> records and seal events -> escort state and rules -> durable
 commit, and only then the ACK (protocol/codec.py `encode_ack`).
@@ -35,6 +39,7 @@ from .commands import Commands
 from .config import GatewayConfig
 from .metrics import PipelineMetrics
 from .rules import EscortRules
+from .seal_rejecting import SealRejectingWatch
 from .store import ESCORT_DEACTIVATED, WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
 
 log = logging.getLogger("navseal.gateway.pipeline.ingest")
@@ -121,8 +126,7 @@ class Ingest:
         self.metrics = metrics
         self.keys = keys
         self.commands = commands
-        # seal id -> its current run of refused frames {n, since, reasons} (SEAL_REJECTING)
-        self.refusals: dict[int, dict[str, Any]] = {}
+        self.rejecting = SealRejectingWatch(store, config, clock, metrics)
         self.last_store_error: str | None = None  # the last store error that refused frames
 
     def handle(self, items: Sequence[tuple[bytes, str]]) -> list[IngestResult]:
@@ -149,45 +153,10 @@ class Ingest:
             self._commit_batch(pending)
         self._account(works)
         try:
-            self._watch_refusals(works)
+            self.rejecting.observe([w.result for w in works])
         except Exception:  # the frames' outcome stands; the alarm comes with the next refusal
             log.exception("could not record a SEAL_REJECTING change")
         return [w.result for w in works]
-
-    def _watch_refusals(self, works: list[_Work]) -> None:
-        """SEAL_REJECTING: more than `seal_rejecting_after` frames of one provisioned seal in a row
-        refused as replayed or forged raise one alarm (a seal whose counters or key no longer match
-        the gateway's is as silent as a jammed one); its first accepted frame ends it
-        (SEAL_REJECTING_ENDED). The run is counted in this process's memory."""
-        limit = self.config.seal_rejecting_after
-        changes: list[tuple[str, int, dict[str, Any]]] = []
-        for w in works:
-            r, sid = w.result, w.result.seal_id
-            if sid is None:
-                continue
-            if r.result == "rejected" and r.reason in ("replayed", "bad_mac"):
-                run = self.refusals.setdefault(sid, {"n": 0, "since": self.clock(), "reasons": {}})
-                run["n"] += 1
-                run["reasons"][r.reason] = run["reasons"].get(r.reason, 0) + 1
-                if run["n"] == limit + 1:
-                    changes.append(("SEAL_REJECTING", sid, run))
-            elif r.result == "accepted" and sid in self.refusals:
-                ended = self.refusals.pop(sid)
-                if ended["n"] > limit:
-                    changes.append(("SEAL_REJECTING_ENDED", sid, ended))
-        if not changes:
-            return
-        now = self.clock()
-        with self.store.transaction() as tx:
-            for kind, sid, run in changes:
-                escort = tx.open_escort_for_seal(sid)
-                event = ev.make_event(
-                    kind, seal_id=sid, fact=f"rejecting:{run['since']}:{kind}", escort=escort,
-                    occurred_at=run["since"] if kind == "SEAL_REJECTING" else now, known_at=now, emitted_at=now,
-                    details={"refused_in_a_row": run["n"], "reasons": dict(run["reasons"]),
-                             "since": ev.iso(run["since"]), "threshold": limit})
-                new = tx.insert_events([event], [escort["escort_id"] if escort else None], now)
-                self.metrics.events_created(new)
 
     def _store_failed(self, error: str) -> None:
         """Keep the store's error for the driver, which pauses ingest on it (gateway/runner.py)."""

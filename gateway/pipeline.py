@@ -120,7 +120,7 @@ class Pipeline:
                 tx.update_seal(int(seal_id), last_boot=None, last_seq=None)
                 seq = audit.record(tx, actor or SYSTEM_ACTOR, "seal.reset_replay", f"seal:{seal_id}",
                                    {"previous": previous}, now=now)
-            refused = self._ingest.refusals.get(int(seal_id), {}).get("n", 0)
+            refused = self._ingest.rejecting.refused_in_a_row(int(seal_id))
         return {"seal_id": int(seal_id), "reset": True, "previous": previous, "refused_in_a_row": refused,
                 "audit_seq": seq}
 

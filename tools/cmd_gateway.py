@@ -1,5 +1,9 @@
 """`navseal gateway ...`: run the gateway, check its configuration, send it commands, manage access.
 
+Past 400 lines on purpose: most of it is the `navseal gateway` argparse tree and its help
+texts; the actions live in gateway_users.py, gateway_seals.py, gateway_dead_letters.py and
+gateway_client.py.
+
     navseal gateway run --config gateway.toml
     navseal gateway check-config gateway.toml
     navseal gateway master-key --out /etc/navseal/master.key

@@ -1,5 +1,8 @@
 """The seal's frame codec: docs/protocol.md in `struct`, for MicroPython and CPython.
 
+Past 400 lines on purpose: the seal's half of the wire format read and checked as one unit
+against the golden vectors; the peer's half already lives in codec_peer.py, loaded on first use.
+
 No construct on a board, so this is the protocol written a second time by hand; the golden
 vectors in protocol/vectors/ (made from the construct definition) bind the two byte for byte.
 The seal's half is here (building uplinks, checking frames, parsing downlinks); the peer's

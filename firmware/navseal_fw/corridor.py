@@ -1,6 +1,10 @@
 # The seal's own route-corridor check (sans-I/O): distance from a fix to the route polyline, and
 # the hysteresis that turns distances into ROUTE_DEVIATION / ROUTE_RETURNED.
 #
+# Past 400 lines on purpose: the distance and the hysteresis that consumes it are checked as one
+# against the gateway's measure (gateway/geo.py) by a property test, and one module is one import
+# on the seal.
+#
 #   c = Corridor(confirm_fixes=2, hysteresis_m=200)
 #   c.set_route(route_bytes, corridor_m)   # ACTIVATE's route: i32 lat_e5, i32 lon_e5 pairs
 #   c.distance_m(lat_e7, lon_e7)           # metres to the route, -1 without one

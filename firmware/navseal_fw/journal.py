@@ -1,6 +1,10 @@
 # Store-and-forward journal: every position and event the seal must deliver, on flash, until the
 # gateway's ACK says it is durably stored (docs/protocol.md, ACK.committed_rseq).
 #
+# Past 400 lines on purpose: the on-flash format, recovery after a power cut, thinning and the
+# ACK window keep one invariant together (no record lost or sent twice across power cuts), and
+# on the seal every module costs heap of its own (module object, globals, names).
+#
 # Layout (see docs/firmware.md, "Core"): a ring of append-only segment files "j<8 digits>.seg".
 #   segment header, 32 bytes: two identical 16-byte copies, each b"NJ\x02\x00", u32 base_rseq,
 #                             u32 base_time, u8 thin level, u8 0, u16 check (low 16 bits of

@@ -1,6 +1,9 @@
 # MQTT link: moves frames between the seal core and the broker, nothing else. One frame per
 # message, up on "<prefix>/<seal_id>/up" (QoS 1), down on "<prefix>/<seal_id>/down" (QoS 1).
 #
+# Past 400 lines on purpose: the MQTT packets, the session and the outage handling share the
+# packet-id bookkeeping (as in mqtt_as, one module); split, it would cross modules and cost heap.
+#
 # Shaped after Peter Hinch's mqtt_as (micropython-mqtt), on asyncio streams: every network step
 # is a coroutine with a measured timeout, so the loop never blocks and a dead broker is told from
 # a quiet one by time, never by errno (a timed-out recv is OSError(11) on the unix port, 110 on

@@ -1,5 +1,8 @@
 """NMEA 0183 parser for the seal's GNSS receiver: RMC, GGA, GSA, GNS, VTG.
 
+Past 400 lines on purpose: one table-driven parser whose sentence parsers are small and share
+the field helpers; one module is one import on the seal.
+
 Runs unchanged on MicroPython (board, WebAssembly test interpreter) and CPython (emulator).
 Shaped after Peter Hinch's as_GPS: a table from sentence type to a small parser; a parser
 raises ValueError on a bad field and one dispatcher catches and counts it. Nothing that comes

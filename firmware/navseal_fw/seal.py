@@ -1,5 +1,9 @@
 # SealCore: the sans-I/O core of one seal. Bytes, readings and time in; frames and deadlines out.
 #
+# Past 400 lines on purpose: one state machine whose handlers all read the same state; what can
+# stand alone has left it (escort, evidence, tamper, gnss_check, corridor, journal), and each
+# further module costs the seal heap (docs/firmware.md, memory table).
+#
 #   core = SealCore(config, hal, send)       # send(frame_bytes) -> True if the link took it
 #   core.start(now_ms)                       # boot: counter, recovery, HELLO, REBOOT event
 #   core.feed_gnss(uart_bytes, now_ms)       # NMEA from the receiver, any chunking

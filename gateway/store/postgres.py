@@ -1,5 +1,8 @@
 """The PostgreSQL store: `Store` and `StoreTx` on one PostgreSQL database (psycopg 3).
 
+Past 400 lines on purpose: the connection, migrations under an advisory lock, transactions and
+the locks several instances need belong together; the SQL itself is the SQLite store's.
+
 The SQL is the SQLite store's (gateway/store/sqlite.py, sqlite_tx.py, access.py,
 sqlite_console.py), run through gateway/store/dialect.py (decision 0015); this module adds the
 connection, the migrations under an advisory lock, transactions, and what several gateways sharing

@@ -1,5 +1,8 @@
 """Gateway benchmark: end-to-end through a real Mosquitto started with the project config.
 
+Past 400 lines on purpose: the phases share one broker and gateway set-up, one way to count
+what was committed and one report; each phase alone is short.
+
     python -m navseal.bench.bench_gateway                 # default sizes (~1 minute)
     python -m navseal.bench.bench_gateway --seals 5 --frames 3 --latency-s 1 --no-scaling   # smoke
 

@@ -1,5 +1,8 @@
 """`navseal demo`: the whole chain on one laptop, with nothing installed but this package.
 
+Past 400 lines on purpose: the live view, the run and the files it leaves (tracks, summary)
+are the demo's one job; the broker and the users are in demo_broker.py and demo_access.py.
+
 An embedded MQTT broker (amqtt, see demo_broker.py) or `--broker URL`; the real gateway service
 (pipeline on SQLite, outbox, JSON Lines sink); the seals of tools/scenarios/demo.toml (real
 firmware cores) driving a shipped route over MQTT; the scripted escort compressed in time. A live

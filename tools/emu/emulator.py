@@ -1,5 +1,8 @@
 """`navseal emulate`: the scenario's seals in real time (or `scale` times faster) over a real link.
 
+Past 400 lines on purpose: one handler per scenario action, in real time, beside the
+simulator's (sim.py); the scenario model, world and expectations are in their own modules.
+
 Links:
 - MQTT (`--broker mqtt://host:port`): one paho client for the whole fleet publishes each seal's
   frames on `<prefix>/<id>/up` (QoS 1) and subscribes `<prefix>/+/down`. (A real seal has its own

@@ -1,6 +1,9 @@
 """Scenario files (TOML, docs/scenarios.md): seals, escorts, trucks and routes, timed actions, and
 what the operator must (and must not) receive.
 
+Past 400 lines on purpose: the file format's checks, one function per table and action, so
+every error names its file and field the same way; it reads files and builds dataclasses only.
+
 `load_scenario(path)` returns a `Scenario` of plain dataclasses or raises `ScenarioError` whose
 message names the file and the field ("tools/scenarios/x.toml: actions[3].seal: seal 1002 is not
 declared in [[seals]]"). Every table is checked for unknown keys: a misspelt expectation must not
