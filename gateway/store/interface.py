@@ -71,6 +71,10 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     def get_seal(self, seal_id: int) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
+    def rejecting_seal_ids(self) -> list[int]:
+        """Seals with a run of refused frames going on (`rejecting` set: SEAL_REJECTING)."""
+
+    @abc.abstractmethod
     def update_seal(self, seal_id: int, **columns: Any) -> None: ...
 
     @abc.abstractmethod

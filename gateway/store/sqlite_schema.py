@@ -193,6 +193,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE escorts ADD COLUMN expired_at REAL;
     CREATE INDEX escorts_expired ON escorts(expired_at) WHERE expired_at IS NOT NULL;
     """,
+    # 9: a seal's current run of refused frames (SEAL_REJECTING) kept with the seal, not in one
+    # process's memory: it survives a restart, and several gateways sharing the store count one run.
+    """
+    ALTER TABLE seals ADD COLUMN rejecting TEXT;
+    """,
 ]
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger("navseal.gateway.store")
 _SEAL_COLUMNS = {
     "last_seen_at", "last_source", "last_boot", "last_seq", "committed_rseq", "downlink_seq",
     "last_fix_time", "last_lat", "last_lon", "last_cable_intact", "last_housing_closed",
-    "last_battery_pct", "last_state", "last_hello",
+    "last_battery_pct", "last_state", "last_hello", "rejecting",
 }
 _ESCORT_COLUMNS = {
     "status", "confirmed_at", "activated_at", "failed_at", "failure_reason",
@@ -120,6 +120,9 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def seal_ids(self) -> list[int]:
         return [r[0] for r in self._c.execute("SELECT seal_id FROM seals ORDER BY seal_id").fetchall()]
+
+    def rejecting_seal_ids(self) -> list[int]:
+        return [r[0] for r in self._c.execute("SELECT seal_id FROM seals WHERE rejecting IS NOT NULL").fetchall()]
 
     def get_seal(self, seal_id: int) -> dict[str, Any] | None:
         row = self._one(f"SELECT * FROM seals WHERE seal_id = ?{self._row_lock}", (seal_id,))

@@ -6,6 +6,7 @@ from pipeline_support import every_event_keeps_the_contract  # noqa: F401 (autou
 from pipeline_support import FakeSeal, activate, make_pipeline
 
 from navseal.gateway.auth import Actor
+from navseal.gateway.pipeline import Pipeline
 
 # Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
 pytestmark = pytest.mark.usefixtures("store_engine")
@@ -71,3 +72,34 @@ def test_an_admin_resets_the_replay_window_of_a_seal_whose_counters_restarted(tm
     assert pipeline.handle_uplink(stored, "t").result == "duplicate"
     assert pipeline.handle_uplink(seal.hello(clock.advance(1)), "t").result == "accepted"
     assert pipeline.handle_uplink(seal.hello(clock.advance(1)), "t").result == "accepted"
+
+
+def test_a_run_of_refusals_survives_a_restart_and_is_one_run_for_gateways_sharing_the_store(tmp_path):
+    """The run is the seal's, in the store: a restarted gateway goes on counting it, and two
+    gateways on one store (frames of a seal spread over them by a shared subscription) count one
+    run, raise one alarm, and whichever gets the next good frame ends it."""
+    first, store, clock = make_pipeline(tmp_path, seal_rejecting_after=5)
+    seal = FakeSeal(1001)
+    activate(first, seal, clock)
+    old = seal.records(clock.advance(60), [(43.2, 76.9)])
+    first.handle_uplink(seal.records(clock.advance(60), [(43.2, 76.9)]), "t")
+    for _ in range(4):
+        assert first.handle_uplink(old, "t").reason == "replayed"
+    # The gateway restarts (a new pipeline on the same store): the run goes on from 4.
+    second = Pipeline(store, first.config, clock)
+    third = Pipeline(store, first.config, clock)  # and another instance shares the store
+    assert second.handle_uplink(old, "t").reason == "replayed"
+    assert not store.events(kind="SEAL_REJECTING")
+    assert third.handle_uplink(old, "t").reason == "replayed"  # the 6th in a row, on another instance
+    (alarm,) = store.events(kind="SEAL_REJECTING")
+    assert alarm["details"]["refused_in_a_row"] == 6
+    for gw in (second, third, second):
+        gw.handle_uplink(old, "t")
+    assert len(store.events(kind="SEAL_REJECTING")) == 1
+    assert second.reset_replay_window(1001, actor=ADMIN)["refused_in_a_row"] == 9
+    # The good frame lands on the instance that never saw a refusal itself after its start.
+    fourth = Pipeline(store, first.config, clock)
+    assert fourth.handle_uplink(seal.records(clock.advance(60), [(43.2, 76.9)]), "t").result == "accepted"
+    (ended,) = store.events(kind="SEAL_REJECTING_ENDED")
+    assert ended["details"]["refused_in_a_row"] == 9
+    assert first.reset_replay_window(1001, actor=ADMIN)["refused_in_a_row"] == 0
