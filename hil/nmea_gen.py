@@ -156,11 +156,12 @@ def redate(sentences: Iterable[str], last_fix_unix: int) -> list[str]:
         if t is None:
             out.append(s)
             continue
-        tm = _time.gmtime(t + offset)
-        f[i] = _time.strftime("%H%M%S", tm) + f[i][6:]
+        hms, ddmmyy = _hms_date(t + offset)
+        f[i] = hms[:6] + f[i][6:]
         if kind == "RMC":
-            f[9] = _time.strftime("%d%m%y", tm)
+            f[9] = ddmmyy
         elif kind == "ZDA":
+            tm = _time.gmtime(t + offset)
             f[2], f[3], f[4] = f"{tm.tm_mday:02d}", f"{tm.tm_mon:02d}", f"{tm.tm_year:04d}"
         out.append(sentence(",".join(f)))
     return out
