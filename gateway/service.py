@@ -136,8 +136,10 @@ class GatewayService:
                                   max_connections=config.http_max_connections)
         self._register_metrics()
 
-    def health(self) -> dict[str, Any]:
-        """What /healthz answers: status ok/degraded with the problems, queue, outbox depths."""
+    def health(self, detail: bool = True) -> dict[str, Any]:
+        """What /healthz answers: status ok/degraded with the problems, queue, outbox depths.
+        Without `detail` (an anonymous caller) only the status and the test-key flag, and no store
+        reads: a load balancer polls this, and what runs inside is for users."""
         problems = []
         if not self.runner._thread.is_alive():
             problems.append("pipeline runner stopped")
@@ -149,8 +151,11 @@ class GatewayService:
         if paused is not None:
             problems.append(f"ingest paused: {'disk full' if paused['reason'] == 'disk_full' else 'store error'} "
                             f"({paused['error']}); frames are not acknowledged until the store takes writes")
+        status = "ok" if not problems else "degraded"
+        if not detail:
+            return {"status": status, "dev_test_keys": self.config.dev_test_keys}
         return {
-            "status": "ok" if not problems else "degraded",
+            "status": status,
             "problems": problems,
             "ingest": {"state": "running"} if paused is None else {"state": "paused", **paused},
             # Events a sink refused for good, waiting for an admin (navseal gateway dead-letter list).
