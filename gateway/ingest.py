@@ -40,7 +40,7 @@ from .config import GatewayConfig
 from .metrics import PipelineMetrics
 from .rules import EscortRules
 from .seal_rejecting import SealRejectingWatch
-from .store import ESCORT_DEACTIVATED, WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
+from .store import ESCORT_DEACTIVATED, RECORD_SIZE, WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
 
 log = logging.getLogger("navseal.gateway.pipeline.ingest")
 
@@ -351,9 +351,10 @@ class Ingest:
             return last_rseq
         escort_id = rules.id if rules is not None and rules.monitored else None
         base = p["base_time"]
-        stored = tx.insert_wire_fixes(frame.seal_id, escort_id, first, base, fixes, now)
-        if stored != len(new):  # cannot happen inside our write transaction; say so if it does
-            log.error("seal %s: %d of %d records stored, expected %d new", frame.seal_id, stored, count, len(new))
+        body = p["body"]  # the records' wire bytes: stored as they came, one run per stretch of new ones
+        for start, stop in (_stretches(new) if existing else ((0, count),)):
+            tx.insert_fix_run(frame.seal_id, escort_id, first + start, base,
+                              body[start * RECORD_SIZE:stop * RECORD_SIZE], now)
 
         seal_id = frame.seal_id
         nf = WIRE_FIX_FIELDS
@@ -436,6 +437,17 @@ class Ingest:
         self.metrics.count("records_committed", committed)
         self.metrics.count("records_duplicate", duplicate)
         self.metrics.count("acks_sent", acks)
+
+
+def _stretches(indexes: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending indexes as [start, stop) stretches of consecutive ones: [0, 1, 2, 5] -> [(0, 3), (5, 6)]."""
+    out: list[tuple[int, int]] = []
+    for i in indexes:
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
 
 
 def _topic_seal(source: str) -> int | None:

@@ -186,10 +186,12 @@ def records_struct(count: int) -> struct.Struct:
 
 def _decode_records_flat(payload: memoryview) -> dict:
     """RECORDS without a dict per record: ``fields`` holds, record after record in wire order, the
-    RECORD_FIELDS values of each as ``struct`` unpacks them (what the gateway's store inserts)."""
+    RECORD_FIELDS values of each as ``struct`` unpacks them (what the gateway's rules read);
+    ``body`` the records' bytes as the seal sent them, RECORD_SIZE each (what its store keeps)."""
     first_rseq, base_time, count = _records_head(payload)
     fields = records_struct(count).unpack_from(payload, _RECORDS_HEAD.size)
-    return {"first_rseq": first_rseq, "base_time": base_time, "count": count, "fields": fields}
+    body = bytes(payload[_RECORDS_HEAD.size:])  # exactly count * RECORD_SIZE: checked by _records_head
+    return {"first_rseq": first_rseq, "base_time": base_time, "count": count, "fields": fields, "body": body}
 
 
 def parse_payload(type_name: str, payload: bytes, *, fast: bool = True) -> dict:

@@ -3,7 +3,7 @@
     interface.py     Store and StoreTx (what the core needs), status values, StoreError
     access.py        users, tokens, sessions, the audit log (AccessTx, inherited by StoreTx)
     seal_key_codec.py seal keys as stored: encrypted with the master key
-    wire_fixes.py    position records from their wire values to rows (SQL and Python forms)
+    wire_fixes.py    position records as stored (one run per frame, wire bytes) and read back as rows
     sqlite.py        SqliteStore: the embedded default (one file, WAL)
     sqlite_tx.py     one SQLite transaction (StoreTx)
     sqlite_schema.py the migrations (SQLite's dialect; PostgreSQL's through dialect.py)
@@ -44,7 +44,7 @@ from .sqlite import SqliteStore
 from . import dialect
 from .sqlite_check import StoreRefused, check_store_file
 from .sqlite_schema import MIGRATIONS
-from .wire_fixes import RECORD_FIX, WIRE_FIX_FIELDS, WIRE_FIX_FORMAT, fix_row, wire_fix_rows
+from .wire_fixes import RECORD_FIX, RECORD_SIZE, WIRE_FIX_FIELDS, WIRE_FIX_FORMAT, fix_row, run_rows, wire_fix_rows
 
 __all__ = [
     "CMD_ACKED", "CMD_CANCELLED", "CMD_FAILED", "CMD_QUEUED", "CMD_SENT",
@@ -53,7 +53,7 @@ __all__ = [
     "ESCORT_FAILED", "ESCORT_REQUESTED", "MIGRATIONS", "MONITORED_STATUSES", "OPEN_COMMAND_STATUSES",
     "OPEN_ESCORT_STATUSES", "OutboxItem", "RECORD_FIX", "SqliteStore", "Store", "StoreError", "StoreRefused",
     "StoreTx", "check_store",
-    "WIRE_FIX_FIELDS", "WIRE_FIX_FORMAT", "fix_row", "open_store", "wire_fix_rows",
+    "WIRE_FIX_FIELDS", "WIRE_FIX_FORMAT", "RECORD_SIZE", "fix_row", "open_store", "run_rows", "wire_fix_rows",
 ]
 
 

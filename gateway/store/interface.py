@@ -23,7 +23,6 @@ from typing import Any, Sequence
 
 from .access import AccessTx
 from .console import ConsoleReads, ConsoleTx
-from .wire_fixes import wire_fix_rows
 
 # Escort status values, in lifecycle order. "Monitored" ones are those the rules watch.
 ESCORT_REQUESTED = "requested"  # ACTIVATE queued/sent, seal has not confirmed yet
@@ -146,27 +145,21 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     @abc.abstractmethod
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]: ...
 
+    @abc.abstractmethod
     def count_rseqs(self, seal_id: int, first: int, last: int) -> int:
         """How many records of the seal are stored with rseq in [first, last] (the verdict's
-        completeness check). Engines may answer with one COUNT."""
-        return len(self.existing_rseqs(seal_id, first, last)) if first <= last else 0
+        completeness check)."""
 
     @abc.abstractmethod
-    def insert_records(self, rows: Sequence[dict[str, Any]]) -> None: ...
+    def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Single records (the seal's EVENT records), one row each."""
 
-    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
-                          fields: Sequence[int], received_at: float) -> int:
-        """Store a RECORDS batch given as its wire fields: `fields` holds, per record and in wire
-        order, the 8 values of a PositionRecord as `struct` unpacks them (WIRE_FIX_FORMAT); record i
-        is rseq `first_rseq + i`. Records already stored (same seal and rseq) are left as they are.
-        Returns how many were stored. (The hot path: SQLite decodes the bit fields itself.)"""
-        rows = [dict(r, seal_id=seal_id, escort_id=escort_id, received_at=received_at)
-                for r in wire_fix_rows(first_rseq, base_time, fields)]
-        if rows:
-            existing = self.existing_rseqs(seal_id, rows[0]["rseq"], rows[-1]["rseq"])
-            rows = [r for r in rows if r["rseq"] not in existing]
-            self.insert_records(rows)
-        return len(rows)
+    @abc.abstractmethod
+    def insert_fix_run(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                       body: bytes, received_at: float) -> None:
+        """Store consecutive new position records as one run: `body` is their wire bytes as the
+        RECORDS frame carried them (RECORD_SIZE each, at most one frame's worth); record i is rseq
+        `first_rseq + i`. The caller stores only rseqs not stored yet (`existing_rseqs`)."""
 
     # events + outbox
     @abc.abstractmethod

@@ -40,7 +40,6 @@ from .seal_key_codec import KeyCodec
 from .sqlite import SqlStore
 from .sqlite_schema import MIGRATIONS, statements
 from .sqlite_tx import SqliteTx
-from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
 
 # pg_advisory_xact_lock key held while migrating ("navseal" in ASCII).
 MIGRATION_LOCK = 0x6E61_7673_6561_6C
@@ -123,6 +122,11 @@ class PgConnection:
         self.in_tx = False  # set by PgStore.transaction: no silent reconnect inside one
         self.ensure()
 
+    @property
+    def in_transaction(self) -> bool:
+        """As sqlite3's: inside BEGIN ... COMMIT (PostgreSQL never ends one on its own)."""
+        return self.in_tx
+
     def ensure(self) -> psycopg.Connection[Any]:
         if self._pg is None or self._pg.closed or self._pg.broken:
             if self._pg is not None:
@@ -185,26 +189,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _wire_fixes_sql() -> str:
-    """One short INSERT for a whole RECORDS frame: the wire fields as WIRE_FIX_FIELDS arrays,
-    unnested with their ordinality, the columns computed by the SQL expressions of
-    gateway/store/wire_fixes.py (the SQLite form spells out one VALUES row per record: ~480
-    parameters, which psycopg would parse again at every frame)."""
-    fields = [f"w.f{j}" for j in range(WIRE_FIX_FIELDS)]
-    exprs = fix_columns_sql(fields)
-    exprs["time"] = f"(%(base_time)s + {exprs['time']})"
-    row = {"seal_id": "%(seal_id)s", "rseq": "(%(first_rseq)s + w.i - 1)", "escort_id": "%(escort_id)s",
-           "kind": f"'{RECORD_FIX}'", "value": "NULL", "received_at": "%(received_at)s", **exprs}
-    arrays = ", ".join(f"%(f{j})s::int8[]" for j in range(WIRE_FIX_FIELDS))
-    return (f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) "
-            f"SELECT {', '.join(row[c] for c in RECORD_COLUMNS)} "
-            f"FROM unnest({arrays}) WITH ORDINALITY AS w({', '.join(f'f{j}' for j in range(WIRE_FIX_FIELDS))}, i) "
-            "ON CONFLICT DO NOTHING")
-
-
-_WIRE_FIXES = _wire_fixes_sql()
-
-
 class PgTx(SqliteTx):
     """One PostgreSQL transaction: the SQLite transaction's SQL (translated), plus the row locks
     several instances need (module doc)."""
@@ -218,15 +202,6 @@ class PgTx(SqliteTx):
 
     def exclusive(self, name: str) -> None:
         self._c.execute(f"SELECT pg_advisory_xact_lock({_EXCLUSIVE}, hashtext(?))", (name,))
-
-    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
-                          fields: Sequence[int], received_at: float) -> int:
-        if len(fields) < WIRE_FIX_FIELDS:
-            return 0
-        args = {f"f{j}": list(fields[j::WIRE_FIX_FIELDS]) for j in range(WIRE_FIX_FIELDS)}
-        args.update(seal_id=seal_id, escort_id=escort_id, first_rseq=first_rseq, base_time=base_time,
-                    received_at=received_at)
-        return int(self._c.raw(_WIRE_FIXES, args).rowcount)
 
     def audit_tail(self) -> dict[str, Any] | None:
         self._c.execute("SELECT seq FROM navseal_audit_head FOR UPDATE")
@@ -354,13 +329,6 @@ class PgStore(SqlStore):
             return True
 
     # -- what SqlStore writes with SQLite specifics --
-    def track_fixes(self, seal_id: int, escort_id: int) -> list[tuple[int, int, int, int, int | None]]:
-        rows = self._read(
-            "SELECT rseq, time, lat, lon, speed FROM records WHERE seal_id = ? AND escort_id = ? AND kind = ? "
-            "AND lat IS NOT NULL AND lon IS NOT NULL AND fix_quality > 0 ORDER BY rseq",
-            (seal_id, escort_id, RECORD_FIX))
-        return [(r["rseq"], r["time"], r["lat"], r["lon"], r["speed"]) for r in rows]
-
     def audit_high_water(self) -> int:
         rows = self._read("SELECT seq FROM navseal_audit_head")
         return int(rows[0]["seq"]) if rows else 0

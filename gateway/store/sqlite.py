@@ -18,6 +18,8 @@ gateway's ingest store) keeps the commit mark file beside the database (gateway/
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import os
 import sqlite3
@@ -30,6 +32,7 @@ from .sqlite_console import SqliteConsoleReads
 from .sqlite_schema import MIGRATIONS, statements
 from .seal_key_codec import KeyCodec
 from .sqlite_tx import SqliteTx, is_store_failure
+from .wire_fixes import run_rows
 
 
 def _create_private(path: str) -> None:
@@ -188,10 +191,17 @@ class SqlStore(SqliteConsoleReads, Store):
         return [json.loads(r["body"]) for r in rows]
 
     def records(self, seal_id: int, *, escort_id: int | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
-        if escort_id is None:
-            return self._read("SELECT * FROM records WHERE seal_id = ? ORDER BY rseq LIMIT ?", (seal_id, limit))
-        return self._read("SELECT * FROM records WHERE seal_id = ? AND escort_id = ? ORDER BY rseq LIMIT ?",
-                          (seal_id, escort_id, limit))
+        # Single rows (events, fixes stored before runs) and runs unpacked, merged by rseq; each
+        # run holds at least one record, so `limit` runs are always enough.
+        where, args = ("seal_id = ?", (seal_id,)) if escort_id is None else (
+            "seal_id = ? AND escort_id = ?", (seal_id, escort_id))
+        single = self._read(f"SELECT * FROM records WHERE {where} ORDER BY rseq LIMIT ?", (*args, limit))
+        runs = [row for r in self._read(f"SELECT * FROM record_runs WHERE {where} ORDER BY first_rseq LIMIT ?",
+                                        (*args, limit))
+                for row in run_rows(r["seal_id"], r["escort_id"], r["first_rseq"], r["base_time"], bytes(r["body"]),
+                                    r["received_at"])]
+        merged = heapq.merge(single, runs, key=lambda r: r["rseq"]) if single else runs
+        return list(itertools.islice(merged, limit))
 
     def audit_rows(self, *, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
@@ -199,7 +209,10 @@ class SqlStore(SqliteConsoleReads, Store):
     def counts(self) -> dict[str, int]:
         tables = ("seals", "escorts", "records", "uplinks", "events", "outbox", "commands", "dead_letters")
         with self._lock:
-            return {t: int(self._c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+            counts = {t: int(self._c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+            counts["records"] += int(self._c.execute(
+                "SELECT COALESCE(SUM(last_rseq - first_rseq + 1), 0) FROM record_runs").fetchone()[0])
+            return counts
 
 
 class SqliteStore(SqlStore):
@@ -291,7 +304,8 @@ class SqliteStore(SqlStore):
             try:
                 yield SqliteTx(self._c, self._keys)
             except BaseException:
-                self._c.execute("ROLLBACK")
+                if self._c.in_transaction:  # SQLite may have rolled it back itself (disk full, I/O error)
+                    self._c.execute("ROLLBACK")
                 raise
             try:
                 seq = self._c.execute("UPDATE commit_mark SET seq = seq + 1 RETURNING seq").fetchall()[0][0]

@@ -8,13 +8,14 @@ kinds' entries of `events_kind`; the alarm feed seeks `events_kind` per kind.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import sqlite3
 from typing import Any, Sequence
 
 from .console import ConsoleReads, ConsoleTx, EscortQuery
-from .wire_fixes import RECORD_FIX
+from .wire_fixes import RECORD_FIX, run_fixes
 
 _ESCORT_ROW = (
     "SELECT e.*, s.last_seen_at AS seal_last_seen_at, s.last_fix_time AS seal_last_fix_time, "
@@ -129,20 +130,25 @@ class SqliteConsoleReads(ConsoleReads):
                           args.values)
 
     def track_fixes(self, seal_id: int, escort_id: int) -> list[tuple[int, int, int, int, int | None]]:
-        # Plain tuples, not a dict per row: 36,000 fixes in ~30 ms instead of ~150 ms. The
-        # records_escort index holds (escort_id, seal_id, rseq): already in journal order.
-        with self._lock:
-            cursor = self._c.cursor()
-            cursor.row_factory = None
-            return cursor.execute(
-                "SELECT rseq, time, lat, lon, speed FROM records WHERE seal_id = ? AND escort_id = ? AND kind = ? "
-                "AND lat IS NOT NULL AND lon IS NOT NULL AND fix_quality > 0 ORDER BY rseq",
-                (seal_id, escort_id, RECORD_FIX)).fetchall()
+        # Runs unpacked without a dict per record (36,000 fixes in ~20 ms), merged with the single
+        # rows stored before runs existed; both come in rseq order off their escort indexes.
+        single = [(r["rseq"], r["time"], r["lat"], r["lon"], r["speed"]) for r in self._read(
+            "SELECT rseq, time, lat, lon, speed FROM records WHERE seal_id = ? AND escort_id = ? AND kind = ? "
+            "AND lat IS NOT NULL AND lon IS NOT NULL AND fix_quality > 0 ORDER BY rseq",
+            (seal_id, escort_id, RECORD_FIX))]
+        runs = [fix for r in self._read(
+            "SELECT first_rseq, base_time, body FROM record_runs WHERE escort_id = ? AND seal_id = ? "
+            "ORDER BY first_rseq", (escort_id, seal_id))
+            for fix in run_fixes(r["first_rseq"], r["base_time"], bytes(r["body"]))]
+        return list(heapq.merge(single, runs)) if single else runs
 
     def track_version(self, seal_id: int, escort_id: int) -> tuple[int, int]:
-        row = self._read("SELECT COUNT(*) AS n, COALESCE(MAX(rseq), 0) AS top FROM records "
-                         "WHERE seal_id = ? AND escort_id = ? AND kind = ?", (seal_id, escort_id, RECORD_FIX))[0]
-        return int(row["n"]), int(row["top"])
+        args = {"seal": seal_id, "escort": escort_id, "fix": RECORD_FIX}
+        single = self._read("SELECT COUNT(*) AS n, COALESCE(MAX(rseq), 0) AS top FROM records "
+                            "WHERE seal_id = :seal AND escort_id = :escort AND kind = :fix", args)[0]
+        runs = self._read("SELECT COALESCE(SUM(last_rseq - first_rseq + 1), 0) AS n, COALESCE(MAX(last_rseq), 0) "
+                          "AS top FROM record_runs WHERE escort_id = :escort AND seal_id = :seal", args)[0]
+        return int(single["n"]) + int(runs["n"]), max(int(single["top"]), int(runs["top"]))
 
     def escort_events(self, escort_id: int, *, kinds: Sequence[str] = (), exclude: Sequence[str] = (),
                       after: int = 0, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:

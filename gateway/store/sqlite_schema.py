@@ -198,6 +198,24 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE seals ADD COLUMN rejecting TEXT;
     """,
+    # 10: position records as the frames brought them, one row per run of consecutive new records
+    # (docs/decisions/0020): body is the records' wire bytes. `records` keeps the seal's EVENT
+    # records and the fixes stored before; readers take both. A rowid table: rows of ~1 kB go to
+    # the end of the table instead of splitting pages across seals; the unique key finds overlaps.
+    """
+    CREATE TABLE record_runs (
+        run_id INTEGER PRIMARY KEY,
+        seal_id INTEGER NOT NULL REFERENCES seals(seal_id),
+        first_rseq INTEGER NOT NULL,
+        last_rseq INTEGER NOT NULL,
+        escort_id INTEGER REFERENCES escorts(escort_id),
+        base_time INTEGER NOT NULL,   -- seal clock, Unix s; a record's time is base_time + its dt
+        body BLOB NOT NULL,           -- the records' wire bytes (protocol PositionRecord each)
+        received_at REAL NOT NULL,
+        UNIQUE (seal_id, first_rseq)
+    );
+    CREATE INDEX record_runs_escort ON record_runs(escort_id, seal_id, first_rseq);
+    """,
 ]
 
 

@@ -16,7 +16,9 @@ from .access import NO_LIMIT, SqliteAccessTx
 from .sqlite_console import SqliteConsoleTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
-from .wire_fixes import RECORD_COLUMNS, RECORD_FIX, WIRE_FIX_FIELDS, fix_columns_sql
+from navseal.protocol.schema import MAX_RECORDS_PER_BATCH
+
+from .wire_fixes import RECORD_COLUMNS, RECORD_SIZE
 
 log = logging.getLogger("navseal.gateway.store")
 
@@ -39,25 +41,16 @@ _INSERT_RECORD = (
     f"INSERT OR IGNORE INTO records ({', '.join(RECORD_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
 )
-_WIRE_FIX_SQL: dict[int, str] = {}
-
-
-def _insert_wire_fixes_sql(count: int) -> str:
-    """INSERT OR IGNORE of `count` position records given as their wire values
-    (gateway/store/wire_fixes.py). Parameters: ?1 seal_id, ?2 escort_id, ?3 received_at,
-    ?4 base_time, ?5 first_rseq, then the records' wire fields from ?6 on."""
-    sql = _WIRE_FIX_SQL.get(count)
-    if sql is None:
-        values = []
-        for i in range(count):
-            exprs = fix_columns_sql([f"?{6 + i * WIRE_FIX_FIELDS + j}" for j in range(WIRE_FIX_FIELDS)])
-            exprs["time"] = f"(?4 + {exprs['time']})"
-            row = {"seal_id": "?1", "rseq": f"(?5 + {i})", "escort_id": "?2", "kind": f"'{RECORD_FIX}'",
-                   "value": "NULL", "received_at": "?3", **exprs}
-            values.append("(" + ", ".join(row[c] for c in RECORD_COLUMNS) + ")")
-        sql = _WIRE_FIX_SQL[count] = (f"INSERT OR IGNORE INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
-                                      + ", ".join(values))
-    return sql
+# A run holds at most one frame's records: runs overlapping [first, last] start at or after this
+# many before `first`, which keeps the overlap search on the (seal_id, first_rseq) key.
+_MAX_RUN = MAX_RECORDS_PER_BATCH
+# The seal's records with rseq in [?1, ?2]: single rows (events, fixes stored before runs existed)
+# and runs, as (first, last) pairs clipped to the range.
+_RSEQ_SPANS = (
+    "SELECT rseq, rseq FROM records WHERE seal_id = :seal AND rseq BETWEEN :lo AND :hi "
+    "UNION ALL SELECT first_rseq, last_rseq FROM record_runs WHERE seal_id = :seal "
+    "AND first_rseq BETWEEN :lo - :max_run + 1 AND :hi AND last_rseq >= :lo"
+)
 
 
 def is_store_failure(exc: BaseException) -> bool:
@@ -231,28 +224,37 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     # records
     def existing_rseqs(self, seal_id: int, first: int, last: int) -> set[int]:
-        rows = self._c.execute(
-            "SELECT rseq FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ?", (seal_id, first, last)
-        ).fetchall()
-        return {r[0] for r in rows}
+        out: set[int] = set()
+        for lo, hi in self._rseq_spans(seal_id, first, last):
+            out.update(range(max(lo, first), min(hi, last) + 1))
+        return out
 
     def count_rseqs(self, seal_id: int, first: int, last: int) -> int:
-        row = self._c.execute("SELECT COUNT(*) FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ?",
-                              (seal_id, first, last)).fetchone()
-        return int(row[0])
+        return sum(min(hi, last) - max(lo, first) + 1 for lo, hi in self._rseq_spans(seal_id, first, last))
+
+    def _rseq_spans(self, seal_id: int, first: int, last: int) -> list[tuple[int, int]]:
+        if first > last:
+            return []
+        if last - first >= _MAX_RUN:  # a long range (the verdict's evidence): runs from anywhere in it
+            return self._c.execute(
+                "SELECT rseq, rseq FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ? "
+                "UNION ALL SELECT first_rseq, last_rseq FROM record_runs WHERE seal_id = ? "
+                "AND first_rseq <= ? AND last_rseq >= ?", (seal_id, first, last, seal_id, last, first)).fetchall()
+        return self._c.execute(_RSEQ_SPANS, {"seal": seal_id, "lo": first, "hi": last, "max_run": _MAX_RUN}).fetchall()
 
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             self._c.executemany(_INSERT_RECORD, rows)
 
-    def insert_wire_fixes(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
-                          fields: Sequence[int], received_at: float) -> int:
-        count = len(fields) // WIRE_FIX_FIELDS
-        if not count:
-            return 0
-        cur = self._c.execute(_insert_wire_fixes_sql(count),
-                              (seal_id, escort_id, received_at, base_time, first_rseq, *fields))
-        return int(cur.rowcount)
+    def insert_fix_run(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                       body: bytes, received_at: float) -> None:
+        count = len(body) // RECORD_SIZE
+        if not count or len(body) != count * RECORD_SIZE or count > _MAX_RUN:
+            raise StoreError(f"seal {seal_id}: a run of {len(body)} bytes is not 1..{_MAX_RUN} records")
+        self._c.execute(
+            "INSERT INTO record_runs (seal_id, first_rseq, last_rseq, escort_id, base_time, body, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seal_id, first_rseq, first_rseq + count - 1, escort_id, base_time, body, received_at))
 
     # events
     def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
@@ -333,24 +335,30 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def delete_unescorted(self, received_before: float, limit: int,
                           after: Any = None) -> tuple[dict[str, int], Any]:
-        # A keyset walk over records_escort / uplinks_escort at escort_id IS NULL, in primary key
-        # order: each row outside escorts is looked at once per purge, whatever its age.
+        # A keyset walk over records_escort / uplinks_escort / record_runs_escort at escort_id IS
+        # NULL, in key order: each row outside escorts is looked at once per purge, whatever its age.
+        # `records` counts records, a run's as many as it holds.
         deleted = {"records": 0, "uplinks": 0}
-        position: list[Any] = list(after or (None, None))
-        for i, (table, key) in enumerate((("records", ("seal_id", "rseq")), ("uplinks", ("seal_id", "boot", "seq")))):
+        walks = (("records", ("seal_id", "rseq"), "1"), ("uplinks", ("seal_id", "boot", "seq"), "0"),
+                 ("record_runs", ("seal_id", "first_rseq"), "last_rseq - first_rseq + 1"))
+        position: list[Any] = list(after or ())
+        position += [None] * (len(walks) - len(position))
+        for i, (table, key, records) in enumerate(walks):
             start = position[i]
             if start == "done":
                 continue
             cols = ", ".join(key)
             where = f"escort_id IS NULL AND ({cols}) > ({', '.join('?' for _ in key)})" if start else "escort_id IS NULL"
-            rows = self._c.execute(f"SELECT {cols}, received_at FROM {table} WHERE {where} ORDER BY {cols} LIMIT ?",
-                                   (*(start or ()), limit)).fetchall()
-            old = [tuple(r[:len(key)]) for r in rows if r[len(key)] < received_before]
+            rows = self._c.execute(f"SELECT {cols}, received_at, {records} FROM {table} WHERE {where} "
+                                   f"ORDER BY {cols} LIMIT ?", (*(start or ()), limit)).fetchall()
+            old = [r for r in rows if r[len(key)] < received_before]
             if old:
-                self._c.executemany(f"DELETE FROM {table} WHERE {' AND '.join(k + ' = ?' for k in key)}", old)
-            deleted[table] = len(old)
+                self._c.executemany(f"DELETE FROM {table} WHERE {' AND '.join(k + ' = ?' for k in key)}",
+                                    [tuple(r[:len(key)]) for r in old])
+            deleted["uplinks" if table == "uplinks" else "records"] += (
+                len(old) if table == "uplinks" else sum(r[len(key) + 1] for r in old))
             position[i] = tuple(rows[-1][:len(key)]) if len(rows) == limit else "done"
-        return deleted, (None if position == ["done", "done"] else tuple(position))
+        return deleted, (None if all(p == "done" for p in position) else tuple(position))
 
     def get_dead_letter(self, dead_letter_id: int) -> dict[str, Any] | None:
         return _dict(self._c.execute("SELECT * FROM dead_letters WHERE dead_letter_id = ?",
@@ -370,8 +378,13 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         deleted["outbox"] = c.execute(
             "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
             (escort_id,)).rowcount
+        deleted["records"] = int(c.execute(
+            "SELECT COALESCE(SUM(last_rseq - first_rseq + 1), 0) FROM record_runs WHERE escort_id = ?",
+            (escort_id,)).fetchone()[0])
+        c.execute("DELETE FROM record_runs WHERE escort_id = ?", (escort_id,))
         for table in ("alarm_acks", "events", "records", "uplinks", "commands", "escorts"):  # children first
-            deleted[table] = c.execute(f"DELETE FROM {table} WHERE escort_id = ?", (escort_id,)).rowcount
+            deleted[table] = deleted.get(table, 0) + c.execute(
+                f"DELETE FROM {table} WHERE escort_id = ?", (escort_id,)).rowcount
         return deleted
 
     @contextlib.contextmanager
@@ -382,6 +395,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         try:
             yield
         except BaseException as exc:
+            if not self._c.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O)
+                raise StoreError(str(exc)) from exc
             try:
                 self._c.execute(f"ROLLBACK TO {name}")
                 self._c.execute(f"RELEASE {name}")

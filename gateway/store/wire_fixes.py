@@ -1,26 +1,27 @@
-"""Position records straight from the wire into rows of the records table.
+"""Position records as the seal sent them: one stored run per RECORDS frame, read back as rows.
 
-A RECORDS frame carries up to 120 position records, the bulk of the traffic. Turning each into a
-dict and binding it by name cost ~0.4 ms per 60-record frame, most of a frame's work. So the codec
-hands the records over as the flat tuple `struct` unpacks (`decode_frame(..., flat_records=True)`:
-per record, in wire order, the values of WIRE_FIX_FORMAT), and this module maps those values to
-columns in three forms of one mapping:
+A RECORDS frame carries up to 120 position records, the bulk of the traffic. The store keeps them
+as the frame brought them: one row per run of consecutive new records (`record_runs`: seal,
+first and last rseq, base time, and `body`, the records' wire bytes, RECORD_SIZE each), not one
+row per record; a 60-record frame is one short INSERT instead of 60 index entries
+(docs/decisions/0020). Readers turn a run back into one row per record (the columns of the
+`records` table, which keeps the seal's EVENT records and fixes stored before runs existed):
 
-- `fix_columns_sql`: SQL expressions, so one multi-row INSERT per frame lets SQLite split the bit
-  fields itself (the hot path, gateway/store/sqlite.py);
-- `fix_row`: the same in Python, for the rules, which need an escorted frame's records one by one;
-- `wire_fix_rows`: a reference through the protocol's own generated decoder (other stores, tests).
+- `run_rows`: a run's rows, from the wire bytes through `fix_row`;
+- `fix_row`: one record's row from its wire values, also what the rules read for an escorted frame;
+- `wire_fix_rows`: a reference through the protocol's own generated decoder (tests).
 
 Bit positions and widths are read off `schema.PositionRecord`; the field order `fix_row` unpacks and
 the two value adapters (unknown position, battery in 2 % steps) are checked against the schema and
 the adapters themselves at import. Anything this module does not know makes the import fail, so a
-protocol change cannot silently store wrong columns. tests/gateway/test_records_fast_path.py checks
-all three forms against decode_frame on random frames.
+protocol change cannot silently give wrong columns. tests/gateway/test_records_fast_path.py checks
+the forms against decode_frame on random frames.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import struct
+from typing import Any, Iterator, Sequence
 
 from navseal.protocol import codec, fastpath, schema
 
@@ -82,6 +83,8 @@ def _read_layout() -> tuple[str, dict[str, tuple[int, int, int, Any]]]:
 
 WIRE_FIX_FORMAT, _LAYOUT = _read_layout()  # "HiiHBBBB": one record's struct format
 WIRE_FIX_FIELDS = len(WIRE_FIX_FORMAT)
+RECORD_SIZE = codec.RECORD_SIZE  # bytes of one record in a run's body
+_RECORD = struct.Struct(">" + WIRE_FIX_FORMAT)
 
 
 def _bits(name: str) -> tuple[int, int]:
@@ -95,21 +98,6 @@ _CABLE_SHIFT, _CABLE_MASK = _bits("status.cable_intact")
 _HOUSING_SHIFT, _HOUSING_MASK = _bits("status.housing_closed")
 _BATTERY_SHIFT, _BATTERY_MASK = _bits("status.battery_pct")
 _NO_POSITION = schema.NO_POSITION
-
-
-def fix_columns_sql(args: Sequence[str]) -> dict[str, str]:
-    """records column -> SQL expression of one record's wire values, given as the SQL parameter
-    names `args` (one per WIRE_FIX_FORMAT field). `time` is the record's offset from base_time."""
-    out = {}
-    for name, column in _COLUMN_OF.items():
-        j, shift, mask, adapter = _LAYOUT[name]
-        expr = f"(({args[j]} >> {shift}) & {mask})" if "." in name else args[j]
-        if adapter is schema.Position:
-            expr = f"NULLIF({expr}, {_NO_POSITION})"
-        elif adapter is schema.Battery2Pct:
-            expr = f"(NULLIF({expr}, {_BATTERY_UNKNOWN}) * 2)"
-        out[column] = expr
-    return out
 
 
 def fix_row(fields: Sequence[int], rseq: int, base_time: int, seal_id: int, escort_id: int | None,
@@ -135,6 +123,21 @@ def fix_row(fields: Sequence[int], rseq: int, base_time: int, seal_id: int, esco
         "battery_pct": None if battery == _BATTERY_UNKNOWN else battery * 2,
         "value": None, "received_at": received_at,
     }
+
+
+def run_rows(seal_id: int, escort_id: int | None, first_rseq: int, base_time: int, body: bytes,
+             received_at: float) -> Iterator[dict[str, Any]]:
+    """The rows of one stored run (its records in rseq order)."""
+    for i, fields in enumerate(_RECORD.iter_unpack(body)):
+        yield fix_row(fields, first_rseq + i, base_time, seal_id, escort_id, received_at)
+
+
+def run_fixes(first_rseq: int, base_time: int, body: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+    """A run's track points: (rseq, time, lat, lon, speed) of each record with a fix and a known
+    position (what a map draws), without a row dict per record."""
+    for i, (dt, lat, lon, speed, _course, fix, _hdop, _status) in enumerate(_RECORD.iter_unpack(body)):
+        if (fix >> _QUALITY_SHIFT) & _QUALITY_MASK and lat != _NO_POSITION and lon != _NO_POSITION:
+            yield first_rseq + i, base_time + dt, lat, lon, speed
 
 
 def wire_fix_rows(first_rseq: int, base_time: int, fields: Sequence[int]) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from navseal.desktop_seal import DesktopSeal, build_image  # noqa: E402
 from navseal.gateway import certs  # noqa: E402
 from navseal.gateway.mosquitto_broker import PRODUCTION_ACL, TlsFiles  # noqa: E402
 from navseal.gateway.secrets import new_master_key_file  # noqa: E402
+from navseal.gateway.store import SqliteStore  # noqa: E402
 
 SEAL = 1001
 NAVSEAL = str(Path(sys.executable).with_name("navseal"))
@@ -188,11 +188,14 @@ def test_board_path_escort_over_tls_with_broker_stall_and_outage(tmp_path, mosqu
         gnss.stop()
         control.close()
 
-    # Every rseq the seal journaled is stored exactly once (the records table's key is
-    # (seal, rseq); the count equals the highest rseq, so none is missing either).
+    # Every rseq the seal journaled is stored exactly once (the count equals the highest rseq, so
+    # none is missing either).
     top = int(final["next_rseq"]) - 1
-    with sqlite3.connect(tmp_path / "gw.sqlite3") as db:
-        rseqs = [r for (r,) in db.execute("SELECT rseq FROM records WHERE seal_id = ? ORDER BY rseq", (SEAL,))]
+    store = SqliteStore(str(tmp_path / "gw.sqlite3"))
+    try:
+        rseqs = [r["rseq"] for r in store.records(SEAL)]
+    finally:
+        store.close()
     assert rseqs == list(range(1, top + 1)), (len(rseqs), top)
 
     kinds = [e["kind"] for e in read_jsonl(sink)]

@@ -1,7 +1,7 @@
-"""The RECORDS fast path must be invisible: decode_frame with flat_records (the records' wire values,
-what ingest stores) accepts exactly what the dict decoding accepts, with the same header and records,
-and the rows the store writes (SQLite decoding the wire fields itself) equal the rows built from
-decode_frame's payload."""
+"""The RECORDS fast path must be invisible: decode_frame with flat_records (the records' wire values
+and bytes, what ingest stores) accepts exactly what the dict decoding accepts, with the same header
+and records, and the rows read back from the stored runs equal the rows built from decode_frame's
+payload, whatever mix of runs, overlaps and single rows (stored before runs existed) a seal has."""
 
 import random
 import struct
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from navseal.bench.seal_frames import SealFrames
-from navseal.gateway.store import RECORD_FIX, StoreTx, wire_fix_rows
+from navseal.gateway.store import RECORD_FIX, run_rows, wire_fix_rows
 from navseal.protocol import DecodeError, decode_frame, encode_frame, schema, test_key
 
 # Every store these tests open is on SQLite, then on PostgreSQL (tests/fixtures_postgres.py).
@@ -69,6 +69,11 @@ def fast_records(raw, key_for):
     if frame.type != "RECORDS" or frame.mac_ok is not True:
         return None
     fields = frame.payload.pop("fields")
+    body = frame.payload.pop("body")
+    assert body == raw[schema.HEADER_SIZE + 9:schema.HEADER_SIZE + frame.length]  # the records' bytes, as sent
+    assert list(run_rows(frame.seal_id, None, frame.payload["first_rseq"], frame.payload["base_time"], body, 0.0)) == [
+        dict(r, seal_id=frame.seal_id, escort_id=None, received_at=0.0)
+        for r in wire_fix_rows(frame.payload["first_rseq"], frame.payload["base_time"], fields)]
     return frame, fields
 
 
@@ -174,24 +179,73 @@ def test_rows_stored_by_sqlite_equal_the_reference_rows(tmp_path_factory, record
         assert row["seal_id"] == SEAL and row["escort_id"] is None and row["received_at"] == clock.t
 
 
-def test_the_generic_store_path_equals_the_sqlite_one(tmp_path):
-    """StoreTx.insert_wire_fixes' default (for other stores) against SQLite's own."""
-    pipeline, store, clock = make_pipeline(tmp_path)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(_RECORD, min_size=1, max_size=120), data=st.data())
+def test_runs_single_rows_and_holes_read_back_as_one_journal(tmp_path_factory, records, data):
+    """Rseqs a seal has already stored in any shape (earlier runs, single rows as stored before
+    runs existed), then a frame over all of them: only the holes are stored (as runs), nothing
+    twice; records(), existing_rseqs, count_rseqs and the track agree with the reference."""
+    pipeline, store, clock = make_pipeline(tmp_path_factory.mktemp("holes"))
     pipeline.provision_seal(SEAL, KEY)
-    pipeline.provision_seal(SEAL + 1, KEY)
-    rng = random.Random(7)
-    fields = []
-    for _ in range(50):
-        fields += [rng.randrange(2**16), rng.choice([schema.NO_POSITION, rng.randrange(-2**31, 2**31 - 1)]),
-                   rng.randrange(-2**31, 2**31 - 1), rng.randrange(2**16), rng.randrange(256), rng.randrange(256),
-                   rng.randrange(256), rng.randrange(256)]
+    first = 5000
+    ref_frame = decode_frame(_records_frame(records, first_rseq=first))
+    reference = {r["rseq"]: r for r in _reference_rows(ref_frame)}
+    n = len(records)
+    taken = sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n), label="stored before"))
+    legacy = set(data.draw(st.sets(st.sampled_from(taken), max_size=len(taken)), label="as single rows")) if taken else set()
+    seq = 1
     with store.transaction() as tx:
-        assert tx.insert_wire_fixes(SEAL, None, 10, 1000, tuple(fields), 5.0) == 50
-        assert StoreTx.insert_wire_fixes(tx, SEAL + 1, None, 10, 1000, tuple(fields), 5.0) == 50
-        assert tx.insert_wire_fixes(SEAL, None, 40, 1000, tuple(fields), 5.0) == 30  # 20 already stored
-    a = [{k: v for k, v in r.items() if k != "seal_id"} for r in store.records(SEAL)]
-    b = [{k: v for k, v in r.items() if k != "seal_id"} for r in store.records(SEAL + 1)]
-    assert len(a) == 80 and a[:50] == b
+        tx.insert_records([dict(reference[first + i], seal_id=SEAL, escort_id=None, received_at=1.0)
+                           for i in sorted(legacy)])
+    for i in taken:
+        if i in legacy:
+            continue
+        raw = _records_frame([records[i]], first_rseq=first + i, seq=seq)
+        seq += 1
+        assert pipeline.handle_uplink(raw, "t").records_committed == 1
+    res = pipeline.handle_uplink(_records_frame(records, first_rseq=first, seq=seq), "t")
+    assert (res.records_committed, res.records_duplicate) == (n - len(taken), len(taken))
+    stored = store.records(SEAL)
+    assert [r["rseq"] for r in stored] == sorted(reference)
+    for row in stored:
+        assert {k: row[k] for k in reference[row["rseq"]]} == reference[row["rseq"]]
+    with store.transaction() as tx:
+        assert tx.existing_rseqs(SEAL, first - 3, first + n + 3) == set(reference)
+        lo, hi = sorted(data.draw(st.tuples(st.integers(first - 200, first + n + 200),
+                                            st.integers(first - 200, first + n + 200)), label="range"))
+        assert tx.count_rseqs(SEAL, lo, hi) == len([r for r in reference if lo <= r <= hi])
+        assert tx.existing_rseqs(SEAL, lo, hi) == {r for r in reference if lo <= r <= hi}
+    assert store.counts()["records"] == n
+    assert store.records(SEAL, limit=3) == stored[:3]
+
+
+def test_the_track_merges_single_rows_and_runs_in_journal_order(tmp_path):
+    from pipeline_support import FakeSeal, activate
+
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(SEAL, key=KEY)
+    escort_id = activate(pipeline, seal, clock)["escort_id"]
+    point = {"dt": 0, "lat": 433_000_000, "lon": 749_000_000, "speed": 100, "course": 10,
+             "fix": {"quality": 1, "satellites": 9}, "hdop": 9,
+             "status": {"cable_intact": True, "housing_closed": True, "battery_pct": 90}}
+    base = int(clock.t)
+    start = seal.rseq + 1
+    # rseq start+1 as a single row (as stored before runs existed), the rest as a run around it
+    other = dict(point, dt=1, lat=433_100_000, lon=749_100_000, speed=5)
+    (legacy,) = _reference_rows(decode_frame(_records_frame([other], first_rseq=start + 1, base_time=base)))
+    legacy.update(seal_id=SEAL, escort_id=escort_id, received_at=1.0)
+    with store.transaction() as tx:
+        tx.insert_records([legacy])
+    records = [dict(point, dt=i, lat=point["lat"] + i) for i in range(4)]
+    raw = seal.frame("RECORDS", {"first_rseq": start, "base_time": base, "count": 4, "records": records}, time=clock.t)
+    seal.rseq += 4
+    res = pipeline.handle_uplink(raw, "t")
+    assert res.result == "accepted" and (res.records_committed, res.records_duplicate) == (3, 1)
+    track = store.track_fixes(SEAL, escort_id)
+    assert [t[0] for t in track][-4:] == [start, start + 1, start + 2, start + 3]
+    assert track[-3] == (start + 1, base + 1, 433_100_000, 749_100_000, 5)  # the single row, not the run's copy
+    n, top = store.track_version(SEAL, escort_id)
+    assert top == start + 3 and n >= 4
 
 
 def test_bench_frames_take_the_fast_path():
