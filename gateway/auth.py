@@ -288,50 +288,41 @@ class LoginThrottle:
     After `per_name` failed logins for one user name, or `per_client` from one client address,
     within `window_s`, further logins for that name (or from that address) are refused without
     checking the password until the oldest failure leaves the window. A success clears the name's
-    count. Kept in memory per process: a restart forgives, which costs a guesser a restart of the
-    gateway, not a bypass. The name's limit also locks the real user out while someone guesses:
-    the admin sees it in the audit log (every refusal is recorded) and the lock ends by itself.
+    count. The failures are kept in the store (migration 11), so gateways sharing it count them
+    once (N instances do not allow N times the tries) and a restart forgives nothing; they are
+    dated in wall time, which every instance shares. The name's limit also locks the real user out
+    while someone guesses: the admin sees it in the audit log (every refusal is recorded) and the
+    lock ends by itself. Rows older than the window are deleted as failures come in.
     """
 
-    def __init__(self, per_name: int = 5, per_client: int = 20, window_s: float = 900.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Any, per_name: int = 5, per_client: int = 20, window_s: float = 900.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
         self.per_name = per_name
         self.per_client = per_client
         self.window_s = window_s
         self.clock = clock
-        self._failures: dict[tuple[str, str], list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, ()) if t > now - self.window_s]
-        if times:
-            self._failures[key] = times
-        else:
-            self._failures.pop(key, None)
-        return times
 
     def retry_after(self, name: str, client: str) -> int:
         """Seconds until a login for this name from this client may be tried again (0: now)."""
         now = self.clock()
-        with self._lock:
-            wait = 0.0
-            for key, limit in ((("name", name), self.per_name), (("client", client), self.per_client)):
-                times = self._recent(key, now)
-                if len(times) >= limit:
-                    wait = max(wait, times[-limit] + self.window_s - now)
-            return int(wait) + 1 if wait > 0 else 0
+        wait = 0.0
+        with self.store.transaction() as tx:
+            for scope, key, limit in (("name", name, self.per_name), ("client", client, self.per_client)):
+                times = tx.login_failures(scope, key, now - self.window_s, limit)
+                if len(times) >= limit:  # newest first: the limit-th newest leaves the window last
+                    wait = max(wait, times[limit - 1] + self.window_s - now)
+        return int(wait) + 1 if wait > 0 else 0
 
     def failed(self, name: str, client: str) -> None:
         now = self.clock()
-        with self._lock:
-            if len(self._failures) > 100_000:  # a flood of made-up names: forget, do not grow
-                self._failures.clear()
-            for key in (("name", name), ("client", client)):
-                self._failures.setdefault(key, []).append(now)
+        with self.store.transaction() as tx:
+            tx.forget_login_failures(now - self.window_s)
+            tx.add_login_failure([("name", name), ("client", client)], now)
 
     def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(("name", name), None)
+        with self.store.transaction() as tx:
+            tx.clear_login_failures("name", name)
 
 
 def _verify(stored: str, secret: str) -> bool:

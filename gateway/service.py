@@ -57,7 +57,7 @@ class GatewayService:
         self.pipeline = Pipeline(self.store, config, clock)
         # Sessions and tokens expire in wall time even when the rules run on a virtual clock (demo).
         self.authenticator = Authenticator(self.store, session_idle_s=config.http_session_idle_s)
-        self.login_throttle = LoginThrottle()
+        self.login_throttle = LoginThrottle(self.store)
         self.metrics = ServiceMetrics(self.pipeline.registry)
         self.mqtt = None
         self.serial = None

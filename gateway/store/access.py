@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
-from typing import Any
+from typing import Any, Sequence
 
 ACCESS_MIGRATION = """
     CREATE TABLE users (
@@ -126,6 +126,22 @@ class AccessTx(abc.ABC):
     def delete_sessions(self, *, session_id: str | None = None, user_id: int | None = None,
                         idle_before: float | None = None) -> int: ...
 
+    # failed logins (gateway/auth.py LoginThrottle)
+    @abc.abstractmethod
+    def login_failures(self, scope: str, key: str, since: float, limit: int) -> list[float]:
+        """Times of the newest failures (at most `limit`) for ('name' | 'client', key) after `since`,
+        newest first."""
+
+    @abc.abstractmethod
+    def add_login_failure(self, keys: Sequence[tuple[str, str]], at: float) -> None: ...
+
+    @abc.abstractmethod
+    def clear_login_failures(self, scope: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def forget_login_failures(self, before: float) -> int:
+        """Delete failures older than `before` (out of every window); how many."""
+
     # audit
     @abc.abstractmethod
     def audit_tail(self) -> dict[str, Any] | None:
@@ -145,6 +161,21 @@ class SqliteAccessTx(AccessTx):
 
     def _all(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def login_failures(self, scope: str, key: str, since: float, limit: int) -> list[float]:
+        return [r[0] for r in self._c.execute(
+            "SELECT at FROM login_failures WHERE scope = ? AND key = ? AND at > ? ORDER BY at DESC LIMIT ?",
+            (scope, key, since, limit)).fetchall()]
+
+    def add_login_failure(self, keys: Sequence[tuple[str, str]], at: float) -> None:
+        self._c.executemany("INSERT INTO login_failures (scope, key, at) VALUES (?, ?, ?)",
+                            [(scope, key, at) for scope, key in keys])
+
+    def clear_login_failures(self, scope: str, key: str) -> None:
+        self._c.execute("DELETE FROM login_failures WHERE scope = ? AND key = ?", (scope, key))
+
+    def forget_login_failures(self, before: float) -> int:
+        return int(self._c.execute("DELETE FROM login_failures WHERE at < ?", (before,)).rowcount)
 
     def insert_user(self, row: dict[str, Any]) -> int:
         row = dict(row, offices=json.dumps(list(row.get("offices") or [])))

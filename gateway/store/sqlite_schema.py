@@ -216,6 +216,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX record_runs_escort ON record_runs(escort_id, seal_id, first_rseq);
     """,
+    # 11: failed logins kept in the store, not in one process's memory: gateways sharing the store
+    # count one set of failures per user name and per client address (the throttle's window).
+    """
+    CREATE TABLE login_failures (
+        scope TEXT NOT NULL,          -- 'name' or 'client'
+        key TEXT NOT NULL,            -- the user name tried, or the client's address
+        at REAL NOT NULL              -- wall time, Unix s
+    );
+    CREATE INDEX login_failures_scope ON login_failures(scope, key, at);
+    CREATE INDEX login_failures_at ON login_failures(at);
+    """,
 ]
 
 
