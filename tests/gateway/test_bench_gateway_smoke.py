@@ -16,6 +16,7 @@ def test_bench_gateway_smoke(mosquitto_factory):  # the fixture only skips when 
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["throughput"]["records_in_store"] == figures["throughput"]["records_expected"] == 60
     assert figures["throughput"]["acked_frames"] == 6
+    assert figures["mqtt_ceiling"]["acked_frames"] == 6  # the MQTT half alone ACKed every frame
     assert figures["latency"]["alarms_delivered"] == 1
 
 

@@ -18,6 +18,10 @@ B. Latency. A paced stream (a fraction of A's gateway rate) with the gateway kee
    from publish to the ACK's arrival at the seal (an upper bound on publish-to-commit), and for
    alarms (CABLE_CUT EVENT frames from active escorts) publish to arrival of the
    UNAUTHORIZED_OPENING event on the operator MQTT sink topic.
+A0. The MQTT half's ceiling: phase A again (own broker, own bare subscriber, same stream) with the
+   gateway replaced by its real MQTT driver and runner in front of a pipeline stand-in that decodes,
+   authenticates and ACKs each frame with the real codec and stores nothing (mqtt_ceiling.py): the
+   ratio the gateway could reach with a free store. --no-ceiling skips it.
 A'. With --postgresql: phase A again with the gateway on PostgreSQL (a private cluster, fsync off,
    or --store-url), its own bare subscriber in the same run.
 C. Scaling. Two gateway instances on a shared subscription ($share/bench/seals/+/up), each with its
@@ -330,17 +334,32 @@ def count_records(db: Path, store_url: str | None = None) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
-def phase_throughput(work: Path, args, store_url: str | None = None, name: str = "a") -> dict:
+def phase_throughput(work: Path, args, store_url: str | None = None, name: str = "a",
+                     ceiling: bool = False) -> dict:
+    """Phase A; with `ceiling`, the gateway is its MQTT half alone (driver and runner in front of a
+    pipeline stand-in that decodes, authenticates and ACKs, storing nothing: mqtt_ceiling.py)."""
     seals = [SealFrames(100_000 + i) for i in range(args.seals)]
     db = work / f"{name}.sqlite3"
-    prepare_db(db, seals, [], args.synchronous, store_url)
+    if not ceiling:
+        prepare_db(db, seals, [], args.synchronous, store_url)
     frames = make_frames(seals, args.frames, args.records)
     with MosquittoBroker(work / f"broker-{name}") as broker:
-        config = work / f"{name}.toml"
-        http_port = write_gateway_config(config, broker, db, client_id="bench-gw", share_group=None,
-                                         synchronous=args.synchronous, store_url=store_url)
-        gateway = start_gateway(config, http_port, work / f"gw-{name}.log")
         ctx = mp.get_context("fork")
+        if ceiling:
+            from navseal.bench.mqtt_ceiling import run_mqtt_half
+
+            half_ready, half_stop = ctx.Event(), ctx.Event()
+            half = ctx.Process(target=run_mqtt_half, args=(broker.host, broker.port,
+                                                          {s.seal_id: s.key for s in seals}, "bench-gw",
+                                                          half_ready, half_stop))
+            half.start()
+            if not half_ready.wait(30):
+                raise RuntimeError("the MQTT half did not start")
+        else:
+            config = work / f"{name}.toml"
+            http_port = write_gateway_config(config, broker, db, client_id="bench-gw", share_group=None,
+                                             synchronous=args.synchronous, store_url=store_url)
+            gateway = start_gateway(config, http_port, work / f"gw-{name}.log")
         out = ctx.Queue()
         bare_ready, side_ready = ctx.Event(), ctx.Event()
         bare = ctx.Process(target=bare_subscriber, args=(broker.host, broker.port, len(frames), bare_ready, out))
@@ -356,13 +375,18 @@ def phase_throughput(work: Path, args, store_url: str | None = None, name: str =
         results = dict((item[0], item[1:]) for item in (out.get(timeout=900), out.get(timeout=900)))
         bare.join(10)
         side.join(10)
-        metrics = scrape(http_port)
-        stop(gateway)
+        if ceiling:
+            half_stop.set()
+            half.join(30)
+            metrics = {}
+        else:
+            metrics = scrape(http_port)
+            stop(gateway)
     n_bare, first, last = results["bare"]
     acks = list(results["seal_side"][0].values())
     bare_rate = n_bare / max(1e-9, last - first)
     gw_rate = len(acks) / max(1e-9, max(acks) - min(acks)) if acks else 0.0
-    stored = count_records(db, store_url)
+    stored = 0 if ceiling else count_records(db, store_url)
     return {
         "frames": len(frames), "records_per_frame": args.records, "publish_rate": len(frames) / publish_s,
         "bare_msgs": n_bare, "bare_rate": bare_rate, "acked_frames": len(acks),
@@ -533,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-load", type=float, default=0.5, help="paced rate as a fraction of phase A")
     parser.add_argument("--synchronous", default="FULL", choices=("NORMAL", "FULL"), help="SQLite synchronous")
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip phase A0 (the MQTT half alone)")
     parser.add_argument("--idle-s", type=float, default=15.0, help="give up after this long without traffic")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
     parser.add_argument("--postgresql", action="store_true",
@@ -564,6 +589,14 @@ def main(argv: list[str] | None = None) -> int:
         figures["pipeline_alone_frames_per_s"] = alone
         print(f"   pipeline alone      {alone:10.0f} frames/s in-process, no I/O "
               f"(gateway reaches {a['gateway_frames_per_s'] / alone * 100:.0f} % of it)")
+        if not args.no_ceiling:
+            c = phase_throughput(work, args, name="a-ceiling", ceiling=True)
+            figures["mqtt_ceiling"] = c
+            print(f"A0. MQTT half alone (driver + runner, the store replaced by decode + authenticate + ACK)")
+            print(f"   bare subscriber     {c['bare_rate']:10.0f} msgs/s   ({c['bare_msgs']} messages)")
+            print(f"   MQTT half (ACKed)   {c['gateway_frames_per_s']:10.0f} frames/s   ({c['acked_frames']} ACKs)")
+            print(f"   ratio half/bare     {c['ratio'] * 100:9.1f} %   (the most the gateway reaches here "
+                  f"whatever the store costs)")
         b = phase_latency(work, args, a["gateway_frames_per_s"])
         figures["latency"] = b
         print(f"B. latency at {b['rate']:.0f} frames/s ({b['acked']}/{b['frames']} ACKed)")
