@@ -18,6 +18,14 @@ paho-mqtt 2.x, callback API version 2, MQTT v5. The durability choices, and why:
   acknowledgement is sent only on the connection that delivered it: after a reconnect the broker
   redelivers what was not acknowledged (same packet ids, which may since have been reused), and
   the copy is acknowledged instead.
+- **Downlink window**: ACK downlinks are QoS 1, and the broker takes at most its Receive Maximum
+  of them unacknowledged. paho could keep that window itself (`max_inflight_messages`), but then
+  it walks every message in flight on each PUBACK from the broker (`_update_inflight`): a third of
+  the network thread's time at a few hundred ACKs in flight. So paho's own limit is off and the
+  driver keeps the window with two counters (published; PUBACKed, in `on_publish`): a downlink
+  that would overfill it waits for room (backpressure on the runner), while connected. While
+  disconnected paho keeps the downlinks and sends them all after the reconnect, as it did with its
+  own limit on.
 - **Suspend/resume** (ingest paused on a store error, gateway/runner.py): `suspend()` disconnects,
   keeping the session, so nothing more arrives and nothing in flight is acknowledged; `resume()`
   connects again and the broker redelivers every frame not acknowledged.
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,6 +50,9 @@ log = logging.getLogger("navseal.gateway.mqtt")
 # Ack callback handed along with each frame: call it once the frame is committed or refused.
 Ack = Callable[[], None]
 Submit = Callable[[bytes, str, Callable[[bytes], None], Ack], None]
+
+# A downlink waits at most this long for room in the broker's window (see the module docstring).
+DOWNLINK_WINDOW_WAIT_S = 10.0
 
 
 @dataclass
@@ -129,14 +141,22 @@ class MqttIngest:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls:
             configure_tls(client, settings.tls_ca, settings.tls_cert, settings.tls_key)
-        client.max_inflight_messages_set(settings.receive_maximum)
+        client.max_inflight_messages_set(0)  # the driver keeps the window (module docstring)
         client.max_queued_messages_set(0)  # downlinks queue while disconnected; bounded by seals
         client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self.client = client
+        # The downlink window: `_published` is written only by the publishing thread (the runner),
+        # `_puback_count` only by paho's network thread, so neither needs a lock.
+        self.downlink_window = settings.receive_maximum
+        self._published = 0
+        self._puback_count = 0
+        self._window_waiting = False
+        self._window_room = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -200,8 +220,40 @@ class MqttIngest:
         return f"{self.settings.topic_prefix}/{seal_id}/down"
 
     def publish_downlink(self, seal_id: int, frame: bytes) -> mqtt.MQTTMessageInfo:
+        """QoS 1 to the seal's downlink topic. Call from one thread (the runner): see `_published`."""
+        if self._published - self._puback_count >= self.downlink_window:
+            self._wait_for_window()
+        info = self.client.publish(self.downlink_topic(seal_id), frame, qos=1)
+        self._published += 1
         self.stats.downlinks += 1
-        return self.client.publish(self.downlink_topic(seal_id), frame, qos=1)
+        return info
+
+    @property
+    def downlinks_in_flight(self) -> int:
+        """Downlinks published and not yet PUBACKed by the broker."""
+        return self._published - self._puback_count
+
+    def _wait_for_window(self) -> None:
+        """The broker holds a full window of our downlinks: wait until it acknowledges one, as long
+        as we are connected (disconnected, paho keeps them for the reconnect) and at most
+        DOWNLINK_WINDOW_WAIT_S (a broker that stops acknowledging but keeps the connection)."""
+        deadline = time.monotonic() + DOWNLINK_WINDOW_WAIT_S
+        self._window_waiting = True
+        try:
+            while self._published - self._puback_count >= self.downlink_window:
+                if not self.connected.is_set():
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("mqtt: %d downlinks unacknowledged by the broker for %.0f s; sending more",
+                                self.downlinks_in_flight, DOWNLINK_WINDOW_WAIT_S)
+                    return
+                self._window_room.clear()
+                if self._published - self._puback_count < self.downlink_window:
+                    return
+                self._window_room.wait(min(remaining, 0.05))
+        finally:
+            self._window_waiting = False
 
     # -- paho callbacks (network thread) ------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -210,6 +262,9 @@ class MqttIngest:
             return
         self.stats.connects += 1
         self._generation += 1
+        # The broker's Receive Maximum (MQTT 5; absent: ours, as paho's own limit used to be).
+        broker_window = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        self.downlink_window = min(self.settings.receive_maximum, broker_window or self.settings.receive_maximum)
         self.connected.set()
         log.info(
             "mqtt: connected to %s:%d as %s (session present: %s)",
@@ -226,6 +281,11 @@ class MqttIngest:
             log.error("mqtt: subscription to %s refused: %s", self.settings.subscription, failed)
             return
         self.subscribed.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._puback_count += 1
+        if self._window_waiting:
+            self._window_room.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

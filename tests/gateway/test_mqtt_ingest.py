@@ -239,3 +239,59 @@ def test_mqtt_311_mode_keeps_its_session_across_a_restart(mosquitto_broker):
         assert [raw for raw, _ in collector.take(10)] == [p for _, p in frames(6, 10)]
     finally:
         second.stop()
+
+
+def _downlink_listener(broker) -> tuple[mqtt.Client, "queue.Queue[bytes]"]:
+    client = publisher(broker)
+    got: "queue.Queue[bytes]" = queue.Queue()
+    subscribed = threading.Event()
+    client.on_message = lambda c, u, m: got.put(m.payload)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.subscribe("seals/+/down", qos=1)
+    assert subscribed.wait(5)
+    return client, got
+
+
+def test_downlinks_never_overfill_the_window_and_keep_their_order(mosquitto_broker):
+    # paho's own in-flight limit is off (it walks every message in flight on each PUBACK): the
+    # driver keeps the window. Here a window of 3 against 60 downlinks published back to back.
+    driver = ingest(mosquitto_broker, Collector(), receive_maximum=3)
+    listener, got = _downlink_listener(mosquitto_broker)
+    seen_in_flight = []
+    publish = driver.client.publish
+
+    def observed_publish(*args, **kwargs):
+        seen_in_flight.append(driver.downlinks_in_flight)
+        return publish(*args, **kwargs)
+
+    driver.client.publish = observed_publish
+    try:
+        assert driver.downlink_window == 3
+        infos = [driver.publish_downlink(9, i.to_bytes(2, "big")) for i in range(60)]
+        for info in infos:
+            info.wait_for_publish(5)
+        assert [got.get(timeout=5) for _ in range(60)] == [i.to_bytes(2, "big") for i in range(60)]
+        assert max(seen_in_flight) <= 2  # each publish went into a window with room
+        deadline = time.monotonic() + 5
+        while driver.downlinks_in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert driver.downlinks_in_flight == 0  # every PUBACK counted: the window does not leak
+    finally:
+        listener.loop_stop()
+        driver.stop()
+
+
+def test_downlinks_while_disconnected_do_not_wait_and_are_sent_after_the_reconnect(mosquitto_broker):
+    driver = ingest(mosquitto_broker, Collector(), receive_maximum=3)
+    listener, got = _downlink_listener(mosquitto_broker)
+    try:
+        driver.suspend()
+        started = time.monotonic()
+        for i in range(10):  # more than the window: paho keeps them all
+            driver.publish_downlink(9, bytes([i]))
+        assert time.monotonic() - started < 1.0
+        driver.resume()
+        assert sorted(got.get(timeout=10) for _ in range(10)) == [bytes([i]) for i in range(10)]
+    finally:
+        listener.loop_stop()
+        driver.stop()
