@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -51,6 +52,8 @@ log = logging.getLogger("navseal.gateway.mqtt")
 Ack = Callable[[], None]
 Submit = Callable[[bytes, str, Callable[[bytes], None], Ack], None]
 
+# Seals' topics whose parse is kept (see _on_message); past it the table starts again.
+TOPIC_ROUTES_MAX = 100_000
 # A downlink waits at most this long for room in the broker's window (see the module docstring).
 DOWNLINK_WINDOW_WAIT_S = 10.0
 
@@ -128,6 +131,8 @@ class MqttIngest:
         self._suspended = False
         self._generation = 0  # one per connection: an ack goes only on the connection it came on
         self._prefix_parts = settings.topic_prefix.split("/")
+        # Topic -> (source, reply) of the seals heard from: parsed once per seal, not per frame.
+        self._topic_routes: dict[str, tuple[str, Callable[[bytes], None]]] = {}
         v5 = settings.protocol == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -298,24 +303,26 @@ class MqttIngest:
         if not self._accepting:
             self.stats.paused_dropped += 1
             return  # not acked: stays in the broker session
-        mid, qos, generation = message.mid, message.qos, self._generation
-
-        def ack() -> None:
-            # Only on the connection that delivered it: after a reconnect the broker sends it again.
-            if qos > 0 and generation == self._generation:
-                client.ack(mid, qos)
-
-        seal_id = self._seal_from_topic(message.topic)
-        if seal_id is None:
-            self.stats.bad_topic += 1
-            ack()  # garbage on a topic we matched: refuse for good, nothing to re-read
-            return
+        # partial (C) of a bound method rather than a closure per frame: this runs for every frame.
+        ack = partial(self._ack, message.mid, message.qos, self._generation)
+        topic = message.topic
+        route = self._topic_routes.get(topic)
+        if route is None:
+            seal_id = self._seal_from_topic(topic)
+            if seal_id is None:
+                self.stats.bad_topic += 1
+                ack()  # garbage on a topic we matched: refuse for good, nothing to re-read
+                return
+            if len(self._topic_routes) >= TOPIC_ROUTES_MAX:
+                self._topic_routes.clear()
+            route = self._topic_routes[topic] = (f"mqtt:{seal_id}", partial(self.publish_downlink, seal_id))
         self.stats.received += 1
+        self._submit(message.payload, route[0], route[1], ack)
 
-        def reply(frame: bytes, _seal=seal_id) -> None:
-            self.publish_downlink(_seal, frame)
-
-        self._submit(message.payload, f"mqtt:{seal_id}", reply, ack)
+    def _ack(self, mid: int, qos: int, generation: int) -> None:
+        # Only on the connection that delivered it: after a reconnect the broker sends it again.
+        if qos > 0 and generation == self._generation:
+            self.client.ack(mid, qos)
 
     def _seal_from_topic(self, topic: str) -> int | None:
         parts = topic.split("/")
