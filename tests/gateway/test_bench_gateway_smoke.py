@@ -17,6 +17,8 @@ def test_bench_gateway_smoke(mosquitto_factory):  # the fixture only skips when 
     assert figures["throughput"]["records_in_store"] == figures["throughput"]["records_expected"] == 60
     assert figures["throughput"]["acked_frames"] == 6
     assert figures["mqtt_ceiling"]["acked_frames"] == 6  # the MQTT half alone ACKed every frame
+    for phase in ("throughput", "mqtt_ceiling"):  # CPU per message measured (6 frames: may be 0 ticks)
+        assert figures[phase]["bare_cpu_us_per_msg"] > 0 and figures[phase]["gateway_cpu_us_per_frame"] >= 0
     assert figures["latency"]["alarms_delivered"] == 1
 
 

@@ -14,6 +14,9 @@ A. Throughput. Seals publish RECORDS frames (60 records each, QoS 1) as fast as 
    per second, timed by the ACK downlinks (an ACK leaves only after its frame's commit) as seen by
    the seals, first ACK to last; records/s = 60 x that, checked against the store at the end.
    Bare rate: messages per second, first to last arrival. Ratio = gateway frames/s / bare msgs/s.
+   CPU per message: each consumer's CPU time (all threads; the gateway's from /proc) over what it
+   took, and bare's over the gateway's: the rate ratio if each had a core of its own and were
+   CPU-bound. Steadier than the rates when other work shares the box.
 B. Latency. A paced stream (a fraction of A's gateway rate) with the gateway keeping up: p50/p99
    from publish to the ACK's arrival at the seal (an upper bound on publish-to-commit), and for
    alarms (CABLE_CUT EVENT frames from active escorts) publish to arrival of the
@@ -93,14 +96,19 @@ def bare_subscriber(host: str, port: int, expected: int, ready, out) -> None:
         if state["n"] >= expected:
             done.set()
 
+    def on_subscribe(*_args) -> None:
+        state["cpu0"] = time.process_time()
+        ready.set()
+
     client.on_message = on_message
-    client.on_subscribe = lambda *a: ready.set()
+    client.on_subscribe = on_subscribe
     client.on_connect = lambda c, u, f, rc, p: c.subscribe("seals/+/up", qos=1)
     client.connect(host, port, clean_start=False, properties=props)
     client.loop_start()
     done.wait(600)
+    cpu = time.process_time() - state["cpu0"]
     client.loop_stop()
-    out.put(("bare", state["n"], state["first"], state["last"]))
+    out.put(("bare", state["n"], state["first"], state["last"], cpu))
 
 
 def seal_side_listener(host: str, port: int, expected_acks: int, expected_alarms: int, ready, out,
@@ -341,6 +349,15 @@ def publish(frames: list[tuple[int, int, bytes]], host: str, port: int, *, rate:
     return sent
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) a process has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -394,10 +411,13 @@ def phase_throughput(work: Path, args, store_url: str | None = None, name: str =
         side.start()
         bare_ready.wait(10)
         side_ready.wait(10)
+        consumer = half.pid if ceiling else gateway.pid
+        cpu0 = cpu_seconds(consumer)
         t0 = time.time()
         publish(frames, broker.host, broker.port)
         publish_s = time.time() - t0
         results = dict((item[0], item[1:]) for item in (out.get(timeout=900), out.get(timeout=900)))
+        cpu1 = cpu_seconds(consumer)
         bare.join(10)
         side.join(10)
         if ceiling:
@@ -407,8 +427,11 @@ def phase_throughput(work: Path, args, store_url: str | None = None, name: str =
         else:
             metrics = scrape(http_port)
             stop(gateway)
-    n_bare, first, last = results["bare"]
+    n_bare, first, last, bare_cpu = results["bare"]
     acks = list(results["seal_side"][0].values())
+    # CPU per message, the consumer's against the bare subscriber's: what each costs whatever the
+    # other processes on the box take (the rates above depend on that too).
+    gw_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else float("nan")
     bare_rate = n_bare / max(1e-9, last - first)
     gw_rate = len(acks) / max(1e-9, max(acks) - min(acks)) if acks else 0.0
     stored = 0 if ceiling else count_records(db, store_url)
@@ -418,6 +441,8 @@ def phase_throughput(work: Path, args, store_url: str | None = None, name: str =
         "gateway_frames_per_s": gw_rate, "gateway_records_per_s": gw_rate * args.records,
         "records_in_store": stored, "records_expected": len(frames) * args.records,
         "ratio": gw_rate / bare_rate if bare_rate else float("nan"),
+        "bare_cpu_us_per_msg": bare_cpu / max(1, n_bare) * 1e6,
+        "gateway_cpu_us_per_frame": gw_cpu / max(1, len(acks)) * 1e6,
         "mean_batch_frames": metrics.get("navseal_ingest_batch_frames_sum", 0)
         / max(1.0, metrics.get("navseal_ingest_batch_frames_count", 0)),
     }
@@ -572,6 +597,12 @@ def phase_throughput_postgresql(work: Path, args) -> dict:
     return a
 
 
+def cpu_ratio(figures: dict) -> float:
+    """Bare subscriber's CPU per message over the consumer's per frame: the rate ratio both would
+    reach, each on a core of its own, CPU-bound."""
+    return figures["bare_cpu_us_per_msg"] / max(1e-9, figures["gateway_cpu_us_per_frame"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seals", type=int, default=200)
@@ -606,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   gateway (committed) {a['gateway_frames_per_s']:10.0f} frames/s = "
               f"{a['gateway_records_per_s']:.0f} records/s   ({a['acked_frames']} ACKs)")
         print(f"   ratio gateway/bare  {a['ratio'] * 100:9.1f} %")
+        print(f"   CPU per message     bare {a['bare_cpu_us_per_msg']:.0f} us, gateway "
+              f"{a['gateway_cpu_us_per_frame']:.0f} us per frame (all its threads): bare/gateway "
+              f"{cpu_ratio(a) * 100:.1f} %")
         print(f"   records in store    {a['records_in_store']} of {a['records_expected']}"
               f"   (mean {a['mean_batch_frames']:.1f} frames per transaction)")
         if args.postgresql:
@@ -622,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   MQTT half (ACKed)   {c['gateway_frames_per_s']:10.0f} frames/s   ({c['acked_frames']} ACKs)")
             print(f"   ratio half/bare     {c['ratio'] * 100:9.1f} %   (the most the gateway reaches here "
                   f"whatever the store costs)")
+            print(f"   CPU per message     bare {c['bare_cpu_us_per_msg']:.0f} us, MQTT half "
+                  f"{c['gateway_cpu_us_per_frame']:.0f} us per frame: bare/half {cpu_ratio(c) * 100:.1f} %")
         b = phase_latency(work, args, a["gateway_frames_per_s"])
         figures["latency"] = b
         print(f"B. latency at {b['rate']:.0f} frames/s ({b['acked']}/{b['frames']} ACKed)")
