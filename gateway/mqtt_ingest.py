@@ -23,9 +23,9 @@ paho-mqtt 2.x, callback API version 2, MQTT v5. The durability choices, and why:
   it walks every message in flight on each PUBACK from the broker (`_update_inflight`): a third of
   the network thread's time at a few hundred ACKs in flight. So paho's own limit is off and the
   driver keeps the window with two counters (published; PUBACKed, in `on_publish`): a downlink
-  that would overfill it waits for room (backpressure on the runner), while connected. While
-  disconnected paho keeps the downlinks and sends them all after the reconnect, as it did with its
-  own limit on.
+  that would overfill it waits for room (backpressure on the runner), while connected and for at
+  most DOWNLINK_WINDOW_WAIT_S. While disconnected paho keeps the downlinks and sends them all
+  after the reconnect, as it did with its own limit on. Decision 0022.
 - **Suspend/resume** (ingest paused on a store error, gateway/runner.py): `suspend()` disconnects,
   keeping the session, so nothing more arrives and nothing in flight is acknowledged; `resume()`
   connects again and the broker redelivers every frame not acknowledged.
@@ -162,6 +162,7 @@ class MqttIngest:
         self._puback_count = 0
         self._window_waiting = False
         self._window_room = threading.Event()
+        self._window_stalled_at = -1  # PUBACK count when a wait timed out: no wait until it moves
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -226,7 +227,8 @@ class MqttIngest:
 
     def publish_downlink(self, seal_id: int, frame: bytes) -> mqtt.MQTTMessageInfo:
         """QoS 1 to the seal's downlink topic. Call from one thread (the runner): see `_published`."""
-        if self._published - self._puback_count >= self.downlink_window:
+        if (self._published - self._puback_count >= self.downlink_window
+                and self._puback_count != self._window_stalled_at):
             self._wait_for_window()
         info = self.client.publish(self.downlink_topic(seal_id), frame, qos=1)
         self._published += 1
@@ -241,7 +243,8 @@ class MqttIngest:
     def _wait_for_window(self) -> None:
         """The broker holds a full window of our downlinks: wait until it acknowledges one, as long
         as we are connected (disconnected, paho keeps them for the reconnect) and at most
-        DOWNLINK_WINDOW_WAIT_S (a broker that stops acknowledging but keeps the connection)."""
+        DOWNLINK_WINDOW_WAIT_S (a broker that stops acknowledging but keeps the connection: then
+        no downlink waits again until it acknowledges one)."""
         deadline = time.monotonic() + DOWNLINK_WINDOW_WAIT_S
         self._window_waiting = True
         try:
@@ -252,6 +255,7 @@ class MqttIngest:
                 if remaining <= 0:
                     log.warning("mqtt: %d downlinks unacknowledged by the broker for %.0f s; sending more",
                                 self.downlinks_in_flight, DOWNLINK_WINDOW_WAIT_S)
+                    self._window_stalled_at = self._puback_count
                     return
                 self._window_room.clear()
                 if self._published - self._puback_count < self.downlink_window:

@@ -295,3 +295,25 @@ def test_downlinks_while_disconnected_do_not_wait_and_are_sent_after_the_reconne
     finally:
         listener.loop_stop()
         driver.stop()
+
+
+def test_a_broker_that_stops_acknowledging_holds_one_downlink_for_the_wait_only(mosquitto_broker, monkeypatch):
+    from navseal.gateway import mqtt_ingest
+
+    monkeypatch.setattr(mqtt_ingest, "DOWNLINK_WINDOW_WAIT_S", 0.3)
+    driver = ingest(mosquitto_broker, Collector(), receive_maximum=2)
+    try:
+        driver.client.loop_stop()  # still connected, but no PUBACK is read: the window stays full
+        started = time.monotonic()
+        for i in range(6):
+            driver.publish_downlink(9, bytes([i]))
+        elapsed = time.monotonic() - started
+        assert 0.3 <= elapsed < 0.9  # the third waited once; the rest did not wait again
+        assert driver.downlinks_in_flight == 6
+        driver.client.loop_start()  # PUBACKs read again: the count drains to nothing
+        deadline = time.monotonic() + 5
+        while driver.downlinks_in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert driver.downlinks_in_flight == 0
+    finally:
+        driver.stop()
