@@ -120,6 +120,10 @@ class PgConnection:
         self._timeout = connect_timeout_s
         self._pg: psycopg.Connection[Any] | None = None
         self.in_tx = False  # set by PgStore.transaction: no silent reconnect inside one
+        # Statements sent and waits for the server (round trips): what a frame costs on the wire
+        # (tests/gateway/test_pg_round_trips.py, decision 0021).
+        self.statements = 0
+        self.round_trips = 0
         self.ensure()
 
     @property
@@ -148,6 +152,8 @@ class PgConnection:
         pg = self._pg if self.in_tx else self.ensure()  # outside a transaction: reconnect if needed
         if pg is None:
             raise StoreError("postgresql: not connected")
+        self.statements += 1
+        self.round_trips += 1
         try:
             cur = pg.execute(text, params)
             return _Result(cur, dialect.returns_key(sql))
@@ -159,9 +165,12 @@ class PgConnection:
         pg = self._pg
         if pg is None:
             raise StoreError("postgresql: not connected")
+        rows = list(seq)
+        self.statements += len(rows)
+        self.round_trips += 1  # psycopg sends executemany as one pipeline
         try:
             with pg.cursor() as cur:
-                cur.executemany(text, list(seq))
+                cur.executemany(text, rows)
         except _RETRY_LATER as exc:
             raise StoreError(f"postgresql: {_one_line(exc)}") from exc
 
@@ -169,6 +178,8 @@ class PgConnection:
         """A statement in PostgreSQL's own dialect (engine-specific parts of this module)."""
         if self._pg is None:
             raise StoreError("postgresql: not connected")
+        self.statements += 1
+        self.round_trips += 1
         try:
             return self._pg.execute(sql, args)
         except _RETRY_LATER as exc:
