@@ -191,6 +191,7 @@ class Ingest:
         done: list[_Work] = []
         try:
             with self.store.transaction() as tx:
+                tx.prefetch(w.frame.seal_id for w in pending if w.frame is not None)
                 for w in pending:
                     try:
                         with tx.savepoint():

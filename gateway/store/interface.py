@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .access import AccessTx
 from .console import ConsoleReads, ConsoleTx
@@ -219,6 +219,12 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
     def request_dead_letter_replay(self, dead_letter_id: int, now: float) -> dict[str, Any] | None:
         """Mark a dead letter for sending again by its sink's worker (status "replay"); the row
         after the change, or None when there is no such dead letter."""
+
+    def prefetch(self, seal_ids: Iterable[int]) -> None:
+        """The frames of a batch will read these seals' rows, open or latest escorts and open
+        commands: read them now, in a few statements (PostgreSQL: the seals' rows locked in seal id
+        order), and answer those reads from them for the rest of the transaction, kept up to date
+        by its writes (gateway/store/batch_rows.py). Optional: without it every read asks."""
 
     @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:

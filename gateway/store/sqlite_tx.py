@@ -2,6 +2,10 @@
 
 `SqliteStore.transaction()` (gateway/store/sqlite.py) opens the transaction and hands out a
 `SqliteTx`; every read and write of one unit of work goes through it.
+
+Past 400 lines on purpose: it is the SQL of both engines' transactions (decision 0015), one method
+per StoreTx operation; what a batch reads once per seal (`prefetch`) lives in batch_rows.py and
+only its hooks are here.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import contextlib
 import json
 import logging
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
+from . import batch_rows
 from .access import NO_LIMIT, SqliteAccessTx
 from .sqlite_console import SqliteConsoleTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
@@ -91,6 +96,16 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         self._c = conn
         self._keys = keys or KeyCodec()
         self._sp = 0
+        self._batch: batch_rows.BatchRows | None = None  # set by prefetch
+
+    def prefetch(self, seal_ids: Iterable[int]) -> None:
+        ids = sorted(set(seal_ids))
+        if ids:
+            self._batch = batch_rows.read(self._c, ids, self._ids_in, self._row_lock)
+
+    @staticmethod
+    def _ids_in(ids: Sequence[int]) -> tuple[str, list[Any]]:
+        return f"IN ({', '.join('?' for _ in ids)})", list(ids)
 
     def _one(self, sql: str, args: Any = ()) -> dict[str, Any] | None:
         return _dict(self._c.execute(sql, args).fetchone())
@@ -105,6 +120,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         if len(key) != 32:
             raise StoreError(f"seal {seal_id}: key must be 32 bytes, got {len(key)}")
         stored = self._keys.encode(seal_id, bytes(key))
+        if self._batch is not None:
+            self._batch.seal_written(seal_id)
         cur = self._c.execute("UPDATE seals SET key = ? WHERE seal_id = ?", (stored, seal_id))
         if cur.rowcount:
             return True
@@ -118,6 +135,9 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return [r[0] for r in self._c.execute("SELECT seal_id FROM seals WHERE rejecting IS NOT NULL").fetchall()]
 
     def get_seal(self, seal_id: int) -> dict[str, Any] | None:
+        if self._batch is not None and seal_id in self._batch.seals:
+            held = self._batch.seals[seal_id]
+            return dict(held) if held is not None else None
         row = self._one(f"SELECT * FROM seals WHERE seal_id = ?{self._row_lock}", (seal_id,))
         if row is not None:
             row.pop("key")  # keys leave the store only through seal_key / head_commands, decrypted
@@ -127,11 +147,18 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         if columns:
             sql = f"UPDATE seals SET {_set_clause(columns, _SEAL_COLUMNS, 'seal')} WHERE seal_id = :_id"
             self._c.execute(sql, {**columns, "_id": seal_id})
+            if self._batch is not None:
+                self._batch.seal_updated(seal_id, columns)
 
     def update_seal_next_seq(self, seal_id: int, **columns: Any) -> int:
         sets = _set_clause(columns, _SEAL_COLUMNS, "seal") + ", " if columns else ""
         if "downlink_seq" in columns:
             raise StoreError("seal: update_seal_next_seq allocates downlink_seq itself")
+        held = self._batch.seals.get(seal_id) if self._batch is not None else None
+        if held is not None:  # the row is this transaction's: its next seq is known, no read
+            seq = int(held["downlink_seq"]) + 1
+            self.update_seal(seal_id, **columns, downlink_seq=seq)
+            return seq
         row = self._c.execute(
             f"UPDATE seals SET {sets}downlink_seq = downlink_seq + 1 WHERE seal_id = :_id RETURNING downlink_seq",
             {**columns, "_id": seal_id},
@@ -141,6 +168,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return int(row[0])
 
     def next_downlink_seq(self, seal_id: int) -> int:
+        if self._batch is not None and self._batch.seals.get(seal_id) is not None:
+            return self.update_seal_next_seq(seal_id)
         row = self._c.execute(
             "UPDATE seals SET downlink_seq = downlink_seq + 1 WHERE seal_id = ? RETURNING downlink_seq",
             (seal_id,),
@@ -165,16 +194,24 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return self._one("SELECT * FROM escorts WHERE escort_id = ?", (escort_id,))
 
     def open_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None:
+        if self._batch is not None and seal_id in self._batch.open_escort:
+            held = self._batch.open_escort[seal_id]
+            return dict(held) if held is not None else None
         return self._one(
             f"SELECT * FROM escorts WHERE seal_id = ? AND status IN ({_OPEN_MARKS}) ORDER BY escort_id DESC LIMIT 1",
             (seal_id, *OPEN_ESCORT_STATUSES),
         )
 
     def latest_escort_for_seal(self, seal_id: int) -> dict[str, Any] | None:
+        if self._batch is not None and seal_id in self._batch.latest_escort:
+            held = self._batch.latest_escort[seal_id]
+            return dict(held) if held is not None else None
         return self._one("SELECT * FROM escorts WHERE seal_id = ? ORDER BY escort_id DESC LIMIT 1", (seal_id,))
 
     def insert_escort(self, row: dict[str, Any]) -> int:
         cols = list(row)
+        if self._batch is not None:
+            self._batch.escort_written(row.get("seal_id"))
         cur = self._c.execute(
             f"INSERT INTO escorts ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", row
         )
@@ -184,6 +221,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         if columns:
             sql = f"UPDATE escorts SET {_set_clause(columns, _ESCORT_COLUMNS, 'escort')} WHERE escort_id = :_id"
             self._c.execute(sql, {**columns, "_id": escort_id})
+            if self._batch is not None:
+                self._batch.escort_updated(escort_id, columns)
 
     def find_escorts(self, *, offices: Sequence[str] | None = None, after_id: int = 0, limit: int | None = None,
                      **where: Any) -> list[dict[str, Any]]:
@@ -280,6 +319,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
     # commands
     def insert_command(self, row: dict[str, Any]) -> int:
         cols = list(row)
+        if self._batch is not None:
+            self._batch.command_written(row.get("seal_id"))
         cur = self._c.execute(
             f"INSERT INTO commands ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", row
         )
@@ -289,8 +330,14 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         if columns:
             sql = f"UPDATE commands SET {_set_clause(columns, _COMMAND_COLUMNS, 'command')} WHERE command_id = :_id"
             self._c.execute(sql, {**columns, "_id": command_id})
+            if self._batch is not None:
+                seal_id = self._batch.command_seal(command_id)
+                if seal_id is not None or "status" in columns:  # unknown and closed: stays closed
+                    self._batch.command_written(seal_id)
 
     def open_commands(self, seal_id: int | None = None) -> list[dict[str, Any]]:
+        if self._batch is not None and seal_id in self._batch.commands:
+            return [dict(r) for r in self._batch.commands[seal_id]]
         if seal_id is None:
             return self._all("SELECT * FROM commands WHERE status IN ('queued', 'sent') ORDER BY command_id")
         return self._all(
@@ -372,6 +419,9 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def delete_escort(self, escort_id: int) -> dict[str, int]:
         c = self._c
+        if self._batch is not None:
+            self._batch.escort_written(None)
+            self._batch.command_written(None)
         deleted = {"dead_letters": c.execute(
             "DELETE FROM dead_letters WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
             (escort_id,)).rowcount}
@@ -392,9 +442,12 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         self._sp += 1
         name = f"sp{self._sp}"
         self._c.execute(f"SAVEPOINT {name}")
+        held = self._batch.save() if self._batch is not None else None
         try:
             yield
         except BaseException as exc:
+            if self._batch is not None and held is not None:
+                self._batch.restore(held)  # what the rolled back writes changed
             if not self._c.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O)
                 raise StoreError(str(exc)) from exc
             try:
