@@ -40,7 +40,7 @@ from .config import GatewayConfig
 from .metrics import PipelineMetrics
 from .rules import EscortRules
 from .seal_rejecting import SealRejectingWatch
-from .store import ESCORT_DEACTIVATED, RECORD_SIZE, WIRE_FIX_FIELDS, Store, StoreError, StoreTx, fix_row
+from .store import ESCORT_DEACTIVATED, RECORD_SIZE, WIRE_FIX_FIELDS, BatchFailed, Store, StoreError, StoreTx, fix_row
 
 log = logging.getLogger("navseal.gateway.pipeline.ingest")
 
@@ -187,24 +187,40 @@ class Ingest:
         w.key = self.keys.get(frame.seal_id)
         w.frame = frame
 
+    def _transact(self, pending: list[_Work], done: list[_Work], transaction: Callable[[], Any]) -> None:
+        """The batch in one transaction: the rows its seals need read first, one savepoint per frame."""
+        with transaction() as tx:
+            tx.prefetch(w.frame.seal_id for w in pending if w.frame is not None)
+            for w in pending:
+                try:
+                    with tx.savepoint():
+                        self._process(tx, w)
+                    done.append(w)
+                except _Reject as rej:
+                    self._rejected(w, rej)
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    log.exception("internal error processing frame: seal=%s source=%s hex=%s",
+                                  w.result.seal_id, w.source, self._excerpt(w.raw))
+                    self._rejected(w, _Reject("internal_error", repr(exc), w.result.seal_id), logged=True)
+
     def _commit_batch(self, pending: list[_Work]) -> None:
         done: list[_Work] = []
         try:
-            with self.store.transaction() as tx:
-                tx.prefetch(w.frame.seal_id for w in pending if w.frame is not None)
+            try:
+                self._transact(pending, done, self.store.pipelined_transaction)
+            except BatchFailed as exc:
+                # A statement failed on the server in the pipelined batch, which is lost whole
+                # (nothing committed, nothing ACKed). Again, each statement waited for: the frame
+                # at fault is then refused alone by its savepoint (decision 0021).
+                log.warning("pipelined batch of %d frame(s) failed, again statement by statement: %s",
+                            len(pending), exc)
+                done.clear()
                 for w in pending:
-                    try:
-                        with tx.savepoint():
-                            self._process(tx, w)
-                        done.append(w)
-                    except _Reject as rej:
-                        self._rejected(w, rej)
-                    except StoreError:
-                        raise
-                    except Exception as exc:
-                        log.exception("internal error processing frame: seal=%s source=%s hex=%s",
-                                      w.result.seal_id, w.source, self._excerpt(w.raw))
-                        self._rejected(w, _Reject("internal_error", repr(exc), w.result.seal_id), logged=True)
+                    w.result = IngestResult("rejected", None, w.result.seal_id, w.result.frame_type)
+                    w.ack, w.ack_seq, w.commands = None, None, []
+                self._transact(pending, done, self.store.transaction)
         except Exception as exc:  # the commit failed: nothing of this batch is stored, so no ACK
             log.error("store commit failed, %d frame(s) not acknowledged: %s", len(pending), exc)
             self._store_failed(str(exc))

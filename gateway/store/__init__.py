@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .interface import (
+    BatchFailed,
     CMD_ACKED,
     CMD_CANCELLED,
     CMD_FAILED,
@@ -51,7 +52,7 @@ __all__ = [
     "ESCORT_ACTIVE", "ESCORT_ARMED", "ESCORT_DEACTIVATED", "ESCORT_DEACTIVATION_REQUESTED",
     "ESCORT_EVIDENCE_PENDING",
     "ESCORT_FAILED", "ESCORT_REQUESTED", "MIGRATIONS", "MONITORED_STATUSES", "OPEN_COMMAND_STATUSES",
-    "OPEN_ESCORT_STATUSES", "OutboxItem", "RECORD_FIX", "SqliteStore", "Store", "StoreError", "StoreRefused",
+    "OPEN_ESCORT_STATUSES", "OutboxItem", "RECORD_FIX", "SqliteStore", "Store", "StoreError", "BatchFailed", "StoreRefused",
     "StoreTx", "check_store",
     "WIRE_FIX_FIELDS", "WIRE_FIX_FORMAT", "RECORD_SIZE", "fix_row", "open_store", "run_rows", "wire_fix_rows",
 ]

@@ -54,6 +54,12 @@ class StoreError(Exception):
     """The store could not do what was asked (I/O, constraint); the caller must not ACK."""
 
 
+class BatchFailed(StoreError):
+    """A statement of a `pipelined_transaction` failed on the server: nothing of it is committed,
+    but the store works. Running the unit again in `transaction()` finds the statement at fault
+    (a savepoint then isolates it)."""
+
+
 @dataclass
 class OutboxItem:
     outbox_id: int
@@ -238,6 +244,13 @@ class Store(ConsoleReads, abc.ABC):
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[StoreTx]:
         """One atomic, durable unit: commits on normal exit, rolls back if the block raises."""
+
+    def pipelined_transaction(self) -> contextlib.AbstractContextManager[StoreTx]:
+        """`transaction()`, but the engine may send a statement without waiting for its result
+        until the result is read (PostgreSQL's pipeline mode, decision 0021). A statement that
+        fails on the server then fails the whole transaction with BatchFailed, raised wherever it
+        is seen. SQLite (in-process, no round trips): `transaction()`."""
+        return self.transaction()
 
     # keys
     @abc.abstractmethod

@@ -35,7 +35,7 @@ from psycopg.adapt import Dumper
 from psycopg.types.numeric import Int8Dumper
 
 from . import dialect
-from .interface import StoreError, StoreTx
+from .interface import BatchFailed, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
 from .sqlite import SqlStore
 from .sqlite_schema import MIGRATIONS, statements
@@ -91,23 +91,45 @@ class _BoolAsInt(Dumper):
 
 
 class _Result:
-    """What a sqlite3 cursor gives after execute: rows, rowcount, lastrowid."""
+    """What a sqlite3 cursor gives after execute: rows, rowcount, lastrowid; and the server's
+    status message ("COMMIT"). In pipeline mode the result is waited for only when one of them is
+    read (PgConnection.sync: one round trip for every statement sent before it)."""
 
-    __slots__ = ("_cur", "rowcount", "lastrowid")
+    __slots__ = ("_cur", "_conn", "_returns_key", "_lastrowid")
 
-    def __init__(self, cur: Any, returns_key: bool) -> None:
+    def __init__(self, cur: Any, returns_key: bool, conn: PgConnection) -> None:
         self._cur = cur
-        self.rowcount = cur.rowcount
-        self.lastrowid = None
-        if returns_key:
-            keys = cur.fetchall()
-            self.lastrowid = keys[-1][0] if keys else None
+        self._conn = conn
+        self._returns_key = returns_key
+        self._lastrowid: Any = ...
+
+    def _ready(self) -> Any:
+        if self._cur.pgresult is None:
+            self._conn.sync()
+        return self._cur
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._ready().rowcount)
+
+    @property
+    def lastrowid(self) -> Any:
+        if self._lastrowid is ...:
+            keys = self._ready().fetchall() if self._returns_key else []
+            self._lastrowid = keys[-1][0] if keys else None
+        return self._lastrowid
+
+    @property
+    def statusmessage(self) -> str | None:
+        return self._ready().statusmessage
 
     def fetchone(self) -> Any:
-        return self._cur.fetchone() if self._cur.description else None
+        cur = self._ready()
+        return cur.fetchone() if cur.description else None
 
     def fetchall(self) -> list[Any]:
-        return self._cur.fetchall() if self._cur.description else []
+        cur = self._ready()
+        return cur.fetchall() if cur.description else []
 
 
 class PgConnection:
@@ -124,6 +146,7 @@ class PgConnection:
         # (tests/gateway/test_pg_round_trips.py, decision 0021).
         self.statements = 0
         self.round_trips = 0
+        self._pipe: psycopg.Pipeline | None = None  # set inside `pipeline()`
         self.ensure()
 
     @property
@@ -147,18 +170,57 @@ class PgConnection:
             self._pg = pg
         return self._pg
 
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """PostgreSQL's pipeline mode for the block: a statement is sent without waiting for its
+        result, which is waited for only when read (`_Result`), together with everything sent
+        before it; leaving the block waits for the rest. An error of the server inside it is
+        BatchFailed (a statement failed: the transaction is lost, not the store) or StoreError
+        (connection lost, deadlock), raised where the error is first seen, not necessarily by the
+        statement that caused it."""
+        pg = self._pg
+        if pg is None:
+            raise StoreError("postgresql: not connected")
+        try:
+            with pg.pipeline() as pipe:
+                self._pipe = pipe
+                try:
+                    yield
+                finally:
+                    self._pipe = None
+                self.round_trips += 1  # the wait for the last results, leaving the pipeline
+        except psycopg.Error as exc:
+            raise self._pipeline_error(exc) from exc
+
+    def sync(self) -> None:
+        """In pipeline mode: wait for the results of every statement sent so far (one round trip)."""
+        if self._pipe is None:
+            return
+        self.round_trips += 1
+        try:
+            self._pipe.sync()
+        except psycopg.Error as exc:
+            raise self._pipeline_error(exc) from exc
+
+    def _sent(self, pg: psycopg.Connection[Any], text: str, params: Any, returns_key: bool) -> _Result:
+        self.statements += 1
+        if self._pipe is None:
+            self.round_trips += 1
+        try:
+            return _Result(pg.execute(text, params), returns_key, self)
+        except psycopg.Error as exc:
+            if self._pipe is not None:
+                raise self._pipeline_error(exc) from exc
+            if isinstance(exc, _RETRY_LATER):
+                raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+            raise
+
     def execute(self, sql: str, args: Any = ()) -> _Result:
         text, params = dialect.query(sql, args)
         pg = self._pg if self.in_tx else self.ensure()  # outside a transaction: reconnect if needed
         if pg is None:
             raise StoreError("postgresql: not connected")
-        self.statements += 1
-        self.round_trips += 1
-        try:
-            cur = pg.execute(text, params)
-            return _Result(cur, dialect.returns_key(sql))
-        except _RETRY_LATER as exc:
-            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+        return self._sent(pg, text, params, dialect.returns_key(sql))
 
     def executemany(self, sql: str, seq: Any) -> None:
         text, _ = dialect.query(sql)
@@ -167,23 +229,34 @@ class PgConnection:
             raise StoreError("postgresql: not connected")
         rows = list(seq)
         self.statements += len(rows)
-        self.round_trips += 1  # psycopg sends executemany as one pipeline
+        if self._pipe is None:
+            self.round_trips += 1  # psycopg sends executemany as one pipeline
         try:
             with pg.cursor() as cur:
                 cur.executemany(text, rows)
-        except _RETRY_LATER as exc:
-            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+        except psycopg.Error as exc:
+            if self._pipe is not None:
+                raise self._pipeline_error(exc) from exc
+            if isinstance(exc, _RETRY_LATER):
+                raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+            raise
 
-    def raw(self, sql: str, args: Any = None) -> Any:
+    def raw(self, sql: str, args: Any = None) -> _Result:
         """A statement in PostgreSQL's own dialect (engine-specific parts of this module)."""
         if self._pg is None:
             raise StoreError("postgresql: not connected")
-        self.statements += 1
-        self.round_trips += 1
-        try:
-            return self._pg.execute(sql, args)
-        except _RETRY_LATER as exc:
-            raise StoreError(f"postgresql: {_one_line(exc)}") from exc
+        return self._sent(self._pg, sql, args, False)
+
+    def _pipeline_error(self, exc: psycopg.Error) -> StoreError:
+        """An error seen in pipeline mode: the statements after the failed one were not run
+        (PipelineAborted), so the transaction is lost; whether the store is (StoreError) or only this
+        transaction's statements are (BatchFailed: running it again statement by statement finds the
+        one at fault)."""
+        lost = self._pg is None or self._pg.closed or self._pg.broken
+        if lost or isinstance(exc, (psycopg.InterfaceError, psycopg.errors.TransactionRollback)):
+            return StoreError(f"postgresql: {_one_line(exc)}")
+        # Anything else (a constraint, a full disk) shows again, or not, when the batch runs again.
+        return BatchFailed(f"postgresql, pipelined: {_one_line(exc)}")
 
     def close(self) -> None:
         if self._pg is not None:
@@ -205,7 +278,11 @@ class PgTx(SqliteTx):
     several instances need (module doc)."""
 
     _c: Any
-    _row_lock = " FOR UPDATE"  # get_seal, lock_escort: the seal's row is this transaction's
+    _row_lock = " FOR UPDATE"  # get_seal, lock_escort, prefetch: the seal's row is this transaction's
+
+    @staticmethod
+    def _ids_in(ids: Sequence[int]) -> tuple[str, list[Any]]:
+        return "= ANY(?)", [list(ids)]  # one parameter, one statement text whatever the batch's size
 
     def __init__(self, conn: Any, keys: KeyCodec | None = None) -> None:
         super().__init__(conn, keys)
@@ -289,29 +366,40 @@ class PgStore(SqlStore):
             return int(self._c.execute("SELECT version FROM schema_version").fetchone()[0])
 
     # -- transactions --
+    def transaction(self) -> contextlib.AbstractContextManager[StoreTx]:
+        return self._transaction(pipelined=False)
+
+    def pipelined_transaction(self) -> contextlib.AbstractContextManager[StoreTx]:
+        """The transaction in pipeline mode (decision 0021): BEGIN, savepoints and writes whose
+        results are not read cost no round trip; COMMIT is confirmed before this returns."""
+        return self._transaction(pipelined=True)
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[StoreTx]:
+    def _transaction(self, *, pipelined: bool) -> Iterator[StoreTx]:
         with self._lock:
-            self._c.ensure()
-            self._c.raw("BEGIN")
-            self._c.in_tx = True
+            c = self._c
+            c.ensure()
+            c.in_tx = True
             try:
                 try:
-                    tx = PgTx(self._c, self._keys)
-                    yield tx
-                    tx.before_commit()
+                    with c.pipeline() if pipelined else contextlib.nullcontext():
+                        c.raw("BEGIN")
+                        tx = PgTx(c, self._keys)
+                        yield tx
+                        tx.before_commit()
+                        try:
+                            done = c.raw("COMMIT")
+                        except psycopg.Error as exc:
+                            raise StoreError(f"commit: {_one_line(exc)}") from exc
+                    status = done.statusmessage  # pipelined: waited for as the pipeline ended
                 except BaseException:
                     with contextlib.suppress(StoreError, psycopg.Error):
-                        self._c.raw("ROLLBACK")
+                        c.raw("ROLLBACK")
                     raise
-                try:
-                    self._c.raw("COMMIT")
-                except (StoreError, psycopg.Error) as exc:
-                    with contextlib.suppress(StoreError, psycopg.Error):
-                        self._c.raw("ROLLBACK")
-                    raise StoreError(f"commit: {_one_line(exc)}") from exc
+                if status != "COMMIT":  # an aborted transaction "commits" as ROLLBACK, no error
+                    raise StoreError(f"commit: the server answered {status}: nothing committed")
             finally:
-                self._c.in_tx = False
+                c.in_tx = False
 
     def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self._lock:

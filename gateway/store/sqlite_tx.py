@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import batch_rows
 from .access import NO_LIMIT, SqliteAccessTx
 from .sqlite_console import SqliteConsoleTx
-from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, StoreError, StoreTx
+from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, BatchFailed, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
 from navseal.protocol.schema import MAX_RECORDS_PER_BATCH
 
@@ -446,6 +446,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         try:
             yield
         except BaseException as exc:
+            if isinstance(exc, BatchFailed):
+                raise  # the whole transaction is lost, its savepoints with it
             if self._batch is not None and held is not None:
                 self._batch.restore(held)  # what the rolled back writes changed
             if not self._c.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O)

@@ -1,0 +1,136 @@
+"""A batch of frames reads its seals' rows once (prefetch) and, on PostgreSQL, sends its writes
+pipelined (decision 0021): what a frame sees is still what the frames before it wrote, a frame
+refused after its writes leaves nothing behind, a statement failing on the server refuses only its
+frame, and the round trips per frame stay few."""
+
+from __future__ import annotations
+
+import pytest
+from fixtures_postgres import current_engine
+from pipeline_support import T0, FakeSeal, activate, downlinks_of, make_pipeline
+
+from navseal.gateway.commands import Commands
+
+pytestmark = pytest.mark.usefixtures("store_engine")
+
+POINT = [(43.2, 76.9)]
+
+
+def seal_row(store, seal_id):
+    with store.transaction() as tx:
+        return tx.get_seal(seal_id)
+
+
+def ack_seq(result, seal):
+    (ack,) = downlinks_of(result, seal, "ACK")
+    return ack.seq
+
+
+def test_two_frames_of_one_seal_in_one_batch_see_each_other(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    a, b = FakeSeal(1001), FakeSeal(1002)
+    for seal in (a, b):
+        pipeline.provision_seal(seal.seal_id, seal.key)
+    first = a.records(T0, POINT)
+    batch = [(first, "t"), (b.records(T0, POINT), "t"), (a.records(T0 + 10, POINT), "t"), (first, "t"),
+             (a.hello(T0 + 20), "t")]
+    results = pipeline.handle_uplinks(batch)
+    assert [r.result for r in results] == ["accepted", "accepted", "accepted", "duplicate", "accepted"]
+    # One downlink seq after the other: each frame took the seq the frame before it left.
+    seqs = [ack_seq(results[i], a) for i in (0, 2, 3, 4)]
+    assert seqs == list(range(seqs[0], seqs[0] + 4))
+    row = seal_row(store, a.seal_id)
+    assert (row["downlink_seq"], row["last_seq"]) == (seqs[-1], a.seq)
+    # The next batch goes on from there.
+    assert ack_seq(pipeline.handle_uplink(a.records(T0 + 30, POINT), "t"), a) == seqs[-1] + 1
+    assert len(store.records(a.seal_id)) == 3
+
+
+def test_a_frame_refused_after_its_writes_leaves_nothing_for_the_next(tmp_path, monkeypatch):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(1001)
+    pipeline.provision_seal(seal.seal_id, seal.key)
+    due = Commands.due
+    fail = {"once": True}
+
+    def failing_due(self, tx, seal_id, now, key):  # after the frame's records, uplink and seal row
+        if fail.pop("once", False):
+            raise RuntimeError("a bug, simulated")
+        return due(self, tx, seal_id, now, key)
+
+    monkeypatch.setattr(Commands, "due", failing_due)
+    before = seal_row(store, seal.seal_id)["downlink_seq"]
+    frames = [seal.records(T0, POINT), seal.records(T0 + 10, POINT), seal.records(T0 + 20, POINT)]
+    results = pipeline.handle_uplinks([(f, "t") for f in frames])
+    assert [(r.result, r.reason) for r in results] == [("rejected", "internal_error"), ("accepted", None),
+                                                        ("accepted", None)]
+    # The refused frame's downlink seq and window were rolled back with it, in the store and for
+    # the frames after it in the batch.
+    assert [ack_seq(r, seal) for r in results[1:]] == [before + 1, before + 2]
+    row = seal_row(store, seal.seal_id)
+    assert (row["downlink_seq"], row["last_seq"]) == (before + 2, 3)
+    assert sorted(r["rseq"] for r in store.records(seal.seal_id)) == [2, 3]
+
+
+def _refuse_uplinks_of(store, seal_id):
+    """A statement the server refuses for one seal's frames (a trigger), as a bad frame could cause."""
+    if current_engine().name == "sqlite":
+        store._c.execute(f"CREATE TRIGGER refuse_one BEFORE INSERT ON uplinks WHEN NEW.seal_id = {seal_id} "
+                         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        return
+    store._c.raw("CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 "RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation'; END $$")
+    store._c.raw(f"CREATE TRIGGER refuse_one BEFORE INSERT ON uplinks FOR EACH ROW "
+                 f"WHEN (NEW.seal_id = {seal_id}) EXECUTE FUNCTION refuse_one()")
+
+
+def test_a_statement_the_server_refuses_refuses_only_its_frame(tmp_path, caplog):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seals = [FakeSeal(1001 + i) for i in range(4)]
+    for seal in seals:
+        pipeline.provision_seal(seal.seal_id, seal.key)
+    _refuse_uplinks_of(store, 1003)
+    batch = [(seal.records(T0, POINT), "t") for seal in seals] + [(seals[0].records(T0 + 10, POINT), "t")]
+    results = pipeline.handle_uplinks(batch)
+    assert [(r.result, r.reason) for r in results] == [
+        ("accepted", None), ("accepted", None), ("rejected", "internal_error"), ("accepted", None),
+        ("accepted", None)]
+    assert results[2].downlink == []
+    assert pipeline.last_store_error is None  # the store works: ingest is not paused
+    assert [len(store.records(s.seal_id)) for s in seals] == [2, 1, 0, 1]
+    assert ack_seq(results[4], seals[0]) == ack_seq(results[0], seals[0]) + 1
+    if current_engine().name == "postgresql":  # found by running the pipelined batch again, unpipelined
+        assert "again statement by statement" in caplog.text
+
+
+def test_an_escorted_seal_answers_from_its_rows_read_once(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seal = FakeSeal(1001)
+    escort = activate(pipeline, seal, clock)
+    clock.advance(10)
+    frames = [seal.records(clock.t, POINT), seal.state(clock.t, active=True, escort_id=escort["escort_id"]),
+              seal.records(clock.t + 10, POINT)]
+    results = pipeline.handle_uplinks([(f, "t") for f in frames])
+    assert [r.result for r in results] == ["accepted"] * 3
+    assert [e["kind"] for r in results for e in r.events] == ["POSITION", "POSITION"]
+    assert all(e["escort_id"] == escort["escort_id"] for r in results for e in r.events)
+
+
+def test_round_trips_per_frame_on_postgresql(tmp_path):
+    if current_engine().name != "postgresql":
+        pytest.skip("round trips are PostgreSQL's")
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seals = [FakeSeal(1001 + i) for i in range(32)]
+    for seal in seals:
+        pipeline.provision_seal(seal.seal_id, seal.key)
+    # The first frames: the seals' keys read once (kept), the seal-rejecting watch's first look.
+    pipeline.handle_uplinks([(seal.records(T0, POINT * 5), f"mqtt:{seal.seal_id}") for seal in seals])
+    trips, sent = store._c.round_trips, store._c.statements
+    results = pipeline.handle_uplinks([(seal.records(T0 + 60, POINT * 5), f"mqtt:{seal.seal_id}")
+                                       for seal in seals])
+    assert all(r.result == "accepted" for r in results)
+    n = len(results)
+    # Per frame: its existing records read and its insert's count; per batch: the prefetch, the
+    # pipeline's end (before: about ten per frame, one per statement).
+    assert store._c.round_trips - trips <= 2 * n + 3, (store._c.round_trips - trips) / n
+    assert store._c.statements - sent >= 6 * n  # the statements are all still sent
