@@ -1,7 +1,9 @@
 """What a frame costs on the wire to PostgreSQL: statements sent and round trips (waits for the
 server) per frame, counted by the store's connection (gateway/store/postgres.py), for the gateway
 bench's stream (RECORDS frames, round-robin over the seals) fed to the pipeline in batches as the
-MQTT driver forms them. Counts, not times: they do not depend on the machine.
+MQTT driver forms them. Counts, not times: they do not depend on the machine. Beside them, where a
+frame's time goes in this process (no broker): the server's CPU (its backend process, when the
+server runs on this machine), this process's CPU, and the wall time.
 
     python -m navseal.bench.bench_pg_round_trips                 # a private cluster (fsync off)
     python -m navseal.bench.bench_pg_round_trips --store-url postgresql://...
@@ -10,6 +12,7 @@ MQTT driver forms them. Counts, not times: they do not depend on the machine.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -32,16 +35,33 @@ def count(url: str, *, seals: int, frames: int, records: int, batch: int, escort
     try:
         pipeline = Pipeline(store, load_config(None, db_path="unused", store_url=url))
         conn = store._c
+        backend = conn.raw("SELECT pg_backend_pid()").fetchone()[0]
         statements, trips = conn.statements, conn.round_trips
+        server, client, wall = _cpu_s(backend), time.process_time(), time.perf_counter()
         accepted = 0
         for i in range(0, len(stream), batch):
             accepted += sum(r.result == "accepted" for r in pipeline.handle_uplinks(stream[i:i + batch]))
         n = len(stream)
+        server_after = _cpu_s(backend)
         return {"frames": n, "accepted": accepted, "batch": batch,
                 "statements_per_frame": (conn.statements - statements) / n,
-                "round_trips_per_frame": (conn.round_trips - trips) / n}
+                "round_trips_per_frame": (conn.round_trips - trips) / n,
+                "server_cpu_ms_per_frame": (server_after - server) * 1e3 / n if server is not None
+                and server_after is not None else None,
+                "client_cpu_ms_per_frame": (time.process_time() - client) * 1e3 / n,
+                "wall_ms_per_frame": (time.perf_counter() - wall) * 1e3 / n}
     finally:
         store.close()
+
+
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds of process `pid` on this machine (None: not here, or not readable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['frames']} RECORDS frames ({what}), {r['batch']} per transaction: "
                   f"{r['statements_per_frame']:.2f} statements, {r['round_trips_per_frame']:.2f} round trips "
                   f"per frame ({r['accepted']} accepted)")
+            server = "?" if r["server_cpu_ms_per_frame"] is None else f"{r['server_cpu_ms_per_frame']:.2f}"
+            print(f"   per frame: server CPU {server} ms, this process's CPU {r['client_cpu_ms_per_frame']:.2f} ms, "
+                  f"wall {r['wall_ms_per_frame']:.2f} ms")
     finally:
         if cluster is not None:
             cluster.stop("immediate")
