@@ -5,11 +5,14 @@ frame, and the round trips per frame stay few."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from fixtures_postgres import current_engine
 from pipeline_support import T0, FakeSeal, activate, downlinks_of, make_pipeline
 
 from navseal.gateway.commands import Commands
+from navseal.gateway.store import StoreError
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 
@@ -134,3 +137,19 @@ def test_round_trips_per_frame_on_postgresql(tmp_path):
     # pipeline's end (before: about ten per frame, one per statement).
     assert store._c.round_trips - trips <= 2 * n + 3, (store._c.round_trips - trips) / n
     assert store._c.statements - sent >= 6 * n  # the statements are all still sent
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_an_error_swallowed_inside_a_transaction_commits_nothing(tmp_path, pipelined):
+    """PostgreSQL answers COMMIT in an aborted transaction with ROLLBACK, not with an error: the
+    store says so (StoreError: not committed, nothing may be ACKed) instead of returning."""
+    if current_engine().name != "postgresql":
+        pytest.skip("SQLite raises at the statement and keeps the transaction")
+    pipeline, store, clock = make_pipeline(tmp_path)
+    pipeline.provision_seal(1001, FakeSeal(1001).key)
+    with pytest.raises(StoreError, match="nothing committed"):
+        with (store.pipelined_transaction() if pipelined else store.transaction()) as tx:
+            tx.update_seal(1001, last_seen_at=T0)
+            with contextlib.suppress(Exception):  # a caller that should not have swallowed it
+                tx._c.execute("SELECT 1 / 0").fetchall()
+    assert seal_row(store, 1001)["last_seen_at"] is None
