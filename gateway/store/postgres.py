@@ -143,7 +143,7 @@ class PgConnection:
         self._pg: psycopg.Connection[Any] | None = None
         self.in_tx = False  # set by PgStore.transaction: no silent reconnect inside one
         # Statements sent and waits for the server (round trips): what a frame costs on the wire
-        # (tests/gateway/test_pg_round_trips.py, decision 0021).
+        # (tools/bench/bench_pg_round_trips.py, tests/gateway/test_batch_rows_and_pipeline.py).
         self.statements = 0
         self.round_trips = 0
         self._pipe: psycopg.Pipeline | None = None  # set inside `pipeline()`
