@@ -190,7 +190,7 @@ class Ingest:
     def _transact(self, pending: list[_Work], done: list[_Work], transaction: Callable[[], Any]) -> None:
         """The batch in one transaction: the rows its seals need read first, one savepoint per frame."""
         with transaction() as tx:
-            tx.prefetch(w.frame.seal_id for w in pending if w.frame is not None)
+            tx.prefetch([w.frame.seal_id for w in pending if w.frame is not None], _rseq_ranges(pending))
             for w in pending:
                 try:
                     with tx.savepoint():
@@ -465,6 +465,25 @@ def _stretches(indexes: Sequence[int]) -> list[tuple[int, int]]:
         else:
             out.append((i, i + 1))
     return out
+
+
+def _rseq_ranges(pending: Sequence[_Work]) -> dict[int, tuple[int, int]]:
+    """Per seal, the rseqs the batch's RECORDS and EVENT frames carry (lowest, highest)."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for w in pending:
+        f = w.frame
+        if f is None or f.type not in ("RECORDS", "EVENT"):
+            continue
+        if f.type == "RECORDS":
+            lo = f.payload["first_rseq"]
+            hi = lo + f.payload["count"] - 1
+        else:
+            lo = hi = f.payload["rseq"]
+        if lo > hi or hi > _U32:  # nothing to look up, or refused by _records
+            continue
+        held = ranges.get(f.seal_id)
+        ranges[f.seal_id] = (min(lo, held[0]), max(hi, held[1])) if held else (lo, hi)
+    return ranges
 
 
 def _topic_seal(source: str) -> int | None:

@@ -1,14 +1,15 @@
 """The rows an ingest batch reads for each of its seals, read once per batch (decision 0021).
 
-Per frame the ingest reads its seal's row, the seal's open (or latest) escort and its open
-commands. On PostgreSQL each read is a round trip; `SqliteTx.prefetch` reads them for every seal
-of a batch in three statements before the frames are processed (the seals' rows locked, in seal
-id order, on PostgreSQL), and the transaction's reads of those seals are answered from here.
+Per frame the ingest reads its seal's row, the seal's open (or latest) escort, its open commands
+and which of the frame's rseqs are stored already. On PostgreSQL each read is a round trip;
+`SqliteTx.prefetch` reads them for every seal of a batch in four statements sent together before
+the frames are processed (the seals' rows locked, in seal id order, on PostgreSQL), and the
+transaction's reads of those are answered from here.
 
 Kept true by the transaction's own writes: a seal's row is updated in place (so the ACK's
 downlink seq is known without a read: the row is this transaction's), while a write that may
 change which escort is open or which commands are open drops that seal's entry, and the next read
-goes to the database. A savepoint's rollback restores what was here when it began. Rows are
+goes to the database; records written add their rseqs to what is held. A savepoint's rollback restores what was here when it began. Rows are
 replaced, never changed in place, so a snapshot is a shallow copy.
 """
 
@@ -27,13 +28,28 @@ class BatchRows:
         self.open_escort: dict[int, dict[str, Any] | None] = {}
         self.latest_escort: dict[int, dict[str, Any] | None] = {}
         self.commands: dict[int, list[dict[str, Any]]] = {}  # open commands, by command_id
+        # seal -> (lo, hi, spans): every stored (first, last) rseq span that meets [lo, hi]
+        self.rseqs: dict[int, tuple[int, int, list[tuple[int, int]]]] = {}
 
     # -- savepoints --
     def save(self) -> tuple[dict[int, Any], ...]:
-        return dict(self.seals), dict(self.open_escort), dict(self.latest_escort), dict(self.commands)
+        return (dict(self.seals), dict(self.open_escort), dict(self.latest_escort), dict(self.commands),
+                dict(self.rseqs))
 
     def restore(self, saved: tuple[dict[int, Any], ...]) -> None:
-        self.seals, self.open_escort, self.latest_escort, self.commands = (dict(d) for d in saved)
+        self.seals, self.open_escort, self.latest_escort, self.commands, self.rseqs = (dict(d) for d in saved)
+
+    def rseq_spans(self, seal_id: int, first: int, last: int) -> list[tuple[int, int]] | None:
+        """The stored spans meeting [first, last], or None when that range is not held."""
+        held = self.rseqs.get(seal_id)
+        if held is None or first < held[0] or last > held[1]:
+            return None
+        return [span for span in held[2] if span[0] <= last and span[1] >= first]
+
+    def records_written(self, seal_id: int, first: int, last: int) -> None:
+        held = self.rseqs.get(seal_id)
+        if held is not None:
+            self.rseqs[seal_id] = (held[0], held[1], [*held[2], (first, last)])
 
     # -- what the transaction wrote --
     def seal_updated(self, seal_id: int, columns: dict[str, Any]) -> None:
@@ -81,11 +97,14 @@ class BatchRows:
 
 
 def read(conn: Any, ids: Sequence[int], ids_in: Callable[[Sequence[int]], tuple[str, list[Any]]],
-         row_lock: str) -> BatchRows:
-    """The rows of seals `ids` (sorted, distinct) in three statements, all sent before any result
-    is read (one round trip in PostgreSQL's pipeline mode). `ids_in(ids)`: the engine's
+         row_lock: str, rseqs: dict[int, tuple[int, int]],
+         ranges: Callable[[list[tuple[int, int, int]]], tuple[str, list[Any]]], max_run: int) -> BatchRows:
+    """The rows of seals `ids` (sorted, distinct) in up to four statements, all sent before any
+    result is read (one round trip in PostgreSQL's pipeline mode). `ids_in(ids)`: the engine's
     `seal_id <clause>` and its parameters; `row_lock` locks the seals' rows (in seal id order: two
-    batches lock their common seals in the same order and cannot deadlock on them)."""
+    batches lock their common seals in the same order and cannot deadlock on them). `rseqs`: per
+    seal the [lo, hi] rseq range its frames carry, whose stored spans are read too (single rows and
+    runs of at most `max_run` records); `ranges(triples)`: the engine's table of (seal, lo, hi)."""
     clause, args = ids_in(ids)
     seals = conn.execute(f"SELECT * FROM seals WHERE seal_id {clause} ORDER BY seal_id{row_lock}", args)
     escorts = conn.execute(
@@ -95,6 +114,15 @@ def read(conn: Any, ids: Sequence[int], ids_in: Callable[[Sequence[int]], tuple[
         f"ORDER BY escort_id", [*args, *args, *OPEN_ESCORT_STATUSES])
     commands = conn.execute(f"SELECT * FROM commands WHERE seal_id {clause} AND status IN ('queued', 'sent') "
                             f"ORDER BY command_id", args)
+    spans = None
+    if rseqs:
+        table, targs = ranges([(seal_id, lo, hi) for seal_id, (lo, hi) in sorted(rseqs.items())])
+        spans = conn.execute(
+            f"WITH q(seal, lo, hi) AS ({table}) "
+            "SELECT r.seal_id, r.rseq, r.rseq FROM q JOIN records r ON r.seal_id = q.seal "
+            "AND r.rseq BETWEEN q.lo AND q.hi "
+            "UNION ALL SELECT u.seal_id, u.first_rseq, u.last_rseq FROM q JOIN record_runs u ON u.seal_id = q.seal "
+            "AND u.first_rseq BETWEEN q.lo - ? + 1 AND q.hi AND u.last_rseq >= q.lo", [*targs, max_run])
     rows = BatchRows()
     for seal_id in ids:
         rows.seals[seal_id] = rows.open_escort[seal_id] = rows.latest_escort[seal_id] = None
@@ -111,4 +139,9 @@ def read(conn: Any, ids: Sequence[int], ids_in: Callable[[Sequence[int]], tuple[
     for r in commands.fetchall():
         row = dict(r)
         rows.commands[row["seal_id"]].append(row)
+    if spans is not None:
+        for seal_id, (lo, hi) in rseqs.items():
+            rows.rseqs[seal_id] = (lo, hi, [])
+        for seal_id, first, last in spans.fetchall():
+            rows.rseqs[seal_id][2].append((first, last))
     return rows

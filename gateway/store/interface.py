@@ -226,11 +226,12 @@ class StoreTx(AccessTx, ConsoleTx, abc.ABC):
         """Mark a dead letter for sending again by its sink's worker (status "replay"); the row
         after the change, or None when there is no such dead letter."""
 
-    def prefetch(self, seal_ids: Iterable[int]) -> None:
-        """The frames of a batch will read these seals' rows, open or latest escorts and open
-        commands: read them now, in a few statements (PostgreSQL: the seals' rows locked in seal id
-        order), and answer those reads from them for the rest of the transaction, kept up to date
-        by its writes (gateway/store/batch_rows.py). Optional: without it every read asks."""
+    def prefetch(self, seal_ids: Iterable[int], rseqs: dict[int, tuple[int, int]] | None = None) -> None:
+        """The frames of a batch will read these seals' rows, open or latest escorts, open
+        commands, and (`rseqs`: seal -> (lo, hi)) which of their records' rseqs are stored: read
+        them now, in a few statements (PostgreSQL: the seals' rows locked in seal id order), and
+        answer those reads from them for the rest of the transaction, kept up to date by its writes
+        (gateway/store/batch_rows.py). Optional: without it every read asks."""
 
     @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:

@@ -284,6 +284,11 @@ class PgTx(SqliteTx):
     def _ids_in(ids: Sequence[int]) -> tuple[str, list[Any]]:
         return "= ANY(?)", [list(ids)]  # one parameter, one statement text whatever the batch's size
 
+    @staticmethod
+    def _ranges(triples: list[tuple[int, int, int]]) -> tuple[str, list[Any]]:
+        columns = [list(c) for c in zip(*triples)]
+        return "SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]))", columns
+
     def __init__(self, conn: Any, keys: KeyCodec | None = None) -> None:
         super().__init__(conn, keys)
         self._new_events: list[str] = []  # event_ids inserted: their outbox ids are set at commit

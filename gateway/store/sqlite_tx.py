@@ -98,14 +98,19 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         self._sp = 0
         self._batch: batch_rows.BatchRows | None = None  # set by prefetch
 
-    def prefetch(self, seal_ids: Iterable[int]) -> None:
-        ids = sorted(set(seal_ids))
+    def prefetch(self, seal_ids: Iterable[int], rseqs: dict[int, tuple[int, int]] | None = None) -> None:
+        ids = sorted(set(seal_ids) | set(rseqs or ()))
         if ids:
-            self._batch = batch_rows.read(self._c, ids, self._ids_in, self._row_lock)
+            self._batch = batch_rows.read(self._c, ids, self._ids_in, self._row_lock, rseqs or {},
+                                          self._ranges, _MAX_RUN)
 
     @staticmethod
     def _ids_in(ids: Sequence[int]) -> tuple[str, list[Any]]:
         return f"IN ({', '.join('?' for _ in ids)})", list(ids)
+
+    @staticmethod
+    def _ranges(triples: list[tuple[int, int, int]]) -> tuple[str, list[Any]]:
+        return "VALUES " + ", ".join("(?, ?, ?)" for _ in triples), [v for t in triples for v in t]
 
     def _one(self, sql: str, args: Any = ()) -> dict[str, Any] | None:
         return _dict(self._c.execute(sql, args).fetchone())
@@ -274,6 +279,9 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
     def _rseq_spans(self, seal_id: int, first: int, last: int) -> list[tuple[int, int]]:
         if first > last:
             return []
+        held = self._batch.rseq_spans(seal_id, first, last) if self._batch is not None else None
+        if held is not None:
+            return held
         if last - first >= _MAX_RUN:  # a long range (the verdict's evidence): runs from anywhere in it
             return self._c.execute(
                 "SELECT rseq, rseq FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ? "
@@ -284,6 +292,9 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             self._c.executemany(_INSERT_RECORD, rows)
+            if self._batch is not None:
+                for row in rows:
+                    self._batch.records_written(row["seal_id"], row["rseq"], row["rseq"])
 
     def insert_fix_run(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
                        body: bytes, received_at: float) -> None:
@@ -294,6 +305,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
             "INSERT INTO record_runs (seal_id, first_rseq, last_rseq, escort_id, base_time, body, received_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (seal_id, first_rseq, first_rseq + count - 1, escort_id, base_time, body, received_at))
+        if self._batch is not None:
+            self._batch.records_written(seal_id, first_rseq, first_rseq + count - 1)
 
     # events
     def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],
@@ -382,6 +395,8 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def delete_unescorted(self, received_before: float, limit: int,
                           after: Any = None) -> tuple[dict[str, int], Any]:
+        if self._batch is not None:
+            self._batch.rseqs.clear()  # records go
         # A keyset walk over records_escort / uplinks_escort / record_runs_escort at escort_id IS
         # NULL, in key order: each row outside escorts is looked at once per purge, whatever its age.
         # `records` counts records, a run's as many as it holds.
@@ -422,6 +437,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         if self._batch is not None:
             self._batch.escort_written(None)
             self._batch.command_written(None)
+            self._batch.rseqs.clear()  # its records go
         deleted = {"dead_letters": c.execute(
             "DELETE FROM dead_letters WHERE event_id IN (SELECT event_id FROM events WHERE escort_id = ?)",
             (escort_id,)).rowcount}
