@@ -146,6 +146,7 @@ class PgConnection:
         # (tools/bench/bench_pg_round_trips.py, tests/gateway/test_batch_rows_and_pipeline.py).
         self.statements = 0
         self.round_trips = 0
+        self.writes = 0  # statements other than SELECT: PgTx.savepoint in pipeline mode
         self._pipe: psycopg.Pipeline | None = None  # set inside `pipeline()`
         self.ensure()
 
@@ -192,6 +193,10 @@ class PgConnection:
         except psycopg.Error as exc:
             raise self._pipeline_error(exc) from exc
 
+    @property
+    def pipelining(self) -> bool:
+        return self._pipe is not None
+
     def sync(self) -> None:
         """In pipeline mode: wait for the results of every statement sent so far (one round trip)."""
         if self._pipe is None:
@@ -204,6 +209,8 @@ class PgConnection:
 
     def _sent(self, pg: psycopg.Connection[Any], text: str, params: Any, returns_key: bool) -> _Result:
         self.statements += 1
+        if not text.startswith("SELECT"):
+            self.writes += 1
         if self._pipe is None:
             self.round_trips += 1
         try:
@@ -229,6 +236,7 @@ class PgConnection:
             raise StoreError("postgresql: not connected")
         rows = list(seq)
         self.statements += len(rows)
+        self.writes += len(rows)
         if self._pipe is None:
             self.round_trips += 1  # psycopg sends executemany as one pipeline
         try:
@@ -292,6 +300,27 @@ class PgTx(SqliteTx):
     def __init__(self, conn: Any, keys: KeyCodec | None = None) -> None:
         super().__init__(conn, keys)
         self._new_events: list[str] = []  # event_ids inserted: their outbox ids are set at commit
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]:
+        return self._unit() if self._c.pipelining else super().savepoint()
+
+    @contextlib.contextmanager
+    def _unit(self) -> Iterator[None]:
+        """A frame's unit in a pipelined batch, without SAVEPOINT and RELEASE (two statements of a
+        frame's five): a frame that fails before writing leaves nothing to undo; one that fails
+        after is BatchFailed, and the batch runs again in a transaction with savepoints."""
+        writes = self._c.writes
+        held = self._batch.save() if self._batch is not None else None
+        try:
+            yield
+        except Exception as exc:
+            if isinstance(exc, StoreError):
+                raise
+            if self._c.writes != writes:
+                raise BatchFailed(f"a unit failed after its writes, with no savepoint to undo them: {exc!r}") from exc
+            if self._batch is not None and held is not None:
+                self._batch.restore(held)
+            raise
 
     def exclusive(self, name: str) -> None:
         self._c.execute(f"SELECT pg_advisory_xact_lock({_EXCLUSIVE}, hashtext(?))", (name,))
