@@ -7,10 +7,11 @@ the frames are processed (the seals' rows locked, in seal id order, on PostgreSQ
 transaction's reads of those are answered from here.
 
 Kept true by the transaction's own writes: a seal's row is updated in place (so the ACK's
-downlink seq is known without a read: the row is this transaction's), while a write that may
-change which escort is open or which commands are open drops that seal's entry, and the next read
-goes to the database; records written add their rseqs to what is held. A savepoint's rollback restores what was here when it began. Rows are
-replaced, never changed in place, so a snapshot is a shallow copy.
+downlink seq is known without a read: the row is this transaction's); records written add their
+rseqs to what is held; a write that may change which escort or which commands are open drops that
+seal's entry, and the next read goes to the database. A frame that fails restores what was here
+when it began (its savepoint). Rows are replaced, never changed in place, so a snapshot is a
+shallow copy.
 """
 
 from __future__ import annotations

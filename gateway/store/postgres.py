@@ -301,14 +301,15 @@ class PgTx(SqliteTx):
         super().__init__(conn, keys)
         self._new_events: list[str] = []  # event_ids inserted: their outbox ids are set at commit
 
-    def savepoint(self) -> contextlib.AbstractContextManager[None]:
-        return self._unit() if self._c.pipelining else super().savepoint()
-
     @contextlib.contextmanager
-    def _unit(self) -> Iterator[None]:
-        """A frame's unit in a pipelined batch, without SAVEPOINT and RELEASE (two statements of a
+    def savepoint(self) -> Iterator[None]:
+        """In a pipelined batch, a frame's unit without SAVEPOINT and RELEASE (two statements of a
         frame's five): a frame that fails before writing leaves nothing to undo; one that fails
         after is BatchFailed, and the batch runs again in a transaction with savepoints."""
+        if not self._c.pipelining:
+            with super().savepoint():
+                yield
+            return
         writes = self._c.writes
         held = self._batch.save() if self._batch is not None else None
         try:
