@@ -45,6 +45,13 @@ USERS = {
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
+    svc = _world(tmp_path_factory)
+    yield svc
+    svc.stop()
+
+
+def _world(tmp_path_factory):
+    """Three escorts (A cut open, B on its way, C failed) behind a running gateway service."""
     clock = VirtualClock(T0)
     path = tmp_path_factory.mktemp("console-api") / "gw.sqlite3"
     config = load_config(None, db_path=str(path), http_port=0, mqtt_host="", dev_test_keys=True)
@@ -65,8 +72,7 @@ def gw(tmp_path_factory):
     svc.tokens = add_users(svc.store, USERS)
     svc.start()
     svc.api = svc.http.url
-    yield svc
-    svc.stop()
+    return svc
 
 
 def get(gw, path: str, user: str):
@@ -121,14 +127,17 @@ def test_filters(gw, query, seals):
     assert [r["seal_id"] for r in rows(gw, "operator", query)] == seals
 
 
-def test_overdue_is_a_filter_and_a_flag(gw):
-    assert rows(gw, "operator", "?state=overdue") == []
-    gw.clock_.t += 30 * 3600  # past every transit period (hours + 14 h, and 24 h)
+def test_overdue_is_a_filter_and_a_flag(tmp_path_factory):
+    # A world of its own: its clock moves 30 h, and the service's timers may fire at that time
+    # (TRANSIT_OVERDUE), which the shared world's alarm tests must not see.
+    own = _world(tmp_path_factory)
     try:
-        overdue = rows(gw, "operator", "?state=overdue")
+        assert rows(own, "operator", "?state=overdue") == []
+        own.clock_.t += 30 * 3600  # past every transit period (hours + 14 h, and 24 h)
+        overdue = rows(own, "operator", "?state=overdue")
         assert {(r["seal_id"], r["overdue"]) for r in overdue} == {(3101, "transit"), (3102, "transit")}
     finally:
-        gw.clock_.t -= 30 * 3600
+        own.stop()
 
 
 def test_pages_are_keyset_pages_that_cover_everything_once(gw):

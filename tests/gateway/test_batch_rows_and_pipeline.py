@@ -17,6 +17,8 @@ from navseal.gateway.store import StoreError
 pytestmark = pytest.mark.usefixtures("store_engine")
 
 POINT = [(43.2, 76.9)]
+# A test of what only PostgreSQL has: the module's engine parameter narrowed to it.
+ONLY_POSTGRESQL = pytest.mark.parametrize("store_engine", ["postgresql"], indirect=True)
 
 
 def seal_row(store, seal_id):
@@ -138,9 +140,8 @@ def test_an_escorted_seal_answers_from_its_rows_read_once(tmp_path):
     assert all(e["escort_id"] == escort["escort_id"] for r in results for e in r.events)
 
 
+@ONLY_POSTGRESQL  # round trips are PostgreSQL's
 def test_round_trips_per_frame_on_postgresql(tmp_path):
-    if current_engine().name != "postgresql":
-        pytest.skip("round trips are PostgreSQL's")
     pipeline, store, clock = make_pipeline(tmp_path)
     seals = [FakeSeal(1001 + i) for i in range(32)]
     for seal in seals:
@@ -158,12 +159,11 @@ def test_round_trips_per_frame_on_postgresql(tmp_path):
     assert store._c.statements - sent >= 3 * n  # run, uplink, seal: all still sent (no savepoints)
 
 
+@ONLY_POSTGRESQL  # SQLite raises at the statement and keeps the transaction
 @pytest.mark.parametrize("pipelined", [True, False])
 def test_an_error_swallowed_inside_a_transaction_commits_nothing(tmp_path, pipelined):
     """PostgreSQL answers COMMIT in an aborted transaction with ROLLBACK, not with an error: the
     store says so (StoreError: not committed, nothing may be ACKed) instead of returning."""
-    if current_engine().name != "postgresql":
-        pytest.skip("SQLite raises at the statement and keeps the transaction")
     pipeline, store, clock = make_pipeline(tmp_path)
     pipeline.provision_seal(1001, FakeSeal(1001).key)
     with pytest.raises(StoreError, match="nothing committed"):
