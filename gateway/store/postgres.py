@@ -216,11 +216,19 @@ class PgConnection:
         try:
             return _Result(pg.execute(text, params), returns_key, self)
         except psycopg.Error as exc:
-            if self._pipe is not None:
-                raise self._pipeline_error(exc) from exc
-            if isinstance(exc, _RETRY_LATER):
-                raise StoreError(f"postgresql: {_one_line(exc)}") from exc
-            raise
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def _failure(self, exc: psycopg.Error) -> StoreError | None:
+        """What a statement's error means for the caller: the transaction lost (pipeline mode, a
+        lost connection, a deadlock: StoreError), or None: the statement's own error, raised as is."""
+        if self._pipe is not None:
+            return self._pipeline_error(exc)
+        if isinstance(exc, _RETRY_LATER):
+            return StoreError(f"postgresql: {_one_line(exc)}")
+        return None
 
     def execute(self, sql: str, args: Any = ()) -> _Result:
         text, params = dialect.query(sql, args)
@@ -243,11 +251,10 @@ class PgConnection:
             with pg.cursor() as cur:
                 cur.executemany(text, rows)
         except psycopg.Error as exc:
-            if self._pipe is not None:
-                raise self._pipeline_error(exc) from exc
-            if isinstance(exc, _RETRY_LATER):
-                raise StoreError(f"postgresql: {_one_line(exc)}") from exc
-            raise
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def raw(self, sql: str, args: Any = None) -> _Result:
         """A statement in PostgreSQL's own dialect (engine-specific parts of this module)."""
