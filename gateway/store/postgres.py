@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import psycopg
 from psycopg.adapt import Dumper
@@ -39,7 +39,7 @@ from .interface import BatchFailed, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
 from .sqlite import SqlStore
 from .sqlite_schema import MIGRATIONS, statements
-from .sqlite_tx import SqliteTx
+from .sqlite_tx import INSERT_RUN, INSERT_UPLINK, SqliteTx, check_seal_columns, run_params
 
 # pg_advisory_xact_lock key held while migrating ("navseal" in ASCII).
 MIGRATION_LOCK = 0x6E61_7673_6561_6C
@@ -148,6 +148,7 @@ class PgConnection:
         self.round_trips = 0
         self.writes = 0  # statements other than SELECT: PgTx.savepoint in pipeline mode
         self._pipe: psycopg.Pipeline | None = None  # set inside `pipeline()`
+        self.deferred: Callable[[], None] | None = None  # sends held-back writes (PgTx._defer)
         self.ensure()
 
     @property
@@ -207,7 +208,15 @@ class PgConnection:
         except psycopg.Error as exc:
             raise self._pipeline_error(exc) from exc
 
+    def _send_deferred(self) -> None:
+        """Writes a pipelined transaction held back (PgTx._defer) go before any other statement."""
+        send = self.deferred
+        if send is not None:
+            self.deferred = None
+            send()
+
     def _sent(self, pg: psycopg.Connection[Any], text: str, params: Any, returns_key: bool) -> _Result:
+        self._send_deferred()
         self.statements += 1
         if not text.startswith("SELECT"):
             self.writes += 1
@@ -243,6 +252,7 @@ class PgConnection:
         if pg is None:
             raise StoreError("postgresql: not connected")
         rows = list(seq)
+        self._send_deferred()
         self.statements += len(rows)
         self.writes += len(rows)
         if self._pipe is None:
@@ -307,6 +317,67 @@ class PgTx(SqliteTx):
     def __init__(self, conn: Any, keys: KeyCodec | None = None) -> None:
         super().__init__(conn, keys)
         self._new_events: list[str] = []  # event_ids inserted: their outbox ids are set at commit
+        # Held-back writes of a pipelined batch (`_defer`): runs, uplinks, and per seal its columns
+        # as the batch leaves them.
+        self._runs: list[tuple[Any, ...]] = []
+        self._uplinks: list[dict[str, Any]] = []
+        self._seal_columns: dict[int, dict[str, Any]] = {}
+
+    # -- a pipelined batch's hot writes, sent together --
+    def _defer(self) -> bool:
+        """In a pipelined batch whose seals' rows are held (prefetch), a frame's three writes (its
+        run, its uplink, its seal's columns) are held back and sent as one executemany per kind
+        when the transaction sends any other statement, or at COMMIT: psycopg sends a statement
+        with a system call and a wake-up of the server each, a third of the ingest thread. The
+        order of what the server sees is kept: nothing else is sent in between, inserts of
+        distinct rows commute, and a seal's updates (constants, not expressions) are merged into
+        one with the latest value of each column. Counted as writes when held, so a unit that fails
+        after them is BatchFailed (the batch runs again, statement by statement)."""
+        return self._c.pipelining and self._batch is not None
+
+    def _held(self) -> None:
+        self._c.writes += 1
+        self._c.deferred = self._send_held
+
+    def _send_held(self) -> None:
+        runs, uplinks, seals = self._runs, self._uplinks, self._seal_columns
+        self._runs, self._uplinks, self._seal_columns = [], [], {}
+        counted = self._c.writes  # counted when held
+        if runs:
+            self._c.executemany(INSERT_RUN, runs)
+        if uplinks:
+            self._c.executemany(INSERT_UPLINK, uplinks)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for seal_id, columns in seals.items():
+            by_columns.setdefault(tuple(sorted(columns)), []).append({**columns, "_id": seal_id})
+        for names, rows in by_columns.items():
+            self._c.executemany(f"UPDATE seals SET {', '.join(f'{n} = :{n}' for n in names)} WHERE seal_id = :_id",
+                                rows)
+        self._c.writes = counted
+
+    def insert_fix_run(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
+                       body: bytes, received_at: float) -> None:
+        if not self._defer():
+            return super().insert_fix_run(seal_id, escort_id, first_rseq, base_time, body, received_at)
+        params = run_params(seal_id, escort_id, first_rseq, base_time, body, received_at)
+        self._runs.append(params)
+        self._held()
+        assert self._batch is not None
+        self._batch.records_written(seal_id, first_rseq, params[2])
+
+    def insert_uplink(self, row: dict[str, Any]) -> None:
+        if not self._defer():
+            return super().insert_uplink(row)
+        self._uplinks.append(dict(row))
+        self._held()
+
+    def update_seal(self, seal_id: int, **columns: Any) -> None:
+        if not (columns and self._defer() and self._batch is not None and self._batch.seals.get(seal_id) is not None):
+            return super().update_seal(seal_id, **columns)
+        check_seal_columns(columns)  # refuses an unknown column now, not when sent
+        self._seal_columns.setdefault(seal_id, {}).update(columns)
+        self._batch.seal_updated(seal_id, columns)
+        self._held()
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -352,6 +423,7 @@ class PgTx(SqliteTx):
         """Give this transaction's outbox rows their final ids, in commit order: under the outbox
         head's row lock, taken last (it waits for no other lock while held: no deadlock), and held
         until COMMIT, so a sink's cursor never passes an id a slower transaction is still writing."""
+        self._c._send_deferred()
         if not self._new_events:
             return
         c = self._c
@@ -435,6 +507,7 @@ class PgStore(SqlStore):
                             raise StoreError(f"commit: {_one_line(exc)}") from exc
                     status = done.statusmessage  # pipelined: waited for as the pipeline ended
                 except BaseException:
+                    c.deferred = None  # held-back writes of a failed transaction are never sent
                     with contextlib.suppress(StoreError, psycopg.Error):
                         c.raw("ROLLBACK")
                     raise
@@ -442,6 +515,7 @@ class PgStore(SqlStore):
                     raise StoreError(f"commit: the server answered {status}: nothing committed")
             finally:
                 c.in_tx = False
+                c.deferred = None
 
     def _read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self._lock:

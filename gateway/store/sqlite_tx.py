@@ -58,6 +58,26 @@ _RSEQ_SPANS = (
 )
 
 
+INSERT_UPLINK = ("INSERT INTO uplinks (seal_id, boot, seq, type, crc, received_at, source, escort_id, ack_rseq) "
+                 "VALUES (:seal_id, :boot, :seq, :type, :crc, :received_at, :source, :escort_id, :ack_rseq)")
+INSERT_RUN = ("INSERT INTO record_runs (seal_id, first_rseq, last_rseq, escort_id, base_time, body, received_at) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def check_seal_columns(columns: dict[str, Any]) -> None:
+    """StoreError for a column of `seals` that an update may not set."""
+    _set_clause(columns, _SEAL_COLUMNS, "seal")
+
+
+def run_params(seal_id: int, escort_id: int | None, first_rseq: int, base_time: int, body: bytes,
+               received_at: float) -> tuple[Any, ...]:
+    """INSERT_RUN's parameters for a run of records (StoreTx.insert_fix_run), checked."""
+    count = len(body) // RECORD_SIZE
+    if not count or len(body) != count * RECORD_SIZE or count > _MAX_RUN:
+        raise StoreError(f"seal {seal_id}: a run of {len(body)} bytes is not 1..{_MAX_RUN} records")
+    return (seal_id, first_rseq, first_rseq + count - 1, escort_id, base_time, body, received_at)
+
+
 def is_store_failure(exc: BaseException) -> bool:
     """An SQLite error that says the store cannot work (full, I/O, locked, damaged), as opposed to
     one caused by the data (a constraint)."""
@@ -188,11 +208,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         return self._one("SELECT * FROM uplinks WHERE seal_id = ? AND boot = ? AND seq = ?", (seal_id, boot, seq))
 
     def insert_uplink(self, row: dict[str, Any]) -> None:
-        self._c.execute(
-            "INSERT INTO uplinks (seal_id, boot, seq, type, crc, received_at, source, escort_id, ack_rseq) "
-            "VALUES (:seal_id, :boot, :seq, :type, :crc, :received_at, :source, :escort_id, :ack_rseq)",
-            row,
-        )
+        self._c.execute(INSERT_UPLINK, row)
 
     # escorts
     def get_escort(self, escort_id: int) -> dict[str, Any] | None:
@@ -298,15 +314,10 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def insert_fix_run(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
                        body: bytes, received_at: float) -> None:
-        count = len(body) // RECORD_SIZE
-        if not count or len(body) != count * RECORD_SIZE or count > _MAX_RUN:
-            raise StoreError(f"seal {seal_id}: a run of {len(body)} bytes is not 1..{_MAX_RUN} records")
-        self._c.execute(
-            "INSERT INTO record_runs (seal_id, first_rseq, last_rseq, escort_id, base_time, body, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seal_id, first_rseq, first_rseq + count - 1, escort_id, base_time, body, received_at))
+        params = run_params(seal_id, escort_id, first_rseq, base_time, body, received_at)
+        self._c.execute(INSERT_RUN, params)
         if self._batch is not None:
-            self._batch.records_written(seal_id, first_rseq, first_rseq + count - 1)
+            self._batch.records_written(seal_id, first_rseq, params[2])
 
     # events
     def insert_events(self, events: Sequence[dict[str, Any]], escort_ids: Sequence[int | None],

@@ -189,3 +189,25 @@ def test_records_sent_again_in_the_same_batch_are_stored_once(tmp_path):
         ("accepted", 2, 0), ("accepted", 3, 0), ("accepted", 1, 3), ("accepted", 0, 2)]
     assert [r["rseq"] for r in store.records(seal.seal_id)] == [1, 2, 3, 4]
     assert [r["rseq"] for r in store.records(other.seal_id)] == [1, 2, 3]
+
+
+@ONLY_POSTGRESQL  # the writes held back and sent together are the pipelined batch's
+def test_a_batch_sends_its_writes_together_and_leaves_each_seal_as_its_last_frame_did(tmp_path):
+    pipeline, store, clock = make_pipeline(tmp_path)
+    seals = [FakeSeal(1001 + i) for i in range(3)]
+    for seal in seals:
+        pipeline.provision_seal(seal.seal_id, seal.key)
+    pipeline.handle_uplinks([(seal.records(T0, POINT), f"mqtt:{seal.seal_id}") for seal in seals])
+    before = {seal.seal_id: seal_row(store, seal.seal_id) for seal in seals}
+    batch = [(seal.records(T0 + 10 * k, POINT * 2), f"mqtt:{seal.seal_id}") for k in (1, 2) for seal in seals]
+    trips = store._c.round_trips
+    results = pipeline.handle_uplinks(batch)
+    assert [r.result for r in results] == ["accepted"] * 6
+    assert store._c.round_trips - trips <= 2
+    for i, seal in enumerate(seals):
+        row = seal_row(store, seal.seal_id)
+        # two updates of one seal in the batch, merged: the second frame's values, two seqs on
+        assert (row["last_boot"], row["last_seq"]) == (seal.boot, seal.seq)
+        assert row["downlink_seq"] == before[seal.seal_id]["downlink_seq"] + 2
+        assert ack_seq(results[3 + i], seal) == ack_seq(results[i], seal) + 1 == row["downlink_seq"]
+        assert [r["rseq"] for r in store.records(seal.seal_id)] == [1, 2, 3, 4, 5]
