@@ -334,3 +334,48 @@ def test_fix_row_equals_the_reference_decoder(fields, first, base):
     for i, t in enumerate(fields):
         row = fix_row(t, first + i, base, SEAL, 7, 1.5)
         assert row == dict(reference[i], seal_id=SEAL, escort_id=7, received_at=1.5)
+
+
+@pytest.mark.parametrize("store_engine", ["sqlite"], indirect=True)  # a file written by an older gateway
+def test_a_store_from_before_record_runs_keeps_its_records_after_the_upgrade(tmp_path):
+    """A database at migration 9 holds fixes one row each; opened by this gateway it migrates, reads
+    them back unchanged beside new runs, and a frame repeating some of them stores only the rest."""
+    import sqlite3
+
+    from navseal.gateway.config import GatewayConfig
+    from navseal.gateway.pipeline import Pipeline
+    from navseal.gateway.store import MIGRATIONS, SqliteStore
+    from navseal.gateway.store.sqlite_schema import statements
+    from navseal.gateway.store.wire_fixes import RECORD_COLUMNS
+
+    point = {"dt": 0, "lat": 433_000_000, "lon": 749_000_000, "speed": 100, "course": 10,
+             "fix": {"quality": 1, "satellites": 9}, "hdop": 9,
+             "status": {"cable_intact": True, "housing_closed": True, "battery_pct": 90}}
+    records = [dict(point, dt=i, lat=point["lat"] + i) for i in range(6)]
+    reference = _reference_rows(decode_frame(_records_frame(records, first_rseq=1)))
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version (version) VALUES (9)")
+        for number in range(9):
+            for statement in statements(MIGRATIONS[number]):
+                db.execute(statement)
+        db.execute("INSERT INTO seals (seal_id, key, provisioned_at) VALUES (?, ?, 1.0)", (SEAL, KEY))
+        db.executemany(f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) "
+                       f"VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})",
+                       [dict(r, seal_id=SEAL, escort_id=None, received_at=1.0) for r in reference[:3]])
+    store = SqliteStore(str(path))
+    try:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.records(SEAL) == [dict(r, seal_id=SEAL, escort_id=None, received_at=1.0) for r in reference[:3]]
+        pipeline = Pipeline(store, GatewayConfig(db_path=str(path)), lambda: 2.0)
+        res = pipeline.handle_uplink(_records_frame(records, first_rseq=1, seq=1), "t")
+        assert (res.result, res.records_committed, res.records_duplicate) == ("accepted", 3, 3)
+        stored = store.records(SEAL)
+        assert [r["rseq"] for r in stored] == [1, 2, 3, 4, 5, 6]
+        assert [r["received_at"] for r in stored] == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+        for row, ref in zip(stored, reference):
+            assert {k: row[k] for k in ref} == ref
+        assert store.counts()["records"] == 6
+    finally:
+        store.close()
