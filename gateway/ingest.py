@@ -278,9 +278,10 @@ class Ingest:
 
         escort = tx.open_escort_for_seal(seal_id)
         rules = EscortRules(escort, self.config, now) if escort else None
-        if frame.type in ("RECORDS", "EVENT"):
+        span = _journal_span(frame)
+        if span is not None:
             # Records belong to an escort by rseq range (the seal's evidence), not by arrival time.
-            rseq = frame.payload["first_rseq"] if frame.type == "RECORDS" else frame.payload["rseq"]
+            rseq = span[0]
             if rules is None:  # its verdict is out; its evidence still counts
                 ended = _ended_escort_of(tx, seal_id, rseq)
             elif rseq <= int(rules.state.get("start_rseq", -1)):  # journaled before this escort was armed
@@ -467,20 +468,26 @@ def _stretches(indexes: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
+def _journal_span(frame: Frame) -> tuple[int, int] | None:
+    """The journal rseqs a RECORDS or EVENT frame carries, (first, last) (last < first: none);
+    None for the other types."""
+    p = frame.payload
+    if frame.type == "RECORDS":
+        return p["first_rseq"], p["first_rseq"] + p["count"] - 1
+    if frame.type == "EVENT":
+        return p["rseq"], p["rseq"]
+    return None
+
+
 def _rseq_ranges(pending: Sequence[_Work]) -> dict[int, tuple[int, int]]:
     """Per seal, the rseqs the batch's RECORDS and EVENT frames carry (lowest, highest)."""
     ranges: dict[int, tuple[int, int]] = {}
     for w in pending:
         f = w.frame
-        if f is None or f.type not in ("RECORDS", "EVENT"):
+        span = _journal_span(f) if f is not None else None
+        if f is None or span is None or span[0] > span[1] or span[1] > _U32:  # nothing, or refused by _records
             continue
-        if f.type == "RECORDS":
-            lo = f.payload["first_rseq"]
-            hi = lo + f.payload["count"] - 1
-        else:
-            lo = hi = f.payload["rseq"]
-        if lo > hi or hi > _U32:  # nothing to look up, or refused by _records
-            continue
+        lo, hi = span
         held = ranges.get(f.seal_id)
         ranges[f.seal_id] = (min(lo, held[0]), max(hi, held[1])) if held else (lo, hi)
     return ranges

@@ -39,7 +39,7 @@ from .interface import BatchFailed, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
 from .sqlite import SqlStore
 from .sqlite_schema import MIGRATIONS, statements
-from .sqlite_tx import INSERT_RUN, INSERT_UPLINK, SqliteTx, check_seal_columns, run_params
+from .sqlite_tx import INSERT_RUN, INSERT_UPLINK, SqliteTx, run_params, update_seal_sql
 
 # pg_advisory_xact_lock key held while migrating ("navseal" in ASCII).
 MIGRATION_LOCK = 0x6E61_7673_6561_6C
@@ -208,7 +208,7 @@ class PgConnection:
         except psycopg.Error as exc:
             raise self._pipeline_error(exc) from exc
 
-    def _send_deferred(self) -> None:
+    def send_deferred(self) -> None:
         """Writes a pipelined transaction held back (PgTx._defer) go before any other statement."""
         send = self.deferred
         if send is not None:
@@ -216,7 +216,7 @@ class PgConnection:
             send()
 
     def _sent(self, pg: psycopg.Connection[Any], text: str, params: Any, returns_key: bool) -> _Result:
-        self._send_deferred()
+        self.send_deferred()
         self.statements += 1
         if not text.startswith("SELECT"):
             self.writes += 1
@@ -252,7 +252,7 @@ class PgConnection:
         if pg is None:
             raise StoreError("postgresql: not connected")
         rows = list(seq)
-        self._send_deferred()
+        self.send_deferred()
         self.statements += len(rows)
         self.writes += len(rows)
         if self._pipe is None:
@@ -351,8 +351,7 @@ class PgTx(SqliteTx):
         for seal_id, columns in seals.items():
             by_columns.setdefault(tuple(sorted(columns)), []).append({**columns, "_id": seal_id})
         for names, rows in by_columns.items():
-            self._c.executemany(f"UPDATE seals SET {', '.join(f'{n} = :{n}' for n in names)} WHERE seal_id = :_id",
-                                rows)
+            self._c.executemany(update_seal_sql(names), rows)
         self._c.writes = counted
 
     def insert_fix_run(self, seal_id: int, escort_id: int | None, first_rseq: int, base_time: int,
@@ -374,7 +373,7 @@ class PgTx(SqliteTx):
     def update_seal(self, seal_id: int, **columns: Any) -> None:
         if not (columns and self._defer() and self._batch is not None and self._batch.seals.get(seal_id) is not None):
             return super().update_seal(seal_id, **columns)
-        check_seal_columns(columns)  # refuses an unknown column now, not when sent
+        update_seal_sql(list(columns))  # refuses an unknown column now, not when sent
         self._seal_columns.setdefault(seal_id, {}).update(columns)
         self._batch.seal_updated(seal_id, columns)
         self._held()
@@ -423,7 +422,7 @@ class PgTx(SqliteTx):
         """Give this transaction's outbox rows their final ids, in commit order: under the outbox
         head's row lock, taken last (it waits for no other lock while held: no deadlock), and held
         until COMMIT, so a sink's cursor never passes an id a slower transaction is still writing."""
-        self._c._send_deferred()
+        self._c.send_deferred()
         if not self._new_events:
             return
         c = self._c

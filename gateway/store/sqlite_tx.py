@@ -14,15 +14,15 @@ import contextlib
 import json
 import logging
 import sqlite3
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
+
+from navseal.protocol.schema import MAX_RECORDS_PER_BATCH
 
 from . import batch_rows
 from .access import NO_LIMIT, SqliteAccessTx
 from .sqlite_console import SqliteConsoleTx
 from .interface import ESCORT_DEACTIVATED, OPEN_ESCORT_STATUSES, BatchFailed, StoreError, StoreTx
 from .seal_key_codec import KeyCodec
-from navseal.protocol.schema import MAX_RECORDS_PER_BATCH
-
 from .wire_fixes import RECORD_COLUMNS, RECORD_SIZE
 
 log = logging.getLogger("navseal.gateway.store")
@@ -46,11 +46,13 @@ _INSERT_RECORD = (
     f"INSERT OR IGNORE INTO records ({', '.join(RECORD_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
 )
-# A run holds at most one frame's records: runs overlapping [first, last] start at or after this
-# many before `first`, which keeps the overlap search on the (seal_id, first_rseq) key.
+# A run holds at most one frame's records (run_params): runs overlapping [lo, hi] start at or after
+# this many before `lo`, which keeps the overlap search a range of the (seal_id, first_rseq) key,
+# however long [lo, hi] is.
 _MAX_RUN = MAX_RECORDS_PER_BATCH
-# The seal's records with rseq in [?1, ?2]: single rows (events, fixes stored before runs existed)
-# and runs, as (first, last) pairs clipped to the range.
+# The seal's records with rseq in [:lo, :hi]: single rows (events, fixes stored before runs
+# existed) as (rseq, rseq), and the runs that meet the range as (first, last). batch_rows.read
+# asks the same for every seal of a batch at once.
 _RSEQ_SPANS = (
     "SELECT rseq, rseq FROM records WHERE seal_id = :seal AND rseq BETWEEN :lo AND :hi "
     "UNION ALL SELECT first_rseq, last_rseq FROM record_runs WHERE seal_id = :seal "
@@ -64,9 +66,10 @@ INSERT_RUN = ("INSERT INTO record_runs (seal_id, first_rseq, last_rseq, escort_i
               "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
-def check_seal_columns(columns: dict[str, Any]) -> None:
-    """StoreError for a column of `seals` that an update may not set."""
-    _set_clause(columns, _SEAL_COLUMNS, "seal")
+def update_seal_sql(columns: Sequence[str]) -> str:
+    """The UPDATE of these columns of one seal (named parameters; `:_id` the seal); StoreError for
+    a column an update may not set."""
+    return f"UPDATE seals SET {_set_clause(columns, _SEAL_COLUMNS, 'seal')} WHERE seal_id = :_id"
 
 
 def run_params(seal_id: int, escort_id: int | None, first_rseq: int, base_time: int, body: bytes,
@@ -89,7 +92,7 @@ def _dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def _set_clause(columns: dict[str, Any], allowed: set[str], what: str) -> str:
+def _set_clause(columns: Collection[str], allowed: set[str], what: str) -> str:
     unknown = set(columns) - allowed
     if unknown:
         raise StoreError(f"{what}: cannot update {sorted(unknown)}")
@@ -170,8 +173,7 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
 
     def update_seal(self, seal_id: int, **columns: Any) -> None:
         if columns:
-            sql = f"UPDATE seals SET {_set_clause(columns, _SEAL_COLUMNS, 'seal')} WHERE seal_id = :_id"
-            self._c.execute(sql, {**columns, "_id": seal_id})
+            self._c.execute(update_seal_sql(list(columns)), {**columns, "_id": seal_id})
             if self._batch is not None:
                 self._batch.seal_updated(seal_id, columns)
 
@@ -298,11 +300,6 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         held = self._batch.rseq_spans(seal_id, first, last) if self._batch is not None else None
         if held is not None:
             return held
-        if last - first >= _MAX_RUN:  # a long range (the verdict's evidence): runs from anywhere in it
-            return self._c.execute(
-                "SELECT rseq, rseq FROM records WHERE seal_id = ? AND rseq BETWEEN ? AND ? "
-                "UNION ALL SELECT first_rseq, last_rseq FROM record_runs WHERE seal_id = ? "
-                "AND first_rseq <= ? AND last_rseq >= ?", (seal_id, first, last, seal_id, last, first)).fetchall()
         return self._c.execute(_RSEQ_SPANS, {"seal": seal_id, "lo": first, "hi": last, "max_run": _MAX_RUN}).fetchall()
 
     def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -412,24 +409,25 @@ class SqliteTx(SqliteAccessTx, SqliteConsoleTx, StoreTx):
         # NULL, in key order: each row outside escorts is looked at once per purge, whatever its age.
         # `records` counts records, a run's as many as it holds.
         deleted = {"records": 0, "uplinks": 0}
-        walks = (("records", ("seal_id", "rseq"), "1"), ("uplinks", ("seal_id", "boot", "seq"), "0"),
-                 ("record_runs", ("seal_id", "first_rseq"), "last_rseq - first_rseq + 1"))
+        # (table, its key, what it counts toward, how much a row counts)
+        walks = (("records", ("seal_id", "rseq"), "records", "1"),
+                 ("uplinks", ("seal_id", "boot", "seq"), "uplinks", "1"),
+                 ("record_runs", ("seal_id", "first_rseq"), "records", "last_rseq - first_rseq + 1"))
         position: list[Any] = list(after or ())
         position += [None] * (len(walks) - len(position))
-        for i, (table, key, records) in enumerate(walks):
+        for i, (table, key, counts_as, amount) in enumerate(walks):
             start = position[i]
             if start == "done":
                 continue
             cols = ", ".join(key)
             where = f"escort_id IS NULL AND ({cols}) > ({', '.join('?' for _ in key)})" if start else "escort_id IS NULL"
-            rows = self._c.execute(f"SELECT {cols}, received_at, {records} FROM {table} WHERE {where} "
+            rows = self._c.execute(f"SELECT {cols}, received_at, {amount} FROM {table} WHERE {where} "
                                    f"ORDER BY {cols} LIMIT ?", (*(start or ()), limit)).fetchall()
             old = [r for r in rows if r[len(key)] < received_before]
             if old:
                 self._c.executemany(f"DELETE FROM {table} WHERE {' AND '.join(k + ' = ?' for k in key)}",
                                     [tuple(r[:len(key)]) for r in old])
-            deleted["uplinks" if table == "uplinks" else "records"] += (
-                len(old) if table == "uplinks" else sum(r[len(key) + 1] for r in old))
+            deleted[counts_as] += sum(r[len(key) + 1] for r in old)
             position[i] = tuple(rows[-1][:len(key)]) if len(rows) == limit else "done"
         return deleted, (None if all(p == "done" for p in position) else tuple(position))
 

@@ -132,7 +132,7 @@ def run_rows(seal_id: int, escort_id: int | None, first_rseq: int, base_time: in
         yield fix_row(fields, first_rseq + i, base_time, seal_id, escort_id, received_at)
 
 
-def run_fixes(first_rseq: int, base_time: int, body: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+def run_fixes(first_rseq: int, base_time: int, body: bytes) -> Iterator[tuple[int, int, int, int, int | None]]:
     """A run's track points: (rseq, time, lat, lon, speed) of each record with a fix and a known
     position (what a map draws), without a row dict per record."""
     for i, (dt, lat, lon, speed, _course, fix, _hdop, _status) in enumerate(_RECORD.iter_unpack(body)):
