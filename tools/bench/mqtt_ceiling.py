@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from navseal.gateway.ingest import IngestResult
 from navseal.gateway.metrics import ServiceMetrics
-from navseal.protocol import DecodeError, decode_frame, encode_ack
+from navseal.protocol import NO_RSEQ, DecodeError, decode_frame, encode_ack
 
 _U32 = 0xFFFFFFFF
 
@@ -49,7 +49,7 @@ class DecodeOnlyPipeline:
         if frame.mac_ok is not True:
             return IngestResult("rejected", "unknown_seal", seal_id, frame.type)
         p = frame.payload
-        last_rseq = p["first_rseq"] + p["count"] - 1 if frame.type == "RECORDS" else p.get("rseq", 0xFFFFFFFF)
+        last_rseq = p["first_rseq"] + p["count"] - 1 if frame.type == "RECORDS" else p.get("rseq", NO_RSEQ)
         seq = self._downlink_seq.get(seal_id, 0)
         self._downlink_seq[seal_id] = seq + 1
         ack = encode_ack(seal_id, self._epoch, seq, int(time.time()) & _U32,
